@@ -1,0 +1,1 @@
+"""Thin Ray entrypoints over the ser library (infer, tune, sweep, run, submit, bench)."""

@@ -1,0 +1,79 @@
+"""Study configs (YAML): loaded, defaulted and validated; an unknown key is an error naming it."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ser.fusion import Rule, rule_from_config
+from ser.labels import LabelSet
+
+ANY = object()
+"""Marks a free-form value validated by its own builder (labels, systems)."""
+
+SCHEMA: dict[str, Any] = {
+    "name": "study",
+    "seed": 0,
+    "scores": None,
+    "out": None,
+    "labels": ANY,
+    "systems": ANY,
+    "evaluate": {"baseline": "speech", "bootstrap": 1000, "metric": "ua"},
+}
+"""Top-level keys and their defaults; a nested dict is a section with its own keys."""
+
+
+class ConfigError(ValueError):
+    """A config file is malformed; the message names the file and the offending key."""
+
+
+def _merge(schema: dict, raw: dict, where: str) -> dict:
+    unknown = sorted(set(raw) - set(schema))
+    if unknown:
+        raise ConfigError(f"{where}unknown key(s) {unknown}; allowed: {sorted(schema)}")
+    out = {}
+    for key, default in schema.items():
+        value = raw.get(key, None if default is ANY else copy.deepcopy(default))
+        if isinstance(default, dict) and default is not ANY:
+            if value is None:
+                value = {}
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}'{key}' must be a mapping, got {type(value).__name__}")
+            value = _merge(default, value, f"{where}{key}.")
+        out[key] = value
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
+    """Read ``path`` (or start empty), apply ``overrides``, fill defaults, validate keys."""
+    raw: dict = {}
+    source = "config"
+    if path is not None:
+        p = Path(path)
+        source = f"config {p}"
+        if not p.exists():
+            raise ConfigError(f"{source}: file does not exist")
+        raw = yaml.safe_load(p.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{source}: top level must be a mapping")
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    cfg = _merge(SCHEMA, raw, f"{source}: ")
+    try:
+        cfg["labels"] = LabelSet.from_dict(cfg["labels"])
+        cfg["systems"] = build_systems(cfg["systems"] or {}, cfg["labels"])
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
+    return cfg
+
+
+def build_systems(raw: dict, labels: LabelSet) -> dict[str, Rule]:
+    """Built-in systems (speech, text, oracle) plus those defined in the config's ``systems``."""
+    from ser.fusion import BUILTIN_SYSTEMS
+
+    if not isinstance(raw, dict):
+        raise ValueError("systems must be a mapping of name → {kind: ...}")
+    specs = {**BUILTIN_SYSTEMS, **raw}
+    return {name: rule_from_config(spec or {}, labels, name=f"systems.{name}") for name, spec in specs.items()}

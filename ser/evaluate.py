@@ -1,0 +1,89 @@
+"""Evaluate named fusion systems per fold on a score table's test rows (``ser evaluate``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ser.arrays import ScoreArrays
+from ser.fusion import Rule
+from ser.labels import LabelSet
+from ser.metrics import METRICS, confusion, mean_std, per_class, scores_from_confusion, switch_stats
+from ser.stats import paired_bootstrap, paired_fold_test
+
+
+def test_rows(df: pd.DataFrame) -> np.ndarray:
+    """Mask of rows that are their own fold's test rows (scored by that fold's model)."""
+    return ((df["split"] == "test") & (df["fold"] == df["model_fold"])).to_numpy()
+
+
+def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> np.ndarray:
+    """(n_folds, K, K) confusion matrices in one bincount."""
+    flat = fold_index * (k * k) + y * k + pred
+    return np.bincount(flat, minlength=n_folds * k * k).reshape(n_folds, k, k)
+
+
+def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
+                      predictions: dict[str, np.ndarray], baseline: str = "speech", n_boot: int = 1000,
+                      seed: int = 0, metric: str = "ua") -> dict:
+    """The evaluation.json layout for given predictions of the same rows by several systems."""
+    k, labels = a.labels.k, a.labels
+    per_fold = {name: scores_from_confusion(fold_confusions(a.y, pred, fold_index, len(folds), k))
+                for name, pred in predictions.items()}
+    counts = np.bincount(fold_index, minlength=len(folds))
+    result: dict = {
+        "labels": list(labels.classes),
+        "folds": [{"fold": f, "n": int(counts[i]),
+                   "systems": {name: {m: float(per_fold[name][m][i]) for m in METRICS} for name in predictions}}
+                  for i, f in enumerate(folds)],
+        "mean": {}, "std": {}, "pooled": {}, "comparisons": {},
+    }
+    for name, pred in predictions.items():
+        stats = {m: mean_std(per_fold[name][m]) for m in METRICS}
+        result["mean"][name] = {m: s[0] for m, s in stats.items()}
+        result["std"][name] = {m: s[1] for m, s in stats.items()}
+        c = confusion(a.y, pred, k)
+        result["pooled"][name] = {**{m: float(v) for m, v in scores_from_confusion(c).items()},
+                                  "per_class": per_class(c, labels), "confusion": c.tolist(),
+                                  "switches": switch_stats(a.y, a.speech, pred, labels)}
+    if baseline in predictions:
+        for name, pred in predictions.items():
+            if name == baseline:
+                continue
+            result["comparisons"][name] = {
+                "baseline": baseline,
+                "bootstrap": paired_bootstrap(a.y, predictions[baseline], pred, k, metric=metric,
+                                              n_boot=n_boot, seed=seed, strata=fold_index),
+                "folds": paired_fold_test(per_fold[baseline][metric], per_fold[name][metric]),
+            }
+    return result
+
+
+def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, baseline: str = "speech",
+                     n_boot: int = 1000, seed: int = 0, metric: str = "ua") -> dict:
+    """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
+    test = df.loc[test_rows(df)]
+    folds, fold_index = np.unique(test["fold"].to_numpy(), return_inverse=True)
+    a = ScoreArrays.from_table(test, labels)
+    predictions = {name: rule.decide(a).pred for name, rule in systems.items()}
+    return score_predictions([str(f) for f in folds], fold_index, a, predictions, baseline, n_boot, seed, metric)
+
+
+def format_table(result: dict, metric_names: tuple[str, ...] = METRICS) -> str:
+    """A readable plain-text summary: mean ± std over folds, pooled UA, and gain vs the baseline."""
+    names = list(result["mean"])
+    width = max(len(n) for n in names) + 2
+    head = f"{'system':<{width}}" + "".join(f"{m:>17}" for m in metric_names) + f"{'pooled ua':>11}{'folds +/-':>11}"
+    lines = [f"{len(result['folds'])} folds, {sum(f['n'] for f in result['folds'])} test rows "
+             f"(mean ± std over folds, %)", head, "-" * len(head)]
+    for name in names:
+        cells = "".join(f"{100 * result['mean'][name][m]:>10.2f} ± {100 * result['std'][name][m]:<4.1f}"
+                        for m in metric_names)
+        cmp = result["comparisons"].get(name)
+        folds = f"{cmp['folds']['improved']}/{cmp['folds']['worse']}" if cmp else "-"
+        lines.append(f"{name:<{width}}{cells}{100 * result['pooled'][name]['ua']:>11.2f}{folds:>11}")
+    for name, cmp in result["comparisons"].items():
+        b = cmp["bootstrap"]
+        lines.append(f"{name} − {cmp['baseline']}: Δ{b['metric']} = {100 * b['diff']:+.2f} "
+                     f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}] 95% CI, p = {b['p_value']:.3f}")
+    return "\n".join(lines)

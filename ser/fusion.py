@@ -1,0 +1,310 @@
+"""Fusion rules (DESIGN §6), each vectorized over a whole table.
+
+Every rule maps :class:`ScoreArrays` to a :class:`Decision`: the predicted class per row and the
+mask of rows whose label differs from the speech prediction. Rules are plain frozen dataclasses
+built from config mappings by :func:`rule_from_config`, so a search can construct thousands.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+from ser.arrays import ScoreArrays
+from ser.labels import LabelSet
+
+EPS = 1e-6
+
+GATES: dict[str, tuple[str | None, str | None]] = {
+    "hv": ("ge", "le"),      # published: uncertain (H ≥ τ_H) but peaked surprisal (V ≤ τ_V)
+    "h": ("ge", None),       # entropy only
+    "v": (None, "le"),       # varentropy only
+    "low": ("lt", "lt"),     # fixed-rule family: H < τ_H and V < τ_V (selects confident rows)
+}
+"""Gate forms: direction of the entropy and varentropy comparison (None = not used)."""
+
+_COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "ge": np.greater_equal, "le": np.less_equal, "lt": np.less, "gt": np.greater,
+}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """Predicted class per row and the mask of rows whose label differs from speech."""
+
+    pred: np.ndarray
+    switched: np.ndarray
+
+
+def _per_class(value: Any, labels: LabelSet, name: str) -> np.ndarray:
+    """A scalar or a {class: value} mapping → array of K values indexed by speech-predicted class."""
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - set(labels.classes))
+        missing = sorted(set(labels.classes) - set(value))
+        if unknown or missing:
+            raise ValueError(f"{name}: per-class mapping must name exactly {list(labels.classes)}"
+                             f" (unknown {unknown}, missing {missing})")
+        return np.array([float(value[c]) for c in labels.classes])
+    return np.full(labels.k, float(value))
+
+
+@dataclass(frozen=True)
+class NegativeMapping:
+    """How a negative sentiment becomes one of the negative classes, per speech-predicted class.
+
+    ``refer``: the negative class the speech model rates highest. ``score-split``: negative
+    confidence ≤ t → first negative class (ang) else the second (sad); ``flip`` swaps them.
+    """
+
+    split: np.ndarray   # (K,) bool: score-split instead of refer
+    t: np.ndarray       # (K,) float threshold on the negative confidence
+    flip: np.ndarray    # (K,) bool
+
+    @classmethod
+    def from_config(cls, raw: Any, labels: LabelSet) -> "NegativeMapping":
+        """``'refer'``, ``{mode: score-split, t: .5, flip: false}``, or ``{class: one of those}``."""
+        raw = "refer" if raw is None else raw
+        if isinstance(raw, Mapping) and set(raw) <= set(labels.classes) and raw:
+            missing = sorted(set(labels.classes) - set(raw))
+            if missing:
+                raise ValueError(f"negative: per-class mapping is missing {missing}")
+            parts = [cls._one(raw[c], labels) for c in labels.classes]
+        else:
+            parts = [cls._one(raw, labels)] * labels.k
+        split, t, flip = zip(*parts)
+        return cls(np.array(split), np.array(t, dtype=float), np.array(flip))
+
+    @staticmethod
+    def _one(raw: Any, labels: LabelSet) -> tuple[bool, float, bool]:
+        if raw == "refer":
+            return False, 0.0, False
+        if isinstance(raw, Mapping) and raw.get("mode") == "score-split":
+            extra = sorted(set(raw) - {"mode", "t", "flip"})
+            if extra:
+                raise ValueError(f"negative: unknown key(s) {extra} for score-split")
+            if len(labels.negative) != 2:
+                raise ValueError("negative: score-split needs exactly two negative classes")
+            t = float(raw.get("t", 0.5))
+            if not 0.0 <= t <= 1.0:
+                raise ValueError(f"negative: score-split t must be in [0, 1], got {t}")
+            return True, t, bool(raw.get("flip", False))
+        raise ValueError(f"negative: expected 'refer' or {{mode: score-split, t, flip}}, got {raw!r}")
+
+    def apply(self, a: ScoreArrays) -> np.ndarray:
+        """Negative class index for every row (used where the sentiment is negative)."""
+        labels = a.labels
+        neg_idx = np.array([labels.index(c) for c in labels.negative])
+        refer = neg_idx[np.argmax(a.p[:, neg_idx], axis=1)]
+        if not self.split.any():
+            return refer
+        c = a.speech
+        first_is_low = (a.q[:, 0] <= self.t[c]) ^ self.flip[c]
+        by_score = np.where(first_is_low, neg_idx[0], neg_idx[-1])
+        return np.where(self.split[c], by_score, refer)
+
+
+REFER = "refer"
+
+
+def text_labels(a: ScoreArrays, negative: NegativeMapping) -> np.ndarray:
+    """Sentiment argmax mapped to emotion classes: pos → positive, neu → neutral, neg → by ``negative``."""
+    labels = a.labels
+    mapped = np.array([-1, labels.index(labels.neutral), labels.index(labels.positive)])[a.sentiment]
+    return np.where(a.sentiment == 0, negative.apply(a), mapped)
+
+
+def text_distribution(a: ScoreArrays) -> np.ndarray:
+    """Sentiment probabilities spread over the K classes (negative mass split evenly)."""
+    labels = a.labels
+    q4 = np.zeros((len(a), labels.k))
+    for c in labels.negative:
+        q4[:, labels.index(c)] += a.q[:, 0] / len(labels.negative)
+    q4[:, labels.index(labels.neutral)] += a.q[:, 1]
+    q4[:, labels.index(labels.positive)] += a.q[:, 2]
+    return q4
+
+
+def _decision(a: ScoreArrays, pred: np.ndarray) -> Decision:
+    return Decision(pred, pred != a.speech)
+
+
+@dataclass(frozen=True)
+class SpeechRule:
+    """Baseline: the speech model's argmax."""
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        return _decision(a, a.speech)
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """The sentiment label mapped to an emotion class, for every row."""
+
+    negative: NegativeMapping
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        return _decision(a, text_labels(a, self.negative))
+
+
+@dataclass(frozen=True)
+class OracleRule:
+    """Analysis only: switch exactly where speech is wrong and the text label is right."""
+
+    negative: NegativeMapping
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        text = text_labels(a, self.negative)
+        return _decision(a, np.where((a.speech != a.y) & (text == a.y), text, a.speech))
+
+
+@dataclass(frozen=True)
+class SelectRule:
+    """Entropy-aware score selection: take the text label where the gate fires.
+
+    Thresholds are arrays of K values indexed by the speech-predicted class (equal values =
+    global thresholds). ``exclude`` is a K×K mask of speech→text transitions never taken.
+    """
+
+    gate: str
+    tau_h: np.ndarray
+    tau_v: np.ndarray
+    negative: NegativeMapping
+    exclude: np.ndarray | None = None
+
+    def gate_mask(self, a: ScoreArrays) -> np.ndarray:
+        h_op, v_op = GATES[self.gate]
+        fire = np.ones(len(a), dtype=bool)
+        if h_op:
+            fire &= _COMPARE[h_op](a.h, self.tau_h[a.speech])
+        if v_op:
+            fire &= _COMPARE[v_op](a.v, self.tau_v[a.speech])
+        return fire
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        text = text_labels(a, self.negative)
+        take = self.gate_mask(a)
+        if self.exclude is not None:
+            take &= ~self.exclude[a.speech, text]
+        return _decision(a, np.where(take, text, a.speech))
+
+
+def _weights(a: ScoreArrays, w: float, weight_gate: str, tau_h: float) -> np.ndarray:
+    """Per-row text weight: constant, only where H ≥ τ_H (``entropy``), or scaled by H / ln K."""
+    if weight_gate == "none":
+        return np.full(len(a), w)
+    if weight_gate == "entropy":
+        return np.where(a.h >= tau_h, w, 0.0)
+    return w * a.h / np.log(a.labels.k)
+
+
+@dataclass(frozen=True)
+class LogLinearRule:
+    """Soft fusion p^(1-w) · q^w, with q the sentiment spread over the K classes."""
+
+    w: float
+    weight_gate: str = "none"
+    tau_h: float = 0.0
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        w = _weights(a, self.w, self.weight_gate, self.tau_h)[:, None]
+        score = (1 - w) * np.log(np.maximum(a.p, EPS)) + w * np.log(np.maximum(text_distribution(a), EPS))
+        return _decision(a, np.argmax(score, axis=1))
+
+
+@dataclass(frozen=True)
+class AverageRule:
+    """Soft fusion (1-w) · p + w · q."""
+
+    w: float
+    weight_gate: str = "none"
+    tau_h: float = 0.0
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        w = _weights(a, self.w, self.weight_gate, self.tau_h)[:, None]
+        return _decision(a, np.argmax((1 - w) * a.p + w * text_distribution(a), axis=1))
+
+
+Rule = SpeechRule | TextRule | OracleRule | SelectRule | LogLinearRule | AverageRule
+
+_KEYS: dict[str, set[str]] = {
+    "speech": set(),
+    "text": {"negative"},
+    "oracle": {"negative"},
+    "select": {"gate", "tau_h", "tau_v", "negative", "merge", "exclude"},
+    "loglinear": {"w", "weight_gate", "tau_h"},
+    "average": {"w", "weight_gate", "tau_h"},
+}
+WEIGHT_GATES = ("none", "entropy", "scaled")
+MERGES = ("replace", "exclude")
+
+
+def exclusion_matrix(pairs: list, labels: LabelSet) -> np.ndarray:
+    """[[from, to], ...] or ['from->to', ...] → K×K bool mask of excluded speech→text transitions."""
+    mask = np.zeros((labels.k, labels.k), dtype=bool)
+    for pair in pairs:
+        src, dst = pair.split("->") if isinstance(pair, str) else pair
+        for name in (src, dst):
+            if name not in labels.classes:
+                raise ValueError(f"exclude: unknown class '{name}' in transition {pair!r}")
+        mask[labels.index(src), labels.index(dst)] = True
+    return mask
+
+
+def rule_from_config(raw: Mapping[str, Any], labels: LabelSet, name: str = "system") -> Rule:
+    """Build a rule from ``{kind: ..., <parameters>}``; errors name the system and the bad key."""
+    try:
+        kind = raw["kind"]
+    except KeyError:
+        raise ValueError(f"{name}: missing 'kind' (one of {sorted(_KEYS)})") from None
+    if kind not in _KEYS:
+        raise ValueError(f"{name}: unknown kind '{kind}' (one of {sorted(_KEYS)})")
+    extra = sorted(set(raw) - _KEYS[kind] - {"kind"})
+    if extra:
+        raise ValueError(f"{name}: unknown key(s) {extra} for kind '{kind}'; allowed: {sorted(_KEYS[kind])}")
+    try:
+        return _build(kind, raw, labels)
+    except KeyError as exc:
+        raise ValueError(f"{name}: missing key {exc} for kind '{kind}'") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
+    if kind == "speech":
+        return SpeechRule()
+    negative = NegativeMapping.from_config(raw.get("negative", REFER), labels)
+    if kind == "text":
+        return TextRule(negative)
+    if kind == "oracle":
+        return OracleRule(negative)
+    if kind == "select":
+        gate = raw.get("gate", "hv")
+        if gate not in GATES:
+            raise ValueError(f"gate '{gate}' is not one of {sorted(GATES)}")
+        merge = raw.get("merge", "replace")
+        if merge not in MERGES:
+            raise ValueError(f"merge '{merge}' is not one of {list(MERGES)}")
+        if merge == "replace" and raw.get("exclude"):
+            raise ValueError("exclude is only used with merge: exclude")
+        h_op, v_op = GATES[gate]
+        tau_h = _per_class(raw["tau_h"], labels, "tau_h") if h_op else np.zeros(labels.k)
+        tau_v = _per_class(raw["tau_v"], labels, "tau_v") if v_op else np.zeros(labels.k)
+        exclude = exclusion_matrix(raw.get("exclude", []), labels) if merge == "exclude" else None
+        return SelectRule(gate, tau_h, tau_v, negative, exclude)
+    w = float(raw["w"])
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"w must be in [0, 1], got {w}")
+    weight_gate = raw.get("weight_gate", "none")
+    if weight_gate not in WEIGHT_GATES:
+        raise ValueError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
+    cls = LogLinearRule if kind == "loglinear" else AverageRule
+    return cls(w, weight_gate, float(raw.get("tau_h", 0.0)))
+
+
+BUILTIN_SYSTEMS: dict[str, dict[str, Any]] = {
+    "speech": {"kind": "speech"},
+    "text": {"kind": "text"},
+    "oracle": {"kind": "oracle"},
+}

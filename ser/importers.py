@@ -1,0 +1,84 @@
+"""Import score tables written by other tools through a small YAML/dict mapping.
+
+Mapping keys (all optional)::
+
+    columns:   {source_name: canonical_name}     # e.g. {"0_Score": text_neg, id: utt_id}
+    labels:    {A: ang, H: hap, N: neu, S: sad}  # gold label codes → label-set classes
+    sentiment: {label: col, score: col, codes: {negative: neg, neutral: neu, positive: pos}}
+               # a top sentiment label with confidence c → c on that label, (1-c)/2 on the others
+    constants: {corpus: iemocap}                 # columns filled with one value
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
+from ser.schema import ScoreTableError, validate
+
+MAPPING_KEYS = {"columns", "labels", "sentiment", "constants"}
+SENTIMENT_KEYS = {"label", "score", "codes"}
+
+
+def load_mapping(path: str | Path) -> dict[str, Any]:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ValueError(f"import mapping {path}: top level must be a mapping")
+    return raw
+
+
+def apply_mapping(df: pd.DataFrame, mapping: dict[str, Any], labels: LabelSet = DEFAULT_LABELS,
+                  source: str = "imported table") -> pd.DataFrame:
+    """Rename columns, recode labels, expand top-label sentiment, then validate."""
+    unknown = sorted(set(mapping) - MAPPING_KEYS)
+    if unknown:
+        raise ValueError(f"import mapping: unknown key(s) {unknown}; allowed: {sorted(MAPPING_KEYS)}")
+    columns = mapping.get("columns") or {}
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise ScoreTableError(f"{source}: mapping renames column(s) {missing} that the table lacks; "
+                              f"have {list(df.columns)}")
+    out = df.rename(columns=columns)
+    for col, value in (mapping.get("constants") or {}).items():
+        out[col] = value
+    if mapping.get("labels"):
+        codes = {str(k): v for k, v in mapping["labels"].items()}
+        raw = out["label"].astype(str)
+        unmapped = ~raw.isin(codes.keys())
+        if unmapped.any():
+            raise ScoreTableError(f"{source}: label code(s) {sorted(raw[unmapped].unique())[:5]} are not in "
+                                  f"the mapping {sorted(codes)} (first row {int(np.flatnonzero(unmapped)[0])})")
+        out["label"] = raw.map(codes)
+    if mapping.get("sentiment"):
+        out = _expand_top_label(out, mapping["sentiment"], source)
+    return validate(out, labels, source=source)
+
+
+def _expand_top_label(df: pd.DataFrame, spec: dict[str, Any], source: str) -> pd.DataFrame:
+    """Top sentiment label + confidence c → probabilities: c on the label, (1 - c)/2 on each other."""
+    unknown = sorted(set(spec) - SENTIMENT_KEYS)
+    if unknown:
+        raise ValueError(f"import mapping: sentiment has unknown key(s) {unknown}; allowed: {sorted(SENTIMENT_KEYS)}")
+    label_col, score_col = spec.get("label", "sentiment_label"), spec.get("score", "sentiment_score")
+    for col in (label_col, score_col):
+        if col not in df.columns:
+            raise ScoreTableError(f"{source}: sentiment column '{col}' is missing")
+    codes = {str(k): v for k, v in (spec.get("codes") or {s: s for s in SENTIMENTS}).items()}
+    bad_targets = sorted(set(codes.values()) - set(SENTIMENTS))
+    if bad_targets:
+        raise ValueError(f"import mapping: sentiment codes map to {bad_targets}, expected {list(SENTIMENTS)}")
+    top = df[label_col].astype(str).map(codes)
+    if top.isna().any():
+        first = int(np.flatnonzero(top.isna().to_numpy())[0])
+        raise ScoreTableError(f"{source}: sentiment label '{df[label_col].iloc[first]}' (row {first}) "
+                              f"is not in the codes {sorted(codes)}")
+    conf = df[score_col].to_numpy(dtype=np.float64)
+    out = df.copy()
+    for s in SENTIMENTS:
+        out[f"text_{s}"] = np.where(top.to_numpy() == s, conf, (1.0 - conf) / 2)
+    return out

@@ -1,0 +1,62 @@
+"""Label sets: the emotion classes of a study and how sentiment polarities map onto them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SENTIMENTS = ("neg", "neu", "pos")
+"""Sentiment classes in the column order of the score table (text_neg, text_neu, text_pos)."""
+
+
+@dataclass(frozen=True)
+class LabelSet:
+    """Ordered emotion classes plus the sentiment → emotion mapping used by the text path.
+
+    ``negative`` lists the classes a negative sentiment may map to (ang vs sad is decided by
+    a negative-mapping rule); ``positive`` and ``neutral`` name one class each.
+    """
+
+    classes: tuple[str, ...] = ("ang", "hap", "neu", "sad")
+    positive: str = "hap"
+    neutral: str = "neu"
+    negative: tuple[str, ...] = ("ang", "sad")
+
+    def __post_init__(self) -> None:
+        if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
+            raise ValueError(f"label set needs >= 2 distinct classes, got {list(self.classes)}")
+        for role, names in (("positive", [self.positive]), ("neutral", [self.neutral]),
+                            ("negative", list(self.negative))):
+            unknown = [n for n in names if n not in self.classes]
+            if unknown:
+                raise ValueError(f"label set: {role} class {unknown} is not one of {list(self.classes)}")
+        if not self.negative:
+            raise ValueError("label set: negative needs at least one class")
+
+    @property
+    def k(self) -> int:
+        return len(self.classes)
+
+    def index(self, name: str) -> int:
+        return self.classes.index(name)
+
+    @property
+    def speech_columns(self) -> list[str]:
+        return [f"speech_{c}" for c in self.classes]
+
+    @classmethod
+    def from_dict(cls, raw: dict | None) -> "LabelSet":
+        """Build from a config mapping ``{classes, positive, neutral, negative}``; unknown keys are errors."""
+        if not raw:
+            return cls()
+        allowed = {"classes", "positive", "neutral", "negative"}
+        extra = sorted(set(raw) - allowed)
+        if extra:
+            raise ValueError(f"labels: unknown key(s) {extra}; allowed: {sorted(allowed)}")
+        kwargs = dict(raw)
+        for key in ("classes", "negative"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
+        return cls(**kwargs)
+
+
+DEFAULT_LABELS = LabelSet()

@@ -1,0 +1,132 @@
+"""The score table (DESIGN §4): the contract between inference and every later stage.
+
+One row per utterance and scoring model fold. ``validate`` normalizes optional columns and
+raises :class:`ScoreTableError` naming the column and the first offending rows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser.io import write_parquet
+from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
+
+TEXT_COLUMNS = [f"text_{s}" for s in SENTIMENTS]
+ID_COLUMNS = ["utt_id", "corpus", "label", "fold"]
+SPLITS = ("test", "val", "train")
+KEY = ["corpus", "utt_id", "model_fold"]
+SUM_TOLERANCE = 1e-3
+_SHOWN_ROWS = 5
+
+
+class ScoreTableError(ValueError):
+    """A score table breaks the contract; the message names the column and first bad rows."""
+
+
+def required_columns(labels: LabelSet = DEFAULT_LABELS) -> list[str]:
+    return ID_COLUMNS + labels.speech_columns + TEXT_COLUMNS
+
+
+def _rows(df: pd.DataFrame, mask: np.ndarray) -> str:
+    """Describe the first offending rows by position and utt_id."""
+    idx = np.flatnonzero(mask)
+    ids = df["utt_id"].to_numpy() if "utt_id" in df else [None] * len(df)
+    shown = ", ".join(f"row {i} (utt_id={ids[i]})" for i in idx[:_SHOWN_ROWS])
+    more = f" and {len(idx) - _SHOWN_ROWS} more" if len(idx) > _SHOWN_ROWS else ""
+    return f"{len(idx)} row(s): {shown}{more}"
+
+
+def validate(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS, source: str = "score table") -> pd.DataFrame:
+    """Check ``df`` against the contract and return a normalized copy.
+
+    Fills optional columns (``transcript`` '', ``transcript_source`` '', ``model_fold`` = fold,
+    ``split`` = 'test'), casts id columns to str, and rejects: missing columns, NaN, probabilities
+    outside [0, 1] or not summing to 1 ± 1e-3, unknown labels or splits, duplicate keys, folds
+    without test rows.
+    """
+    def fail(msg: str) -> None:
+        raise ScoreTableError(f"{source}: {msg}")
+
+    missing = [c for c in required_columns(labels) if c not in df.columns]
+    if missing:
+        fail(f"missing column(s) {missing}; have {list(df.columns)}")
+    if len(df) == 0:
+        fail("no rows")
+    out = df.reset_index(drop=True).copy()
+    defaults = {"transcript": "", "transcript_source": "", "split": "test"}
+    for col, value in defaults.items():
+        if col not in out:
+            out[col] = value
+    if "model_fold" not in out:
+        out["model_fold"] = out["fold"]
+
+    for col in ID_COLUMNS + ["model_fold", "split"]:
+        nulls = out[col].isna().to_numpy()
+        if nulls.any():
+            fail(f"column '{col}' is empty in {_rows(out, nulls)}")
+        out[col] = out[col].astype(str)
+    for col in ("transcript", "transcript_source"):
+        out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str)
+
+    for group, cols in (("speech", labels.speech_columns), ("text", TEXT_COLUMNS)):
+        try:
+            probs = out[cols].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            fail(f"{group} probability columns {cols} are not numeric: {exc}")
+        for j, col in enumerate(cols):
+            bad = np.isnan(probs[:, j])
+            if bad.any():
+                fail(f"column '{col}' has NaN in {_rows(out, bad)}")
+            bad = (probs[:, j] < 0) | (probs[:, j] > 1)
+            if bad.any():
+                fail(f"column '{col}' has probabilities outside [0, 1] in {_rows(out, bad)}")
+        bad = np.abs(probs.sum(axis=1) - 1.0) > SUM_TOLERANCE
+        if bad.any():
+            fail(f"{group} probabilities {cols} do not sum to 1 ± {SUM_TOLERANCE} in {_rows(out, bad)}")
+        out[cols] = probs
+
+    bad = ~out["label"].isin(labels.classes).to_numpy()
+    if bad.any():
+        unknown = sorted(out.loc[bad, "label"].unique())[:_SHOWN_ROWS]
+        fail(f"column 'label' has unknown label(s) {unknown} (label set {list(labels.classes)}) in {_rows(out, bad)}")
+    bad = ~out["split"].isin(SPLITS).to_numpy()
+    if bad.any():
+        fail(f"column 'split' must be one of {list(SPLITS)} in {_rows(out, bad)}")
+    dup = out.duplicated(KEY, keep="first").to_numpy()
+    if dup.any():
+        fail(f"duplicate key {KEY} in {_rows(out, dup)}")
+
+    test = out["split"].to_numpy() == "test"
+    folds_with_tests = set(out.loc[test, "fold"])
+    empty = sorted((set(out["fold"]) | set(out["model_fold"])) - folds_with_tests)
+    if empty:
+        fail(f"fold(s) {empty} have no test rows")
+    return out
+
+
+def read_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a Parquet or CSV table as is (id columns as strings), without validation."""
+    p = Path(path)
+    if not p.exists():
+        raise ScoreTableError(f"score table {p} does not exist")
+    if p.suffix.lower() == ".csv":
+        text_cols = ID_COLUMNS + ["model_fold", "split", "transcript", "speaker", "session"]
+        return pd.read_csv(p, dtype={c: str for c in text_cols}, keep_default_na=False,
+                           na_values=["", "nan", "NaN"])
+    if p.suffix.lower() in (".parquet", ".pq"):
+        return pd.read_parquet(p)
+    raise ScoreTableError(f"score table {p}: unsupported format '{p.suffix}' (use .parquet or .csv)")
+
+
+def read_scores(path: str | os.PathLike, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:
+    """Read a Parquet or CSV score table and validate it."""
+    return validate(read_table(path), labels, source=str(path))
+
+
+def write_scores(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a score table atomically (Parquet)."""
+    write_parquet(df, path)

@@ -1,0 +1,54 @@
+"""Significance of a difference between two systems: paired bootstrap and paired tests over folds."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import stats as sps
+
+from ser.metrics import batched_confusion, scores_from_confusion
+
+
+def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, metric: str = "ua",
+                     n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                     strata: np.ndarray | None = None) -> dict[str, float]:
+    """Percentile CI of metric(b) - metric(a), resampling utterances (within ``strata`` if given).
+
+    ``p_value`` is the two-sided bootstrap share of resamples whose difference crosses zero.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    if strata is None:
+        idx = rng.integers(0, n, size=(n_boot, n))
+    else:
+        idx = _stratified_indices(rng, np.asarray(strata), n_boot)
+    both = np.concatenate([pred_a[idx], pred_b[idx]])
+    conf = batched_confusion(np.concatenate([y[idx], y[idx]]), both, k)
+    values = scores_from_confusion(conf)[metric]
+    diffs = values[n_boot:] - values[:n_boot]
+    observed = scores_from_confusion(batched_confusion(y, np.stack([pred_a, pred_b]), k))[metric]
+    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
+    return {"metric": metric, "diff": float(observed[1] - observed[0]), "ci_low": float(lo),
+            "ci_high": float(hi), "p_value": float(min(p, 1.0)), "n_boot": n_boot, "alpha": alpha}
+
+
+def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: int) -> np.ndarray:
+    """Bootstrap index matrix resampling each stratum (e.g. fold) with replacement within itself."""
+    order = np.argsort(strata, kind="stable")
+    _, starts, counts = np.unique(strata[order], return_index=True, return_counts=True)
+    offsets = np.repeat(starts, counts)
+    sizes = np.repeat(counts, counts)
+    draws = (rng.random((n_boot, len(strata))) * sizes).astype(np.int64)
+    return order[offsets + draws]
+
+
+def paired_fold_test(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
+    """Per-fold comparison of b against a: folds improved, mean gain, Wilcoxon and paired-t p-values (None if undefined)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = b - a
+    out = {"n_folds": int(len(d)), "improved": int((d > 0).sum()), "worse": int((d < 0).sum()),
+           "mean_gain": float(d.mean()) if len(d) else 0.0, "wilcoxon_p": None, "ttest_p": None}
+    if len(d) >= 2 and np.any(d != 0):
+        out["wilcoxon_p"] = float(sps.wilcoxon(d).pvalue)
+        out["ttest_p"] = float(sps.ttest_rel(b, a).pvalue)
+    return out

@@ -1,0 +1,31 @@
+"""Shared fixtures: small crafted tables and a synthetic 10-fold score table."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser.labels import DEFAULT_LABELS
+from ser.schema import validate
+from ser.synthetic import synthetic_scores
+
+
+def make_table(labels, speech, text, folds=None, **extra) -> pd.DataFrame:
+    """A score table from per-row gold labels, speech probability rows and sentiment rows."""
+    n = len(labels)
+    df = pd.DataFrame({"utt_id": [f"u{i}" for i in range(n)], "corpus": "t", "label": labels,
+                       "fold": folds if folds is not None else ["f0"] * n})
+    speech, text = np.asarray(speech, float), np.asarray(text, float)
+    for j, c in enumerate(DEFAULT_LABELS.classes):
+        df[f"speech_{c}"] = speech[:, j]
+    for j, s in enumerate(("neg", "neu", "pos")):
+        df[f"text_{s}"] = text[:, j]
+    for k, v in extra.items():
+        df[k] = v
+    return df
+
+
+@pytest.fixture(scope="session")
+def synth_table() -> pd.DataFrame:
+    return validate(synthetic_scores(n_folds=10, per_fold=300, seed=1))

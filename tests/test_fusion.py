@@ -1,0 +1,115 @@
+"""Fusion decisions on crafted rows: each variant's switch and mapping logic."""
+
+import numpy as np
+import pytest
+
+from ser.arrays import ScoreArrays
+from ser.fusion import rule_from_config, text_distribution
+from ser.labels import DEFAULT_LABELS as L
+
+ANG, HAP, NEU, SAD = range(4)
+UNIFORMISH = [0.3, 0.28, 0.22, 0.2]   # speech says ang, uncertain: H ≈ 1.37, V ≈ 0.03
+CONFIDENT = [0.94, 0.02, 0.02, 0.02]  # speech says ang, H ≈ 0.29
+NEG, NEUS, POS = [0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]
+
+
+def arrays(y, p, q):
+    return ScoreArrays.from_probs(L, np.array(y), np.array(p, float), np.array(q, float))
+
+
+def build(**raw):
+    return rule_from_config(raw, L)
+
+
+def test_speech_text_oracle():
+    a = arrays([HAP, ANG, SAD], [UNIFORMISH, CONFIDENT, [0.1, 0.1, 0.5, 0.3]], [POS, POS, NEG])
+    assert build(kind="speech").decide(a).pred.tolist() == [ANG, ANG, NEU]
+    text = build(kind="text").decide(a)
+    # neg → refer: row 2's speech rates sad (0.3) above ang (0.1)
+    assert text.pred.tolist() == [HAP, HAP, SAD]
+    assert text.switched.tolist() == [True, True, True]
+    oracle = build(kind="oracle").decide(a)
+    assert oracle.pred.tolist() == [HAP, ANG, SAD]          # row 1: speech right, text wrong → keep
+    assert oracle.switched.tolist() == [True, False, True]
+
+
+def test_published_gate_switches_only_uncertain_low_varentropy():
+    a = arrays([HAP, HAP], [UNIFORMISH, CONFIDENT], [POS, POS])
+    assert a.h[0] > 1.3 and a.v[0] < 0.05 and a.h[1] < 0.3
+    d = build(kind="select", gate="hv", tau_h=1.0, tau_v=0.4).decide(a)
+    assert d.pred.tolist() == [HAP, ANG] and d.switched.tolist() == [True, False]
+    # raising τ_H above the uncertain row's entropy stops the switch; lowering τ_V below V too
+    assert build(kind="select", gate="hv", tau_h=1.38, tau_v=0.4).decide(a).pred.tolist() == [ANG, ANG]
+    assert build(kind="select", gate="hv", tau_h=1.0, tau_v=0.01).decide(a).pred.tolist() == [ANG, ANG]
+
+
+def test_entropy_only_varentropy_only_and_fixed_low_rule():
+    a = arrays([HAP, HAP], [UNIFORMISH, CONFIDENT], [POS, POS])
+    assert build(kind="select", gate="h", tau_h=0.2).decide(a).pred.tolist() == [HAP, HAP]
+    # V(CONFIDENT) ≈ 0.70 > 0.5 → only the uniform-ish row passes V ≤ 0.5
+    assert a.v[1] > 0.5
+    assert build(kind="select", gate="v", tau_v=0.5).decide(a).pred.tolist() == [HAP, ANG]
+    # "both below 0.1" selects confident rows: neither row has H < 0.1
+    assert build(kind="select", gate="low", tau_h=0.1, tau_v=0.1).decide(a).pred.tolist() == [ANG, ANG]
+    # a nearly one-hot row passes the low rule: H ≈ 0.003, V ≈ 3e-4 · ln(1e4)² ≈ 0.025
+    b = arrays([HAP], [[0.9997, 0.0001, 0.0001, 0.0001]], [POS])
+    assert b.h[0] < 0.1 and b.v[0] < 0.1
+    assert build(kind="select", gate="low", tau_h=0.1, tau_v=0.1).decide(b).pred.tolist() == [HAP]
+
+
+def test_per_class_thresholds_index_by_speech_prediction():
+    # row 0 predicted ang, row 1 predicted neu; both have the same (H, V)
+    a = arrays([HAP, HAP], [UNIFORMISH, [0.22, 0.28, 0.3, 0.2]], [POS, POS])
+    d = build(kind="select", gate="h", tau_h={"ang": 2.0, "hap": 0, "neu": 0.5, "sad": 0}).decide(a)
+    assert d.pred.tolist() == [ANG, HAP]
+
+
+def test_negative_mapping_refer_and_score_split_with_flip():
+    # both rows: speech uncertain, says ang; sentiment negative with confidences 0.8 and 0.4
+    p = [UNIFORMISH, UNIFORMISH]
+    a = arrays([SAD, SAD], p, [[0.8, 0.1, 0.1], [0.4, 0.3, 0.3]])
+    base = dict(kind="select", gate="h", tau_h=1.0)
+    assert build(**base).decide(a).pred.tolist() == [ANG, ANG]          # refer: p_ang > p_sad
+    split = dict(mode="score-split", t=0.5)
+    assert build(**base, negative=split).decide(a).pred.tolist() == [SAD, ANG]     # ≤ t → ang
+    assert build(**base, negative={**split, "flip": True}).decide(a).pred.tolist() == [ANG, SAD]
+    per_class = {"ang": split, "hap": "refer", "neu": "refer", "sad": "refer"}
+    assert build(**base, negative=per_class).decide(a).pred.tolist() == [SAD, ANG]
+
+
+def test_merge_exclude_blocks_listed_transitions():
+    a = arrays([HAP, NEU], [UNIFORMISH, UNIFORMISH], [POS, NEUS])
+    base = dict(kind="select", gate="h", tau_h=1.0)
+    assert build(**base).decide(a).pred.tolist() == [HAP, NEU]
+    d = build(**base, merge="exclude", exclude=["ang->hap"]).decide(a)
+    assert d.pred.tolist() == [ANG, NEU] and d.switched.tolist() == [False, True]
+
+
+def test_soft_fusions():
+    a = arrays([HAP], [[0.5, 0.4, 0.05, 0.05]], [POS])
+    q4 = text_distribution(a)
+    np.testing.assert_allclose(q4, [[0.05, 0.8, 0.1, 0.05]])
+    assert build(kind="loglinear", w=0.0).decide(a).pred.tolist() == [ANG]
+    # w = .5: ang 0.5^.5·0.05^.5 = 0.158 < hap 0.4^.5·0.8^.5 = 0.566
+    assert build(kind="loglinear", w=0.5).decide(a).pred.tolist() == [HAP]
+    assert build(kind="average", w=0.1).decide(a).pred.tolist() == [ANG]   # .455 vs .44
+    assert build(kind="average", w=0.2).decide(a).pred.tolist() == [HAP]   # .41 vs .48
+    # gated weight: H(p) ≈ 0.98 < τ_H = 1.2 → no text weight
+    assert build(kind="loglinear", w=0.5, weight_gate="entropy", tau_h=1.2).decide(a).pred.tolist() == [ANG]
+    assert build(kind="loglinear", w=0.9, weight_gate="scaled").decide(a).pred.tolist() == [HAP]
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"kind": "selekt"}, "unknown kind 'selekt'"),
+    ({"kind": "select", "tau_h": 1, "tau_v": 1, "tauh": 2}, "unknown key(s) ['tauh']"),
+    ({"kind": "select", "gate": "hv", "tau_h": 1}, "missing key 'tau_v'"),
+    ({"kind": "select", "gate": "xx", "tau_h": 1}, "gate 'xx' is not one of"),
+    ({"kind": "select", "gate": "h", "tau_h": {"ang": 1}}, "missing ['hap', 'neu', 'sad']"),
+    ({"kind": "select", "gate": "h", "tau_h": 1, "merge": "exclude", "exclude": ["ang->fru"]}, "unknown class 'fru'"),
+    ({"kind": "loglinear", "w": 1.5}, "w must be in [0, 1]"),
+    ({"kind": "text", "negative": {"mode": "score-split", "t": 2}}, "t must be in [0, 1]"),
+])
+def test_bad_rule_configs_name_the_problem(raw, message):
+    with pytest.raises(ValueError) as err:
+        rule_from_config(raw, L, name="systems.x")
+    assert message in str(err.value) and "systems.x" in str(err.value)

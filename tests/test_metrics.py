@@ -1,0 +1,86 @@
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from ser.labels import DEFAULT_LABELS as L
+from ser.metrics import batched_confusion, confusion, mean_std, per_class, scores_from_confusion, summary, \
+    switch_stats
+from ser.stats import paired_bootstrap, paired_fold_test
+
+
+def test_hand_computed_case():
+    # gold:  a a a h h n s s ; pred: a h a h n n s a   (a=0,h=1,n=2,s=3)
+    y = np.array([0, 0, 0, 1, 1, 2, 3, 3])
+    p = np.array([0, 1, 0, 1, 2, 2, 3, 0])
+    s = summary(y, p, 4)
+    # recalls: a 2/3, h 1/2, n 1, s 1/2 → UA = (2/3 + 1/2 + 1 + 1/2)/4
+    assert s["ua"] == pytest.approx((2 / 3 + 0.5 + 1 + 0.5) / 4)
+    assert s["wa"] == pytest.approx(5 / 8)
+    # F1: a 2·2/(3+3) = 2/3, h 2·1/(2+2) = 1/2, n 2·1/(1+2) = 2/3, s 2·1/(2+1) = 2/3
+    f1 = np.array([2 / 3, 0.5, 2 / 3, 2 / 3])
+    assert s["macro_f1"] == pytest.approx(f1.mean())
+    assert s["weighted_f1"] == pytest.approx((f1 * [3, 2, 1, 2]).sum() / 8)
+    pc = per_class(confusion(y, p, 4), L)
+    assert pc["ang"] == {"precision": pytest.approx(2 / 3), "recall": pytest.approx(2 / 3),
+                         "f1": pytest.approx(2 / 3), "support": 3}
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_equal_to_sklearn_on_random_cases(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(5, 300))
+    k_true = 3 if seed % 3 == 0 else 4                   # sometimes a class is absent from gold
+    y = rng.integers(0, k_true, n)
+    p = np.where(rng.random(n) < 0.5, y, rng.integers(0, 4, n))
+    s = summary(y, p, 4)
+    assert s["ua"] == pytest.approx(skm.balanced_accuracy_score(y, p))
+    assert s["wa"] == pytest.approx(skm.accuracy_score(y, p))
+    assert s["macro_f1"] == pytest.approx(skm.f1_score(y, p, average="macro"))
+    assert s["weighted_f1"] == pytest.approx(skm.f1_score(y, p, average="weighted"))
+    np.testing.assert_array_equal(confusion(y, p, 4), skm.confusion_matrix(y, p, labels=range(4)))
+
+
+def test_batched_confusion_matches_single():
+    rng = np.random.default_rng(0)
+    y, preds = rng.integers(0, 4, 50), rng.integers(0, 4, (3, 50))
+    batch = batched_confusion(y, preds, 4)
+    for b in range(3):
+        np.testing.assert_array_equal(batch[b], confusion(y, preds[b], 4))
+    np.testing.assert_allclose(scores_from_confusion(batch)["ua"], [summary(y, q, 4)["ua"] for q in preds])
+
+
+def test_switch_statistics():
+    y = np.array([1, 1, 0, 2, 3])
+    speech = np.array([0, 1, 0, 3, 3])
+    fused = np.array([1, 2, 0, 0, 3])    # w→r (0→1), r→w (1→2), unchanged, w→w (3→0), unchanged
+    s = switch_stats(y, speech, fused, L)
+    assert (s["switched"], s["wrong_to_right"], s["right_to_wrong"], s["wrong_to_wrong"]) == (3, 1, 1, 1)
+    assert s["rate"] == pytest.approx(0.6)
+    assert s["transitions"]["ang->hap"] == {"n": 1, "wrong_to_right": 1, "right_to_wrong": 0, "wrong_to_wrong": 0}
+    assert s["transitions"]["sad->ang"]["wrong_to_wrong"] == 1 and "neu->neu" not in s["transitions"]
+
+
+def test_mean_std():
+    assert mean_std([0.5, 0.7]) == (pytest.approx(0.6), pytest.approx(np.std([0.5, 0.7], ddof=1)))
+    assert mean_std([0.3]) == (0.3, 0.0)
+
+
+def test_paired_bootstrap_ci_brackets_true_gain_and_zero_for_identical():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 4, 2000)
+    a = np.where(rng.random(2000) < 0.6, y, rng.integers(0, 4, 2000))
+    b = np.where(rng.random(2000) < 0.3, y, a)          # b fixes some of a's errors
+    r = paired_bootstrap(y, a, b, 4, metric="wa", n_boot=500, seed=1)
+    assert r["diff"] == pytest.approx((b == y).mean() - (a == y).mean())
+    assert 0 < r["ci_low"] < r["diff"] < r["ci_high"] and r["p_value"] < 0.01
+    same = paired_bootstrap(y, a, a, 4, n_boot=200)
+    assert same["diff"] == same["ci_low"] == same["ci_high"] == 0 and same["p_value"] == 1.0
+    strat = paired_bootstrap(y, a, b, 4, metric="wa", n_boot=200, strata=np.arange(2000) % 5)
+    assert strat["ci_low"] < strat["diff"] < strat["ci_high"]
+
+
+def test_paired_fold_test():
+    r = paired_fold_test([0.6, 0.6, 0.6, 0.6, 0.6, 0.6], [0.62, 0.63, 0.61, 0.64, 0.59, 0.65])
+    assert r["improved"] == 5 and r["worse"] == 1 and r["mean_gain"] == pytest.approx(0.14 / 6)
+    assert 0 < r["wilcoxon_p"] < 0.2 and 0 < r["ttest_p"] < 0.1
+    assert paired_fold_test([0.5, 0.5], [0.5, 0.5])["wilcoxon_p"] is None
