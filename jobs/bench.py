@@ -72,11 +72,60 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     print(f"  speed-up of the grid engine over the per-pair loop: {per_pair_loop_s / per_pair_grid:.0f}x")
 
 
+def bench_tune(rows_per_fold: int = 553) -> None:
+    """Configurations/s through Ray Tune and through in-process Optuna; `ser tune` and preset wall times."""
+    from jobs.ray_env import ensure_ray
+    from jobs.tune import ray_engine
+    from ser.config import load_config
+    from ser.schema import validate, write_scores
+    from ser.synthetic import synthetic_scores, with_model_folds
+    from ser.tuning import make_fold_search, tune_folds, validate_tune
+
+    df = validate(synthetic_scores(10, rows_per_fold, seed=0))
+    cfg = load_config(None)
+    quiet = lambda _: None  # noqa: E731
+    rates = {}
+    t0 = time.perf_counter()
+    ensure_ray()
+    t_init = time.perf_counter() - t0
+    for name, engine in (("ray", ray_engine), ("optuna", None)):
+        tune_cfg = dict(cfg["tune"], engine=name)
+        t0 = time.perf_counter()
+        searches = tune_folds(df, cfg["labels"], tune_cfg, make_fold_search(tune_cfg, engine), 0, log=quiet)
+        dt = time.perf_counter() - t0
+        n = sum(r.n_configs for rs in searches.values() for r in rs)
+        trials = sum(len(rs) for rs in searches.values())
+        rates[name] = n / dt
+        print(f"{name:>6}: {trials} trials ({trials / dt:.1f}/s), {n:,} configurations in {dt:.1f} s "
+              f"= {n / dt:,.0f} configurations/s")
+    print(f"  Ray Tune / plain Optuna throughput: {rates['ray'] / rates['optuna']:.2f}x "
+          f"(goal through Tune >= 1,000/s); ray.init took {t_init:.1f} s")
+
+    tv = validate(with_model_folds(synthetic_scores(10, rows_per_fold, seed=0)))
+    pub = validate_tune(dict(cfg["tune"], method="published", protocol="trainval", space=None))
+    t0 = time.perf_counter()
+    tune_folds(tv, cfg["labels"], pub, make_fold_search(pub), 0, log=quiet)
+    print(f"published procedure on {len(tv):,} rows (10 folds, trainval): {time.perf_counter() - t0:.2f} s search")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, table, extra in (("ser tune (default config, Ray engine)", df, []),
+                                    ("ser tune published preset", tv, ["--config", "configs/presets/published.yaml"])):
+            path = Path(tmp) / "scores.parquet"
+            write_scores(table, path)
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "ser.cli", "tune", "--scores", str(path), "--out", tmp, *extra],
+                           check=True, capture_output=True)
+            print(f"{label}: {time.perf_counter() - t0:.1f} s wall, whole CLI")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
-    parser.add_argument("suite", choices=["core"], nargs="?", default="core")
+    suites = {"core": bench_core, "tune": bench_tune}
+    parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all")
     args = parser.parse_args(argv)
-    {"core": bench_core}[args.suite]()
+    for name in suites if args.suite == "all" else [args.suite]:
+        print(f"== {name}")
+        suites[name]()
     return 0
 
 

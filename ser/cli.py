@@ -30,6 +30,95 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_tune(args: argparse.Namespace) -> int:
+    from ser.config import load_config, resolved
+    from ser.evaluate import format_table
+    from ser.io import write_parquet
+    from ser.provenance import provenance
+    from ser.schema import read_scores
+    from ser.tuning import make_fold_search, trials_table, tune_folds, tuned_results
+
+    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
+    tune = dict(cfg["tune"], **({"engine": args.engine} if args.engine else {}))
+    if not cfg["scores"]:
+        raise SystemExit("ser tune: no score table given (--scores FILE or 'scores:' in the config)")
+    t0 = time.perf_counter()
+    df = read_scores(cfg["scores"], cfg["labels"])
+    out = Path(cfg["out"] or "runs/tune")
+    engine = None
+    if tune["engine"] == "ray" and tune["method"] == "search":
+        from jobs.tune import ray_engine as engine
+    state = out / "folds"
+    if not args.resume and state.exists():
+        for stale in state.glob("fold-*.json"):
+            stale.unlink()
+    searches = tune_folds(df, cfg["labels"], tune, make_fold_search(tune, engine), cfg["seed"], state_dir=state)
+    t_search = time.perf_counter() - t0
+    result = tuned_results(df, cfg["labels"], searches, tune, n_boot=cfg["evaluate"]["bootstrap"], seed=cfg["seed"])
+    print(format_table(result))
+    write_json(result, out / "results.json")
+    write_parquet(trials_table(searches), out / "trials.parquet")
+    write_json({"command": "tune", "config_file": args.config, "config": resolved(cfg) | {"tune": tune},
+                "seed": cfg["seed"], "timings_s": {"search": t_search, "total": time.perf_counter() - t0},
+                **provenance()}, out / "run.json")
+    print(f"wrote {out}/results.json, trials.parquet, run.json ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from ser.config import load_config
+    from ser.io import write_parquet
+    from ser.schema import read_scores
+    from ser.sweep import sweep
+
+    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
+    if not cfg["scores"]:
+        raise SystemExit("ser sweep: no score table given (--scores FILE or 'scores:' in the config)")
+    t0 = time.perf_counter()
+    df = read_scores(cfg["scores"], cfg["labels"])
+    surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"])
+    out = Path(cfg["out"] or "runs/sweep")
+    write_parquet(surfaces, out / "sweep.parquet")
+    write_parquet(chosen, out / "sweep_chosen.parquet")
+    write_json(stats, out / "sweep.json")
+    print(f"chosen τ_H {stats['chosen_tau_h']['mean']:.3f} ± {stats['chosen_tau_h']['std']:.3f}, "
+          f"τ_V {stats['chosen_tau_v']['mean']:.3f} ± {stats['chosen_tau_v']['std']:.3f} across folds; "
+          f"gap to oracle {100 * stats['gap_to_oracle']:.2f} points")
+    print(f"wrote {out}/sweep.parquet ({len(surfaces):,} rows), sweep_chosen.parquet, sweep.json "
+          f"({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
+def _cmd_cross(args: argparse.Namespace) -> int:
+    from ser.config import load_config
+    from ser.schema import read_scores
+    from ser.transfer import cross_dataset, format_matrix, split_corpora
+    from ser.tuning import make_fold_search
+
+    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
+    corpora = cfg["cross"]["corpora"]
+    if corpora:
+        if not isinstance(corpora, dict) or len(corpora) < 2:
+            raise ValueError("cross.corpora must map at least two corpus names to score tables")
+        tables = {name: read_scores(path, cfg["labels"]) for name, path in corpora.items()}
+    elif cfg["scores"]:
+        tables = split_corpora(read_scores(cfg["scores"], cfg["labels"]))
+    else:
+        raise SystemExit("ser cross: give cross.corpora in the config, or --scores with a 'corpus' column")
+    t0 = time.perf_counter()
+    tune = cfg["tune"]
+    engine = None
+    if tune["engine"] == "ray" and tune["method"] == "search":
+        from jobs.tune import ray_engine as engine
+    result = cross_dataset(tables, cfg["labels"], tune, make_fold_search(tune, engine), cfg["seed"],
+                           cfg["evaluate"]["bootstrap"])
+    print(format_matrix(result))
+    out = Path(cfg["out"] or "runs/cross")
+    write_json(result, out / "cross.json")
+    print(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ser.schema import validate, write_scores
     from ser.synthetic import synthetic_scores
@@ -61,6 +150,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="study YAML (labels, systems, evaluate options)")
     p.add_argument("--out", help="output directory (default runs/evaluate)")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("tune", help="search fusion configurations per fold, leakage-free (Ray Tune + Optuna)")
+    p.add_argument("--scores", help="score table (.parquet or .csv)")
+    p.add_argument("--config", help="study YAML (tune: protocol, objective, trials, space, ...)")
+    p.add_argument("--out", help="output directory (default runs/tune)")
+    p.add_argument("--engine", choices=["ray", "optuna"], help="override tune.engine")
+    p.add_argument("--resume", action="store_true", help="keep folds finished by an interrupted run")
+    p.set_defaults(func=_cmd_tune)
+
+    p = sub.add_parser("sweep", help="threshold-sensitivity surfaces per fold and averaged")
+    p.add_argument("--scores", help="score table (.parquet or .csv)")
+    p.add_argument("--config", help="study YAML (sweep: gate, tau_h, tau_v, per_class)")
+    p.add_argument("--out", help="output directory (default runs/sweep)")
+    p.set_defaults(func=_cmd_sweep)
+
+    p = sub.add_parser("cross", help="cross-dataset transfer: tune on corpus A, test on corpus B")
+    p.add_argument("--scores", help="one score table with several values in its 'corpus' column")
+    p.add_argument("--config", help="study YAML (cross.corpora: {name: table}, tune: ...)")
+    p.add_argument("--out", help="output directory (default runs/cross)")
+    p.set_defaults(func=_cmd_cross)
 
     p = sub.add_parser("import", help="convert another tool's score table through a YAML column/label mapping")
     p.add_argument("--input", required=True, help="source table (.csv or .parquet)")

@@ -8,8 +8,10 @@ from typing import Any
 
 import yaml
 
-from ser.fusion import Rule, rule_from_config
+from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
 from ser.labels import LabelSet
+from ser.sweep import SWEEP_DEFAULTS, validate_sweep
+from ser.tuning import TUNE_DEFAULTS, validate_tune
 
 ANY = object()
 """Marks a free-form value validated by its own builder (labels, systems)."""
@@ -22,6 +24,9 @@ SCHEMA: dict[str, Any] = {
     "labels": ANY,
     "systems": ANY,
     "evaluate": {"baseline": "speech", "bootstrap": 1000, "metric": "ua"},
+    "tune": {**TUNE_DEFAULTS, "space": ANY},
+    "sweep": {**SWEEP_DEFAULTS, "tau_h": ANY, "tau_v": ANY},
+    "cross": {"corpora": None},
 }
 """Top-level keys and their defaults; a nested dict is a section with its own keys."""
 
@@ -36,13 +41,15 @@ def _merge(schema: dict, raw: dict, where: str) -> dict:
         raise ConfigError(f"{where}unknown key(s) {unknown}; allowed: {sorted(schema)}")
     out = {}
     for key, default in schema.items():
-        value = raw.get(key, None if default is ANY else copy.deepcopy(default))
-        if isinstance(default, dict) and default is not ANY:
+        if isinstance(default, dict):
+            value = raw.get(key)
             if value is None:
                 value = {}
             if not isinstance(value, dict):
                 raise ConfigError(f"{where}'{key}' must be a mapping, got {type(value).__name__}")
             value = _merge(default, value, f"{where}{key}.")
+        else:
+            value = raw.get(key, None if default is ANY else copy.deepcopy(default))
         out[key] = value
     return out
 
@@ -63,16 +70,25 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     cfg = _merge(SCHEMA, raw, f"{source}: ")
     try:
         cfg["labels"] = LabelSet.from_dict(cfg["labels"])
+        cfg["system_specs"] = {**BUILTIN_SYSTEMS, **(cfg["systems"] or {})}
         cfg["systems"] = build_systems(cfg["systems"] or {}, cfg["labels"])
+        cfg["tune"] = validate_tune(cfg["tune"])
+        cfg["sweep"] = validate_sweep({k: SWEEP_DEFAULTS[k] if v is None else v for k, v in cfg["sweep"].items()})
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg
 
 
+def resolved(cfg: dict) -> dict:
+    """The loaded config as plain data (for run records): label set and system specs, not objects."""
+    from dataclasses import asdict
+
+    out = {k: v for k, v in cfg.items() if k not in ("systems", "system_specs", "labels")}
+    return {**out, "labels": asdict(cfg["labels"]), "systems": cfg["system_specs"]}
+
+
 def build_systems(raw: dict, labels: LabelSet) -> dict[str, Rule]:
     """Built-in systems (speech, text, oracle) plus those defined in the config's ``systems``."""
-    from ser.fusion import BUILTIN_SYSTEMS
-
     if not isinstance(raw, dict):
         raise ValueError("systems must be a mapping of name → {kind: ...}")
     specs = {**BUILTIN_SYSTEMS, **raw}

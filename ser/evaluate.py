@@ -6,15 +6,11 @@ import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
+from ser.folds import own_test_rows
 from ser.fusion import Rule
 from ser.labels import LabelSet
 from ser.metrics import METRICS, confusion, mean_std, per_class, scores_from_confusion, switch_stats
 from ser.stats import paired_bootstrap, paired_fold_test
-
-
-def test_rows(df: pd.DataFrame) -> np.ndarray:
-    """Mask of rows that are their own fold's test rows (scored by that fold's model)."""
-    return ((df["split"] == "test") & (df["fold"] == df["model_fold"])).to_numpy()
 
 
 def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> np.ndarray:
@@ -62,7 +58,7 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
 def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, baseline: str = "speech",
                      n_boot: int = 1000, seed: int = 0, metric: str = "ua") -> dict:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
-    test = df.loc[test_rows(df)]
+    test = df.loc[own_test_rows(df)]
     folds, fold_index = np.unique(test["fold"].to_numpy(), return_inverse=True)
     a = ScoreArrays.from_table(test, labels)
     predictions = {name: rule.decide(a).pred for name, rule in systems.items()}

@@ -80,6 +80,17 @@ class FoldSplit:
     test: np.ndarray
 
 
+def own_test_rows(df: pd.DataFrame) -> np.ndarray:
+    """Rows that are their own fold's test rows (scored by that fold's model)."""
+    return ((df["split"] == "test") & (df["fold"] == df["model_fold"])).to_numpy()
+
+
+def test_masks(df: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each fold's test-row mask, in sorted fold order."""
+    fold, own = df["fold"].to_numpy(), own_test_rows(df)
+    return {k: own & (fold == k) for k in fold_ids(df)}
+
+
 def fold_splits(df: pd.DataFrame, protocol: str = "oof") -> list[FoldSplit]:
     """Tuning and test masks for every fold of a validated score table."""
     if protocol not in TUNING_PROTOCOLS:
@@ -87,10 +98,9 @@ def fold_splits(df: pd.DataFrame, protocol: str = "oof") -> list[FoldSplit]:
     fold = df["fold"].to_numpy()
     model_fold = df["model_fold"].to_numpy()
     split = df["split"].to_numpy()
-    is_test = (split == "test") & (fold == model_fold)
+    is_test = own_test_rows(df)
     out = []
-    for k in fold_ids(df):
-        test = is_test & (fold == k)
+    for k, test in test_masks(df).items():
         if protocol == "oof":
             tuning = is_test & (fold != k)
         elif protocol == "val":

@@ -29,3 +29,15 @@ def make_table(labels, speech, text, folds=None, **extra) -> pd.DataFrame:
 @pytest.fixture(scope="session")
 def synth_table() -> pd.DataFrame:
     return validate(synthetic_scores(n_folds=10, per_fold=300, seed=1))
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    """One local Ray for the whole test session (2 CPUs, no dashboard)."""
+    from jobs.ray_env import ensure_ray
+
+    import ray
+
+    ensure_ray(num_cpus=2)
+    yield ray
+    ray.shutdown()

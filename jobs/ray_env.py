@@ -1,0 +1,19 @@
+"""Starting or joining Ray the way every ser job does: quiet, local services on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+
+
+def ensure_ray(num_cpus: int | None = None) -> None:
+    """Join ``RAY_ADDRESS`` if set (a cluster or ``ray job submit``), else start a local Ray."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(configure_logging=False, log_to_driver=False)
+    else:
+        ray.init(num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
+                 configure_logging=False, log_to_driver=False)

@@ -1,0 +1,40 @@
+"""What produced a run: package versions, git commit, Python, platform."""
+
+from __future__ import annotations
+
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+PACKAGES = ("ser", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "ray", "optuna", "torch",
+            "transformers", "faster-whisper", "ctranslate2")
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions (None when absent), read from metadata without importing anything."""
+    out: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit(path: Path | None = None) -> str | None:
+    """HEAD of the project checkout, with '+dirty' when it has uncommitted changes; None outside git."""
+    cwd = path or Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def provenance() -> dict:
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "git_commit": git_commit(),
+            "packages": package_versions()}

@@ -1,0 +1,263 @@
+"""The search space of fusion configurations and the vectorized work of one search trial.
+
+A trial's *structure* (variant, gate, global or per-class thresholds, negative mapping, merge,
+weight gating) is sampled by Optuna (TPE); its continuous parameters are then optimized
+exhaustively on the tuning set — thresholds with the grid engine (per class by coordinate
+ascent over additive count changes), soft-fusion weights as one batched pass over a weight
+grid — so a trial evaluates thousands of configurations and amortizes the search overhead.
+Pure numpy: no Ray, no torch, no optuna import (the Optuna trial is passed in).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ser.arrays import ScoreArrays
+from ser.fusion import GATES, WEIGHT_GATES, NegativeMapping, rule_from_config, text_distribution
+from ser.grid import threshold_surface
+from ser.metrics import METRICS, batched_confusion, confusion, scores_from_confusion, scores_from_counts
+
+VARIANTS = ("select", "loglinear", "average")
+NEVER = {"ge": 1e9, "gt": 1e9, "le": -1.0, "lt": -1.0}
+"""A finite threshold no row passes (entropy and varentropy are ≥ 0 and bounded), JSON-safe."""
+
+DEFAULT_SPACE: dict[str, Any] = {
+    "variants": ["select", "loglinear", "average"],
+    "select": {
+        "gate": ["hv", "h", "v"],
+        "thresholds": ["global", "per_class"],
+        "tau_h": {"quantiles": [0.02, 0.98], "steps": 40},
+        "tau_v": {"quantiles": [0.02, 0.98], "steps": 40},
+        "negative": ["refer", "score-split"],
+        "split_t": [0.0, 0.7],
+        "merge": ["replace", "exclude"],
+        "rounds": 2,
+    },
+    "soft": {
+        "w": {"range": [0.0, 1.0], "steps": 51},
+        "weight_gate": ["none", "entropy", "scaled"],
+        "gate_quantile": [0.1, 0.9],
+    },
+}
+"""Default search space; a config's ``tune.space`` overrides keys (unknown keys are errors)."""
+
+
+def _check_space(space: dict, default: dict, where: str) -> None:
+    unknown = sorted(set(space) - set(default))
+    if unknown:
+        raise ValueError(f"{where}unknown key(s) {unknown}; allowed: {sorted(default)}")
+    for key, value in space.items():
+        if isinstance(default[key], dict) and key in ("select", "soft"):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}{key} must be a mapping")
+            _check_space(value, default[key], f"{where}{key}.")
+
+
+def resolve_space(raw: dict | None) -> dict:
+    """Defaults overlaid with ``raw``, validated: unknown keys and bad choices/ranges name the key."""
+    raw = raw or {}
+    _check_space(raw, DEFAULT_SPACE, "tune.space.")
+    space = copy.deepcopy(DEFAULT_SPACE)
+    for key, value in raw.items():
+        if key in ("select", "soft"):
+            space[key].update(value)
+        else:
+            space[key] = value
+    _choices(space["variants"], VARIANTS, "tune.space.variants")
+    sel, soft = space["select"], space["soft"]
+    _choices(sel["gate"], tuple(GATES), "tune.space.select.gate")
+    _choices(sel["thresholds"], ("global", "per_class"), "tune.space.select.thresholds")
+    _choices(sel["negative"], ("refer", "score-split"), "tune.space.select.negative")
+    _choices(sel["merge"], ("replace", "exclude"), "tune.space.select.merge")
+    _choices(soft["weight_gate"], WEIGHT_GATES, "tune.space.soft.weight_gate")
+    _interval(sel["split_t"], "tune.space.select.split_t", 0.0, 1.0)
+    _interval(soft["gate_quantile"], "tune.space.soft.gate_quantile", 0.0, 1.0)
+    for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"])):
+        check_candidates(spec, f"tune.space.{name}")
+    if not isinstance(sel["rounds"], int) or sel["rounds"] < 1:
+        raise ValueError(f"tune.space.select.rounds must be a positive integer, got {sel['rounds']!r}")
+    return space
+
+
+def _choices(values: Any, allowed: tuple, where: str) -> None:
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{where} must be a non-empty list of {list(allowed)}, got {values!r}")
+    bad = [v for v in values if v not in allowed]
+    if bad:
+        raise ValueError(f"{where}: unknown choice(s) {bad}; allowed: {list(allowed)}")
+
+
+def _interval(values: Any, where: str, lo: float, hi: float) -> None:
+    if (not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (int, float)) for v in values)
+            or not lo <= values[0] <= values[1] <= hi):
+        raise ValueError(f"{where} must be [low, high] with {lo} <= low <= high <= {hi}, got {values!r}")
+
+
+def check_candidates(spec: Any, where: str) -> None:
+    """A candidate-list spec: ``{quantiles: [lo, hi], steps: n}`` or ``{range: [lo, hi], steps: n}``."""
+    if not isinstance(spec, dict) or len(set(spec) & {"quantiles", "range"}) != 1 or \
+            set(spec) - {"quantiles", "range", "steps"}:
+        raise ValueError(f"{where} must be {{quantiles: [lo, hi], steps: n}} or {{range: [lo, hi], steps: n}}, "
+                         f"got {spec!r}")
+    if "quantiles" in spec:
+        _interval(spec["quantiles"], f"{where}.quantiles", 0.0, 1.0)
+    else:
+        _interval(spec["range"], f"{where}.range", -np.inf, np.inf)
+    if not isinstance(spec.get("steps", 40), int) or spec.get("steps", 40) < 1:
+        raise ValueError(f"{where}.steps must be a positive integer, got {spec.get('steps')!r}")
+
+
+def candidates(spec: dict, values: np.ndarray) -> np.ndarray:
+    """Candidate thresholds: evenly spaced in ``range``, or at evenly spaced ``quantiles`` of ``values``."""
+    steps = spec.get("steps", 40)
+    if "range" in spec:
+        return np.linspace(*spec["range"], steps)
+    if len(values) == 0:
+        return np.array([np.inf])
+    return np.unique(np.quantile(values, np.linspace(*spec["quantiles"], steps)))
+
+
+def suggest(trial: Any, space: dict) -> dict:
+    """Define-by-run sampling of a trial's structure (works for Optuna trials under Tune or alone)."""
+    variant = trial.suggest_categorical("variant", space["variants"])
+    if variant == "select":
+        sel = space["select"]
+        params = {"variant": variant,
+                  "gate": trial.suggest_categorical("gate", sel["gate"]),
+                  "thresholds": trial.suggest_categorical("thresholds", sel["thresholds"]),
+                  "negative": trial.suggest_categorical("negative", sel["negative"]),
+                  "merge": trial.suggest_categorical("merge", sel["merge"])}
+        if params["negative"] == "score-split":
+            params["split_t"] = trial.suggest_float("split_t", *sel["split_t"])
+            params["flip"] = trial.suggest_categorical("flip", [False, True])
+        return params
+    soft = space["soft"]
+    params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", soft["weight_gate"])}
+    if params["weight_gate"] == "entropy":
+        params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft["gate_quantile"])
+    return params
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """The best configuration a trial found on its tuning set."""
+
+    config: dict
+    score: float
+    n_configs: int
+
+
+def objective_value(a: ScoreArrays, pred: np.ndarray, objective: str) -> float:
+    return float(scores_from_confusion(confusion(a.y, pred, a.labels.k))[objective])
+
+
+def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
+    """Optimize the continuous parameters of a sampled structure on tuning arrays ``a``."""
+    if objective not in METRICS:
+        raise ValueError(f"objective '{objective}' is not one of {list(METRICS)}")
+    if params["variant"] == "select":
+        return _select_trial(params, a, space["select"], objective)
+    return _soft_trial(params, a, space["soft"], objective)
+
+
+def _negative_config(params: dict) -> Any:
+    if params["negative"] == "score-split":
+        return {"mode": "score-split", "t": round(float(params["split_t"]), 6), "flip": bool(params["flip"])}
+    return "refer"
+
+
+def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> TrialResult:
+    k, gate = a.labels.k, params["gate"]
+    negative_cfg = _negative_config(params)
+    negative = NegativeMapping.from_config(negative_cfg, a.labels)
+    h_op, v_op = GATES[gate]
+    if params["thresholds"] == "global":
+        th = candidates(sel["tau_h"], a.h) if h_op else np.zeros(1)
+        tv = candidates(sel["tau_v"], a.v) if v_op else np.zeros(1)
+        surf = threshold_surface(a, th, tv, gate, negative)
+        i, j = np.unravel_index(np.argmax(surf.metrics[objective]), surf.metrics[objective].shape)
+        tau_h, tau_v = float(th[i]), float(tv[j])
+        n_configs = th.size * tv.size
+    else:
+        tau_h, tau_v, n_configs = _per_class_ascent(a, gate, negative, sel, objective)
+    config = {"kind": "select", "gate": gate, "negative": negative_cfg}
+    if h_op:
+        config["tau_h"] = tau_h
+    if v_op:
+        config["tau_v"] = tau_v
+    if params["merge"] == "exclude":
+        config["merge"] = "exclude"
+        config["exclude"] = learned_exclusions(a, rule_from_config(config, a.labels).decide(a).pred)
+        n_configs += 1
+    score = objective_value(a, rule_from_config(config, a.labels).decide(a).pred, objective)
+    return TrialResult(config, score, int(n_configs))
+
+
+def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel: dict,
+                      objective: str) -> tuple[dict, dict, int]:
+    """Per-class thresholds by coordinate ascent: class surfaces add independent count changes."""
+    k = a.labels.k
+    h_op, v_op = GATES[gate]
+    support = np.bincount(a.y, minlength=k)
+    base_tp = np.bincount(a.y[a.speech == a.y], minlength=k)
+    base_pred = np.bincount(a.speech, minlength=k)
+    surfaces, grids = [], []
+    for c in range(k):
+        rows = a.speech == c
+        th = candidates(sel["tau_h"], a.h[rows]) if h_op else np.zeros(1)
+        tv = candidates(sel["tau_v"], a.v[rows]) if v_op else np.zeros(1)
+        # one extra candidate per axis that admits no row (H, V ≥ 0) = "never switch"
+        th = np.r_[th, NEVER[h_op]] if h_op else th
+        tv = np.r_[tv, NEVER[v_op]] if v_op else tv
+        surfaces.append(threshold_surface(a, th, tv, gate, negative, rows=rows))
+        grids.append((th, tv))
+    choice = [(len(th) - 1, len(tv) - 1) for th, tv in grids]      # start: no class switches
+    n_configs = 0
+    for _ in range(sel["rounds"]):
+        for c in range(k):
+            other_tp = sum(surfaces[o].delta_tp[choice[o]] for o in range(k) if o != c)
+            other_pred = sum(surfaces[o].delta_pred[choice[o]] for o in range(k) if o != c)
+            s = surfaces[c]
+            values = scores_from_counts(base_tp + other_tp + s.delta_tp, base_pred + other_pred + s.delta_pred,
+                                        np.broadcast_to(support, s.delta_tp.shape))[objective]
+            n_configs += values.size
+            best = np.unravel_index(np.argmax(values), values.shape)
+            if values[best] > values[choice[c]]:
+                choice[c] = (int(best[0]), int(best[1]))
+    tau_h = {a.labels.classes[c]: float(grids[c][0][choice[c][0]]) for c in range(k)}
+    tau_v = {a.labels.classes[c]: float(grids[c][1][choice[c][1]]) for c in range(k)}
+    return tau_h, tau_v, n_configs
+
+
+def learned_exclusions(a: ScoreArrays, pred: np.ndarray) -> list[str]:
+    """Transitions speech → fused whose right→wrong count exceeds wrong→right on these rows."""
+    k = a.labels.k
+    moved = pred != a.speech
+    pair = a.speech[moved] * k + pred[moved]
+    gain = (pred[moved] == a.y[moved]).astype(int) - (a.speech[moved] == a.y[moved])
+    net = np.bincount(pair, weights=gain, minlength=k * k)
+    return [f"{a.labels.classes[i // k]}->{a.labels.classes[i % k]}" for i in np.flatnonzero(net < 0)]
+
+
+def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> TrialResult:
+    weights = candidates(soft["w"], np.array([]))
+    gate = params["weight_gate"]
+    config: dict = {"kind": params["variant"], "weight_gate": gate}
+    if gate == "entropy":
+        config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))
+    h_scale = {"none": np.ones(len(a)), "entropy": (a.h >= config.get("tau_h", 0.0)).astype(float),
+               "scaled": a.h / np.log(a.labels.k)}[gate]
+    w = weights[:, None, None] * h_scale[None, :, None]                    # (W, n, 1)
+    q4 = text_distribution(a)
+    if params["variant"] == "loglinear":
+        fused = (1 - w) * np.log(np.maximum(a.p, 1e-6)) + w * np.log(np.maximum(q4, 1e-6))
+    else:
+        fused = (1 - w) * a.p + w * q4
+    values = scores_from_confusion(batched_confusion(a.y, np.argmax(fused, axis=2), a.labels.k))[objective]
+    best = int(np.argmax(values))
+    config["w"] = float(weights[best])
+    return TrialResult(config, float(values[best]), len(weights))

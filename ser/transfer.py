@@ -1,0 +1,66 @@
+"""Cross-dataset transfer (``ser cross``): choose fusion parameters on corpus A, apply them to B.
+
+For A ≠ B the tuning set is every test row of A (all folds pooled: each scored out-of-sample)
+and the chosen configuration is applied once to each of B's folds. The diagonal A → A is the
+ordinary leakage-free per-fold tuning on A, so the matrix compares in-corpus with transfer.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pandas as pd
+
+from ser.arrays import ScoreArrays
+from ser.folds import own_test_rows
+from ser.labels import LabelSet
+from ser.tuning import FoldSearch, apply_per_fold, best_trial, tune_folds, tuned_results
+
+
+def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """One validated table with a ``corpus`` column → {corpus: rows}."""
+    names = sorted(df["corpus"].unique())
+    if len(names) < 2:
+        raise ValueError(f"cross-dataset transfer needs at least two corpora; the table has {names}")
+    return {n: df[df["corpus"] == n].reset_index(drop=True) for n in names}
+
+
+def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: dict, fold_search: FoldSearch,
+                  seed: int = 0, n_boot: int = 1000, log: Callable[[str], None] = print) -> dict:
+    """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout."""
+    objective = tune_cfg["objective"]
+    matrix: dict[str, dict[str, dict]] = {}
+    pairs: dict[str, dict] = {}
+    for src, src_df in tables.items():
+        pooled = ScoreArrays.from_table(src_df.loc[own_test_rows(src_df)], labels)
+        chosen = best_trial(fold_search({src: pooled}, {src: seed})[src])
+        matrix[src] = {}
+        for dst, dst_df in tables.items():
+            if src == dst:
+                searches = tune_folds(dst_df, labels, tune_cfg, fold_search, seed, log=lambda _: None)
+                result = tuned_results(dst_df, labels, searches, tune_cfg, n_boot, seed)
+            else:
+                folds = sorted(dst_df.loc[own_test_rows(dst_df), "fold"].unique())
+                result = apply_per_fold(dst_df, labels, {f: chosen for f in folds}, objective, n_boot, seed)
+            pairs[f"{src}->{dst}"] = result
+            mean = result["mean"]
+            cell = {"tuned": mean["tuned"][objective], "speech": mean["speech"][objective],
+                    "gain": mean["tuned"][objective] - mean["speech"][objective],
+                    "folds_improved": result["comparisons"]["tuned"]["folds"]["improved"],
+                    "n_folds": len(result["folds"])}
+            matrix[src][dst] = cell
+            log(f"{src} → {dst}: tuned {objective} {100 * cell['tuned']:.2f} vs speech {100 * cell['speech']:.2f} "
+                f"({100 * cell['gain']:+.2f}; {cell['folds_improved']}/{cell['n_folds']} folds improved)")
+    return {"objective": objective, "corpora": list(tables), "matrix": matrix, "pairs": pairs}
+
+
+def format_matrix(result: dict) -> str:
+    """Gain over speech (points) for each tuning corpus (row) → test corpus (column)."""
+    names = result["corpora"]
+    width = max(len(n) for n in names) + 2
+    lines = [f"gain in {result['objective']} over speech (points); rows: tuned on, columns: tested on",
+             " " * width + "".join(f"{n:>{width}}" for n in names)]
+    for src in names:
+        lines.append(f"{src:<{width}}" + "".join(f"{100 * result['matrix'][src][dst]['gain']:>+{width}.2f}"
+                                                 for dst in names))
+    return "\n".join(lines)

@@ -1,0 +1,130 @@
+"""Per-fold tuning: leakage, determinism, gains where text carries valence, config errors, resume."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser.cli import main
+from ser.config import ConfigError, load_config
+from ser.schema import validate
+from ser.search import resolve_space
+from ser.synthetic import synthetic_scores
+from ser.tuning import make_fold_search, tune_folds, tuned_results
+
+FAST = {"method": "search", "engine": "optuna", "protocol": "oof", "objective": "macro_f1", "trials": 12,
+        "max_concurrent_trials": 1,
+        "space": resolve_space({"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 12},
+                                           "tau_v": {"quantiles": [0.05, 0.95], "steps": 12}},
+                                "soft": {"w": {"range": [0, 1], "steps": 21}}})}
+
+
+@pytest.fixture(scope="module")
+def table():
+    return validate(synthetic_scores(n_folds=5, per_fold=240, seed=3))
+
+
+def chosen(df, tune_cfg=FAST, seed=0):
+    labels = load_config(None)["labels"]
+    searches = tune_folds(df, labels, tune_cfg, make_fold_search(tune_cfg), seed, log=lambda _: None)
+    return searches, {f: max(r, key=lambda t: (t.score, -t.number)).config for f, r in searches.items()}
+
+
+def test_changing_a_folds_test_labels_never_changes_its_choice(table):
+    _, before = chosen(table)
+    k = sorted(table["fold"].unique())[2]
+    changed = table.copy()
+    rows = changed["fold"] == k
+    changed.loc[rows, "label"] = np.random.default_rng(0).permutation(changed.loc[rows, "label"].to_numpy())
+    _, after = chosen(changed)
+    assert after[k] == before[k]
+    # under oof the other folds tune on fold k's rows, so their choices may (and here do) move
+    assert any(after[f] != before[f] for f in before if f != k)
+
+
+def test_leakage_val_protocol_no_fold_moves(table):
+    """Each fold's model scored its own val rows (other speakers); test labels feed no tuning set."""
+    folds = sorted(table["fold"].unique())
+    val = table.copy()
+    val["model_fold"] = [folds[(folds.index(f) + 1) % len(folds)] for f in val["fold"]]
+    val["split"] = "val"
+    val["utt_id"] = val["utt_id"] + "_v"
+    both = validate(pd.concat([table, val], ignore_index=True))
+    cfg = dict(FAST, protocol="val")
+    _, before = chosen(both, cfg)
+    changed = both.copy()
+    test_rows = changed["split"] == "test"
+    changed.loc[test_rows, "label"] = "neu"
+    _, after = chosen(changed, cfg)
+    assert after == before
+
+
+def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
+    labels = load_config(None)["labels"]
+    s1, c1 = chosen(table)
+    s2, c2 = chosen(table)
+    r1 = tuned_results(table, labels, s1, FAST, n_boot=100)
+    r2 = tuned_results(table, labels, s2, FAST, n_boot=100)
+    assert json.dumps(r1) == json.dumps(r2)
+    for fold in r1["folds"]:
+        assert fold["systems"]["tuned"]["macro_f1"] > fold["systems"]["speech"]["macro_f1"], fold["fold"]
+        assert set(fold["best"]) == {"config", "tuning_score", "trial"}
+    assert r1["comparisons"]["tuned"]["folds"]["improved"] == 5
+    assert r1["comparisons"]["tuned"]["bootstrap"]["ci_low"] > 0
+
+
+@pytest.mark.parametrize("yaml_text, message", [
+    ("tune: {protocl: oof}", "tune.unknown key(s) ['protocl']"),
+    ("tune: {protocol: loso}", "tune.protocol: 'loso' is not one of"),
+    ("tune: {trials: 0}", "tune.trials must be a positive integer"),
+    ("tune: {space: {select: {gate: [hv, hx]}}}", "tune.space.select.gate: unknown choice(s) ['hx']"),
+    ("tune: {space: {select: {tau_h: {quantiles: [0.9, 0.1]}}}}", "tune.space.select.tau_h.quantiles must be"),
+    ("tune: {space: {soft: {w: {range: [0, 1], stpes: 3}}}}", "tune.space.soft.w must be"),
+    ("tune: {space: {varients: [select]}}", "tune.space.unknown key(s) ['varients']"),
+])
+def test_bad_tune_config_names_the_key(tmp_path, yaml_text, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml_text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value)
+
+
+def test_cli_tune_writes_outputs_and_resumes(tmp_path, table, capsys):
+    scores = tmp_path / "s.parquet"
+    table.to_parquet(scores)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("tune: {engine: optuna, trials: 6, space: {select: {tau_h: {quantiles: [0.05, 0.95], steps: 8},"
+                   " tau_v: {quantiles: [0.05, 0.95], steps: 8}}}}\nevaluate: {bootstrap: 50}\n")
+    out = tmp_path / "run"
+    args = ["tune", "--scores", str(scores), "--config", str(cfg), "--out", str(out)]
+    assert main(args) == 0
+    result = json.loads((out / "results.json").read_text())
+    trials = pd.read_parquet(out / "trials.parquet")
+    run = json.loads((out / "run.json").read_text())
+    assert len(trials) == 5 * 6 and set(trials["fold"]) == {f["fold"] for f in result["folds"]}
+    assert run["config"]["tune"]["trials"] == 6 and run["packages"]["numpy"] and run["seed"] == 0
+    # simulate a run killed after 2 folds: drop 3 fold states, resume, and get the same results
+    states = sorted((out / "folds").glob("fold-*.json"))
+    kept = {p.name: p.read_text() for p in states[:2]}
+    for p in states[2:]:
+        p.unlink()
+    capsys.readouterr()
+    assert main(args + ["--resume"]) == 0
+    assert "resumed 2 finished fold(s)" in capsys.readouterr().out
+    assert {p.name: p.read_text() for p in sorted((out / "folds").glob("fold-*.json"))[:2]} == kept
+    assert json.loads((out / "results.json").read_text()) == result
+
+
+@pytest.mark.ray
+def test_ray_tune_engine_is_deterministic_and_searches_each_fold(table, ray_session):
+    from jobs.tune import ray_engine
+
+    cfg = dict(FAST, engine="ray", trials=5, max_concurrent_trials=2)
+    labels = load_config(None)["labels"]
+    runs = [tune_folds(table, labels, cfg, make_fold_search(cfg, ray_engine), 7, log=lambda _: None)
+            for _ in range(2)]
+    assert runs[0] == runs[1]
+    assert {f: len(r) for f, r in runs[0].items()} == {f: 5 for f in sorted(table["fold"].unique())}
+    assert all(r.n_configs > 1 for rs in runs[0].values() for r in rs)
