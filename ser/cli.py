@@ -119,6 +119,42 @@ def _cmd_cross(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prepare(args: argparse.Namespace) -> int:
+    from ser.config import load_config
+    from ser.corpora.prepare import prepare
+    from ser.io import write_parquet
+
+    cfg = load_config(args.config)
+    spec = {**cfg["prepare"], **{k: v for k, v in (("corpus", args.corpus), ("root", args.root),
+                                                   ("table", args.table), ("folds", args.folds)) if v}}
+    if not spec["corpus"]:
+        raise SystemExit("ser prepare: --corpus (or prepare.corpus in the config) is required")
+    df = prepare(spec)
+    write_parquet(df, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from jobs.infer import run_infer
+    from ser.config import load_config
+
+    cfg = load_config(args.config, {"out": args.out})
+    manifest_path = args.manifest or cfg["infer"]["manifest"]
+    if not manifest_path:
+        raise SystemExit("ser infer: --manifest (or infer.manifest in the config) is required")
+    if not Path(manifest_path).exists():
+        raise SystemExit(f"ser infer: manifest {manifest_path} does not exist (run `ser prepare` first)")
+    out = Path(cfg["out"] or "runs/infer")
+    t0 = time.perf_counter()
+    scores, errors = run_infer(pd.read_parquet(manifest_path), cfg["infer"], cfg["labels"], out)
+    print(f"wrote {out}/scores.parquet ({len(scores)} rows) and errors.parquet ({len(errors)} rows) "
+          f"in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ser.schema import validate, write_scores
     from ser.synthetic import synthetic_scores
@@ -144,6 +180,22 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("prepare", help="corpus directory → manifest (utterances, labels, folds)")
+    p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest")
+    p.add_argument("--root", help="corpus directory (for demo: where to write its audio)")
+    p.add_argument("--table", help="for --corpus manifest: the CSV/JSONL/Parquet listing utterances")
+    p.add_argument("--folds", help="fold protocol: iemocap-speaker, iemocap-session, msp_improv-session, "
+                                   "msp_improv-speaker, or column:NAME (default column:speaker)")
+    p.add_argument("--config", help="study YAML (prepare: ... section)")
+    p.add_argument("--out", required=True, help="manifest to write (.parquet)")
+    p.set_defaults(func=_cmd_prepare)
+
+    p = sub.add_parser("infer", help="manifest → score table with Ray Data (speech, ASR, sentiment actors)")
+    p.add_argument("--config", help="study YAML (infer: speech/asr/sentiment stages)")
+    p.add_argument("--manifest", help="manifest from `ser prepare` (default infer.manifest)")
+    p.add_argument("--out", help="output directory (default runs/infer)")
+    p.set_defaults(func=_cmd_infer)
 
     p = sub.add_parser("evaluate", help="evaluate fixed fusion systems per fold on a score table")
     p.add_argument("--scores", help="score table (.parquet or .csv)")
@@ -192,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print(f"ser {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

@@ -8,7 +8,9 @@ from typing import Any
 
 import yaml
 
+from ser.corpora.prepare import PREPARE_DEFAULTS
 from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
+from ser.pipeline import INFER_DEFAULTS, resolve_stages
 from ser.labels import LabelSet
 from ser.sweep import SWEEP_DEFAULTS, validate_sweep
 from ser.tuning import TUNE_DEFAULTS, validate_tune
@@ -27,6 +29,8 @@ SCHEMA: dict[str, Any] = {
     "tune": {**TUNE_DEFAULTS, "space": ANY},
     "sweep": {**SWEEP_DEFAULTS, "tau_h": ANY, "tau_v": ANY},
     "cross": {"corpora": None},
+    "prepare": {k: (ANY if v is None else v) for k, v in PREPARE_DEFAULTS.items()},
+    "infer": {k: (ANY if v is None else v) for k, v in INFER_DEFAULTS.items()},
 }
 """Top-level keys and their defaults; a nested dict is a section with its own keys."""
 
@@ -73,6 +77,7 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         cfg["system_specs"] = {**BUILTIN_SYSTEMS, **(cfg["systems"] or {})}
         cfg["systems"] = build_systems(cfg["systems"] or {}, cfg["labels"])
         cfg["tune"] = validate_tune(cfg["tune"])
+        cfg["infer"] = resolve_stages(cfg["infer"])
         cfg["sweep"] = validate_sweep({k: SWEEP_DEFAULTS[k] if v is None else v for k, v in cfg["sweep"].items()})
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None

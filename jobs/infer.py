@@ -1,0 +1,169 @@
+"""``ser infer``: a Ray Data pipeline from a manifest to a score table and an errors table.
+
+manifest → decode/resample (CPU tasks) → speech actors → [ASR actors] → sentiment actors → drop
+audio → shards. The driver writes each finished batch as a shard under a temporary name and
+renames it, so a killed run loses at most the batches in flight, and a rerun skips every
+utterance already in a shard: nothing lost, nothing duplicated. The shards are then merged into
+``scores.parquet`` (validated) and ``errors.parquet``.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ser.io import atomic_path, write_parquet
+from ser.labels import LabelSet
+from ser.pipeline import check_gpus
+from ser.schema import validate
+
+SCORE_EXTRA = ["speaker", "session", "gender", "duration_s", "condition", "speech_worker"]
+
+
+def _stage(stage_cfg: dict, cls, **kwargs) -> dict:
+    """map_batches arguments for an actor stage (an actor pool of ``actors``, GPUs and CPUs per actor)."""
+    from ray.data import ActorPoolStrategy
+
+    return dict(fn=cls, fn_constructor_kwargs=kwargs, batch_size=stage_cfg["batch_size"],
+                compute=ActorPoolStrategy(size=stage_cfg["actors"]), num_gpus=stage_cfg["num_gpus"],
+                num_cpus=stage_cfg["num_cpus"])
+
+
+def _speech_stage(spec: dict, labels: LabelSet, out: Path) -> dict:
+    checkpoint = spec["checkpoint"].replace("{out}", str(out))
+    if spec["backend"] == "acoustic":
+        from ser.backends.acoustic import AcousticSpeechStage
+
+        return _stage(spec, AcousticSpeechStage, checkpoint=checkpoint, classes=labels.classes)
+    from ser.backends.hf_speech import HFSpeechStage
+
+    return _stage(spec, HFSpeechStage, checkpoint=checkpoint, classes=labels.classes,
+                  label_map=spec["label_map"], fp16=spec["fp16"], sub_batch=spec["sub_batch"])
+
+
+def _text_stages(spec_asr: dict, spec_sent: dict) -> list[dict]:
+    stages = []
+    if spec_asr["backend"] == "whisper":
+        from ser.backends.whisper import WhisperStage
+
+        stages.append(_stage(spec_asr, WhisperStage, model=spec_asr["model"], language=spec_asr["language"],
+                             beam_size=spec_asr["beam_size"], vad_filter=spec_asr["vad_filter"],
+                             compute_type=spec_asr["compute_type"], sub_batch=spec_asr["sub_batch"]))
+    if spec_sent["backend"] == "hf":
+        from ser.backends.sentiment import HFSentimentStage
+
+        stages.append(_stage(spec_sent, HFSentimentStage, model=spec_sent["model"], label_map=spec_sent["label_map"],
+                             lowercase=spec_sent["lowercase"], max_length=spec_sent["max_length"],
+                             sub_batch=spec_sent["sub_batch"], fp16=spec_sent["fp16"]))
+    else:
+        from ser.backends.sentiment import VaderStage
+
+        stages.append(_stage(spec_sent, VaderStage, lowercase=spec_sent["lowercase"]))
+    return stages
+
+
+def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet, out: Path, log) -> None:
+    """Train the per-fold acoustic classifiers (features extracted with Ray Data) if any is missing."""
+    if spec["backend"] != "acoustic":
+        return
+    template = spec["checkpoint"].replace("{out}", str(out))
+    if all(Path(template.format(fold=k)).exists() for k in manifest["fold"].unique()):
+        return
+    from ser.backends.acoustic import acoustic_features, train_fold_models
+    from ser.backends.audio_stage import load_batch
+
+    def featurize(batch: dict) -> dict:
+        b = load_batch(batch)
+        ok = b["audio_error"] == ""
+        feats = [acoustic_features(a) if good else np.zeros(0) for a, good in zip(b["audio"], ok)]
+        return {"utt_id": b["utt_id"], "ok": ok, "features": np.array(feats, dtype=object)}
+
+    t0 = time.perf_counter()
+    cols = manifest[["utt_id", "path"]]
+    rows = dataset_of(cols, 64).map_batches(featurize, batch_size=32).to_pandas()
+    rows = rows.set_index("utt_id").loc[manifest["utt_id"]]
+    ok = rows["ok"].to_numpy(dtype=bool)
+    feats = np.stack(rows["features"].to_numpy()[ok])
+    log(f"acoustic features of {ok.sum()} utterances in {time.perf_counter() - t0:.1f} s")
+    train_fold_models(manifest[ok], template, labels.classes, features=feats, log=log)
+
+
+def dataset_of(df: pd.DataFrame, rows_per_block: int = 32):
+    """A Ray dataset of ``df`` in small blocks (streams through the stages; splits it ourselves because
+    ``from_pandas(override_num_blocks=...)`` breaks on pandas 3)."""
+    import ray
+
+    df = df.reset_index(drop=True)
+    return ray.data.from_pandas([df.iloc[i:i + rows_per_block] for i in range(0, max(len(df), 1), rows_per_block)])
+
+
+def _written_ids(shards: Path) -> set[str]:
+    done: set[str] = set()
+    for f in shards.glob("*.parquet"):
+        done.update(pd.read_parquet(f, columns=["utt_id"])["utt_id"])
+    return done
+
+
+def _write_shard(shards: Path, batch: pd.DataFrame) -> None:
+    with atomic_path(shards / f"part-{uuid.uuid4().hex}.parquet") as tmp:
+        batch.to_parquet(tmp, index=False)
+
+
+def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
+              log: Callable[[str], None] = print) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every manifest row not yet in ``out/shards``; return (scores, errors) merged from all shards."""
+    import ray
+
+    from jobs.ray_env import ensure_ray
+    from ser.backends.audio_stage import load_batch
+
+    ensure_ray()
+    check_gpus(stages, ray.cluster_resources().get("GPU", 0.0))
+    out = Path(out)
+    shards = out / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    manifest = manifest.assign(model_fold=manifest["fold"], split="test")
+    done = _written_ids(shards)
+    todo = manifest[~manifest["utt_id"].isin(done)]
+    log(f"{len(manifest)} utterances, {len(done)} already scored, {len(todo)} to go")
+    if len(todo):
+        ensure_acoustic_models(manifest, stages["speech"], labels, out, log)
+        use_asr = stages["asr"]["backend"] != "none"
+        if not use_asr:
+            todo = todo.assign(transcript_source="reference")
+        ds = dataset_of(todo)
+        ds = ds.map_batches(load_batch, batch_size=stages["speech"]["batch_size"], num_cpus=1)
+        ds = ds.map_batches(**_speech_stage(stages["speech"], labels, out))
+        for stage in _text_stages(stages["asr"], stages["sentiment"]):
+            ds = ds.map_batches(**stage)
+        ds = ds.drop_columns(["audio"])
+        t0, n_done, audio_s = time.perf_counter(), 0, 0.0
+        for batch in ds.iter_batches(batch_size=stages["shard_rows"], batch_format="pandas"):
+            _write_shard(shards, batch)
+            n_done += len(batch)
+            audio_s += float(batch["duration_s"].sum())
+            dt = time.perf_counter() - t0
+            log(f"scored {n_done}/{len(todo)} utterances ({n_done / dt:.1f} utt/s, {audio_s / dt:.1f} audio-s/s)")
+    return merge_shards(shards, labels, out)
+
+
+def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All shards → validated ``scores.parquet`` plus ``errors.parquet`` (rows whose audio failed)."""
+    parts = [pd.read_parquet(f) for f in sorted(shards.glob("*.parquet"))]
+    if not parts:
+        raise RuntimeError(f"no scored shards under {shards}")
+    allrows = pd.concat(parts, ignore_index=True)
+    bad = allrows["audio_error"].astype(str) != ""
+    errors = allrows.loc[bad, ["utt_id", "corpus", "path", "audio_error"]].rename(columns={"audio_error": "error"})
+    errors = errors.assign(stage="audio").reset_index(drop=True)
+    good = allrows.loc[~bad].drop(columns=["audio_error", "path"])
+    keep = [c for c in good.columns if c not in SCORE_EXTRA] + [c for c in SCORE_EXTRA if c in good.columns]
+    scores = validate(good[keep].sort_values("utt_id").reset_index(drop=True), labels, source="inferred scores")
+    write_parquet(scores, out / "scores.parquet")
+    write_parquet(errors, out / "errors.parquet")
+    return scores, errors

@@ -1,0 +1,47 @@
+"""Model stages for inference: plain callable classes (``__init__`` loads, ``__call__(batch) -> batch``).
+
+A batch is a dict of numpy arrays (Ray Data's numpy batch format); audio is an object array of
+float32 waveforms. Stages run without Ray (tests call them directly) and are handed to
+``map_batches`` by ``jobs.infer``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+Batch = dict[str, np.ndarray]
+
+
+def worker_tag() -> str:
+    """Where a stage runs: '<node ip>:GPU<ids>' under Ray, else 'local:<device>' — recorded per row."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ctx = ray.get_runtime_context()
+            gpus = ctx.get_accelerator_ids().get("GPU", [])
+            return f"{ray.util.get_node_ip_address()}:{'GPU' + ','.join(gpus) if gpus else 'CPU'}"
+    except ImportError:
+        pass
+    return "local"
+
+
+def usable(batch: Batch) -> np.ndarray:
+    """Rows whose audio decoded (no ``audio_error``)."""
+    errors = batch.get("audio_error")
+    return np.ones(len(next(iter(batch.values()))), dtype=bool) if errors is None else (errors == "")
+
+
+def map_label_names(names: list[str], label_map: dict[str, str], targets: tuple[str, ...], what: str) -> list[str]:
+    """Model label names → canonical codes via ``label_map`` (case-insensitive; identity for codes)."""
+    lowered = {k.lower(): v for k, v in label_map.items()}
+    out = []
+    for name in names:
+        code = lowered.get(name.lower(), name.lower())
+        if code not in targets:
+            raise ValueError(f"{what} label '{name}' maps to '{code}', not one of {list(targets)}; "
+                             f"add it to the label map")
+        out.append(code)
+    if sorted(out) != sorted(set(out)) or set(out) != set(targets):
+        raise ValueError(f"{what} labels {names} must map one-to-one onto {list(targets)} (got {out})")
+    return out

@@ -1,0 +1,143 @@
+"""CPU speech backend: hand-written acoustic features + a scikit-learn classifier per fold.
+
+Permissive (numpy only; opensmile's licence is non-commercial, so it is not used). Features
+summarize prosody and spectrum: log energy, pitch (autocorrelation), zero-crossing rate,
+spectral centroid / roll-off / flatness, 26 log-mel bands, voiced share and a syllable-rate
+proxy. The fold-k model is trained on every other fold, so it never sees fold k.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ser.audio import SAMPLE_RATE, load_audio
+from ser.backends import Batch, usable, worker_tag
+
+FRAME, HOP, NFFT, N_MELS = 400, 160, 512, 26
+
+
+def _mel_filterbank(sr: int = SAMPLE_RATE) -> np.ndarray:
+    hz_to_mel = lambda f: 2595 * np.log10(1 + f / 700)  # noqa: E731
+    mel_to_hz = lambda m: 700 * (10 ** (m / 2595) - 1)  # noqa: E731
+    edges = mel_to_hz(np.linspace(hz_to_mel(50), hz_to_mel(sr / 2), N_MELS + 2))
+    bins = np.fft.rfftfreq(NFFT, 1 / sr)
+    lo, mid, hi = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    return np.maximum(0, np.minimum((bins - lo) / (mid - lo), (hi - bins) / (hi - mid)))
+
+
+_MEL = _mel_filterbank()
+_WINDOW = np.hanning(FRAME)
+
+
+def _stats(x: np.ndarray) -> list[float]:
+    if x.size == 0:
+        return [0.0, 0.0, 0.0, 0.0]
+    return [float(x.mean()), float(x.std()), float(np.percentile(x, 10)), float(np.percentile(x, 90))]
+
+
+def acoustic_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """A fixed-length feature vector (96 values) for one waveform."""
+    x = np.pad(audio.astype(np.float64), (0, max(0, FRAME - len(audio))))
+    frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP] * _WINDOW
+    power = np.abs(np.fft.rfft(frames, NFFT)) ** 2 + 1e-10
+    energy = np.log(power.sum(axis=1))
+    freqs = np.fft.rfftfreq(NFFT, 1 / sr)
+    centroid = (power * freqs).sum(axis=1) / power.sum(axis=1)
+    cum = np.cumsum(power, axis=1)
+    rolloff = freqs[np.argmax(cum >= 0.85 * cum[:, -1:], axis=1)]
+    flatness = np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)
+    zcr = (np.diff(np.sign(frames), axis=1) != 0).mean(axis=1)
+    mel = np.log(power @ _MEL.T)
+    active = energy > np.median(energy)
+    ac = np.fft.irfft(power, NFFT)[:, :NFFT // 2]
+    lo, hi = sr // 400, sr // 60
+    lag = lo + np.argmax(ac[:, lo:hi], axis=1)
+    strength = ac[np.arange(len(ac)), lag] / ac[:, 0]
+    voiced = active & (strength > 0.3)
+    f0 = np.log(sr / lag[voiced]) if voiced.any() else np.zeros(0)
+    smooth = np.convolve(energy, np.ones(5) / 5, mode="same")
+    peaks = ((smooth[1:-1] > smooth[:-2]) & (smooth[1:-1] > smooth[2:]) & (smooth[1:-1] > np.median(smooth)))
+    duration = len(audio) / sr
+    feats = (_stats(energy) + _stats(f0) + _stats(zcr) + _stats(centroid / 1000) + _stats(rolloff / 1000)
+             + _stats(flatness) + list(mel.mean(axis=0)) + list(mel.std(axis=0))
+             + [float(voiced.mean()), peaks.sum() / max(duration, 1e-3), duration])
+    return np.asarray(feats, dtype=np.float64)
+
+
+def features_table(manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Features of every decodable utterance in ``manifest`` → (features, mask of rows that decoded)."""
+    from ser.audio import AudioError
+
+    feats, ok = [], np.zeros(len(manifest), dtype=bool)
+    for i, path in enumerate(manifest["path"]):
+        try:
+            feats.append(acoustic_features(load_audio(path)))
+            ok[i] = True
+        except AudioError:
+            continue
+    return np.array(feats), ok
+
+
+def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[str, ...],
+                      features: np.ndarray | None = None, log=print) -> list[Path]:
+    """Train one classifier per fold on the other folds; save to ``checkpoint.format(fold=k)``."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from ser.io import atomic_path
+
+    if features is None:
+        features, ok = features_table(manifest)
+        manifest = manifest[ok]
+    labels = manifest["label"].to_numpy()
+    folds = manifest["fold"].to_numpy()
+    written = []
+    for k in sorted(set(folds)):
+        train = folds != k
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
+        model.fit(features[train], labels[train])
+        path = Path(checkpoint.format(fold=k))
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(pickle.dumps({"model": model, "classes": list(classes)}))
+        written.append(path)
+        log(f"acoustic model for fold {k}: trained on {train.sum()} utterances of other folds → {path}")
+    return written
+
+
+class AcousticSpeechStage:
+    """Speech probabilities from the fold's acoustic classifier (checkpoint path may hold ``{fold}``)."""
+
+    def __init__(self, checkpoint: str, classes: tuple[str, ...]):
+        self.checkpoint, self.classes, self.models = checkpoint, tuple(classes), {}
+        self.tag = worker_tag()
+
+    def _model(self, fold: str):
+        if fold not in self.models:
+            path = Path(self.checkpoint.format(fold=fold))
+            if not path.exists():
+                raise FileNotFoundError(f"acoustic checkpoint for fold '{fold}' not found: {path}")
+            saved = pickle.loads(path.read_bytes())
+            self.models[fold] = saved["model"]
+        return self.models[fold]
+
+    def __call__(self, batch: Batch) -> Batch:
+        n = len(batch["path"])
+        probs = np.full((n, len(self.classes)), np.nan)
+        ok = usable(batch)
+        for fold in np.unique(batch["model_fold"][ok]):
+            rows = np.flatnonzero(ok & (batch["model_fold"] == fold))
+            model = self._model(str(fold))
+            feats = np.stack([acoustic_features(batch["audio"][i]) for i in rows])
+            p = model.predict_proba(feats)
+            order = [list(model.classes_).index(c) if c in model.classes_ else None for c in self.classes]
+            probs[rows] = np.stack([p[:, j] if j is not None else np.zeros(len(rows)) for j in order], axis=1)
+        out = dict(batch)
+        for j, c in enumerate(self.classes):
+            out[f"speech_{c}"] = probs[:, j]
+        out["speech_worker"] = np.full(n, self.tag, dtype=object)
+        return out

@@ -1,0 +1,83 @@
+"""Text sentiment stages: a transformers classifier (XLM-R) or the VADER lexicon (CPU default).
+
+Both write text_neg / text_neu / text_pos. A blank transcript carries no text evidence and gets
+the neutral distribution (0, 1, 0), recorded as such — never a crash.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from ser.backends import Batch, map_label_names
+from ser.labels import SENTIMENTS
+
+SENTIMENT_LABEL_MAP = {"negative": "neg", "neutral": "neu", "positive": "pos",
+                       "label_0": "neg", "label_1": "neu", "label_2": "pos"}
+BLANK = np.array([0.0, 1.0, 0.0])
+
+
+def normalize_text(text: str, lowercase: bool = False) -> str:
+    """Collapse whitespace and strip; optionally lowercase."""
+    text = re.sub(r"\s+", " ", str(text)).strip()
+    return text.lower() if lowercase else text
+
+
+def _write(batch: Batch, probs: np.ndarray) -> Batch:
+    out = dict(batch)
+    for j, s in enumerate(SENTIMENTS):
+        out[f"text_{s}"] = probs[:, j]
+    return out
+
+
+class HFSentimentStage:
+    def __init__(self, model: str, label_map: dict[str, str] | None = None, lowercase: bool = False,
+                 max_length: int = 128, sub_batch: int = 32, fp16: bool = True, device: str | None = None):
+        import torch
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
+        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        names = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+        codes = map_label_names(names, {**SENTIMENT_LABEL_MAP, **(label_map or {})}, SENTIMENTS,
+                                f"sentiment model {model}")
+        self.order = [codes.index(s) for s in SENTIMENTS]
+        self.lowercase, self.max_length, self.sub_batch = lowercase, max_length, sub_batch
+
+    def __call__(self, batch: Batch) -> Batch:
+        import torch
+
+        texts = [normalize_text(t, self.lowercase) for t in batch["transcript"]]
+        probs = np.tile(BLANK, (len(texts), 1))
+        rows = [i for i, t in enumerate(texts) if t]
+        for start in range(0, len(rows), self.sub_batch):
+            chunk = rows[start:start + self.sub_batch]
+            enc = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
+                                 max_length=self.max_length, return_tensors="pt").to(self.device)
+            enc.pop("token_type_ids", None)
+            with torch.inference_mode():
+                logits = self.model(**enc).logits.float()
+            probs[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()[:, self.order]
+        return _write(batch, probs)
+
+
+class VaderStage:
+    """VADER compound score s → (neg, neu, pos) = (a·[s<0], 1 − a, a·[s>0]), a = min(1, |s| / 0.1).
+
+    The label flips away from neutral at |s| = 0.05, VADER's own neutral band.
+    """
+
+    def __init__(self, lowercase: bool = False):
+        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+        self.analyzer, self.lowercase = SentimentIntensityAnalyzer(), lowercase
+
+    def __call__(self, batch: Batch) -> Batch:
+        texts = [normalize_text(t, self.lowercase) for t in batch["transcript"]]
+        s = np.array([self.analyzer.polarity_scores(t)["compound"] if t else 0.0 for t in texts])
+        a = np.minimum(1.0, np.abs(s) / 0.1)
+        probs = np.stack([a * (s < 0), 1 - a, a * (s > 0)], axis=1)
+        return _write(batch, probs)

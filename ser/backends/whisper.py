@@ -1,0 +1,60 @@
+"""ASR stage with faster-whisper (CTranslate2).
+
+Utterances up to 30 s are transcribed in true cross-utterance batches: log-mel features padded
+to 30 s are stacked and decoded in one ``generate`` call (what the GPU needs); longer ones, or
+any when ``vad_filter`` is on, go through ``WhisperModel.transcribe``. Blank results are ''.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ser.backends import Batch, usable
+
+MAX_BATCHED_SECONDS = 30.0
+
+
+class WhisperStage:
+    def __init__(self, model: str, language: str | None = "en", beam_size: int = 1, vad_filter: bool = False,
+                 compute_type: str = "default", device: str | None = None, sub_batch: int = 8):
+        from faster_whisper import WhisperModel
+
+        import ctranslate2
+
+        self.device = device or ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu")
+        self.model = WhisperModel(model, device=self.device, compute_type=compute_type)
+        self.model_name = model
+        self.language, self.beam_size, self.vad_filter, self.sub_batch = language, beam_size, vad_filter, sub_batch
+
+    def _batched(self, waves: list[np.ndarray]) -> list[str]:
+        import ctranslate2
+        from faster_whisper.audio import pad_or_trim
+        from faster_whisper.tokenizer import Tokenizer
+
+        m = self.model
+        tokenizer = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe",
+                              language=self.language if m.model.is_multilingual else None)
+        feats = np.stack([pad_or_trim(m.feature_extractor(w)) for w in waves]).astype(np.float32)
+        prompt = tokenizer.sot_sequence + [tokenizer.no_timestamps]
+        results = m.model.generate(ctranslate2.StorageView.from_array(feats), [prompt] * len(waves),
+                                   beam_size=self.beam_size, max_length=m.max_length, suppress_blank=True)
+        return [tokenizer.decode(r.sequences_ids[0]).strip() for r in results]
+
+    def _one(self, wave: np.ndarray) -> str:
+        segments, _ = self.model.transcribe(wave, language=self.language, beam_size=self.beam_size,
+                                            vad_filter=self.vad_filter, condition_on_previous_text=False)
+        return " ".join(s.text.strip() for s in segments).strip()
+
+    def __call__(self, batch: Batch) -> Batch:
+        n = len(batch["path"])
+        text = np.full(n, "", dtype=object)
+        ok = np.flatnonzero(usable(batch))
+        short = [i for i in ok if len(batch["audio"][i]) <= MAX_BATCHED_SECONDS * 16000 and not self.vad_filter]
+        short.sort(key=lambda i: len(batch["audio"][i]))
+        for start in range(0, len(short), self.sub_batch):
+            chunk = short[start:start + self.sub_batch]
+            for i, t in zip(chunk, self._batched([batch["audio"][i] for i in chunk])):
+                text[i] = t
+        for i in sorted(set(ok) - set(short)):
+            text[i] = self._one(batch["audio"][i])
+        return {**batch, "transcript": text, "transcript_source": np.full(n, f"asr:{self.model_name}", dtype=object)}

@@ -1,0 +1,55 @@
+"""``ser prepare``: any supported corpus → manifest with a ``fold`` column from the fold protocol."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ser.corpora import label_counts
+from ser.folds import assign_folds
+
+PREPARE_DEFAULTS = {"corpus": None, "root": None, "table": None, "columns": None, "labels": None,
+                    "per_speaker": None, "folds": "column:speaker"}
+CORPORA = ("demo", "demo-a", "demo-b", "iemocap", "msp_improv", "manifest")
+
+
+def prepare(cfg: dict, log=print) -> pd.DataFrame:
+    """Build the manifest described by a ``prepare`` config section."""
+    corpus = cfg["corpus"]
+    if corpus not in CORPORA:
+        raise ValueError(f"prepare.corpus: '{corpus}' is not one of {list(CORPORA)}")
+    if corpus.startswith("demo"):
+        from ser.corpora.demo import generate_demo
+
+        if not cfg["root"]:
+            raise ValueError("prepare.root: where to write the demo corpus' audio is required")
+        df = generate_demo(cfg["root"], corpus, per_speaker=cfg["per_speaker"])
+    elif corpus == "iemocap":
+        from ser.corpora.iemocap import STANDARD_4CLASS_SIZE, prepare_iemocap
+
+        df = prepare_iemocap(_root(cfg), cfg["labels"])
+        if cfg["labels"] is None and len(df) != STANDARD_4CLASS_SIZE:
+            log(f"note: the standard 4-class IEMOCAP set has {STANDARD_4CLASS_SIZE} utterances; found {len(df)}")
+    elif corpus == "msp_improv":
+        from ser.corpora.msp_improv import prepare_msp_improv
+
+        df = prepare_msp_improv(_root(cfg), cfg["labels"])
+    else:
+        from ser.corpora.manifest import prepare_manifest
+
+        if not cfg["table"]:
+            raise ValueError("prepare.table: the manifest file (CSV/JSONL/Parquet) is required for corpus 'manifest'")
+        df = prepare_manifest(cfg["table"], cfg["columns"], None, cfg["labels"])
+    df = assign_folds(df, cfg["folds"])
+    log(f"{corpus}: {label_counts(df)}; {df['fold'].nunique()} folds on '{cfg['folds']}'")
+    return df
+
+
+def _root(cfg: dict) -> Path:
+    if not cfg["root"]:
+        raise ValueError(f"prepare.root: the {cfg['corpus']} directory is required")
+    root = Path(cfg["root"])
+    if not root.is_dir():
+        raise ValueError(f"prepare.root: {root} is not a directory")
+    return root

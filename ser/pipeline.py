@@ -1,0 +1,63 @@
+"""Inference pipeline settings (``infer:`` in a study config): stage specs, validation, GPU checks.
+
+Pure: no Ray, no torch. ``jobs.infer`` turns a validated spec into Ray Data stages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SCHEDULING = {"actors": 1, "num_gpus": 0.0, "num_cpus": 1.0, "batch_size": 16}
+STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "speech": {"backend": "acoustic", "checkpoint": "{out}/models/acoustic-{fold}.pkl", "label_map": None,
+               "fp16": True, "sub_batch": 8, **SCHEDULING},
+    "asr": {"backend": "none", "model": None, "language": "en", "beam_size": 1, "vad_filter": False,
+            "compute_type": "default", "sub_batch": 8, **SCHEDULING},
+    "sentiment": {"backend": "vader", "model": None, "label_map": None, "lowercase": False, "max_length": 128,
+                  "fp16": True, "sub_batch": 32, **SCHEDULING, "batch_size": 64},
+}
+BACKENDS = {"speech": ("acoustic", "hf"), "asr": ("none", "whisper"), "sentiment": ("vader", "hf")}
+INFER_DEFAULTS = {"manifest": None, "shard_rows": 256, "speech": None, "asr": None, "sentiment": None}
+
+
+def resolve_stages(cfg: dict) -> dict:
+    """Fill stage defaults and check keys and values; errors name ``infer.<stage>.<key>``."""
+    out = dict(cfg)
+    for stage, defaults in STAGE_DEFAULTS.items():
+        raw = cfg.get(stage) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"infer.{stage} must be a mapping")
+        unknown = sorted(set(raw) - set(defaults))
+        if unknown:
+            raise ValueError(f"infer.{stage}: unknown key(s) {unknown}; allowed: {sorted(defaults)}")
+        spec = {**defaults, **raw}
+        if spec["backend"] not in BACKENDS[stage]:
+            raise ValueError(f"infer.{stage}.backend: '{spec['backend']}' is not one of {list(BACKENDS[stage])}")
+        for key in ("actors", "batch_size", "sub_batch"):
+            if not isinstance(spec[key], int) or spec[key] < 1:
+                raise ValueError(f"infer.{stage}.{key} must be a positive integer, got {spec[key]!r}")
+        for key in ("num_gpus", "num_cpus"):
+            if not isinstance(spec[key], (int, float)) or spec[key] < 0:
+                raise ValueError(f"infer.{stage}.{key} must be a number >= 0, got {spec[key]!r}")
+        needs_model = (stage == "asr" and spec["backend"] == "whisper") or \
+                      (stage in ("speech", "sentiment") and spec["backend"] == "hf")
+        if needs_model and not spec.get("model" if stage != "speech" else "checkpoint"):
+            raise ValueError(f"infer.{stage}: backend '{spec['backend']}' needs "
+                             f"'{'checkpoint' if stage == 'speech' else 'model'}'")
+        out[stage] = spec
+    if not isinstance(out["shard_rows"], int) or out["shard_rows"] < 1:
+        raise ValueError(f"infer.shard_rows must be a positive integer, got {out['shard_rows']!r}")
+    return out
+
+
+def check_gpus(stages: dict, available: float) -> None:
+    """Refuse, naming the stage, when its actors ask for more GPUs than the cluster has (Ray would wait forever)."""
+    for name in ("speech", "asr", "sentiment"):
+        spec = stages[name]
+        if name == "asr" and spec["backend"] == "none":
+            continue
+        need = spec["num_gpus"] * spec["actors"]
+        if need > available:
+            raise RuntimeError(f"infer.{name} asks for {spec['actors']} actor(s) × {spec['num_gpus']} GPU = {need} "
+                               f"GPU(s), but the Ray cluster has {available:g}; lower infer.{name}.num_gpus/actors "
+                               f"or add GPU nodes")

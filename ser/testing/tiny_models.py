@@ -1,0 +1,111 @@
+"""Tiny models built locally with ``save_pretrained`` — the same loading code as hub models, offline.
+
+Used by the tests and the CPU benchmark; ``size="base"`` builds real-size architectures at random
+initialization (wav2vec2-base, XLM-R base, Whisper large-v3 shapes) for GPU throughput runs —
+throughput does not depend on the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+WHISPER_SPECIALS = ["<|endoftext|>", "<|startoftranscript|>", "<|en|>", "<|translate|>", "<|transcribe|>",
+                    "<|startoflm|>", "<|startofprev|>", "<|nospeech|>", "<|notimestamps|>"]
+WORDS = ["a", "the", "good", "bad", "fine", "happy", "sad", "angry", "great", "terrible", "okay", "today",
+         "is", "was", "i", "am", "so", "not", "very", "day", "-", "'", ".", ","]
+
+
+def _word_tokenizer(words: list[str], specials: list[str]):
+    """A WordLevel tokenizer over ``words`` plus special tokens (tokenizers library, no download)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, decoders
+
+    vocab = {w: i for i, w in enumerate(["<unk>", "<pad>", "<s>", "</s>"] + words)}
+    for s in specials:
+        vocab.setdefault(s, len(vocab))
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.decoder = decoders.WordPiece(prefix="##")
+    tok.add_special_tokens(specials)
+    return tok
+
+
+def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed: int = 0) -> Path:
+    """A wav2vec2 sequence classifier with its feature extractor, saved with ``save_pretrained``."""
+    import torch
+    from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
+
+    torch.manual_seed(seed)
+    kw = dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    if size == "tiny":
+        cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
+                             conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
+                             num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
+                             **kw)
+    else:
+        cfg = Wav2Vec2Config(**kw)     # wav2vec2-base architecture
+    path = Path(path)
+    Wav2Vec2ForSequenceClassification(cfg).save_pretrained(path)
+    Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
+                             return_attention_mask=True).save_pretrained(path)
+    return path
+
+
+def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "neutral", "positive"),
+                    size: str = "tiny", seed: int = 0) -> Path:
+    """An XLM-RoBERTa text classifier with a local WordLevel tokenizer (``size='base'``: XLM-R base shapes)."""
+    import torch
+    from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForSequenceClassification
+
+    torch.manual_seed(seed)
+    tok = PreTrainedTokenizerFast(tokenizer_object=_word_tokenizer(WORDS, []), unk_token="<unk>",
+                                  pad_token="<pad>", bos_token="<s>", eos_token="</s>", model_max_length=128)
+    kw = dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)},
+              pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    if size == "tiny":
+        cfg = XLMRobertaConfig(vocab_size=len(tok), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                               intermediate_size=37, max_position_embeddings=160, **kw)
+    else:
+        cfg = XLMRobertaConfig(vocab_size=250002, max_position_embeddings=514, **kw)
+    path = Path(path)
+    XLMRobertaForSequenceClassification(cfg).save_pretrained(path)
+    tok.save_pretrained(path)
+    return path
+
+
+def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+    """A Whisper model converted for faster-whisper (CTranslate2), with a local tokenizer.
+
+    ``size='large-v3'`` uses Whisper large-v3 shapes (128 mel bins, 32+32 layers, d_model 1280).
+    """
+    import ctranslate2
+    import torch
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    torch.manual_seed(seed)
+    tok = _word_tokenizer(WORDS, WHISPER_SPECIALS + [f"<|{i * 0.02:.2f}|>" for i in range(1501)])
+    vocab = tok.get_vocab_size()
+    ids = {s: tok.token_to_id(s) for s in WHISPER_SPECIALS}
+    common = dict(vocab_size=vocab, max_target_positions=448, max_source_positions=1500,
+                  decoder_start_token_id=ids["<|startoftranscript|>"], eos_token_id=ids["<|endoftext|>"],
+                  pad_token_id=ids["<|endoftext|>"], bos_token_id=ids["<|endoftext|>"],
+                  begin_suppress_tokens=[], suppress_tokens=[])
+    if size == "tiny":
+        cfg = WhisperConfig(d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                            decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64, num_mel_bins=80,
+                            **common)
+        n_mels = 80
+    else:
+        cfg = WhisperConfig(d_model=1280, encoder_layers=32, decoder_layers=32, encoder_attention_heads=20,
+                            decoder_attention_heads=20, encoder_ffn_dim=5120, decoder_ffn_dim=5120,
+                            num_mel_bins=128, **common)
+        n_mels = 128
+    path = Path(path)
+    src = path.with_name(path.name + "-hf")
+    WhisperForConditionalGeneration(cfg).save_pretrained(src)
+    WhisperFeatureExtractor(feature_size=n_mels).save_pretrained(src)
+    tok.save(str(src / "tokenizer.json"))
+    ctranslate2.converters.TransformersConverter(str(src), copy_files=["tokenizer.json", "preprocessor_config.json"],
+                                                 load_as_float16=size != "tiny").convert(str(path), force=True)
+    (path / "ser_tiny.json").write_text(json.dumps({"size": size, "vocab": vocab}))
+    return path
