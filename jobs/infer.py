@@ -93,9 +93,10 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
     train_fold_models(manifest[ok], template, labels.classes, features=feats, log=log)
 
 
-def dataset_of(df: pd.DataFrame, rows_per_block: int = 32):
-    """A Ray dataset of ``df`` in small blocks (streams through the stages; splits it ourselves because
-    ``from_pandas(override_num_blocks=...)`` breaks on pandas 3)."""
+def dataset_of(df: pd.DataFrame, rows_per_block: int):
+    """A Ray dataset of ``df`` in blocks of ``rows_per_block`` rows: blocks are what Ray Data hands to
+    actors, so one block per batch keeps every actor busy. (Split here because
+    ``from_pandas(override_num_blocks=...)`` breaks on pandas 3.)"""
     import ray
 
     df = df.reset_index(drop=True)
@@ -136,7 +137,7 @@ def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
         use_asr = stages["asr"]["backend"] != "none"
         if not use_asr:
             todo = todo.assign(transcript_source="reference")
-        ds = dataset_of(todo)
+        ds = dataset_of(todo, stages["speech"]["batch_size"])
         ds = ds.map_batches(load_batch, batch_size=stages["speech"]["batch_size"], num_cpus=1)
         ds = ds.map_batches(**_speech_stage(stages["speech"], labels, out))
         for stage in _text_stages(stages["asr"], stages["sentiment"]):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def ensure_ray(num_cpus: int | None = None) -> None:
+def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Join ``RAY_ADDRESS`` if set (a cluster or ``ray job submit``), else start a local Ray."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
@@ -15,5 +15,5 @@ def ensure_ray(num_cpus: int | None = None) -> None:
     if os.environ.get("RAY_ADDRESS"):
         ray.init(configure_logging=False, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, include_dashboard=False, dashboard_host="127.0.0.1",
+        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1",
                  configure_logging=False, log_to_driver=False)

@@ -33,11 +33,11 @@ def synth_table() -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """One local Ray for the whole test session (2 CPUs, no dashboard)."""
-    from jobs.ray_env import ensure_ray
-
+    """One local Ray for the whole test session: 2 CPUs and 2 fake GPUs (for pinning tests), no dashboard."""
     import ray
 
-    ensure_ray(num_cpus=2)
+    from jobs.ray_env import ensure_ray
+
+    ensure_ray(num_cpus=2, num_gpus=2)
     yield ray
     ray.shutdown()

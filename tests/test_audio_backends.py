@@ -1,0 +1,117 @@
+"""Audio decoding errors, and the model stages run directly (no Ray) on tiny local models."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ser.audio import AudioError, load_audio
+from ser.backends import map_label_names
+from ser.backends.audio_stage import load_batch
+from ser.backends.sentiment import VaderStage
+from ser.testing.tiny_models import build_sentiment, build_wav2vec2, build_whisper
+
+
+def test_resamples_and_downmixes(tmp_path):
+    t = np.arange(22050) / 22050
+    stereo = np.stack([np.sin(2 * np.pi * 440 * t), np.sin(2 * np.pi * 440 * t)], axis=1) * 0.5
+    sf.write(str(tmp_path / "s.wav"), stereo, 22050)
+    audio = load_audio(tmp_path / "s.wav")
+    assert audio.dtype == np.float32 and len(audio) == 16000
+    assert np.abs(audio).max() == pytest.approx(0.5, abs=0.02)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: None, "missing file"),
+    (lambda p: p.write_bytes(b"not a wav file at all"), "unreadable audio"),
+    (lambda p: sf.write(str(p), np.zeros(0, dtype=np.float32), 16000), "empty audio"),
+    (lambda p: sf.write(str(p), np.array([0.1, np.nan, 0.2], dtype=np.float32), 16000, subtype="FLOAT"),
+     "non-finite samples"),
+])
+def test_bad_audio_is_named(tmp_path, make, message):
+    path = tmp_path / "x.wav"
+    make(path)
+    with pytest.raises(AudioError, match=message):
+        load_audio(path)
+
+
+def test_load_batch_records_errors_instead_of_raising(tmp_path):
+    sf.write(str(tmp_path / "ok.wav"), np.zeros(8000, dtype=np.float32) + 0.01, 16000)
+    out = load_batch({"path": np.array([str(tmp_path / "ok.wav"), str(tmp_path / "gone.wav")], dtype=object)})
+    assert out["audio_error"][0] == "" and "missing file" in out["audio_error"][1]
+    assert out["duration_s"].tolist() == [0.5, 0.0]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tiny")
+    # fold A's model lists labels in another order and with long names: the stage must map them
+    build_wav2vec2(root / "speech-A", ["sad", "neutral", "happy", "angry"], seed=1)
+    build_wav2vec2(root / "speech-B", ["ang", "hap", "neu", "sad"], seed=2)
+    build_sentiment(root / "sentiment")
+    build_whisper(root / "whisper")
+    return root
+
+
+def audio_batch(n=4, folds=("A", "B")):
+    rng = np.random.default_rng(0)
+    audio = np.empty(n, dtype=object)
+    for i in range(n):
+        audio[i] = (0.1 * rng.normal(size=int(16000 * (0.4 + 0.2 * i)))).astype(np.float32)
+    return {"path": np.array([f"u{i}.wav" for i in range(n)], dtype=object), "audio": audio,
+            "audio_error": np.array(["", "", "bad", ""], dtype=object)[:n],
+            "model_fold": np.array([folds[i % len(folds)] for i in range(n)], dtype=object),
+            "transcript": np.array(["this is great", "", "so bad", "the day"], dtype=object)[:n]}
+
+
+def test_speech_stage_routes_each_row_to_its_folds_model(tiny):
+    import torch
+    from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+
+    from ser.backends.hf_speech import HFSpeechStage
+
+    stage = HFSpeechStage(str(tiny / "speech-{fold}"), ("ang", "hap", "neu", "sad"), sub_batch=2)
+    batch = audio_batch()
+    out = stage(batch)
+    probs = np.stack([out[f"speech_{c}"] for c in ("ang", "hap", "neu", "sad")], axis=1)
+    assert np.isnan(probs[2]).all()                                     # decode failure: no scores
+    for i, fold, order in ((0, "A", [3, 2, 1, 0]), (1, "B", [0, 1, 2, 3]), (3, "B", [0, 1, 2, 3])):
+        path = str(tiny / f"speech-{fold}")
+        fe, model = AutoFeatureExtractor.from_pretrained(path), AutoModelForAudioClassification.from_pretrained(path)
+        inputs = fe([batch["audio"][i]], sampling_rate=16000, return_tensors="pt")
+        with torch.no_grad():
+            expect = torch.softmax(model(**inputs).logits, -1).numpy()[0][order]
+        np.testing.assert_allclose(probs[i], expect, atol=1e-4)
+    assert out["speech_worker"][0] == "local"
+
+
+def test_missing_fold_checkpoint_and_bad_label_names(tiny):
+    from ser.backends.hf_speech import SPEECH_LABEL_MAP, HFSpeechStage
+
+    stage = HFSpeechStage(str(tiny / "speech-{fold}"), ("ang", "hap", "neu", "sad"))
+    with pytest.raises(FileNotFoundError, match="speech checkpoint for fold 'C' not found"):
+        stage(audio_batch(folds=("C",)))
+    with pytest.raises(ValueError, match="label 'fear' maps to 'fear'"):
+        map_label_names(["angry", "fear"], SPEECH_LABEL_MAP, ("ang", "hap"), "speech model x")
+    with pytest.raises(ValueError, match="must map one-to-one"):
+        map_label_names(["angry", "anger"], SPEECH_LABEL_MAP, ("ang", "hap"), "speech model x")
+
+
+def test_whisper_and_sentiment_stages(tiny):
+    from ser.backends.sentiment import HFSentimentStage
+    from ser.backends.whisper import WhisperStage
+
+    batch = audio_batch()
+    asr = WhisperStage(str(tiny / "whisper"), sub_batch=2)(batch)
+    assert all(isinstance(t, str) for t in asr["transcript"]) and asr["transcript"][2] == ""
+    assert asr["transcript_source"][0] == f"asr:{tiny / 'whisper'}"
+    sent = HFSentimentStage(str(tiny / "sentiment"))(batch)
+    probs = np.stack([sent["text_neg"], sent["text_neu"], sent["text_pos"]], axis=1)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(probs[1], [0, 1, 0])                 # blank transcript → neutral
+    assert not np.array_equal(probs[0], probs[3])
+
+
+def test_vader_mapping():
+    out = VaderStage()({"transcript": np.array(["this is great", "", "i hate it", "the table"], dtype=object)})
+    np.testing.assert_array_equal(np.stack([out["text_neg"], out["text_neu"], out["text_pos"]], axis=1),
+                                  [[0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 1, 0]])

@@ -1,0 +1,104 @@
+"""The Ray Data inference pipeline: errors table, GPU pinning with fake GPUs, refusal, resume after a kill."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from ser.config import load_config
+from ser.corpora.prepare import prepare
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo")
+    manifest = prepare({"corpus": "demo", "root": str(root), "per_speaker": 5, "folds": "column:speaker",
+                        "table": None, "columns": None, "labels": None}, log=lambda _: None)
+    manifest.loc[3, "path"] = str(root / "missing.wav")
+    with open(manifest.loc[7, "path"], "wb") as f:
+        f.write(b"garbage, not audio")
+    path = root / "manifest.parquet"
+    manifest.to_parquet(path)
+    return path, manifest
+
+
+def stages(tmp_path, **infer):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"infer": infer}))
+    return load_config(cfg)
+
+
+def test_pipeline_writes_scores_and_errors(tmp_path, corpus, ray_session):
+    from jobs.infer import run_infer
+
+    path, manifest = corpus
+    cfg = stages(tmp_path, shard_rows=8, speech={"batch_size": 8})
+    scores, errors = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    assert len(scores) == len(manifest) - 2
+    assert sorted(errors["utt_id"]) == sorted(manifest.loc[[3, 7], "utt_id"])
+    assert set(errors["error"].str.split(":").str[0]) == {"missing file", "unreadable audio"}
+    assert (scores["transcript_source"] == "reference").all()
+    assert (scores["model_fold"] == scores["fold"]).all()
+    assert pd.read_parquet(tmp_path / "out" / "scores.parquet")["utt_id"].is_unique
+    # the fold-k acoustic model was trained on the other folds only
+    assert len(list((tmp_path / "out" / "models").glob("acoustic-*.pkl"))) == manifest["fold"].nunique()
+
+
+def test_each_gpu_actor_gets_its_own_gpu(tmp_path, corpus, ray_session):
+    from jobs.infer import run_infer
+    from ser.testing.tiny_models import build_wav2vec2
+
+    path, manifest = corpus
+    for fold in manifest["fold"].unique():
+        build_wav2vec2(tmp_path / "ckpt" / fold, ["ang", "hap", "neu", "sad"])
+    cfg = stages(tmp_path, shard_rows=4, speech={"backend": "hf", "checkpoint": str(tmp_path / "ckpt" / "{fold}"),
+                                                 "num_gpus": 1, "num_cpus": 0, "actors": 2, "batch_size": 2})
+    scores, _ = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    gpus = {w.rsplit(":", 1)[1] for w in scores["speech_worker"]}
+    assert gpus == {"GPU0", "GPU1"}
+
+
+def test_refuses_gpus_the_cluster_lacks(tmp_path, corpus, ray_session):
+    from jobs.infer import run_infer
+
+    cfg = stages(tmp_path, speech={"num_gpus": 1, "actors": 3})
+    with pytest.raises(RuntimeError, match=r"infer.speech asks for 3 actor\(s\) × 1 GPU = 3 GPU\(s\), but the Ray "
+                                           r"cluster has 2"):
+        run_infer(pd.read_parquet(corpus[0]), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+
+
+def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
+    path, manifest = corpus
+    out = tmp_path / "out"
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(yaml.safe_dump({"infer": {"shard_rows": 2, "speech": {"batch_size": 2},
+                                             "sentiment": {"batch_size": 2}}}))
+    cmd = [sys.executable, "-m", "ser.cli", "infer", "--config", str(cfg), "--manifest", str(path), "--out", str(out)]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((out / "shards").glob("part-*.parquet"))) < 2:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = sorted((out / "shards").glob("part-*.parquet"))
+    written = pd.concat([pd.read_parquet(f) for f in first])["utt_id"]
+    assert 0 < len(written) < len(manifest), "the run was not interrupted mid-way"
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"{len(written)} already scored" in done.stdout
+    # the first run's shards are untouched, and every utterance is scored exactly once
+    for f in first:
+        assert f.exists()
+    allrows = pd.concat([pd.read_parquet(f) for f in (out / "shards").glob("part-*.parquet")])
+    assert allrows["utt_id"].is_unique and set(allrows["utt_id"]) == set(manifest["utt_id"])
+    scores = pd.read_parquet(out / "scores.parquet")
+    assert len(scores) == len(manifest) - 2
