@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/ser synth --out runs/demo/scores.parquet
-	$(BIN)/ser evaluate --config configs/demo.yaml --scores runs/demo/scores.parquet --out runs/demo
+	$(BIN)/ser run configs/demo.yaml --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -118,9 +118,116 @@ def bench_tune(rows_per_fold: int = 553) -> None:
             print(f"{label}: {time.perf_counter() - t0:.1f} s wall, whole CLI")
 
 
+class PeakMemory:
+    """Samples, in a thread, the summed RSS of this process and every Ray worker (``ray::*``) from /proc."""
+
+    def __init__(self, interval: float = 0.1):
+        import threading
+
+        self.interval, self.peak, self._stop = interval, 0, threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def _rss_of(pid: str) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
+        except (OSError, StopIteration):
+            return 0
+
+    def sample(self) -> int:
+        import os
+
+        total = self._rss_of(str(os.getpid()))
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read(5) == b"ray::":
+                        total += self._rss_of(pid)
+            except OSError:
+                continue
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak = max(self.peak, self.sample())
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "PeakMemory":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
+    """Ray Data pipeline vs a sequential loop over the same stages and files; peak memory at two sizes.
+
+    Tiny locally built models (wav2vec2 per fold, Whisper, XLM-R) on CPU: the numbers measure the
+    pipeline's overheads and parallelism, not model speed.
+    """
+    import pandas as pd
+
+    from jobs.infer import run_infer
+    from jobs.ray_env import ensure_ray
+    from ser.backends.audio_stage import load_batch
+    from ser.backends.hf_speech import HFSpeechStage
+    from ser.backends.sentiment import HFSentimentStage
+    from ser.backends.whisper import WhisperStage
+    from ser.config import load_config
+    from ser.corpora.prepare import prepare
+    from ser.pipeline import resolve_stages
+    from ser.testing.tiny_models import build_sentiment, build_wav2vec2, build_whisper
+
+    ensure_ray()
+    labels = load_config(None)["labels"]
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        build_whisper(root / "whisper")
+        build_sentiment(root / "sentiment")
+        for size in sizes:
+            manifest = prepare({"corpus": "demo", "root": str(root / f"demo{size}"), "per_speaker": size,
+                                "folds": "column:speaker", "table": None, "columns": None, "labels": None},
+                               log=lambda _: None)
+            for fold in manifest["fold"].unique():
+                if not (root / "speech" / fold).exists():
+                    build_wav2vec2(root / "speech" / fold, list(labels.classes))
+            stages = resolve_stages({"manifest": None, "shard_rows": 64,
+                                     "speech": {"backend": "hf", "checkpoint": str(root / "speech" / "{fold}")},
+                                     "asr": {"backend": "whisper", "model": str(root / "whisper")},
+                                     "sentiment": {"backend": "hf", "model": str(root / "sentiment")}})
+            audio_s = float(manifest["duration_s"].sum())
+            with PeakMemory() as mem:
+                t0 = time.perf_counter()
+                run_infer(manifest, stages, labels, root / f"out{size}", log=lambda _: None)
+                t_ray = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            speech = HFSpeechStage(str(root / "speech" / "{fold}"), labels.classes)
+            asr, sent = WhisperStage(str(root / "whisper")), HFSentimentStage(str(root / "sentiment"))
+            bs = stages["speech"]["batch_size"]
+            rows = manifest.assign(model_fold=manifest["fold"])
+            for start in range(0, len(rows), bs):
+                chunk = rows.iloc[start:start + bs]
+                sent(asr(speech(load_batch({c: chunk[c].to_numpy() for c in chunk.columns}))))
+            t_seq = time.perf_counter() - t0
+            n = len(manifest)
+            print(f"{n} utterances, {audio_s:.0f} s of audio: Ray Data {n / t_ray:.1f} utt/s "
+                  f"({audio_s / t_ray:.1f} audio-s/s, {t_ray:.1f} s); sequential loop {n / t_seq:.1f} utt/s "
+                  f"({audio_s / t_seq:.1f} audio-s/s, {t_seq:.1f} s); Ray/sequential = {t_seq / t_ray:.2f}x; "
+                  f"peak RSS driver + Ray workers {mem.peak / 2**20:.0f} MiB")
+            runs.append((n, audio_s, t_ray, t_seq))
+        (n1, a1, r1, s1), (n2, a2, r2, s2) = runs
+        print(f"marginal rate from {n1} to {n2} utterances (start-up cancels out): Ray Data {(n2 - n1) / (r2 - r1):.1f} "
+              f"utt/s ({(a2 - a1) / (r2 - r1):.1f} audio-s/s), sequential {(n2 - n1) / (s2 - s1):.1f} utt/s; "
+              f"Ray/sequential = {(s2 - s1) / (r2 - r1):.2f}x. (Peak RSS sums pages shared with the object store.)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
-    suites = {"core": bench_core, "tune": bench_tune}
+    suites = {"core": bench_core, "tune": bench_tune, "infer": bench_infer}
     parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all")
     args = parser.parse_args(argv)
     for name in suites if args.suite == "all" else [args.suite]:

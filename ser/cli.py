@@ -155,6 +155,26 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from ser.report import write_report
+
+    md, page = write_report(args.run)
+    print(f"wrote {md}, {page} and {Path(args.run) / 'figures'}/*.png")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from jobs.run import run_study
+    from ser.config import load_config
+
+    cfg = load_config(args.config, {"out": args.out})
+    out = Path(cfg["out"] or f"runs/{cfg['name']}")
+    t0 = time.perf_counter()
+    run_study(cfg, out, force=args.force)
+    print(f"ser run finished in {time.perf_counter() - t0:.1f} s: {out}/report.html")
+    return 0
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ser.schema import validate, write_scores
     from ser.synthetic import synthetic_scores
@@ -180,6 +200,12 @@ def _cmd_import(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ser", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="all stages: prepare → infer → tune → sweep → [cross] → report")
+    p.add_argument("config", help="study YAML (e.g. configs/demo.yaml)")
+    p.add_argument("--out", help="run directory (default runs/<name>)")
+    p.add_argument("--force", action="store_true", help="rerun stages that are up to date")
+    p.set_defaults(func=_cmd_run)
 
     p = sub.add_parser("prepare", help="corpus directory → manifest (utterances, labels, folds)")
     p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest")
@@ -222,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", help="study YAML (cross.corpora: {name: table}, tune: ...)")
     p.add_argument("--out", help="output directory (default runs/cross)")
     p.set_defaults(func=_cmd_cross)
+
+    p = sub.add_parser("report", help="report.md + self-contained report.html with figures for a run")
+    p.add_argument("--run", required=True, help="run directory (results.json; optional sweep/ and cross.json)")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("import", help="convert another tool's score table through a YAML column/label mapping")
     p.add_argument("--input", required=True, help="source table (.csv or .parquet)")

@@ -28,7 +28,7 @@ SCHEMA: dict[str, Any] = {
     "evaluate": {"baseline": "speech", "bootstrap": 1000, "metric": "ua"},
     "tune": {**TUNE_DEFAULTS, "space": ANY},
     "sweep": {**SWEEP_DEFAULTS, "tau_h": ANY, "tau_v": ANY},
-    "cross": {"corpora": None},
+    "cross": {"corpora": ANY},
     "prepare": {k: (ANY if v is None else v) for k, v in PREPARE_DEFAULTS.items()},
     "infer": {k: (ANY if v is None else v) for k, v in INFER_DEFAULTS.items()},
 }

@@ -10,7 +10,7 @@ from ser.folds import own_test_rows
 from ser.fusion import Rule
 from ser.labels import LabelSet
 from ser.metrics import METRICS, confusion, mean_std, per_class, scores_from_confusion, switch_stats
-from ser.stats import paired_bootstrap, paired_fold_test
+from ser.stats import bootstrap_ci, paired_bootstrap, paired_fold_test
 
 
 def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> np.ndarray:
@@ -34,6 +34,13 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
                   for i, f in enumerate(folds)],
         "mean": {}, "std": {}, "pooled": {}, "comparisons": {},
     }
+    names = list(predictions)
+    stacked = np.stack([predictions[n] for n in names])
+    for i, entry in enumerate(result["folds"]):
+        rows = fold_index == i
+        ci = bootstrap_ci(a.y[rows], stacked[:, rows], k, metric=metric, seed=seed + i)
+        for name, (lo, hi) in zip(names, ci):
+            entry["systems"][name]["ci"] = {"metric": metric, "low": float(lo), "high": float(hi)}
     for name, pred in predictions.items():
         stats = {m: mean_std(per_fold[name][m]) for m in METRICS}
         result["mean"][name] = {m: s[0] for m, s in stats.items()}

@@ -32,6 +32,18 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: i
             "ci_high": float(hi), "p_value": float(min(p, 1.0)), "n_boot": n_boot, "alpha": alpha}
 
 
+def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, metric: str = "ua", n_boot: int = 300, seed: int = 0,
+                 alpha: float = 0.05) -> np.ndarray:
+    """Percentile CIs of ``metric`` for S prediction vectors of the same rows: (S, n) → (S, 2)."""
+    rng = np.random.default_rng(seed)
+    preds = np.atleast_2d(preds)
+    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
+    s = preds.shape[0]
+    conf = batched_confusion(np.tile(y[idx], (s, 1)), preds[:, idx].reshape(s * n_boot, -1), k)
+    values = scores_from_confusion(conf)[metric].reshape(s, n_boot)
+    return np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=1).T
+
+
 def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: int) -> np.ndarray:
     """Bootstrap index matrix resampling each stratum (e.g. fold) with replacement within itself."""
     order = np.argsort(strata, kind="stable")

@@ -26,8 +26,13 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: dict, fold_search: FoldSearch,
-                  seed: int = 0, n_boot: int = 1000, log: Callable[[str], None] = print) -> dict:
-    """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout."""
+                  seed: int = 0, n_boot: int = 1000, log: Callable[[str], None] = print,
+                  in_corpus: dict[str, dict] | None = None) -> dict:
+    """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
+
+    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal.
+    """
+    in_corpus = in_corpus or {}
     objective = tune_cfg["objective"]
     matrix: dict[str, dict[str, dict]] = {}
     pairs: dict[str, dict] = {}
@@ -36,7 +41,9 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: d
         chosen = best_trial(fold_search({src: pooled}, {src: seed})[src])
         matrix[src] = {}
         for dst, dst_df in tables.items():
-            if src == dst:
+            if src == dst and src in in_corpus:
+                result = in_corpus[src]
+            elif src == dst:
                 searches = tune_folds(dst_df, labels, tune_cfg, fold_search, seed, log=lambda _: None)
                 result = tuned_results(dst_df, labels, searches, tune_cfg, n_boot, seed)
             else:

@@ -9,7 +9,7 @@ from ser.arrays import ScoreArrays
 from ser.cli import main
 from ser.config import ConfigError, load_config
 from ser.evaluate import evaluate_systems
-from ser.metrics import summary
+from ser.metrics import METRICS, summary
 
 
 def test_evaluate_per_fold_equals_direct_computation(synth_table):
@@ -20,7 +20,9 @@ def test_evaluate_per_fold_equals_direct_computation(synth_table):
     rows = synth_table[synth_table["fold"] == f3["fold"]]
     a = ScoreArrays.from_table(rows)
     assert f3["n"] == len(rows)
-    assert f3["systems"]["speech"] == pytest.approx(summary(a.y, a.speech, 4))
+    speech = f3["systems"]["speech"]
+    assert {m: speech[m] for m in METRICS} == pytest.approx(summary(a.y, a.speech, 4))
+    assert speech["ci"]["metric"] == "ua" and speech["ci"]["low"] < speech["ua"] < speech["ci"]["high"]
     uas = [f["systems"]["text"]["ua"] for f in r["folds"]]
     assert r["mean"]["text"]["ua"] == pytest.approx(np.mean(uas))
     assert r["std"]["text"]["ua"] == pytest.approx(np.std(uas, ddof=1))

@@ -1,0 +1,64 @@
+"""`ser run` end to end on a small demo corpus: stages, skip on rerun, report contents."""
+
+import json
+import re
+
+import pytest
+import yaml
+
+from ser.cli import main
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, ray_session):
+    root = tmp_path_factory.mktemp("run")
+    cfg = {"name": "mini", "prepare": {"corpus": "demo-a", "per_speaker": 14},
+           "tune": {"trials": 8, "space": {"select": {"tau_h": {"quantiles": [0.02, 0.98], "steps": 16},
+                                                      "tau_v": {"quantiles": [0.02, 0.98], "steps": 16}}}},
+           "sweep": {"tau_h": {"range": [0, 1.4], "steps": 15}, "tau_v": {"range": [0, 1.4], "steps": 15}},
+           "cross": {"corpora": {"demo-b": {"corpus": "demo-b", "per_speaker": 12}}},
+           "evaluate": {"bootstrap": 200}}
+    (root / "mini.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["run", str(root / "mini.yaml"), "--out", str(root / "out")]) == 0
+    return root
+
+
+def test_tuned_fusion_beats_speech_on_the_demo(run_dir):
+    r = json.loads((run_dir / "out" / "results.json").read_text())
+    assert r["mean"]["tuned"]["macro_f1"] > r["mean"]["speech"]["macro_f1"] + 0.03
+    assert r["comparisons"]["tuned"]["bootstrap"]["ci_low"] > 0
+    assert len(r["folds"]) == 8 and all("best" in f for f in r["folds"])
+    cross = json.loads((run_dir / "out" / "cross.json").read_text())
+    assert set(cross["matrix"]) == {"demo-a", "demo-b"}
+    # the diagonal for the primary corpus is the run's own per-fold tuning
+    assert cross["pairs"]["demo-a->demo-a"]["mean"] == r["mean"]
+
+
+def test_report_holds_every_figure(run_dir):
+    out = run_dir / "out"
+    figures = sorted(p.name for p in (out / "figures").glob("*.png"))
+    assert figures == ["confusions.png", "cross.png", "folds.png", "sensitivity.png", "sensitivity_classes.png",
+                       "transitions.png"]
+    md = (out / "report.md").read_text()
+    assert set(re.findall(r"\(figures/(\w+\.png)\)", md)) == set(figures)
+    assert "Tuned fusion improved macro_f1 by" in md and "| fold | n | speech | text | tuned | oracle |" in md
+    page = (out / "report.html").read_text()
+    assert page.count("src='data:image/png;base64,") == len(figures) and "figures/" not in page
+    assert (out / "figures" / "folds.png").stat().st_size > 10_000
+
+
+def test_rerun_skips_finished_stages_and_recomputes_lost_outputs(run_dir, capsys):
+    cfg, out = str(run_dir / "mini.yaml"), str(run_dir / "out")
+    before = json.loads((run_dir / "out" / "run.json").read_text())
+    assert set(before["stages"]) >= {"prepare[demo-a]", "infer[demo-a]", "tune", "sweep", "cross", "report"}
+    assert before["packages"]["ray"] and before["config"]["tune"]["trials"] == 8
+    capsys.readouterr()
+    assert main(["run", cfg, "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert printed.count("up to date, skipped") == 7
+    (run_dir / "out" / "sweep" / "sweep.json").unlink()          # a lost output is recomputed
+    assert main(["run", cfg, "--out", out]) == 0
+    printed = capsys.readouterr().out
+    assert "== sweep\n" in printed and printed.count("up to date, skipped") == 6
