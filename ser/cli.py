@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -175,6 +176,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_submit(args: argparse.Namespace) -> int:
+    from jobs import submit
+
+    if args.status:
+        return submit.status(args.address, args.status)
+    if args.stop:
+        return submit.stop(args.address, args.stop)
+    if args.logs:
+        return submit.logs(args.address, args.logs)
+    ser_args = args.ser_args[1:] if args.ser_args[:1] == ["--"] else args.ser_args
+    return submit.submit(args.address, ser_args, args.working_dir, args.runtime_env, args.wait)
+
+
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ser.schema import validate, write_scores
     from ser.synthetic import synthetic_scores
@@ -206,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<name>)")
     p.add_argument("--force", action="store_true", help="rerun stages that are up to date")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("submit", help="run a ser command as a Ray job on a cluster: ser submit --address URL -- run X.yaml")
+    p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
+                   help="Ray job server (dashboard) URL (default $RAY_ADDRESS or http://127.0.0.1:8265)")
+    p.add_argument("--wait", action="store_true", help="stream logs; exit non-zero if the job fails")
+    p.add_argument("--runtime-env", help="YAML merged into the runtime env (pip, env_vars, excludes, ...)")
+    p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working dir (default .)")
+    p.add_argument("--status", metavar="ID", help="print a job's status")
+    p.add_argument("--stop", metavar="ID", help="stop a job")
+    p.add_argument("--logs", metavar="ID", help="print a job's logs")
+    p.add_argument("ser_args", nargs=argparse.REMAINDER, help="-- then the ser command and its arguments")
+    p.set_defaults(func=_cmd_submit)
 
     p = sub.add_parser("prepare", help="corpus directory → manifest (utterances, labels, folds)")
     p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest")

@@ -13,14 +13,15 @@ Batch = dict[str, np.ndarray]
 
 
 def worker_tag() -> str:
-    """Where a stage runs: '<node ip>:GPU<ids>' under Ray, else 'local:<device>' — recorded per row."""
+    """Where a stage runs: '<node ip>/<node id>:GPU<ids>' (or ':CPU') under Ray, else 'local' — recorded per row."""
     try:
         import ray
 
         if ray.is_initialized():
             ctx = ray.get_runtime_context()
             gpus = ctx.get_accelerator_ids().get("GPU", [])
-            return f"{ray.util.get_node_ip_address()}:{'GPU' + ','.join(gpus) if gpus else 'CPU'}"
+            where = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:12]}"
+            return f"{where}:{'GPU' + ','.join(gpus) if gpus else 'CPU'}"
     except ImportError:
         pass
     return "local"
