@@ -25,11 +25,11 @@ from ser.schema import validate
 SCORE_EXTRA = ["speaker", "session", "gender", "duration_s", "condition", "speech_worker"]
 
 
-def _stage(stage_cfg: dict, cls, **kwargs) -> dict:
+def _stage(stage_cfg: dict, cls, kwargs: dict | None = None, **more) -> dict:
     """map_batches arguments for an actor stage (an actor pool of ``actors``, GPUs and CPUs per actor)."""
     from ray.data import ActorPoolStrategy
 
-    return dict(fn=cls, fn_constructor_kwargs=kwargs, batch_size=stage_cfg["batch_size"],
+    return dict(fn=cls, fn_constructor_kwargs={**(kwargs or {}), **more}, batch_size=stage_cfg["batch_size"],
                 compute=ActorPoolStrategy(size=stage_cfg["actors"]), num_gpus=stage_cfg["num_gpus"],
                 num_cpus=stage_cfg["num_cpus"])
 
@@ -116,8 +116,13 @@ def _write_shard(shards: Path, batch: pd.DataFrame) -> None:
 
 
 def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
-              log: Callable[[str], None] = print) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Score every manifest row not yet in ``out/shards``; return (scores, errors) merged from all shards."""
+              log: Callable[[str], None] = print, speech_stage: tuple[type, dict] | None = None
+              ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Score every manifest row not yet in ``out/shards``; return (scores, errors) merged from all shards.
+
+    ``speech_stage`` = (class, constructor kwargs) replaces the configured speech backend with any callable
+    class of the same contract (bring your own model), scheduled with ``stages['speech']``'s resources.
+    """
     import ray
 
     from jobs.ray_env import ensure_ray
@@ -133,13 +138,15 @@ def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
     todo = manifest[~manifest["utt_id"].isin(done)]
     log(f"{len(manifest)} utterances, {len(done)} already scored, {len(todo)} to go")
     if len(todo):
-        ensure_acoustic_models(manifest, stages["speech"], labels, out, log)
+        if not speech_stage:
+            ensure_acoustic_models(manifest, stages["speech"], labels, out, log)
         use_asr = stages["asr"]["backend"] != "none"
         if not use_asr:
             todo = todo.assign(transcript_source="reference")
         ds = dataset_of(todo, stages["speech"]["batch_size"])
         ds = ds.map_batches(load_batch, batch_size=stages["speech"]["batch_size"], num_cpus=1)
-        ds = ds.map_batches(**_speech_stage(stages["speech"], labels, out))
+        speech = _stage(stages["speech"], *speech_stage) if speech_stage else _speech_stage(stages["speech"], labels, out)
+        ds = ds.map_batches(**speech)
         for stage in _text_stages(stages["asr"], stages["sentiment"]):
             ds = ds.map_batches(**stage)
         ds = ds.drop_columns(["audio"])

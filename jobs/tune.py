@@ -5,9 +5,9 @@ instances, so folds stay independent (no fold's test labels can steer another se
 chooses for it) while Tune pays its experiment set-up once and runs folds in parallel. Each
 trial runs :func:`ser.search.run_trial` — a vectorized optimization evaluating hundreds to
 thousands of configurations — so Tune's per-trial overhead (~40 ms here) is amortized.
-``ConcurrencyLimiter(batch=True)`` plus round-robin routing means a fold's sampler always sees
+Round-robin routing with at most one live trial per fold means a fold's sampler always sees
 its previous trial's result before suggesting again, so a seed gives the same trials whatever
-order concurrent trials finish in. (OptunaSearch draws differently from plain ask/tell after the
+order concurrent trials finish in; parallelism is across folds. (OptunaSearch draws differently from plain ask/tell after the
 first trial, so the Ray and in-process engines are each deterministic, not trial-for-trial equal.)
 """
 
@@ -16,8 +16,10 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import shutil
 import tempfile
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from ser.arrays import ScoreArrays
@@ -25,6 +27,7 @@ from ser.search import run_trial, suggest
 from ser.tuning import TrialRecord
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")   # experiment state every 2 s: a kill loses little
 
 
 def _define_by_run(trial: Any, space: dict) -> None:
@@ -43,25 +46,35 @@ def _per_fold_searcher_class():
     from ray.tune.search import Searcher
 
     class PerFoldSearcher(Searcher):
-        """Round-robin over per-fold searchers; each sees only its own fold's trials."""
+        """Round-robin over per-fold searchers; each sees only its own fold's trials.
+
+        A fold never has two live trials: its sampler always sees its previous trial's result before
+        suggesting again, so a seed gives the same trials whatever order concurrent trials finish in.
+        """
 
         def __init__(self, searchers: dict[str, Searcher]):
             super().__init__(metric="score", mode="max")
-            self.searchers, self.folds, self.turn, self.owner = searchers, list(searchers), 0, {}
+            self.searchers, self.folds, self.turn = searchers, list(searchers), 0
+            self.live: dict[str, str] = {}
             self.numbers = dict.fromkeys(searchers, 0)
 
         def suggest(self, trial_id: str) -> dict | None:
             fold = self.folds[self.turn % len(self.folds)]
+            if fold in self.live.values():
+                return None                         # Tune asks again once a trial finishes
             config = self.searchers[fold].suggest(trial_id)
             if config is None or config == Searcher.FINISHED:
                 return config
             self.turn += 1
-            self.owner[trial_id] = fold
+            self.live[trial_id] = fold
             self.numbers[fold] += 1
             return {**config, "fold": fold, "number": self.numbers[fold] - 1}
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
-            self.searchers[self.owner.pop(trial_id)].on_trial_complete(trial_id, result, error)
+            # trials rerun after a restore complete under ids this searcher may no longer hold as live
+            fold = self.live.pop(trial_id, None) or ((result or {}).get("config") or {}).get("fold")
+            if fold is not None:
+                self.searchers[fold].on_trial_complete(trial_id, result, error)
 
         def save(self, checkpoint_path: str) -> None:
             with open(checkpoint_path, "wb") as f:
@@ -75,11 +88,15 @@ def _per_fold_searcher_class():
 
 
 def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str, trials: int,
-               concurrency: int) -> dict[str, list[TrialRecord]]:
-    """Search every fold's tuning arrays in one Tune experiment, each fold with its own seeded TPE."""
+               concurrency: int, experiment_dir: str | None = None, resume: bool = False
+               ) -> dict[str, list[TrialRecord]]:
+    """Search every fold's tuning arrays in one Tune experiment, each fold with its own seeded TPE.
+
+    With ``experiment_dir`` Tune checkpoints the experiment there; ``resume`` restores an interrupted one
+    (finished trials kept, unfinished ones rerun) instead of starting afresh.
+    """
     import optuna
     from ray import tune
-    from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
     from jobs.ray_env import ensure_ray
@@ -89,15 +106,23 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
     folds = list(tuning)
     searchers = {f: OptunaSearch(space=partial(_define_by_run, space=space), metric="score", mode="max",
                                  sampler=optuna.samplers.TPESampler(seed=seeds[f])) for f in folds}
-    concurrency = min(concurrency, len(folds))
-    searcher = ConcurrencyLimiter(_per_fold_searcher_class()(searchers), max_concurrent=concurrency, batch=True)
-    with tempfile.TemporaryDirectory(prefix="ser-tune-") as storage:
-        tuner = tune.Tuner(
-            tune.with_parameters(_trainable, tuning=tuning, space=space, objective=objective),
-            tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
-                                        num_samples=trials * len(folds), reuse_actors=True),
-            run_config=tune.RunConfig(storage_path=storage, name="ser-tune", verbose=0),
-        )
+    searcher = _per_fold_searcher_class()(searchers)
+    trainable = tune.with_parameters(_trainable, tuning=tuning, space=space, objective=objective)
+    with tempfile.TemporaryDirectory(prefix="ser-tune-") as tmp:
+        storage = str(Path(experiment_dir).resolve()) if experiment_dir else tmp
+        path = str(Path(storage) / "ser-tune")
+        if resume and tune.Tuner.can_restore(path):
+            print(f"restoring the interrupted Tune experiment in {path}", flush=True)
+            tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
+                                            num_samples=trials * len(folds), reuse_actors=True,
+                                            max_concurrent_trials=min(concurrency, len(folds))),
+                run_config=tune.RunConfig(storage_path=storage, name="ser-tune", verbose=0),
+            )
         grid = tuner.fit()
     if grid.errors:
         raise RuntimeError(f"{len(grid.errors)} Tune trial(s) failed; first: {grid.errors[0]}")

@@ -48,7 +48,11 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     out = Path(cfg["out"] or "runs/tune")
     engine = None
     if tune["engine"] == "ray" and tune["method"] == "search":
-        from jobs.tune import ray_engine as engine
+        from functools import partial
+
+        from jobs.tune import ray_engine
+
+        engine = partial(ray_engine, experiment_dir=str(out / "tune_experiment"), resume=args.resume)
     state = out / "folds"
     if not args.resume and state.exists():
         for stale in state.glob("fold-*.json"):

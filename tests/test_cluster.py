@@ -130,5 +130,5 @@ def test_gpu_stages_land_on_the_gpu_node(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
     nodes = {w.split("/")[1].split(":")[0] for w in out["workers"]}
-    gpus = {w.rsplit(":", 1)[1] for w in out["workers"]}
+    gpus = {w.rsplit(":", 1)[1].split("#")[0] for w in out["workers"]}
     assert nodes == {out["gpu_node"][:12]} and gpus == {"GPU0", "GPU1"}

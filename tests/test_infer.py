@@ -61,7 +61,7 @@ def test_each_gpu_actor_gets_its_own_gpu(tmp_path, corpus, ray_session):
     cfg = stages(tmp_path, shard_rows=4, speech={"backend": "hf", "checkpoint": str(tmp_path / "ckpt" / "{fold}"),
                                                  "num_gpus": 1, "num_cpus": 0, "actors": 2, "batch_size": 2})
     scores, _ = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
-    gpus = {w.rsplit(":", 1)[1] for w in scores["speech_worker"]}
+    gpus = {w.rsplit(":", 1)[1].split("#")[0] for w in scores["speech_worker"]}
     assert gpus == {"GPU0", "GPU1"}
 
 
@@ -102,3 +102,29 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
     assert allrows["utt_id"].is_unique and set(allrows["utt_id"]) == set(manifest["utt_id"])
     scores = pd.read_parquet(out / "scores.parquet")
     assert len(scores) == len(manifest) - 2
+
+
+def test_actor_killed_mid_inference_is_restarted_and_the_job_completes(tmp_path, corpus, ray_session):
+    """A speech actor dies (os._exit) in its first batch; Ray restarts it and retries: nothing lost or doubled."""
+    from jobs.infer import run_infer
+    from ser.backends.hf_speech import HFSpeechStage
+    from ser.testing.tiny_models import build_wav2vec2
+
+    path, manifest = corpus
+    for fold in manifest["fold"].unique():
+        build_wav2vec2(tmp_path / "ckpt" / fold, ["ang", "hap", "neu", "sad"])
+    marker = tmp_path / "crashed-once"
+
+    class CrashOnce(HFSpeechStage):
+        def __call__(self, batch):
+            if not marker.exists():
+                marker.touch()
+                os._exit(1)                      # the actor process dies mid-batch
+            return super().__call__(batch)
+
+    cfg = stages(tmp_path, shard_rows=4, speech={"batch_size": 4})
+    kwargs = {"checkpoint": str(tmp_path / "ckpt" / "{fold}"), "classes": ("ang", "hap", "neu", "sad")}
+    scores, errors = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out",
+                               log=lambda _: None, speech_stage=(CrashOnce, kwargs))
+    assert marker.exists()
+    assert scores["utt_id"].is_unique and len(scores) + len(errors) == len(manifest)

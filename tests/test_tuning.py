@@ -128,3 +128,46 @@ def test_ray_tune_engine_is_deterministic_and_searches_each_fold(table, ray_sess
     assert runs[0] == runs[1]
     assert {f: len(r) for f, r in runs[0].items()} == {f: 5 for f in sorted(table["fold"].unique())}
     assert all(r.n_configs > 1 for rs in runs[0].values() for r in rs)
+
+
+@pytest.mark.ray
+def test_interrupted_ray_search_resumes(tmp_path):
+    """SIGKILL `ser tune` mid-experiment; `--resume` restores the Tune experiment and finishes every fold."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    validate(synthetic_scores(n_folds=3, per_fold=400, seed=8)).to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "c.yaml").write_text("tune: {trials: 40, space: {select: {tau_h: {quantiles: [0.01, 0.99], steps: 90},"
+                                     " tau_v: {quantiles: [0.01, 0.99], steps: 90}, rounds: 3}}}\n"
+                                     "evaluate: {bootstrap: 50}\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"), "--config",
+           str(tmp_path / "c.yaml"), "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+
+    def finished() -> int:
+        """Trials Tune's last experiment checkpoint records as finished."""
+        states = list((out / "tune_experiment").rglob("experiment_state-*.json"))
+        try:
+            return states[0].read_text().count("TERMINATED") if states else 0
+        except OSError:
+            return 0
+
+    deadline = time.time() + 180
+    while time.time() < deadline and finished() < 10:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = finished()
+    assert 10 <= before < 120 and not (out / "results.json").exists(), f"not interrupted mid-way ({before} trials)"
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "restoring the interrupted Tune experiment" in resumed.stdout
+    trials = pd.read_parquet(out / "trials.parquet")
+    assert trials.groupby("fold").size().tolist() == [40, 40, 40]
+    assert trials.groupby("fold")["trial"].apply(lambda t: sorted(t) == list(range(40))).all()
+    assert len(json.loads((out / "results.json").read_text())["folds"]) == 3

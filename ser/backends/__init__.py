@@ -7,13 +7,16 @@ float32 waveforms. Stages run without Ray (tests call them directly) and are han
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 Batch = dict[str, np.ndarray]
 
 
 def worker_tag() -> str:
-    """Where a stage runs: '<node ip>/<node id>:GPU<ids>' (or ':CPU') under Ray, else 'local' — recorded per row."""
+    """Where a stage runs, recorded per row: '<node ip>/<node id>:GPU<ids>' (or ':CPU') and '#<pid>' under Ray,
+    else 'local'."""
     try:
         import ray
 
@@ -21,7 +24,7 @@ def worker_tag() -> str:
             ctx = ray.get_runtime_context()
             gpus = ctx.get_accelerator_ids().get("GPU", [])
             where = f"{ray.util.get_node_ip_address()}/{ctx.get_node_id()[:12]}"
-            return f"{where}:{'GPU' + ','.join(gpus) if gpus else 'CPU'}"
+            return f"{where}:{'GPU' + ','.join(gpus) if gpus else 'CPU'}#{os.getpid()}"
     except ImportError:
         pass
     return "local"
