@@ -168,8 +168,6 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     Tiny locally built models (wav2vec2 per fold, Whisper, XLM-R) on CPU: the numbers measure the
     pipeline's overheads and parallelism, not model speed.
     """
-    import pandas as pd
-
     from jobs.infer import run_infer
     from jobs.ray_env import ensure_ray
     from ser.backends.audio_stage import load_batch

@@ -49,14 +49,6 @@ class RunState:
         write_json({**self.record, "stages": self.stages}, self.path)
 
 
-def _engine(tune_cfg: dict):
-    if tune_cfg["engine"] == "ray" and tune_cfg["method"] == "search":
-        from jobs.tune import ray_engine
-
-        return ray_engine
-    return None
-
-
 def _corpus_stages(state: RunState, name: str, prepare_cfg: dict, cfg: dict, root: Path, log) -> tuple[Path, str]:
     """prepare + infer for one corpus under ``root``; returns (scores path, signature)."""
     from jobs.infer import run_infer
@@ -76,12 +68,13 @@ def _corpus_stages(state: RunState, name: str, prepare_cfg: dict, cfg: dict, roo
 
 def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], None] = print) -> dict:
     """Run every stage of a study config into ``out``; returns the per-fold tuning results."""
+    from jobs.tune import engine_for
     from ser.evaluate import format_table
     from ser.report import write_report
     from ser.schema import read_scores
-    from ser.sweep import sweep
+    from ser.sweep import sweep, write_sweep
     from ser.transfer import cross_dataset, format_matrix
-    from ser.tuning import make_fold_search, trials_table, tune_folds, tuned_results
+    from ser.tuning import make_fold_search, tune_folds, tuned_results, write_tuning
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -95,23 +88,19 @@ def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], No
     else:
         raise ValueError("ser run: the config needs 'prepare' (a corpus to score) or 'scores' (a score table)")
     primary = read_scores(scores_path, labels)
-    fold_search = make_fold_search(tune, _engine(tune))
+    fold_search = make_fold_search(tune, engine_for(tune))
 
     def do_tune() -> None:
         searches = tune_folds(primary, labels, tune, fold_search, cfg["seed"], state_dir=out / "folds", log=log)
         result = tuned_results(primary, labels, searches, tune, cfg["evaluate"]["bootstrap"], cfg["seed"])
         log(format_table(result))
-        write_json(result, out / "results.json")
-        write_parquet(trials_table(searches), out / "trials.parquet")
+        write_tuning(out, result, searches)
 
     sig_tune = _sig(sig_scores, tune, cfg["seed"], cfg["evaluate"])
     state.run("tune", sig_tune, [out / "results.json"], do_tune, log)
 
     def do_sweep() -> None:
-        surfaces, chosen, stats = sweep(primary, cfg["sweep"], tune["protocol"], tune["objective"], log=log)
-        write_parquet(surfaces, out / "sweep" / "sweep.parquet")
-        write_parquet(chosen, out / "sweep" / "sweep_chosen.parquet")
-        write_json(stats, out / "sweep" / "sweep.json")
+        write_sweep(out / "sweep", *sweep(primary, cfg["sweep"], tune["protocol"], tune["objective"], log=log))
 
     state.run("sweep", _sig(sig_scores, cfg["sweep"], tune["protocol"], tune["objective"]),
               [out / "sweep" / "sweep.json"], do_sweep, log)

@@ -133,3 +133,10 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
         out[fold].append(TrialRecord(number, params, json.loads(r.metrics["chosen"]),
                                      float(r.metrics["score"]), int(r.metrics["n_configs"])))
     return out
+
+
+def engine_for(tune_cfg: dict, experiment_dir: str | None = None, resume: bool = False):
+    """The search engine a ``tune`` config asks for: this Ray engine, or None (in-process Optuna / published)."""
+    if tune_cfg["engine"] == "ray" and tune_cfg["method"] == "search":
+        return partial(ray_engine, experiment_dir=experiment_dir, resume=resume)
+    return None

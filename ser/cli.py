@@ -1,4 +1,4 @@
-"""The ``ser`` command line: one subcommand per stage of the data flow (DESIGN §2)."""
+"""ser: score emotion corpora, tune entropy-aware fusion per fold, report. One subcommand per stage."""
 
 from __future__ import annotations
 
@@ -11,48 +11,42 @@ from pathlib import Path
 from ser.io import write_json
 
 
-def _cmd_evaluate(args: argparse.Namespace) -> int:
+def _config_and_scores(args: argparse.Namespace):
+    """(config, validated score table, output dir) for a subcommand that reads one score table."""
     from ser.config import load_config
-    from ser.evaluate import evaluate_systems, format_table
     from ser.schema import read_scores
 
     cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
     if not cfg["scores"]:
-        raise SystemExit("ser evaluate: no score table given (--scores FILE or 'scores:' in the config)")
+        raise SystemExit(f"ser {args.command}: no score table given (--scores FILE or 'scores:' in the config)")
+    return cfg, read_scores(cfg["scores"], cfg["labels"]), Path(cfg["out"] or f"runs/{args.command}")
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from ser.evaluate import evaluate_systems, format_table
+
     t0 = time.perf_counter()
-    df = read_scores(cfg["scores"], cfg["labels"])
+    cfg, df, out = _config_and_scores(args)
     ev = cfg["evaluate"]
     result = evaluate_systems(df, cfg["systems"], cfg["labels"], baseline=ev["baseline"],
                               n_boot=ev["bootstrap"], seed=cfg["seed"], metric=ev["metric"])
     print(format_table(result))
-    out = Path(cfg["out"] or "runs/evaluate")
     write_json(result, out / "evaluation.json")
     print(f"wrote {out / 'evaluation.json'} ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from ser.config import load_config, resolved
+    from jobs.tune import engine_for
+    from ser.config import resolved
     from ser.evaluate import format_table
-    from ser.io import write_parquet
     from ser.provenance import provenance
-    from ser.schema import read_scores
-    from ser.tuning import make_fold_search, trials_table, tune_folds, tuned_results
+    from ser.tuning import make_fold_search, tune_folds, tuned_results, write_tuning
 
-    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
-    tune = dict(cfg["tune"], **({"engine": args.engine} if args.engine else {}))
-    if not cfg["scores"]:
-        raise SystemExit("ser tune: no score table given (--scores FILE or 'scores:' in the config)")
     t0 = time.perf_counter()
-    df = read_scores(cfg["scores"], cfg["labels"])
-    out = Path(cfg["out"] or "runs/tune")
-    engine = None
-    if tune["engine"] == "ray" and tune["method"] == "search":
-        from functools import partial
-
-        from jobs.tune import ray_engine
-
-        engine = partial(ray_engine, experiment_dir=str(out / "tune_experiment"), resume=args.resume)
+    cfg, df, out = _config_and_scores(args)
+    tune = dict(cfg["tune"], **({"engine": args.engine} if args.engine else {}))
+    engine = engine_for(tune, str(out / "tune_experiment"), args.resume)
     state = out / "folds"
     if not args.resume and state.exists():
         for stale in state.glob("fold-*.json"):
@@ -61,8 +55,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     t_search = time.perf_counter() - t0
     result = tuned_results(df, cfg["labels"], searches, tune, n_boot=cfg["evaluate"]["bootstrap"], seed=cfg["seed"])
     print(format_table(result))
-    write_json(result, out / "results.json")
-    write_parquet(trials_table(searches), out / "trials.parquet")
+    write_tuning(out, result, searches)
     write_json({"command": "tune", "config_file": args.config, "config": resolved(cfg) | {"tune": tune},
                 "seed": cfg["seed"], "timings_s": {"search": t_search, "total": time.perf_counter() - t0},
                 **provenance()}, out / "run.json")
@@ -71,21 +64,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from ser.config import load_config
-    from ser.io import write_parquet
-    from ser.schema import read_scores
-    from ser.sweep import sweep
+    from ser.sweep import sweep, write_sweep
 
-    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
-    if not cfg["scores"]:
-        raise SystemExit("ser sweep: no score table given (--scores FILE or 'scores:' in the config)")
     t0 = time.perf_counter()
-    df = read_scores(cfg["scores"], cfg["labels"])
+    cfg, df, out = _config_and_scores(args)
     surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"])
-    out = Path(cfg["out"] or "runs/sweep")
-    write_parquet(surfaces, out / "sweep.parquet")
-    write_parquet(chosen, out / "sweep_chosen.parquet")
-    write_json(stats, out / "sweep.json")
+    write_sweep(out, surfaces, chosen, stats)
     print(f"chosen τ_H {stats['chosen_tau_h']['mean']:.3f} ± {stats['chosen_tau_h']['std']:.3f}, "
           f"τ_V {stats['chosen_tau_v']['mean']:.3f} ± {stats['chosen_tau_v']['std']:.3f} across folds; "
           f"gap to oracle {100 * stats['gap_to_oracle']:.2f} points")
@@ -110,12 +94,11 @@ def _cmd_cross(args: argparse.Namespace) -> int:
         tables = split_corpora(read_scores(cfg["scores"], cfg["labels"]))
     else:
         raise SystemExit("ser cross: give cross.corpora in the config, or --scores with a 'corpus' column")
+    from jobs.tune import engine_for
+
     t0 = time.perf_counter()
     tune = cfg["tune"]
-    engine = None
-    if tune["engine"] == "ray" and tune["method"] == "search":
-        from jobs.tune import ray_engine as engine
-    result = cross_dataset(tables, cfg["labels"], tune, make_fold_search(tune, engine), cfg["seed"],
+    result = cross_dataset(tables, cfg["labels"], tune, make_fold_search(tune, engine_for(tune)), cfg["seed"],
                            cfg["evaluate"]["bootstrap"])
     print(format_matrix(result))
     out = Path(cfg["out"] or "runs/cross")
@@ -253,31 +236,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="output directory (default runs/infer)")
     p.set_defaults(func=_cmd_infer)
 
-    p = sub.add_parser("evaluate", help="evaluate fixed fusion systems per fold on a score table")
-    p.add_argument("--scores", help="score table (.parquet or .csv)")
-    p.add_argument("--config", help="study YAML (labels, systems, evaluate options)")
-    p.add_argument("--out", help="output directory (default runs/evaluate)")
-    p.set_defaults(func=_cmd_evaluate)
+    def table_command(name: str, func, help: str, scores: str, config: str) -> argparse.ArgumentParser:
+        """A subcommand reading a score table: --scores, --config, --out."""
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--scores", help=scores)
+        p.add_argument("--config", help=f"study YAML ({config})")
+        p.add_argument("--out", help=f"output directory (default runs/{name})")
+        p.set_defaults(func=func)
+        return p
 
-    p = sub.add_parser("tune", help="search fusion configurations per fold, leakage-free (Ray Tune + Optuna)")
-    p.add_argument("--scores", help="score table (.parquet or .csv)")
-    p.add_argument("--config", help="study YAML (tune: protocol, objective, trials, space, ...)")
-    p.add_argument("--out", help="output directory (default runs/tune)")
+    table = "score table (.parquet or .csv)"
+    table_command("evaluate", _cmd_evaluate, "evaluate fixed fusion systems per fold on a score table", table,
+                  "labels, systems, evaluate options")
+    p = table_command("tune", _cmd_tune, "search fusion configurations per fold, leakage-free (Ray Tune + Optuna)",
+                      table, "tune: protocol, objective, trials, space, ...")
     p.add_argument("--engine", choices=["ray", "optuna"], help="override tune.engine")
-    p.add_argument("--resume", action="store_true", help="keep folds finished by an interrupted run")
-    p.set_defaults(func=_cmd_tune)
-
-    p = sub.add_parser("sweep", help="threshold-sensitivity surfaces per fold and averaged")
-    p.add_argument("--scores", help="score table (.parquet or .csv)")
-    p.add_argument("--config", help="study YAML (sweep: gate, tau_h, tau_v, per_class)")
-    p.add_argument("--out", help="output directory (default runs/sweep)")
-    p.set_defaults(func=_cmd_sweep)
-
-    p = sub.add_parser("cross", help="cross-dataset transfer: tune on corpus A, test on corpus B")
-    p.add_argument("--scores", help="one score table with several values in its 'corpus' column")
-    p.add_argument("--config", help="study YAML (cross.corpora: {name: table}, tune: ...)")
-    p.add_argument("--out", help="output directory (default runs/cross)")
-    p.set_defaults(func=_cmd_cross)
+    p.add_argument("--resume", action="store_true", help="continue an interrupted search")
+    table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged", table,
+                  "sweep: gate, tau_h, tau_v, per_class")
+    table_command("cross", _cmd_cross, "cross-dataset transfer: tune on corpus A, test on corpus B",
+                  "one score table with several values in its 'corpus' column", "cross.corpora: {name: table}, tune: ...")
 
     p = sub.add_parser("report", help="report.md + self-contained report.html with figures for a run")
     p.add_argument("--run", required=True, help="run directory (results.json; optional sweep/ and cross.json)")

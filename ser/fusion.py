@@ -190,43 +190,54 @@ class SelectRule:
         return _decision(a, np.where(take, text, a.speech))
 
 
-def _weights(a: ScoreArrays, w: float, weight_gate: str, tau_h: float) -> np.ndarray:
-    """Per-row text weight: constant, only where H ≥ τ_H (``entropy``), or scaled by H / ln K."""
+def weight_scale(a: ScoreArrays, weight_gate: str, tau_h: float) -> np.ndarray:
+    """Per-row multiplier of the text weight: 1, 1 only where H ≥ τ_H (``entropy``), or H / ln K (``scaled``)."""
     if weight_gate == "none":
-        return np.full(len(a), w)
+        return np.ones(len(a))
     if weight_gate == "entropy":
-        return np.where(a.h >= tau_h, w, 0.0)
-    return w * a.h / np.log(a.labels.k)
+        return (a.h >= tau_h).astype(float)
+    return a.h / np.log(a.labels.k)
+
+
+def _weights(a: ScoreArrays, w: float, weight_gate: str, tau_h: float) -> np.ndarray:
+    return w * weight_scale(a, weight_gate, tau_h)
 
 
 @dataclass(frozen=True)
-class LogLinearRule:
-    """Soft fusion p^(1-w) · q^w, with q the sentiment spread over the K classes."""
+class SoftRule:
+    """Soft fusion of p with q = the sentiment spread over the K classes, text weight w per row."""
 
     w: float
     weight_gate: str = "none"
     tau_h: float = 0.0
 
-    def decide(self, a: ScoreArrays) -> Decision:
-        w = _weights(a, self.w, self.weight_gate, self.tau_h)[:, None]
-        score = (1 - w) * np.log(np.maximum(a.p, EPS)) + w * np.log(np.maximum(text_distribution(a), EPS))
-        return _decision(a, np.argmax(score, axis=1))
-
-
-@dataclass(frozen=True)
-class AverageRule:
-    """Soft fusion (1-w) · p + w · q."""
-
-    w: float
-    weight_gate: str = "none"
-    tau_h: float = 0.0
+    @staticmethod
+    def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
 
     def decide(self, a: ScoreArrays) -> Decision:
         w = _weights(a, self.w, self.weight_gate, self.tau_h)[:, None]
-        return _decision(a, np.argmax((1 - w) * a.p + w * text_distribution(a), axis=1))
+        return _decision(a, np.argmax(self.combine(a.p, text_distribution(a), w), axis=-1))
+
+
+class LogLinearRule(SoftRule):
+    """p^(1-w) · q^w (compared in log space)."""
+
+    @staticmethod
+    def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return (1 - w) * np.log(np.maximum(p, EPS)) + w * np.log(np.maximum(q, EPS))
+
+
+class AverageRule(SoftRule):
+    """(1-w) · p + w · q."""
+
+    @staticmethod
+    def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return (1 - w) * p + w * q
 
 
 Rule = SpeechRule | TextRule | OracleRule | SelectRule | LogLinearRule | AverageRule
+SOFT_RULES: dict[str, type[SoftRule]] = {"loglinear": LogLinearRule, "average": AverageRule}
 
 _KEYS: dict[str, set[str]] = {
     "speech": set(),
@@ -299,8 +310,7 @@ def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
     weight_gate = raw.get("weight_gate", "none")
     if weight_gate not in WEIGHT_GATES:
         raise ValueError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
-    cls = LogLinearRule if kind == "loglinear" else AverageRule
-    return cls(w, weight_gate, float(raw.get("tau_h", 0.0)))
+    return SOFT_RULES[kind](w, weight_gate, float(raw.get("tau_h", 0.0)))
 
 
 BUILTIN_SYSTEMS: dict[str, dict[str, Any]] = {

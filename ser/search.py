@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 
 from ser.arrays import ScoreArrays
-from ser.fusion import GATES, WEIGHT_GATES, NegativeMapping, rule_from_config, text_distribution
+from ser.fusion import GATES, SOFT_RULES, WEIGHT_GATES, NegativeMapping, rule_from_config, text_distribution, \
+    weight_scale
 from ser.grid import threshold_surface
 from ser.metrics import METRICS, batched_confusion, confusion, scores_from_confusion, scores_from_counts
 
@@ -171,7 +172,7 @@ def _negative_config(params: dict) -> Any:
 
 
 def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> TrialResult:
-    k, gate = a.labels.k, params["gate"]
+    gate = params["gate"]
     negative_cfg = _negative_config(params)
     negative = NegativeMapping.from_config(negative_cfg, a.labels)
     h_op, v_op = GATES[gate]
@@ -249,14 +250,8 @@ def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> Tri
     config: dict = {"kind": params["variant"], "weight_gate": gate}
     if gate == "entropy":
         config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))
-    h_scale = {"none": np.ones(len(a)), "entropy": (a.h >= config.get("tau_h", 0.0)).astype(float),
-               "scaled": a.h / np.log(a.labels.k)}[gate]
-    w = weights[:, None, None] * h_scale[None, :, None]                    # (W, n, 1)
-    q4 = text_distribution(a)
-    if params["variant"] == "loglinear":
-        fused = (1 - w) * np.log(np.maximum(a.p, 1e-6)) + w * np.log(np.maximum(q4, 1e-6))
-    else:
-        fused = (1 - w) * a.p + w * q4
+    w = weights[:, None, None] * weight_scale(a, gate, config.get("tau_h", 0.0))[None, :, None]   # (W, n, 1)
+    fused = SOFT_RULES[params["variant"]].combine(a.p, text_distribution(a), w)
     values = scores_from_confusion(batched_confusion(a.y, np.argmax(fused, axis=2), a.labels.k))[objective]
     best = int(np.argmax(values))
     config["w"] = float(weights[best])

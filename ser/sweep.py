@@ -8,6 +8,8 @@ grid (hindsight), and the oracle's score.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
@@ -15,6 +17,7 @@ from ser.arrays import ScoreArrays
 from ser.folds import fold_splits
 from ser.fusion import NegativeMapping, OracleRule
 from ser.grid import GridSurface, class_surfaces, threshold_surface
+from ser.io import write_json, write_parquet
 from ser.metrics import METRICS, summary
 from ser.search import candidates, check_candidates
 
@@ -96,3 +99,10 @@ def sweep(df: pd.DataFrame, sweep_cfg: dict, protocol: str = "oof", objective: s
         "gap_to_best_on_grid": float((chosen_df["best_test_score"] - chosen_df["test_score"]).mean()),
     }
     return surfaces, chosen_df, stats
+
+
+def write_sweep(out: Path, surfaces: pd.DataFrame, chosen: pd.DataFrame, stats: dict) -> None:
+    """``sweep.parquet``, ``sweep_chosen.parquet`` and ``sweep.json`` under ``out`` (atomically)."""
+    write_parquet(surfaces, out / "sweep.parquet")
+    write_parquet(chosen, out / "sweep_chosen.parquet")
+    write_json(stats, out / "sweep.json")

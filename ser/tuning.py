@@ -232,3 +232,11 @@ def trials_table(searches: dict[str, list[TrialRecord]]) -> pd.DataFrame:
              "config": json.dumps(r.config), "tuning_score": r.score, "n_configs": r.n_configs}
             for fold, records in searches.items() for r in records]
     return pd.DataFrame(rows)
+
+
+def write_tuning(out: Path, result: dict, searches: dict[str, list[TrialRecord]]) -> None:
+    """``results.json`` and ``trials.parquet`` under ``out`` (atomically)."""
+    from ser.io import write_parquet
+
+    write_json(result, out / "results.json")
+    write_parquet(trials_table(searches), out / "trials.parquet")

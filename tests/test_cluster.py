@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from ser.cli import main
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 
@@ -65,34 +64,36 @@ def ray_head(tmp_path_factory):
 
 
 @pytest.fixture
-def client_env(ray_head, monkeypatch):
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", ray_head[1])
-    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
-    return ray_head[0]
+def ser_submit(ray_head):
+    """Run `ser submit --address <head> ...` as its own process, with the head's auth mode and token."""
+    address, token = ray_head
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env.update(RAY_AUTH_MODE="token", RAY_AUTH_TOKEN=token)
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "ser.cli", "submit", "--address", address, *args], env=env,
+                              capture_output=True, text=True, timeout=300, cwd=Path(__file__).resolve().parent.parent)
+    return run
 
 
-def test_submitted_job_runs_tune_on_the_cluster(client_env, tmp_path, capsys):
+def test_submitted_job_runs_tune_on_the_cluster(ser_submit, tmp_path):
     validate(synthetic_scores(3, 60, seed=4)).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "c.yaml").write_text("tune: {trials: 4}\nevaluate: {bootstrap: 50}\n")
-    rc = main(["submit", "--address", client_env, "--wait", "--", "tune", "--scores", str(tmp_path / "s.parquet"),
-               "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out")])
-    printed = capsys.readouterr().out
-    assert rc == 0, printed[-3000:]
-    assert "SUCCEEDED" in printed and "fold synthetic_S02" in printed       # the job's own log lines
+    done = ser_submit("--wait", "--", "tune", "--scores", str(tmp_path / "s.parquet"), "--config",
+                      str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert "SUCCEEDED" in done.stdout and "fold synthetic_S02" in done.stdout       # the job's own log lines
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(result["folds"]) == 3 and "tuned" in result["mean"]
-    job_id = printed.split("submitted ")[1].split(":")[0]
-    assert main(["submit", "--address", client_env, "--status", job_id]) == 0
-    assert "SUCCEEDED" in capsys.readouterr().out
+    job_id = done.stdout.split("submitted ")[1].split(":")[0]
+    status = ser_submit("--status", job_id)
+    assert status.returncode == 0 and "SUCCEEDED" in status.stdout
 
 
-def test_failing_job_is_reported_failed(client_env, tmp_path, capsys):
-    rc = main(["submit", "--address", client_env, "--wait", "--", "evaluate", "--scores",
-               str(tmp_path / "missing.parquet")])
-    printed = capsys.readouterr().out
-    assert rc == 1
-    assert "FAILED" in printed and "does not exist" in printed
+def test_failing_job_is_reported_failed(ser_submit, tmp_path):
+    done = ser_submit("--wait", "--", "evaluate", "--scores", str(tmp_path / "missing.parquet"))
+    assert done.returncode == 1
+    assert "FAILED" in done.stdout and "does not exist" in done.stdout
 
 
 TWO_NODES = r"""

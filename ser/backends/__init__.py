@@ -49,3 +49,38 @@ def map_label_names(names: list[str], label_map: dict[str, str], targets: tuple[
     if sorted(out) != sorted(set(out)) or set(out) != set(targets):
         raise ValueError(f"{what} labels {names} must map one-to-one onto {list(targets)} (got {out})")
     return out
+
+
+class FoldSpeechStage:
+    """Base of the speech stages: each row is scored by its ``model_fold``'s model.
+
+    ``checkpoint`` may contain ``{fold}``; subclasses implement ``load(fold)`` (called once per fold
+    per actor) and ``score(model, waves) -> (len(waves), K)`` probabilities in label-set order.
+    Rows whose audio failed to decode get NaN and are reported in the errors table.
+    """
+
+    def __init__(self, checkpoint: str, classes: tuple[str, ...]):
+        self.checkpoint, self.classes, self.models = checkpoint, tuple(classes), {}
+        self.tag = worker_tag()
+
+    def load(self, fold: str):
+        raise NotImplementedError
+
+    def score(self, model, waves: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self, batch: Batch) -> Batch:
+        n = len(batch["path"])
+        probs = np.full((n, len(self.classes)), np.nan)
+        ok = usable(batch)
+        for fold in np.unique(batch["model_fold"][ok]):
+            fold = str(fold)
+            if fold not in self.models:
+                self.models[fold] = self.load(fold)
+            rows = np.flatnonzero(ok & (batch["model_fold"] == fold))
+            probs[rows] = self.score(self.models[fold], [batch["audio"][i] for i in rows])
+        out = dict(batch)
+        for j, c in enumerate(self.classes):
+            out[f"speech_{c}"] = probs[:, j]
+        out["speech_worker"] = np.full(n, self.tag, dtype=object)
+        return out

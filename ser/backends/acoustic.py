@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ser.audio import SAMPLE_RATE, load_audio
-from ser.backends import Batch, usable, worker_tag
+from ser.backends import FoldSpeechStage
 
 FRAME, HOP, NFFT, N_MELS = 400, 160, 512, 26
 
@@ -109,35 +109,16 @@ def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[st
     return written
 
 
-class AcousticSpeechStage:
+class AcousticSpeechStage(FoldSpeechStage):
     """Speech probabilities from the fold's acoustic classifier (checkpoint path may hold ``{fold}``)."""
 
-    def __init__(self, checkpoint: str, classes: tuple[str, ...]):
-        self.checkpoint, self.classes, self.models = checkpoint, tuple(classes), {}
-        self.tag = worker_tag()
+    def load(self, fold: str):
+        path = Path(self.checkpoint.format(fold=fold))
+        if not path.exists():
+            raise FileNotFoundError(f"acoustic checkpoint for fold '{fold}' not found: {path}")
+        return pickle.loads(path.read_bytes())["model"]
 
-    def _model(self, fold: str):
-        if fold not in self.models:
-            path = Path(self.checkpoint.format(fold=fold))
-            if not path.exists():
-                raise FileNotFoundError(f"acoustic checkpoint for fold '{fold}' not found: {path}")
-            saved = pickle.loads(path.read_bytes())
-            self.models[fold] = saved["model"]
-        return self.models[fold]
-
-    def __call__(self, batch: Batch) -> Batch:
-        n = len(batch["path"])
-        probs = np.full((n, len(self.classes)), np.nan)
-        ok = usable(batch)
-        for fold in np.unique(batch["model_fold"][ok]):
-            rows = np.flatnonzero(ok & (batch["model_fold"] == fold))
-            model = self._model(str(fold))
-            feats = np.stack([acoustic_features(batch["audio"][i]) for i in rows])
-            p = model.predict_proba(feats)
-            order = [list(model.classes_).index(c) if c in model.classes_ else None for c in self.classes]
-            probs[rows] = np.stack([p[:, j] if j is not None else np.zeros(len(rows)) for j in order], axis=1)
-        out = dict(batch)
-        for j, c in enumerate(self.classes):
-            out[f"speech_{c}"] = probs[:, j]
-        out["speech_worker"] = np.full(n, self.tag, dtype=object)
-        return out
+    def score(self, model, waves: list[np.ndarray]) -> np.ndarray:
+        p = model.predict_proba(np.stack([acoustic_features(w) for w in waves]))
+        known = list(model.classes_)
+        return np.stack([p[:, known.index(c)] if c in known else np.zeros(len(waves)) for c in self.classes], axis=1)

@@ -7,67 +7,56 @@ are sorted by duration and run in sub-batches so padding stays small.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from ser.backends import Batch, map_label_names, usable, worker_tag
+from ser.backends import FoldSpeechStage, map_label_names
 
 SPEECH_LABEL_MAP = {"angry": "ang", "anger": "ang", "happy": "hap", "happiness": "hap", "excited": "hap",
                     "neutral": "neu", "sad": "sad", "sadness": "sad"}
 
 
-class HFSpeechStage:
+class HFSpeechStage(FoldSpeechStage):
     def __init__(self, checkpoint: str, classes: tuple[str, ...], label_map: dict[str, str] | None = None,
                  fp16: bool = True, sub_batch: int = 8, device: str | None = None):
         import torch
 
-        self.checkpoint, self.classes = checkpoint, tuple(classes)
+        super().__init__(checkpoint, classes)
         self.label_map = {**SPEECH_LABEL_MAP, **(label_map or {})}
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
-        self.sub_batch, self.models = sub_batch, {}
-        self.tag = worker_tag()
+        self.sub_batch = sub_batch
 
-    def _load(self, fold: str):
-        if fold not in self.models:
-            from pathlib import Path
+    def load(self, fold: str):
+        from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-            from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
+        path = self.checkpoint.format(fold=fold)
+        # a per-fold template must name local checkpoints; anything else may be a hub id,
+        # which transformers resolves on a connected cluster
+        if "{fold}" in self.checkpoint and not Path(path).exists():
+            raise FileNotFoundError(f"speech checkpoint for fold '{fold}' not found: {path}")
+        extractor = AutoFeatureExtractor.from_pretrained(path)
+        model = AutoModelForAudioClassification.from_pretrained(path, dtype=self.dtype)
+        model.to(self.device).eval()
+        names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        codes = map_label_names(names, self.label_map, self.classes, f"speech model {path}")
+        return extractor, model, [codes.index(c) for c in self.classes]
 
-            path = self.checkpoint.format(fold=fold)
-            # a per-fold template must name local checkpoints; anything else may be a hub id,
-            # which transformers resolves on a connected cluster
-            if "{fold}" in self.checkpoint and not Path(path).exists():
-                raise FileNotFoundError(f"speech checkpoint for fold '{fold}' not found: {path}")
-            extractor = AutoFeatureExtractor.from_pretrained(path)
-            model = AutoModelForAudioClassification.from_pretrained(path, dtype=self.dtype)
-            model.to(self.device).eval()
-            names = [model.config.id2label[i] for i in range(model.config.num_labels)]
-            codes = map_label_names(names, self.label_map, self.classes, f"speech model {path}")
-            order = [codes.index(c) for c in self.classes]
-            self.models[fold] = (extractor, model, order)
-        return self.models[fold]
-
-    def __call__(self, batch: Batch) -> Batch:
+    def score(self, loaded, waves: list[np.ndarray]) -> np.ndarray:
+        """Sub-batches of similar length (sorted by duration) keep padding small."""
         import torch
 
-        n = len(batch["path"])
-        probs = np.full((n, len(self.classes)), np.nan)
-        ok = usable(batch)
-        for fold in np.unique(batch["model_fold"][ok]):
-            extractor, model, order = self._load(str(fold))
-            rows = np.flatnonzero(ok & (batch["model_fold"] == fold))
-            rows = rows[np.argsort([len(batch["audio"][i]) for i in rows], kind="stable")]
-            for start in range(0, len(rows), self.sub_batch):
-                chunk = rows[start:start + self.sub_batch]
-                inputs = extractor([batch["audio"][i] for i in chunk], sampling_rate=16000, padding=True,
-                                   return_tensors="pt", return_attention_mask=True)
-                inputs = {k: v.to(self.device, self.dtype if v.is_floating_point() else v.dtype)
-                          for k, v in inputs.items()}
-                with torch.inference_mode():
-                    logits = model(**inputs).logits.float()
-                probs[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()[:, order]
-        out = dict(batch)
-        for j, c in enumerate(self.classes):
-            out[f"speech_{c}"] = probs[:, j]
-        out["speech_worker"] = np.full(n, self.tag, dtype=object)
-        return out
+        extractor, model, order = loaded
+        probs = np.empty((len(waves), len(self.classes)))
+        by_length = np.argsort([len(w) for w in waves], kind="stable")
+        for start in range(0, len(waves), self.sub_batch):
+            chunk = by_length[start:start + self.sub_batch]
+            inputs = extractor([waves[i] for i in chunk], sampling_rate=16000, padding=True, return_tensors="pt",
+                               return_attention_mask=True)
+            inputs = {k: v.to(self.device, self.dtype if v.is_floating_point() else v.dtype)
+                      for k, v in inputs.items()}
+            with torch.inference_mode():
+                logits = model(**inputs).logits.float()
+            probs[chunk] = torch.softmax(logits, dim=-1).cpu().numpy()[:, order]
+        return probs
