@@ -19,7 +19,7 @@ import pandas as pd
 
 from ser.io import atomic_path, write_parquet
 from ser.labels import LabelSet
-from ser.pipeline import check_gpus
+from ser.pipeline import check_gpus, scoring_rows
 from ser.schema import validate
 
 SCORE_EXTRA = ["speaker", "session", "gender", "duration_s", "condition", "speech_worker"]
@@ -103,10 +103,12 @@ def dataset_of(df: pd.DataFrame, rows_per_block: int):
     return ray.data.from_pandas([df.iloc[i:i + rows_per_block] for i in range(0, max(len(df), 1), rows_per_block)])
 
 
-def _written_ids(shards: Path) -> set[str]:
-    done: set[str] = set()
+def _written_keys(shards: Path) -> set[tuple[str, str]]:
+    """(utt_id, model_fold) of every row already in a shard."""
+    done: set[tuple[str, str]] = set()
     for f in shards.glob("*.parquet"):
-        done.update(pd.read_parquet(f, columns=["utt_id"])["utt_id"])
+        part = pd.read_parquet(f, columns=["utt_id", "model_fold"])
+        done.update(zip(part["utt_id"], part["model_fold"]))
     return done
 
 
@@ -133,10 +135,10 @@ def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
     out = Path(out)
     shards = out / "shards"
     shards.mkdir(parents=True, exist_ok=True)
-    manifest = manifest.assign(model_fold=manifest["fold"], split="test")
-    done = _written_ids(shards)
-    todo = manifest[~manifest["utt_id"].isin(done)]
-    log(f"{len(manifest)} utterances, {len(done)} already scored, {len(todo)} to go")
+    rows = scoring_rows(manifest, stages["in_sample"], stages["val_share"])
+    done = _written_keys(shards)
+    todo = rows[[key not in done for key in zip(rows["utt_id"], rows["model_fold"])]]
+    log(f"{len(rows)} rows ({len(manifest)} utterances), {len(done)} already scored, {len(todo)} to go")
     if len(todo):
         if not speech_stage:
             ensure_acoustic_models(manifest, stages["speech"], labels, out, log)
@@ -156,8 +158,23 @@ def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
             n_done += len(batch)
             audio_s += float(batch["duration_s"].sum())
             dt = time.perf_counter() - t0
-            log(f"scored {n_done}/{len(todo)} utterances ({n_done / dt:.1f} utt/s, {audio_s / dt:.1f} audio-s/s)")
+            log(f"scored {n_done}/{len(todo)} rows ({n_done / dt:.1f} rows/s, {audio_s / dt:.1f} audio-s/s)")
     return merge_shards(shards, labels, out)
+
+
+TEXT_FIELDS = ["transcript", "transcript_source", "text_neg", "text_neu", "text_pos"]
+
+
+def _fill_text(rows: pd.DataFrame) -> pd.DataFrame:
+    """In-sample rows (split train/val) take the text results of their utterance's test row."""
+    test = rows["split"] == "test"
+    if test.all():
+        return rows
+    text = rows.loc[test].set_index(["corpus", "utt_id"])[TEXT_FIELDS]
+    keys = pd.MultiIndex.from_frame(rows.loc[~test, ["corpus", "utt_id"]])
+    out = rows.copy()
+    out.loc[~test, TEXT_FIELDS] = text.reindex(keys).to_numpy()
+    return out
 
 
 def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -168,10 +185,11 @@ def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFram
     allrows = pd.concat(parts, ignore_index=True)
     bad = allrows["audio_error"].astype(str) != ""
     errors = allrows.loc[bad, ["utt_id", "corpus", "path", "audio_error"]].rename(columns={"audio_error": "error"})
-    errors = errors.assign(stage="audio").reset_index(drop=True)
-    good = allrows.loc[~bad].drop(columns=["audio_error", "path"])
+    errors = errors.drop_duplicates(["corpus", "utt_id"]).assign(stage="audio").reset_index(drop=True)
+    good = _fill_text(allrows.loc[~bad].drop(columns=["audio_error", "path"]))
     keep = [c for c in good.columns if c not in SCORE_EXTRA] + [c for c in SCORE_EXTRA if c in good.columns]
-    scores = validate(good[keep].sort_values("utt_id").reset_index(drop=True), labels, source="inferred scores")
+    good = good[keep].sort_values(["utt_id", "model_fold"]).reset_index(drop=True)
+    scores = validate(good, labels, source="inferred scores")
     write_parquet(scores, out / "scores.parquet")
     write_parquet(errors, out / "errors.parquet")
     return scores, errors

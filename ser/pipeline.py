@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 SCHEDULING = {"actors": 1, "num_gpus": 0.0, "num_cpus": 1.0, "batch_size": 16}
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "speech": {"backend": "acoustic", "checkpoint": "{out}/models/acoustic-{fold}.pkl", "label_map": None,
@@ -17,7 +20,8 @@ STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
                   "fp16": True, "sub_batch": 32, **SCHEDULING, "batch_size": 64},
 }
 BACKENDS = {"speech": ("acoustic", "hf"), "asr": ("none", "whisper"), "sentiment": ("vader", "hf")}
-INFER_DEFAULTS = {"manifest": None, "shard_rows": 256, "speech": None, "asr": None, "sentiment": None}
+INFER_DEFAULTS = {"manifest": None, "shard_rows": 256, "in_sample": False, "val_share": 0.1,
+                  "speech": None, "asr": None, "sentiment": None}
 
 
 def resolve_stages(cfg: dict) -> dict:
@@ -45,6 +49,10 @@ def resolve_stages(cfg: dict) -> dict:
             raise ValueError(f"infer.{stage}: backend '{spec['backend']}' needs "
                              f"'{'checkpoint' if stage == 'speech' else 'model'}'")
         out[stage] = spec
+    if not isinstance(out["in_sample"], bool):
+        raise ValueError(f"infer.in_sample must be true or false, got {out['in_sample']!r}")
+    if not isinstance(out["val_share"], (int, float)) or not 0 <= out["val_share"] < 1:
+        raise ValueError(f"infer.val_share must be in [0, 1), got {out['val_share']!r}")
     if not isinstance(out["shard_rows"], int) or out["shard_rows"] < 1:
         raise ValueError(f"infer.shard_rows must be a positive integer, got {out['shard_rows']!r}")
     return out
@@ -61,3 +69,18 @@ def check_gpus(stages: dict, available: float) -> None:
             raise RuntimeError(f"infer.{name} asks for {spec['actors']} actor(s) × {spec['num_gpus']} GPU = {need} "
                                f"GPU(s), but the Ray cluster has {available:g}; lower infer.{name}.num_gpus/actors "
                                f"or add GPU nodes")
+
+
+def scoring_rows(manifest: pd.DataFrame, in_sample: bool = False, val_share: float = 0.1) -> pd.DataFrame:
+    """The (utterance, scoring model) rows to infer: each utterance by its own fold's model (split test);
+    with ``in_sample``, also by every other fold's model (split train, or val for a stable ``val_share``
+    of each model's rows) — what the ``val``/``trainval`` tuning protocols need."""
+    own = manifest.assign(model_fold=manifest["fold"], split="test")
+    if not in_sample:
+        return own
+    parts = [own]
+    for k in sorted(manifest["fold"].unique()):
+        other = manifest[manifest["fold"] != k]
+        draw = pd.util.hash_array((other["utt_id"].astype(str) + "|" + str(k)).to_numpy()) % 10_000
+        parts.append(other.assign(model_fold=k, split=np.where(draw < val_share * 10_000, "val", "train")))
+    return pd.concat(parts, ignore_index=True)

@@ -128,3 +128,28 @@ def test_actor_killed_mid_inference_is_restarted_and_the_job_completes(tmp_path,
                                log=lambda _: None, speech_stage=(CrashOnce, kwargs))
     assert marker.exists()
     assert scores["utt_id"].is_unique and len(scores) + len(errors) == len(manifest)
+
+
+def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session):
+    """infer.in_sample: every fold's model also scores the other folds' utterances (train/val rows)."""
+    from jobs.infer import run_infer
+    from ser.folds import fold_splits
+    from ser.tuning import make_fold_search, tune_folds, validate_tune
+
+    path, manifest = corpus
+    cfg = stages(tmp_path, in_sample=True, val_share=0.25, shard_rows=16)
+    scores, errors = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    folds = manifest["fold"].nunique()
+    assert len(errors) == 2 and len(scores) == (len(manifest) - 2) * folds
+    assert set(scores["split"]) == {"test", "train", "val"}
+    own = scores[scores["split"] == "test"]
+    assert (own["model_fold"] == own["fold"]).all() and len(own) == len(manifest) - 2
+    assert (scores.loc[scores["split"] != "test", "model_fold"] != scores.loc[scores["split"] != "test", "fold"]).all()
+    text = ["text_neg", "text_neu", "text_pos", "transcript"]
+    assert (scores.groupby("utt_id")[text].nunique() == 1).all().all()      # text computed once per utterance
+    assert scores.groupby("utt_id")["speech_ang"].nunique().max() > 1       # speech differs by scoring model
+    splits = fold_splits(scores, "trainval")
+    assert all(s.tuning.sum() > 0 and not (s.tuning & s.test).any() for s in splits)
+    published = validate_tune(dict(cfg["tune"], method="published", protocol="trainval", space=None))
+    chosen = tune_folds(scores, cfg["labels"], published, make_fold_search(published), 0, log=lambda _: None)
+    assert set(chosen) == set(manifest["fold"]) and all(r[0].config["merge"] == "exclude" for r in chosen.values())

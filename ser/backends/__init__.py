@@ -36,6 +36,13 @@ def usable(batch: Batch) -> np.ndarray:
     return np.ones(len(next(iter(batch.values()))), dtype=bool) if errors is None else (errors == "")
 
 
+def text_rows(batch: Batch) -> np.ndarray:
+    """Rows whose text the text stages produce: one per utterance (its test row); in-sample copies of an
+    utterance scored by other folds' models get the same text at merge time."""
+    n = len(next(iter(batch.values())))
+    return np.ones(n, dtype=bool) if "split" not in batch else (batch["split"] == "test")
+
+
 def map_label_names(names: list[str], label_map: dict[str, str], targets: tuple[str, ...], what: str) -> list[str]:
     """Model label names → canonical codes via ``label_map`` (case-insensitive; identity for codes)."""
     lowered = {k.lower(): v for k, v in label_map.items()}

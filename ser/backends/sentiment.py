@@ -10,7 +10,7 @@ import re
 
 import numpy as np
 
-from ser.backends import Batch, map_label_names
+from ser.backends import Batch, map_label_names, text_rows
 from ser.labels import SENTIMENTS
 
 SENTIMENT_LABEL_MAP = {"negative": "neg", "neutral": "neu", "positive": "pos",
@@ -25,6 +25,7 @@ def normalize_text(text: str, lowercase: bool = False) -> str:
 
 
 def _write(batch: Batch, probs: np.ndarray) -> Batch:
+    probs[~text_rows(batch)] = np.nan          # filled from the utterance's test row at merge
     out = dict(batch)
     for j, s in enumerate(SENTIMENTS):
         out[f"text_{s}"] = probs[:, j]
@@ -52,7 +53,8 @@ class HFSentimentStage:
 
         texts = [normalize_text(t, self.lowercase) for t in batch["transcript"]]
         probs = np.tile(BLANK, (len(texts), 1))
-        rows = [i for i, t in enumerate(texts) if t]
+        todo = text_rows(batch)
+        rows = [i for i, t in enumerate(texts) if t and todo[i]]
         for start in range(0, len(rows), self.sub_batch):
             chunk = rows[start:start + self.sub_batch]
             enc = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
@@ -77,7 +79,8 @@ class VaderStage:
 
     def __call__(self, batch: Batch) -> Batch:
         texts = [normalize_text(t, self.lowercase) for t in batch["transcript"]]
-        s = np.array([self.analyzer.polarity_scores(t)["compound"] if t else 0.0 for t in texts])
+        todo = text_rows(batch)
+        s = np.array([self.analyzer.polarity_scores(t)["compound"] if t and do else 0.0 for t, do in zip(texts, todo)])
         a = np.minimum(1.0, np.abs(s) / 0.1)
         probs = np.stack([a * (s < 0), 1 - a, a * (s > 0)], axis=1)
         return _write(batch, probs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ser.backends import Batch, usable
+from ser.backends import Batch, text_rows, usable
 
 MAX_BATCHED_SECONDS = 30.0
 
@@ -48,7 +48,7 @@ class WhisperStage:
     def __call__(self, batch: Batch) -> Batch:
         n = len(batch["path"])
         text = np.full(n, "", dtype=object)
-        ok = np.flatnonzero(usable(batch))
+        ok = np.flatnonzero(usable(batch) & text_rows(batch))
         short = [i for i in ok if len(batch["audio"][i]) <= MAX_BATCHED_SECONDS * 16000 and not self.vad_filter]
         short.sort(key=lambda i: len(batch["audio"][i]))
         for start in range(0, len(short), self.sub_batch):
