@@ -25,8 +25,11 @@ INFER_DEFAULTS = {"manifest": None, "shard_rows": 256, "in_sample": False, "val_
 
 
 def resolve_stages(cfg: dict) -> dict:
-    """Fill stage defaults and check keys and values; errors name ``infer.<stage>.<key>``."""
-    out = dict(cfg)
+    """Fill defaults and check keys and values; errors name ``infer.<stage>.<key>``."""
+    unknown = sorted(set(cfg) - set(INFER_DEFAULTS))
+    if unknown:
+        raise ValueError(f"infer: unknown key(s) {unknown}; allowed: {sorted(INFER_DEFAULTS)}")
+    out = {**INFER_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
     for stage, defaults in STAGE_DEFAULTS.items():
         raw = cfg.get(stage) or {}
         if not isinstance(raw, dict):
