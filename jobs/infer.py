@@ -74,18 +74,10 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
     template = spec["checkpoint"].replace("{out}", str(out))
     if all(Path(template.format(fold=k)).exists() for k in manifest["fold"].unique()):
         return
-    from ser.backends.acoustic import acoustic_features, train_fold_models
-    from ser.backends.audio_stage import load_batch
-
-    def featurize(batch: dict) -> dict:
-        b = load_batch(batch)
-        ok = b["audio_error"] == ""
-        feats = [acoustic_features(a) if good else np.zeros(0) for a, good in zip(b["audio"], ok)]
-        return {"utt_id": b["utt_id"], "ok": ok, "features": np.array(feats, dtype=object)}
+    from ser.backends.acoustic import featurize_batch, train_fold_models
 
     t0 = time.perf_counter()
-    cols = manifest[["utt_id", "path"]]
-    rows = dataset_of(cols, 64).map_batches(featurize, batch_size=32).to_pandas()
+    rows = dataset_of(manifest[["utt_id", "path"]], 64).map_batches(featurize_batch, batch_size=32).to_pandas()
     rows = rows.set_index("utt_id").loc[manifest["utt_id"]]
     ok = rows["ok"].to_numpy(dtype=bool)
     feats = np.stack(rows["features"].to_numpy()[ok])

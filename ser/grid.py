@@ -57,6 +57,13 @@ def gated_sums(h: np.ndarray, v: np.ndarray, tau_h: np.ndarray, tau_v: np.ndarra
     return sums[inv_h][:, inv_v]
 
 
+def base_counts(a: ScoreArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class true positives, predicted counts and support of the speech labels alone."""
+    k = a.labels.k
+    return (np.bincount(a.y[a.speech == a.y], minlength=k), np.bincount(a.speech, minlength=k),
+            np.bincount(a.y, minlength=k))
+
+
 @dataclass(frozen=True)
 class GridSurface:
     """Metrics over a τ_H × τ_V grid; arrays are (len(tau_h), len(tau_v)).
@@ -87,9 +94,7 @@ def threshold_surface(a: ScoreArrays, tau_h: np.ndarray, tau_v: np.ndarray, gate
     k = a.labels.k
     negative = negative or NegativeMapping.from_config("refer", a.labels)
     text = text_labels(a, negative)
-    base_tp = np.bincount(a.y[a.speech == a.y], minlength=k)
-    base_pred = np.bincount(a.speech, minlength=k)
-    support = np.bincount(a.y, minlength=k)
+    base_tp, base_pred, support = base_counts(a)
     sel = np.ones(len(a), dtype=bool) if rows is None else np.asarray(rows)
     y, s, t = a.y[sel], a.speech[sel], text[sel]
     n_sel = len(y)

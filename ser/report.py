@@ -16,22 +16,13 @@ import pandas as pd
 from ser import figures
 from ser.io import atomic_path
 from ser.metrics import METRICS
+from ser.tuning import describe_config
 
 Block = tuple
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
-
-
-def _describe(config: dict) -> str:
-    if config["kind"] == "select":
-        per_class = isinstance(config.get("tau_h", config.get("tau_v")), dict)
-        taus = ", ".join(f"{k} {config[k]:.3f}" for k in ("tau_h", "tau_v") if isinstance(config.get(k), float))
-        return (f"select/{config['gate']} {'per-class' if per_class else 'global'}{' ' + taus if taus else ''}"
-                f"{' excl. ' + str(len(config.get('exclude', []))) if config.get('merge') == 'exclude' else ''}").strip()
-    gate = config.get("weight_gate", "none")
-    return f"{config['kind']} w={config['w']:.2f}{'' if gate == 'none' else ' ' + gate}"
 
 
 def headline(result: dict, metric: str) -> str:
@@ -66,7 +57,7 @@ def build_blocks(run: Path, fig_dir: Path) -> list[Block]:
         s = f["systems"]
         row = [f["fold"], str(f["n"])] + [_pct(s[name][metric]) for name in systems]
         if "tuned" in s:
-            row += [f"{100 * (s['tuned'][metric] - s['speech'][metric]):+.2f}", _describe(f["best"]["config"])]
+            row += [f"{100 * (s['tuned'][metric] - s['speech'][metric]):+.2f}", describe_config(f["best"]["config"])]
         rows.append(row)
     head = ["fold", "n"] + systems + (["gain", "chosen configuration"] if "tuned" in systems else [])
     blocks.append(("table", head, rows))

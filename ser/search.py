@@ -19,8 +19,8 @@ import numpy as np
 from ser.arrays import ScoreArrays
 from ser.fusion import GATES, SOFT_RULES, WEIGHT_GATES, NegativeMapping, rule_from_config, text_distribution, \
     weight_scale
-from ser.grid import threshold_surface
-from ser.metrics import METRICS, batched_confusion, confusion, scores_from_confusion, scores_from_counts
+from ser.grid import base_counts, threshold_surface
+from ser.metrics import METRICS, batched_confusion, scores_from_confusion, scores_from_counts, summary
 
 VARIANTS = ("select", "loglinear", "average")
 NEVER = {"ge": 1e9, "gt": 1e9, "le": -1.0, "lt": -1.0}
@@ -153,7 +153,7 @@ class TrialResult:
 
 
 def objective_value(a: ScoreArrays, pred: np.ndarray, objective: str) -> float:
-    return float(scores_from_confusion(confusion(a.y, pred, a.labels.k))[objective])
+    return summary(a.y, pred, a.labels.k)[objective]
 
 
 def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
@@ -203,9 +203,7 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
     """Per-class thresholds by coordinate ascent: class surfaces add independent count changes."""
     k = a.labels.k
     h_op, v_op = GATES[gate]
-    support = np.bincount(a.y, minlength=k)
-    base_tp = np.bincount(a.y[a.speech == a.y], minlength=k)
-    base_pred = np.bincount(a.speech, minlength=k)
+    base_tp, base_pred, support = base_counts(a)
     surfaces, grids = [], []
     for c in range(k):
         rows = a.speech == c

@@ -65,20 +65,18 @@ def synthetic_scores(n_folds: int = 10, per_fold: int = 553, seed: int = 0, corp
     return df
 
 
-def with_model_folds(df: pd.DataFrame, seed: int = 0, val_share: float = 0.1, sharpen: float = 1.6) -> pd.DataFrame:
-    """Add, for every fold k, fold k's model's scores of the other folds' rows (split train/val).
+def with_model_folds(df: pd.DataFrame, val_share: float = 0.1, sharpen: float = 1.6) -> pd.DataFrame:
+    """Add, for every fold k, fold k's model's scores of the other folds' rows (split train/val),
+    the rows ``ser infer`` writes with ``in_sample: true`` (same expansion: ser.pipeline.scoring_rows).
 
     In-sample speech scores are sharper (p^sharpen, renormalized) than out-of-sample ones, as a
     fine-tuned model is more confident on its own training data; text scores do not depend on k.
     """
-    rng = np.random.default_rng(seed)
+    from ser.pipeline import scoring_rows
+
+    rows = scoring_rows(df, in_sample=True, val_share=val_share)
     speech_cols = [f"speech_{c}" for c in DEFAULT_LABELS.classes]
-    parts = [df.assign(model_fold=df["fold"], split="test")]
-    for k in sorted(df["fold"].unique()):
-        other = df[df["fold"] != k].copy()
-        p = other[speech_cols].to_numpy() ** sharpen
-        other[speech_cols] = p / p.sum(axis=1, keepdims=True)
-        other["model_fold"] = k
-        other["split"] = np.where(rng.random(len(other)) < val_share, "val", "train")
-        parts.append(other)
-    return pd.concat(parts, ignore_index=True)
+    inside = (rows["split"] != "test").to_numpy()
+    p = rows.loc[inside, speech_cols].to_numpy() ** sharpen
+    rows.loc[inside, speech_cols] = p / p.sum(axis=1, keepdims=True)
+    return rows

@@ -12,7 +12,7 @@ from typing import Callable
 import pandas as pd
 
 from ser.arrays import ScoreArrays
-from ser.folds import own_test_rows
+from ser.folds import fold_ids, own_test_rows
 from ser.labels import LabelSet
 from ser.tuning import FoldSearch, apply_per_fold, best_trial, tune_folds, tuned_results
 
@@ -47,8 +47,7 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: d
                 searches = tune_folds(dst_df, labels, tune_cfg, fold_search, seed, log=lambda _: None)
                 result = tuned_results(dst_df, labels, searches, tune_cfg, n_boot, seed)
             else:
-                folds = sorted(dst_df.loc[own_test_rows(dst_df), "fold"].unique())
-                result = apply_per_fold(dst_df, labels, {f: chosen for f in folds}, objective, n_boot, seed)
+                result = apply_per_fold(dst_df, labels, {f: chosen for f in fold_ids(dst_df)}, objective, n_boot, seed)
             pairs[f"{src}->{dst}"] = result
             mean = result["mean"]
             cell = {"tuned": mean["tuned"][objective], "speech": mean["speech"][objective],

@@ -4,7 +4,8 @@ Each fold's parameters are searched on its tuning set only (ser.folds), with its
 sampler, so nothing about fold k's test rows can steer which configurations fold k sees —
 a shared sampler optimizing all folds at once would leak under ``oof``. The chosen
 configuration is then applied once to fold k's test rows. Search engines are pluggable:
-in-process Optuna here, Ray Tune + OptunaSearch in ``jobs.tune``; both run the same trials.
+in-process Optuna here, Ray Tune + OptunaSearch in ``jobs.tune``; both run the same trial work
+(``ser.search.run_trial``) and are deterministic by seed, though their samplers draw differently.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ser.arrays import ScoreArrays
 from ser.evaluate import score_predictions
 from ser.folds import fold_splits, test_masks
 from ser.fusion import BUILTIN_SYSTEMS, rule_from_config
-from ser.io import write_json
+from ser.io import write_json, write_parquet
 from ser.labels import LabelSet
 from ser.search import resolve_space, run_trial, suggest
 
@@ -169,7 +170,7 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict, fold_search: 
         records = done[split.fold]
         best = best_trial(records)
         log(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations, "
-            f"best tuning {tune_cfg['objective']} {best.score:.4f} ({_describe(best.config)})")
+            f"best tuning {tune_cfg['objective']} {best.score:.4f} ({describe_config(best.config)})")
     if todo:
         n = sum(r.n_configs for s in todo for r in done[s.fold])
         log(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
@@ -183,11 +184,15 @@ def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], si
                    state_dir / f"fold-{fold}.json")
 
 
-def _describe(config: dict) -> str:
+def describe_config(config: dict) -> str:
+    """A short human description of a fusion configuration (logs, report tables)."""
     if config["kind"] == "select":
         per_class = isinstance(config.get("tau_h", config.get("tau_v")), dict)
-        return f"select {config['gate']} {'per-class' if per_class else 'global'} {config.get('merge', 'replace')}"
-    return f"{config['kind']} w={config['w']:.2f} {config.get('weight_gate', 'none')}"
+        taus = ", ".join(f"{k} {config[k]:.3f}" for k in ("tau_h", "tau_v") if isinstance(config.get(k), float))
+        return (f"select/{config['gate']} {'per-class' if per_class else 'global'}{' ' + taus if taus else ''}"
+                f"{' excl. ' + str(len(config.get('exclude', []))) if config.get('merge') == 'exclude' else ''}")
+    gate = config.get("weight_gate", "none")
+    return f"{config['kind']} w={config['w']:.2f}{'' if gate == 'none' else ' ' + gate}"
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, chosen: dict[str, TrialRecord], objective: str,
@@ -236,7 +241,5 @@ def trials_table(searches: dict[str, list[TrialRecord]]) -> pd.DataFrame:
 
 def write_tuning(out: Path, result: dict, searches: dict[str, list[TrialRecord]]) -> None:
     """``results.json`` and ``trials.parquet`` under ``out`` (atomically)."""
-    from ser.io import write_parquet
-
     write_json(result, out / "results.json")
     write_parquet(trials_table(searches), out / "trials.parquet")

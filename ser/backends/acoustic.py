@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.audio import SAMPLE_RATE, load_audio
-from ser.backends import FoldSpeechStage
+from ser.audio import SAMPLE_RATE
+from ser.backends import Batch, FoldSpeechStage
+from ser.backends.audio_stage import load_batch
 
 FRAME, HOP, NFFT, N_MELS = 400, 160, 512, 26
 
@@ -68,32 +69,23 @@ def acoustic_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.asarray(feats, dtype=np.float64)
 
 
-def features_table(manifest: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Features of every decodable utterance in ``manifest`` → (features, mask of rows that decoded)."""
-    from ser.audio import AudioError
-
-    feats, ok = [], np.zeros(len(manifest), dtype=bool)
-    for i, path in enumerate(manifest["path"]):
-        try:
-            feats.append(acoustic_features(load_audio(path)))
-            ok[i] = True
-        except AudioError:
-            continue
-    return np.array(feats), ok
+def featurize_batch(batch: Batch) -> Batch:
+    """Decode a batch of paths and compute their features: {utt_id, ok (decoded), features (object array)}."""
+    b = load_batch(batch)
+    ok = b["audio_error"] == ""
+    feats = [acoustic_features(a) if good else np.zeros(0) for a, good in zip(b["audio"], ok)]
+    return {"utt_id": b["utt_id"], "ok": ok, "features": np.array(feats, dtype=object)}
 
 
-def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[str, ...],
-                      features: np.ndarray | None = None, log=print) -> list[Path]:
-    """Train one classifier per fold on the other folds; save to ``checkpoint.format(fold=k)``."""
+def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[str, ...], features: np.ndarray,
+                      log=print) -> list[Path]:
+    """Train one classifier per fold on the other folds' ``features`` rows; save to ``checkpoint.format(fold=k)``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     from ser.io import atomic_path
 
-    if features is None:
-        features, ok = features_table(manifest)
-        manifest = manifest[ok]
     labels = manifest["label"].to_numpy()
     folds = manifest["fold"].to_numpy()
     written = []
