@@ -81,7 +81,7 @@ def bench_tune(rows_per_fold: int = 553) -> None:
     from ser.synthetic import synthetic_scores, with_model_folds
     from ser.tuning import make_fold_search, tune_folds, validate_tune
 
-    df = validate(synthetic_scores(10, rows_per_fold, seed=0))
+    df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile="iemocap-like"))
     cfg = load_config(None)
     quiet = lambda _: None  # noqa: E731
     rates = {}
@@ -116,6 +116,35 @@ def bench_tune(rows_per_fold: int = 553) -> None:
             subprocess.run([sys.executable, "-m", "ser.cli", "tune", "--scores", str(path), "--out", tmp, *extra],
                            check=True, capture_output=True)
             print(f"{label}: {time.perf_counter() - t0:.1f} s wall, whole CLI")
+
+
+def bench_fusion(rows_per_fold: int = 553) -> None:
+    """Fusion quality in both synthetic regimes: the default search vs the best simple baseline vs a search
+    chosen by its tuning score without text-distribution options or anchors (how ``ser tune`` chose before)."""
+    from ser.config import load_config
+    from ser.schema import validate
+    from ser.search import resolve_space
+    from ser.synthetic import PROFILES, synthetic_scores
+    from ser.tuning import make_fold_search, tune_folds, tuned_results
+
+    cfg = load_config(None)
+    plain = resolve_space({"variants": ["select", "loglinear", "average"], "anchors": False,
+                           "soft": {"spread": ["probs"], "negative_split": ["even"], "uniform": [0.0]}})
+    searches = {"default search (one-se)": dict(cfg["tune"], engine="optuna"),
+                "tuning-best, no text options": dict(cfg["tune"], engine="optuna", choice="tuning-best", space=plain)}
+    for profile in PROFILES:
+        df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile=profile))
+        print(f"{profile} (10 folds x {rows_per_fold}), macro_f1 mean over folds:")
+        for label, tune in searches.items():
+            t0 = time.perf_counter()
+            found = tune_folds(df, cfg["labels"], tune, make_fold_search(tune), 0, log=lambda _: None)
+            r = tuned_results(df, cfg["labels"], found, tune, n_boot=100)
+            m = {name: 100 * v["macro_f1"] for name, v in r["mean"].items()}
+            best = r["baselines"]["best"]
+            print(f"  {label:<30} tuned {m['tuned']:.2f} ({m['tuned'] - m['speech']:+.2f} vs speech, "
+                  f"{r['comparisons']['tuned']['folds']['improved']}/10 folds better); best baseline {best} "
+                  f"{m[best]:.2f}; tuned - best baseline {m['tuned'] - m[best]:+.2f}; optimism "
+                  f"{100 * r['tuning']['mean_optimism']:+.2f}; {time.perf_counter() - t0:.1f} s")
 
 
 class PeakMemory:
@@ -225,7 +254,7 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
-    suites = {"core": bench_core, "tune": bench_tune, "infer": bench_infer}
+    suites = {"core": bench_core, "fusion": bench_fusion, "tune": bench_tune, "infer": bench_infer}
     parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all")
     args = parser.parse_args(argv)
     for name in suites if args.suite == "all" else [args.suite]:

@@ -74,7 +74,7 @@ def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], No
     from ser.schema import read_scores
     from ser.sweep import sweep, write_sweep
     from ser.transfer import cross_dataset, format_matrix
-    from ser.tuning import make_fold_search, tune_folds, tuned_results, write_tuning
+    from ser.tuning import format_baselines, make_fold_search, tune_folds, tuned_results, write_tuning
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -94,6 +94,7 @@ def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], No
         searches = tune_folds(primary, labels, tune, fold_search, cfg["seed"], state_dir=out / "folds", log=log)
         result = tuned_results(primary, labels, searches, tune, cfg["evaluate"]["bootstrap"], cfg["seed"])
         log(format_table(result))
+        log(format_baselines(result))
         write_tuning(out, result, searches)
 
     sig_tune = _sig(sig_scores, tune, cfg["seed"], cfg["evaluate"])

@@ -18,12 +18,13 @@ import os
 import pickle
 import shutil
 import tempfile
+import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from ser.arrays import ScoreArrays
-from ser.search import run_trial, suggest
+from ser.search import anchor_trials, run_trial, suggest
 from ser.tuning import TrialRecord
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
@@ -35,11 +36,21 @@ def _define_by_run(trial: Any, space: dict) -> None:
     suggest(trial, space)
 
 
-def _trainable(config: dict, tuning: dict[str, ScoreArrays], space: dict, objective: str) -> dict[str, Any]:
+_RESULTS: dict[tuple[str, str, str], Any] = {}
+"""Per worker process: trial results by (experiment, fold, structure). TPE samples the same discrete
+structure many times and its result is deterministic, so a repeat costs a dictionary lookup."""
+
+
+def _trainable(config: dict, tuning: dict[str, ScoreArrays], space: dict, objective: str,
+               experiment: str) -> dict[str, Any]:
     params = dict(config)
     fold, _ = params.pop("fold"), params.pop("number")
-    result = run_trial(params, tuning[fold], space, objective)
-    return {"score": result.score, "n_configs": result.n_configs, "chosen": json.dumps(result.config)}
+    key = (experiment, fold, json.dumps(params, sort_keys=True))
+    if key not in _RESULTS:
+        _RESULTS[key] = run_trial(params, tuning[fold], space, objective)
+    result = _RESULTS[key]
+    return {"score": result.selection_score, "tuning_score": result.score, "n_configs": result.n_configs,
+            "chosen": json.dumps(result.config), "inner": json.dumps(result.inner)}
 
 
 def _per_fold_searcher_class():
@@ -105,9 +116,11 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     folds = list(tuning)
     searchers = {f: OptunaSearch(space=partial(_define_by_run, space=space), metric="score", mode="max",
-                                 sampler=optuna.samplers.TPESampler(seed=seeds[f])) for f in folds}
+                                 sampler=optuna.samplers.TPESampler(seed=seeds[f]),
+                                 points_to_evaluate=anchor_trials(space) or None) for f in folds}
     searcher = _per_fold_searcher_class()(searchers)
-    trainable = tune.with_parameters(_trainable, tuning=tuning, space=space, objective=objective)
+    trainable = tune.with_parameters(_trainable, tuning=tuning, space=space, objective=objective,
+                                     experiment=uuid.uuid4().hex)
     with tempfile.TemporaryDirectory(prefix="ser-tune-") as tmp:
         storage = str(Path(experiment_dir).resolve()) if experiment_dir else tmp
         path = str(Path(storage) / "ser-tune")
@@ -131,7 +144,8 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
         params = dict(r.config)
         fold, number = params.pop("fold"), params.pop("number")
         out[fold].append(TrialRecord(number, params, json.loads(r.metrics["chosen"]),
-                                     float(r.metrics["score"]), int(r.metrics["n_configs"])))
+                                     float(r.metrics["tuning_score"]), int(r.metrics["n_configs"]),
+                                     json.loads(r.metrics["inner"])))
     return out
 
 

@@ -17,7 +17,8 @@ class ScoreArrays:
     """Whole-table arrays computed once: labels as ints, probabilities, H, V and argmaxes.
 
     ``y`` gold class index; ``p`` speech probabilities (n, K); ``q`` sentiment (n, 3: neg neu pos);
-    ``h``/``v`` entropy/varentropy of ``p``; ``speech`` argmax of ``p``; ``sentiment`` argmax of ``q``.
+    ``h``/``v`` entropy/varentropy of ``p``; ``speech`` argmax of ``p``; ``sentiment`` argmax of ``q``;
+    ``group`` an integer code of each row's fold (the groups of inner cross-validation on a tuning set).
     """
 
     labels: LabelSet
@@ -28,6 +29,7 @@ class ScoreArrays:
     v: np.ndarray
     speech: np.ndarray
     sentiment: np.ndarray
+    group: np.ndarray
 
     @classmethod
     def from_table(cls, df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS) -> "ScoreArrays":
@@ -36,13 +38,16 @@ class ScoreArrays:
         q = df[TEXT_COLUMNS].to_numpy(dtype=np.float64)
         codes = {c: i for i, c in enumerate(labels.classes)}
         y = df["label"].map(codes).to_numpy(dtype=np.int64)
-        return cls.from_probs(labels, y, p, q)
+        group = np.unique(df["fold"].to_numpy(dtype=str), return_inverse=True)[1] if "fold" in df else None
+        return cls.from_probs(labels, y, p, q, group)
 
     @classmethod
-    def from_probs(cls, labels: LabelSet, y: np.ndarray, p: np.ndarray, q: np.ndarray) -> "ScoreArrays":
+    def from_probs(cls, labels: LabelSet, y: np.ndarray, p: np.ndarray, q: np.ndarray,
+                   group: np.ndarray | None = None) -> "ScoreArrays":
         h, v = entropy_varentropy(p)
+        group = np.zeros(len(y), dtype=np.int64) if group is None else np.asarray(group, dtype=np.int64)
         return cls(labels, np.asarray(y, dtype=np.int64), p, q, h, v,
-                   np.argmax(p, axis=1), np.argmax(q, axis=1))
+                   np.argmax(p, axis=1), np.argmax(q, axis=1), group)
 
     def __len__(self) -> int:
         return len(self.y)
@@ -50,4 +55,4 @@ class ScoreArrays:
     def take(self, index: np.ndarray) -> "ScoreArrays":
         """Rows selected by an integer index or boolean mask."""
         return ScoreArrays(self.labels, self.y[index], self.p[index], self.q[index], self.h[index],
-                           self.v[index], self.speech[index], self.sentiment[index])
+                           self.v[index], self.speech[index], self.sentiment[index], self.group[index])

@@ -1,4 +1,4 @@
-"""Fusion rules (DESIGN §6), each vectorized over a whole table.
+"""Fusion rules, each vectorized over a whole table.
 
 Every rule maps :class:`ScoreArrays` to a :class:`Decision`: the predicted class per row and the
 mask of rows whose label differs from the speech prediction. Rules are plain frozen dataclasses
@@ -24,6 +24,9 @@ GATES: dict[str, tuple[str | None, str | None]] = {
     "low": ("lt", "lt"),     # fixed-rule family: H < τ_H and V < τ_V (selects confident rows)
 }
 """Gate forms: direction of the entropy and varentropy comparison (None = not used)."""
+
+NEVER = {"ge": 1e9, "gt": 1e9, "le": -1.0, "lt": -1.0}
+"""A finite threshold no row passes (entropy and varentropy are ≥ 0 and bounded), JSON-safe."""
 
 _COMPARE: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "ge": np.greater_equal, "le": np.less_equal, "lt": np.less, "gt": np.greater,
@@ -115,15 +118,71 @@ def text_labels(a: ScoreArrays, negative: NegativeMapping) -> np.ndarray:
     return np.where(a.sentiment == 0, negative.apply(a), mapped)
 
 
-def text_distribution(a: ScoreArrays) -> np.ndarray:
-    """Sentiment probabilities spread over the K classes (negative mass split evenly)."""
-    labels = a.labels
-    q4 = np.zeros((len(a), labels.k))
-    for c in labels.negative:
-        q4[:, labels.index(c)] += a.q[:, 0] / len(labels.negative)
-    q4[:, labels.index(labels.neutral)] += a.q[:, 1]
-    q4[:, labels.index(labels.positive)] += a.q[:, 2]
-    return q4
+SPREADS = ("probs", "top")
+NEGATIVE_SPLITS = ("even", "ratio")
+
+
+@dataclass(frozen=True)
+class TextDistribution:
+    """How the 3-class sentiment becomes a distribution q over the K emotion classes (soft fusion).
+
+    ``spread``: ``probs`` spreads the sentiment probabilities as given; ``top`` puts the top
+    label's confidence c on its mapped class and (1 − c)/K on every class — the natural reading
+    of a sentiment model reported as top label + confidence. ``negative_split``: negative mass
+    goes to the negative classes ``even``ly or in the ``ratio`` of the speech model's
+    probabilities for them (p_ang : p_sad). ``uniform``: mixing weight λ, q ← (1 − λ)·q + λ/K.
+    """
+
+    spread: str = "probs"
+    negative_split: str = "even"
+    uniform: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.spread not in SPREADS:
+            raise ValueError(f"text.spread '{self.spread}' is not one of {list(SPREADS)}")
+        if self.negative_split not in NEGATIVE_SPLITS:
+            raise ValueError(f"text.negative_split '{self.negative_split}' is not one of {list(NEGATIVE_SPLITS)}")
+        if not 0.0 <= self.uniform <= 1.0:
+            raise ValueError(f"text.uniform must be in [0, 1], got {self.uniform}")
+
+    @classmethod
+    def from_config(cls, raw: Any) -> "TextDistribution":
+        """``{spread, negative_split, uniform}`` (all optional); unknown keys are errors."""
+        raw = raw or {}
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"text must be a mapping {{spread, negative_split, uniform}}, got {raw!r}")
+        extra = sorted(set(raw) - {"spread", "negative_split", "uniform"})
+        if extra:
+            raise ValueError(f"text: unknown key(s) {extra}; allowed: ['negative_split', 'spread', 'uniform']")
+        return cls(str(raw.get("spread", "probs")), str(raw.get("negative_split", "even")),
+                   float(raw.get("uniform", 0.0)))
+
+    def to_config(self) -> dict:
+        return {"spread": self.spread, "negative_split": self.negative_split, "uniform": self.uniform}
+
+    def apply(self, a: ScoreArrays) -> np.ndarray:
+        """(n, K) rows summing to 1."""
+        labels, n = a.labels, len(a)
+        neg_idx = np.array([labels.index(c) for c in labels.negative])
+        if self.negative_split == "ratio":
+            p_neg = a.p[:, neg_idx]
+            total = p_neg.sum(axis=1, keepdims=True)
+            share = np.where(total > 0, p_neg / np.where(total > 0, total, 1.0), 1.0 / len(neg_idx))
+        else:
+            share = np.full((n, len(neg_idx)), 1.0 / len(neg_idx))
+        if self.spread == "top":
+            conf = a.q[np.arange(n), a.sentiment]
+            mass = np.zeros_like(a.q)
+            mass[np.arange(n), a.sentiment] = conf
+            floor = (1.0 - conf) / labels.k
+        else:
+            mass, floor = a.q, np.zeros(n)
+        q = np.zeros((n, labels.k))
+        q[:, neg_idx] += mass[:, [0]] * share
+        q[:, labels.index(labels.neutral)] += mass[:, 1]
+        q[:, labels.index(labels.positive)] += mass[:, 2]
+        q += floor[:, None]
+        return (1.0 - self.uniform) * q + self.uniform / labels.k
 
 
 def _decision(a: ScoreArrays, pred: np.ndarray) -> Decision:
@@ -205,11 +264,12 @@ def _weights(a: ScoreArrays, w: float, weight_gate: str, tau_h: float) -> np.nda
 
 @dataclass(frozen=True)
 class SoftRule:
-    """Soft fusion of p with q = the sentiment spread over the K classes, text weight w per row."""
+    """Soft fusion of p with q (the sentiment as a K-class distribution, see :class:`TextDistribution`), text weight w per row."""
 
     w: float
     weight_gate: str = "none"
     tau_h: float = 0.0
+    text: TextDistribution = TextDistribution()
 
     @staticmethod
     def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -217,7 +277,7 @@ class SoftRule:
 
     def decide(self, a: ScoreArrays) -> Decision:
         w = _weights(a, self.w, self.weight_gate, self.tau_h)[:, None]
-        return _decision(a, np.argmax(self.combine(a.p, text_distribution(a), w), axis=-1))
+        return _decision(a, np.argmax(self.combine(a.p, self.text.apply(a), w), axis=-1))
 
 
 class LogLinearRule(SoftRule):
@@ -244,8 +304,8 @@ _KEYS: dict[str, set[str]] = {
     "text": {"negative"},
     "oracle": {"negative"},
     "select": {"gate", "tau_h", "tau_v", "negative", "merge", "exclude"},
-    "loglinear": {"w", "weight_gate", "tau_h"},
-    "average": {"w", "weight_gate", "tau_h"},
+    "loglinear": {"w", "weight_gate", "tau_h", "text"},
+    "average": {"w", "weight_gate", "tau_h", "text"},
 }
 WEIGHT_GATES = ("none", "entropy", "scaled")
 MERGES = ("replace", "exclude")
@@ -310,7 +370,7 @@ def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
     weight_gate = raw.get("weight_gate", "none")
     if weight_gate not in WEIGHT_GATES:
         raise ValueError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
-    return SOFT_RULES[kind](w, weight_gate, float(raw.get("tau_h", 0.0)))
+    return SOFT_RULES[kind](w, weight_gate, float(raw.get("tau_h", 0.0)), TextDistribution.from_config(raw.get("text")))
 
 
 BUILTIN_SYSTEMS: dict[str, dict[str, Any]] = {
@@ -318,3 +378,35 @@ BUILTIN_SYSTEMS: dict[str, dict[str, Any]] = {
     "text": {"kind": "text"},
     "oracle": {"kind": "oracle"},
 }
+
+
+def learned_exclusions(a: ScoreArrays, pred: np.ndarray) -> list[str]:
+    """Transitions speech → fused whose wrong→right count is below their right→wrong count on these rows."""
+    k = a.labels.k
+    moved = pred != a.speech
+    pair = a.speech[moved] * k + pred[moved]
+    gain = (pred[moved] == a.y[moved]).astype(int) - (a.speech[moved] == a.y[moved])
+    net = np.bincount(pair, weights=gain, minlength=k * k)
+    return [f"{a.labels.classes[i // k]}->{a.labels.classes[i % k]}" for i in np.flatnonzero(net < 0)]
+
+
+def free_parameters(config: Mapping[str, Any]) -> int:
+    """How many things a configuration fitted to its tuning rows: the complexity the one-SE choice prefers low.
+
+    Each tuned threshold or weight counts 1 (per class where per-class); so does each option
+    that lets the rule adapt further: weight gating, uniform mixing, a score-split negative
+    mapping (per class where per-class), a learned exclusion list.
+    """
+    kind = config["kind"]
+    if kind in ("speech", "text", "oracle"):
+        return 0
+    if kind in SOFT_RULES:
+        text = config.get("text") or {}
+        return 1 + (config.get("weight_gate", "none") != "none") + (float(text.get("uniform", 0.0)) > 0)
+    count = sum(len(v) if isinstance(v, Mapping) else 1 for key in ("tau_h", "tau_v") if (v := config.get(key)) is not None)
+    negative = config.get("negative", REFER)
+    if isinstance(negative, Mapping) and "mode" not in negative:
+        count += sum(v != REFER for v in negative.values())
+    else:
+        count += negative != REFER
+    return count + (config.get("merge") == "exclude")

@@ -1,13 +1,16 @@
 """The published selection procedure (arXiv 2508.20796) as a deterministic per-fold tuner.
 
-On a fold's tuning set, for each speech-predicted class c:
-1. candidate τ_H = the 0.65–0.85 quantiles and τ_V = the 0.15–0.35 quantiles (200 steps each)
-   of the entropies / varentropies of the tuning rows misclassified as c; choose the pair that
-   maximizes the share of misclassified rows among the rows the gate H ≥ τ_H and V ≤ τ_V admits;
-2. choose the negative mapping (``refer``, or ``score-split`` with t in 0…0.7 step 0.05, without
-   and with flip) that maximizes the accuracy of c's rows, keeping labels where text agrees;
-3. exclude the transitions whose right→wrong count exceeds wrong→right on the tuning set.
-Ties go to the first candidate in the order above (ascending quantiles; refer before splits).
+On a fold's tuning set, for each speech-predicted class c (rows predicted c only):
+1. τ_H candidates: 200 values evenly spaced between the 0.65 and 0.85 quantiles of H over the
+   rows misclassified as c; τ_V likewise between the 0.15 and 0.35 quantiles of V. Where the
+   upper bound is not above the lower, one candidate (τ_H = the 0.65, τ_V = the 0.35 quantile).
+   Pairs whose gate (H ≥ τ_H and V ≤ τ_V) admits no row are skipped; the pair with the highest
+   share of misclassified rows among admitted rows wins, ties to the first in (τ_H ascending,
+   then τ_V ascending) order. A class with no misclassified rows, or no admitting pair, never switches.
+2. The negative mapping: candidates score-split with flip for t = 0, 0.05, …, 0.70, then without
+   flip for the same t, then refer; the first that maximizes the accuracy of c's rows wins.
+3. Exclusions: transitions (speech label → new label, over all gated rows whose label changes)
+   whose wrong→right count is below their right→wrong count.
 """
 
 from __future__ import annotations
@@ -15,9 +18,9 @@ from __future__ import annotations
 import numpy as np
 
 from ser.arrays import ScoreArrays
-from ser.fusion import NegativeMapping, rule_from_config, text_labels
+from ser.fusion import NEVER, NegativeMapping, learned_exclusions, rule_from_config, text_labels
 from ser.grid import threshold_surface
-from ser.search import NEVER, learned_exclusions, objective_value
+from ser.metrics import summary
 
 H_QUANTILES = (0.65, 0.85)
 V_QUANTILES = (0.15, 0.35)
@@ -26,32 +29,44 @@ SPLIT_TS = np.round(np.arange(0.0, 0.7 + 1e-9, 0.05), 2)
 
 
 def negative_options() -> list:
-    """``refer`` then every score-split threshold without flip, then with flip."""
-    return ["refer"] + [{"mode": "score-split", "t": float(t), "flip": flip}
-                        for flip in (False, True) for t in SPLIT_TS]
+    """Candidates in tie order: score-split with flip for every t, then without flip, then ``refer``."""
+    return [{"mode": "score-split", "t": float(t), "flip": flip} for flip in (True, False) for t in SPLIT_TS] \
+        + ["refer"]
+
+
+def threshold_candidates(values: np.ndarray, quantiles: tuple[float, float], fallback: float) -> np.ndarray:
+    """``linspace(q_lo, q_hi, 200)`` of ``values``, or the single ``fallback`` quantile when q_hi ≤ q_lo."""
+    lo, hi = np.quantile(values, quantiles)
+    if hi <= lo:
+        return np.array([np.quantile(values, fallback)])
+    return np.linspace(lo, hi, STEPS)
+
+
+def class_thresholds(a: ScoreArrays, c: int) -> tuple[float, float, int]:
+    """(τ_H, τ_V, pairs evaluated) for speech-predicted class ``c`` by the wrong-share criterion."""
+    rows = a.speech == c
+    wrong = rows & (a.y != c)
+    if not wrong.any():
+        return NEVER["ge"], NEVER["le"], 0
+    th = threshold_candidates(a.h[wrong], H_QUANTILES, H_QUANTILES[0])
+    tv = threshold_candidates(a.v[wrong], V_QUANTILES, V_QUANTILES[1])
+    surf = threshold_surface(a, th, tv, "hv", NegativeMapping.from_config("refer", a.labels), rows=rows)
+    share = np.where(surf.gate_rate > 0, surf.gate_wrong_share, -1.0)
+    if share.max() < 0:
+        return NEVER["ge"], NEVER["le"], share.size
+    i, j = np.unravel_index(np.argmax(share), share.shape)     # first maximum in (τ_H, τ_V) ascending order
+    return float(th[i]), float(tv[j]), share.size
 
 
 def published_procedure(a: ScoreArrays, objective: str = "macro_f1") -> tuple[dict, float, int]:
     """(config, tuning score, configurations evaluated) for one fold's tuning arrays."""
     labels, k = a.labels, a.labels.k
-    refer = NegativeMapping.from_config("refer", labels)
     tau_h, tau_v, n_configs = {}, {}, 0
     for c, name in enumerate(labels.classes):
-        rows = a.speech == c
-        wrong = rows & (a.y != c)
-        if not wrong.any():
-            tau_h[name], tau_v[name] = NEVER["ge"], NEVER["le"]
-            continue
-        th = np.quantile(a.h[wrong], np.linspace(*H_QUANTILES, STEPS))
-        tv = np.quantile(a.v[wrong], np.linspace(*V_QUANTILES, STEPS))
-        surf = threshold_surface(a, th, tv, "hv", refer, rows=rows)
-        share = np.where(surf.gate_rate > 0, surf.gate_wrong_share, -1.0)
-        i, j = np.unravel_index(np.argmax(share), share.shape)
-        tau_h[name], tau_v[name] = float(th[i]), float(tv[j])
-        n_configs += th.size * tv.size
+        tau_h[name], tau_v[name], n = class_thresholds(a, c)
+        n_configs += n
 
-    gate_rule = rule_from_config({"kind": "select", "gate": "hv", "tau_h": tau_h, "tau_v": tau_v}, labels)
-    gated = gate_rule.gate_mask(a)
+    gated = rule_from_config({"kind": "select", "gate": "hv", "tau_h": tau_h, "tau_v": tau_v}, labels).gate_mask(a)
     options = negative_options()
     correct = np.stack([np.where(gated, text_labels(a, NegativeMapping.from_config(o, labels)), a.speech) == a.y
                         for o in options])                                    # (options, n)
@@ -62,5 +77,5 @@ def published_procedure(a: ScoreArrays, objective: str = "macro_f1") -> tuple[di
     config = {"kind": "select", "gate": "hv", "tau_h": tau_h, "tau_v": tau_v, "negative": negative}
     exclude = learned_exclusions(a, rule_from_config(config, labels).decide(a).pred)
     config.update(merge="exclude", exclude=exclude)
-    score = objective_value(a, rule_from_config(config, labels).decide(a).pred, objective)
+    score = summary(a.y, rule_from_config(config, labels).decide(a).pred, k)[objective]
     return config, score, n_configs + 1

@@ -1,33 +1,38 @@
 """The search space of fusion configurations and the vectorized work of one search trial.
 
 A trial's *structure* (variant, gate, global or per-class thresholds, negative mapping, merge,
-weight gating) is sampled by Optuna (TPE); its continuous parameters are then optimized
-exhaustively on the tuning set — thresholds with the grid engine (per class by coordinate
-ascent over additive count changes), soft-fusion weights as one batched pass over a weight
-grid — so a trial evaluates thousands of configurations and amortizes the search overhead.
-Pure numpy: no Ray, no torch, no optuna import (the Optuna trial is passed in).
+weight gating, text distribution) is sampled by Optuna (TPE); its continuous parameters are then
+optimized exhaustively on the tuning set — thresholds with the grid engine (per class by
+coordinate ascent over additive count changes), soft-fusion weights as one batched pass over a
+weight grid — so a trial evaluates thousands of configurations and amortizes the search overhead.
+
+Fitting the best of thousands of configurations to one tuning set is optimistic (the winner's
+curse), so a trial also refits its structure with each of the tuning set's groups (folds) held
+out in turn and scores it on the held-out group: the *inner* estimate, which the sampler
+maximizes and the final choice (``ser.tuning.choose_trial``) uses. Pure numpy: no Ray, no torch,
+no optuna import (the Optuna trial is passed in).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ser.arrays import ScoreArrays
-from ser.fusion import GATES, SOFT_RULES, WEIGHT_GATES, NegativeMapping, rule_from_config, text_distribution, \
-    weight_scale
+from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
+    TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import base_counts, threshold_surface
 from ser.metrics import METRICS, batched_confusion, scores_from_confusion, scores_from_counts, summary
+from ser.published import published_procedure
 
-VARIANTS = ("select", "loglinear", "average")
-NEVER = {"ge": 1e9, "gt": 1e9, "le": -1.0, "lt": -1.0}
-"""A finite threshold no row passes (entropy and varentropy are ≥ 0 and bounded), JSON-safe."""
+VARIANTS = ("speech", "select", "loglinear", "average", "published")
 
 DEFAULT_SPACE: dict[str, Any] = {
-    "variants": ["select", "loglinear", "average"],
+    "variants": ["speech", "select", "loglinear", "average", "published"],
+    "anchors": True,
     "select": {
         "gate": ["hv", "h", "v"],
         "thresholds": ["global", "per_class"],
@@ -42,6 +47,9 @@ DEFAULT_SPACE: dict[str, Any] = {
         "w": {"range": [0.0, 1.0], "steps": 51},
         "weight_gate": ["none", "entropy", "scaled"],
         "gate_quantile": [0.1, 0.9],
+        "spread": ["probs", "top"],
+        "negative_split": ["even", "ratio"],
+        "uniform": [0.0, 0.2, 0.5],
     },
 }
 """Default search space; a config's ``tune.space`` overrides keys (unknown keys are errors)."""
@@ -75,6 +83,13 @@ def resolve_space(raw: dict | None) -> dict:
     _choices(sel["negative"], ("refer", "score-split"), "tune.space.select.negative")
     _choices(sel["merge"], ("replace", "exclude"), "tune.space.select.merge")
     _choices(soft["weight_gate"], WEIGHT_GATES, "tune.space.soft.weight_gate")
+    _choices(soft["spread"], SPREADS, "tune.space.soft.spread")
+    _choices(soft["negative_split"], NEGATIVE_SPLITS, "tune.space.soft.negative_split")
+    if not isinstance(soft["uniform"], list) or not soft["uniform"] or \
+            not all(isinstance(u, (int, float)) and 0 <= u <= 1 for u in soft["uniform"]):
+        raise ValueError(f"tune.space.soft.uniform must be a non-empty list of numbers in [0, 1], got {soft['uniform']!r}")
+    if not isinstance(space["anchors"], bool):
+        raise ValueError(f"tune.space.anchors must be true or false, got {space['anchors']!r}")
     _interval(sel["split_t"], "tune.space.select.split_t", 0.0, 1.0)
     _interval(soft["gate_quantile"], "tune.space.soft.gate_quantile", 0.0, 1.0)
     for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"])):
@@ -125,6 +140,8 @@ def candidates(spec: dict, values: np.ndarray) -> np.ndarray:
 def suggest(trial: Any, space: dict) -> dict:
     """Define-by-run sampling of a trial's structure (works for Optuna trials under Tune or alone)."""
     variant = trial.suggest_categorical("variant", space["variants"])
+    if variant in ("speech", "published"):
+        return {"variant": variant}
     if variant == "select":
         sel = space["select"]
         params = {"variant": variant,
@@ -140,29 +157,91 @@ def suggest(trial: Any, space: dict) -> dict:
     params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", soft["weight_gate"])}
     if params["weight_gate"] == "entropy":
         params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft["gate_quantile"])
+    for key in ("spread", "negative_split", "uniform"):
+        params[key] = trial.suggest_categorical(key, soft[key])
     return params
+
+
+def anchor_trials(space: dict) -> list[dict]:
+    """The simple structures every fold's search evaluates first (``space.anchors``).
+
+    Speech alone (the null model: nothing fitted, so the one-SE choice keeps it when text adds
+    nothing measurable), a single-weight log-linear fusion for each text distribution in the
+    space, then the published procedure: the search is never worse than them for want of trying them.
+    """
+    if not space["anchors"]:
+        return []
+    soft = space["soft"]
+    out = [{"variant": "speech"}] if "speech" in space["variants"] else []
+    if "loglinear" in space["variants"] and "none" in soft["weight_gate"] and 0.0 in soft["uniform"]:
+        out += [{"variant": "loglinear", "weight_gate": "none", "spread": spread, "negative_split": split,
+                 "uniform": 0.0} for spread in soft["spread"] for split in soft["negative_split"]]
+    if "published" in space["variants"]:
+        out.append({"variant": "published"})
+    return out
 
 
 @dataclass(frozen=True)
 class TrialResult:
-    """The best configuration a trial found on its tuning set."""
+    """The best configuration a trial found on its tuning set, and its inner estimate.
+
+    ``score``: the configuration's objective on the whole tuning set it was fitted to (optimistic).
+    ``inner``: per tuning-set group, the objective of the structure refitted without that group
+    and scored on it (None when the tuning set has fewer than two groups).
+    """
 
     config: dict
     score: float
     n_configs: int
+    inner: tuple[float, ...] | None = None
+
+    @property
+    def selection_score(self) -> float:
+        """What the sampler maximizes: the inner estimate where there is one, else the tuning score."""
+        return float(np.mean(self.inner)) if self.inner else self.score
 
 
-def objective_value(a: ScoreArrays, pred: np.ndarray, objective: str) -> float:
-    return summary(a.y, pred, a.labels.k)[objective]
-
-
-def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
+def fit_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
     """Optimize the continuous parameters of a sampled structure on tuning arrays ``a``."""
     if objective not in METRICS:
         raise ValueError(f"objective '{objective}' is not one of {list(METRICS)}")
+    if params["variant"] == "speech":
+        return TrialResult({"kind": "speech"}, summary(a.y, a.speech, a.labels.k)[objective], 1)
+    if params["variant"] == "published":
+        return TrialResult(*published_procedure(a, objective))
     if params["variant"] == "select":
         return _select_trial(params, a, space["select"], objective)
     return _soft_trial(params, a, space["soft"], objective)
+
+
+def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: str) -> tuple[tuple[float, ...] | None, int]:
+    """Leave-one-group-out over the tuning set's groups: refit without a group, score on it.
+
+    Returns (per-group scores in group order, configurations evaluated), or (None, 0) when the
+    tuning set has fewer than two groups.
+    """
+    groups = np.unique(a.group)
+    if len(groups) < 2:
+        return None, 0
+    if params["variant"] in SOFT_RULES and params["weight_gate"] != "entropy":
+        return _soft_inner_scores(params, a, space["soft"], objective), len(groups) * space["soft"]["w"]["steps"]
+    scores, n_configs = [], 0
+    for g in groups:
+        held = a.group == g
+        fit = fit_trial(params, a.take(~held), space, objective)
+        test = a.take(held)
+        scores.append(summary(test.y, rule_from_config(fit.config, a.labels).decide(test).pred, a.labels.k)[objective])
+        n_configs += fit.n_configs
+    return tuple(scores), n_configs
+
+
+def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1", inner: bool = True) -> TrialResult:
+    """Fit a sampled structure to the whole tuning set and, with ``inner``, estimate it by inner cross-validation."""
+    result = fit_trial(params, a, space, objective)
+    if not inner:
+        return result
+    scores, n_inner = inner_scores(params, a, space, objective)
+    return replace(result, inner=scores, n_configs=result.n_configs + n_inner)
 
 
 def _negative_config(params: dict) -> Any:
@@ -194,7 +273,7 @@ def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> Tr
         config["merge"] = "exclude"
         config["exclude"] = learned_exclusions(a, rule_from_config(config, a.labels).decide(a).pred)
         n_configs += 1
-    score = objective_value(a, rule_from_config(config, a.labels).decide(a).pred, objective)
+    score = summary(a.y, rule_from_config(config, a.labels).decide(a).pred, a.labels.k)[objective]
     return TrialResult(config, score, int(n_configs))
 
 
@@ -232,25 +311,42 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
     return tau_h, tau_v, n_configs
 
 
-def learned_exclusions(a: ScoreArrays, pred: np.ndarray) -> list[str]:
-    """Transitions speech → fused whose right→wrong count exceeds wrong→right on these rows."""
-    k = a.labels.k
-    moved = pred != a.speech
-    pair = a.speech[moved] * k + pred[moved]
-    gain = (pred[moved] == a.y[moved]).astype(int) - (a.speech[moved] == a.y[moved])
-    net = np.bincount(pair, weights=gain, minlength=k * k)
-    return [f"{a.labels.classes[i // k]}->{a.labels.classes[i % k]}" for i in np.flatnonzero(net < 0)]
-
-
-def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> TrialResult:
+def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+    """(weight grid, configuration without ``w``, fused labels for every weight: (W, n)) in one batched pass."""
     weights = candidates(soft["w"], np.array([]))
     gate = params["weight_gate"]
-    config: dict = {"kind": params["variant"], "weight_gate": gate}
+    text = TextDistribution(params.get("spread", "probs"), params.get("negative_split", "even"),
+                            float(params.get("uniform", 0.0)))
+    config: dict = {"kind": params["variant"], "weight_gate": gate, "text": text.to_config()}
     if gate == "entropy":
         config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))
     w = weights[:, None, None] * weight_scale(a, gate, config.get("tau_h", 0.0))[None, :, None]   # (W, n, 1)
-    fused = SOFT_RULES[params["variant"]].combine(a.p, text_distribution(a), w)
-    values = scores_from_confusion(batched_confusion(a.y, np.argmax(fused, axis=2), a.labels.k))[objective]
+    fused = SOFT_RULES[params["variant"]].combine(a.p, text.apply(a), w)
+    return weights, config, np.argmax(fused, axis=2)
+
+
+def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> TrialResult:
+    weights, config, preds = _soft_predictions(params, a, soft)
+    values = scores_from_confusion(batched_confusion(a.y, preds, a.labels.k))[objective]
     best = int(np.argmax(values))
     config["w"] = float(weights[best])
     return TrialResult(config, float(values[best]), len(weights))
+
+
+def _soft_inner_scores(params: dict, a: ScoreArrays, soft: dict, objective: str) -> tuple[float, ...]:
+    """Inner leave-one-group-out of a soft trial from per-(group, weight) confusions, in one pass.
+
+    Refitting without group g sees exactly the counts total − counts[g], so choosing its weight
+    and scoring it on g needs no second pass over the rows. Equal to refitting group by group
+    (tested) wherever the fit depends on counts alone, i.e. every weight gate except ``entropy``.
+    """
+    k = a.labels.k
+    _, _, preds = _soft_predictions(params, a, soft)
+    groups, g = np.unique(a.group, return_inverse=True)
+    n_w = preds.shape[0]
+    flat = ((g[None, :] * n_w + np.arange(n_w)[:, None]) * k + a.y[None, :]) * k + preds
+    per_group = np.bincount(flat.ravel(), minlength=len(groups) * n_w * k * k).reshape(len(groups), n_w, k, k)
+    train = per_group.sum(axis=0)[None] - per_group
+    best = np.argmax(scores_from_confusion(train)[objective], axis=1)
+    held = scores_from_confusion(per_group[np.arange(len(groups)), best])[objective]
+    return tuple(float(x) for x in held)

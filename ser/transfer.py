@@ -14,7 +14,7 @@ import pandas as pd
 from ser.arrays import ScoreArrays
 from ser.folds import fold_ids, own_test_rows
 from ser.labels import LabelSet
-from ser.tuning import FoldSearch, apply_per_fold, best_trial, tune_folds, tuned_results
+from ser.tuning import FoldSearch, annotate_choices, apply_per_fold, choose_trial, tune_folds, tuned_results
 
 
 def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -38,7 +38,7 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: d
     pairs: dict[str, dict] = {}
     for src, src_df in tables.items():
         pooled = ScoreArrays.from_table(src_df.loc[own_test_rows(src_df)], labels)
-        chosen = best_trial(fold_search({src: pooled}, {src: seed})[src])
+        chosen = choose_trial(fold_search({src: pooled}, {src: seed})[src], tune_cfg["choice"])
         matrix[src] = {}
         for dst, dst_df in tables.items():
             if src == dst and src in in_corpus:
@@ -47,7 +47,10 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: d
                 searches = tune_folds(dst_df, labels, tune_cfg, fold_search, seed, log=lambda _: None)
                 result = tuned_results(dst_df, labels, searches, tune_cfg, n_boot, seed)
             else:
-                result = apply_per_fold(dst_df, labels, {f: chosen for f in fold_ids(dst_df)}, objective, n_boot, seed)
+                folds = fold_ids(dst_df)
+                result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.config for f in folds}}, objective,
+                                        n_boot, seed)
+                annotate_choices(result, {f: chosen for f in folds}, objective)
             pairs[f"{src}->{dst}"] = result
             mean = result["mean"]
             cell = {"tuned": mean["tuned"][objective], "speech": mean["speech"][objective],

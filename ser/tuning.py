@@ -6,6 +6,11 @@ a shared sampler optimizing all folds at once would leak under ``oof``. The chos
 configuration is then applied once to fold k's test rows. Search engines are pluggable:
 in-process Optuna here, Ray Tune + OptunaSearch in ``jobs.tune``; both run the same trial work
 (``ser.search.run_trial``) and are deterministic by seed, though their samplers draw differently.
+
+Which trial a fold keeps is decided by :func:`choose_trial` from the trials' inner
+leave-one-group-out estimates (default: the one-standard-error rule toward fewer free
+parameters), not by the optimistic score on the rows they were fitted to. Simple leakage-free
+baselines are fitted on the same tuning rows, so results show whether the search earned its keep.
 """
 
 from __future__ import annotations
@@ -23,10 +28,10 @@ import pandas as pd
 from ser.arrays import ScoreArrays
 from ser.evaluate import score_predictions
 from ser.folds import fold_splits, test_masks
-from ser.fusion import BUILTIN_SYSTEMS, rule_from_config
+from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import write_json, write_parquet
 from ser.labels import LabelSet
-from ser.search import resolve_space, run_trial, suggest
+from ser.search import TrialResult, anchor_trials, fit_trial, resolve_space, run_trial, suggest
 
 TUNE_DEFAULTS: dict[str, Any] = {
     "method": "search",          # search | published
@@ -35,10 +40,12 @@ TUNE_DEFAULTS: dict[str, Any] = {
     "objective": "macro_f1",
     "trials": 48,                # per fold
     "max_concurrent_trials": 2,
+    "choice": "one-se",          # one-se | inner-best | tuning-best
     "space": None,
 }
 METHODS = ("search", "published")
 ENGINES = ("ray", "optuna")
+CHOICES = ("one-se", "inner-best", "tuning-best")
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,21 @@ class TrialRecord:
     config: dict
     score: float
     n_configs: int
+    inner: list[float] | None = None
+
+    @classmethod
+    def from_result(cls, number: int, params: dict, result: TrialResult) -> "TrialRecord":
+        return cls(number, params, result.config, float(result.score), int(result.n_configs),
+                   None if result.inner is None else [float(x) for x in result.inner])
+
+    @property
+    def inner_mean(self) -> float | None:
+        return None if self.inner is None else float(np.mean(self.inner))
+
+    @property
+    def selection_score(self) -> float:
+        """What the sampler maximizes: the inner estimate where there is one, else the tuning score."""
+        return self.score if self.inner is None else float(np.mean(self.inner))
 
 
 class SearchEngine(Protocol):
@@ -71,20 +93,48 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
     out = {}
     for fold, a in tuning.items():
         study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seeds[fold]))
-        records = []
+        for anchor in anchor_trials(space):
+            study.enqueue_trial(anchor)
+        records, seen = [], {}
         for _ in range(trials):
             trial = study.ask()
             params = suggest(trial, space)
-            result = run_trial(params, a, space, objective)
-            records.append(TrialRecord(trial.number, params, result.config, result.score, result.n_configs))
-            study.tell(trial, result.score)
+            key = json.dumps(params, sort_keys=True)
+            if key not in seen:          # a structure sampled again gives the same result: reuse it
+                seen[key] = run_trial(params, a, space, objective)
+            record = TrialRecord.from_result(trial.number, params, seen[key])
+            records.append(record)
+            study.tell(trial, record.selection_score)
         out[fold] = records
     return out
 
 
-def best_trial(records: list[TrialRecord]) -> TrialRecord:
-    """Highest tuning score; ties go to the earliest trial (deterministic)."""
-    return max(records, key=lambda r: (r.score, -r.number))
+def _within_one_se(best: TrialRecord, other: TrialRecord) -> bool:
+    """Is ``other``'s inner estimate within one standard error of ``best``'s (paired over the same groups)?"""
+    d = np.asarray(best.inner) - np.asarray(other.inner)
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
+    return bool(d.mean() <= se + 1e-12)
+
+
+def choose_trial(records: list[TrialRecord], rule: str = "one-se") -> TrialRecord:
+    """The trial a fold keeps.
+
+    ``tuning-best``: highest score on the tuning rows (optimistic: the winner's curse).
+    ``inner-best``: highest inner leave-one-group-out estimate.
+    ``one-se``: among trials whose inner estimate is within one standard error of the best one
+    (the SE of the per-group differences), the one with the fewest free parameters; ties to the
+    higher inner estimate, then the earlier trial. Trials without inner estimates (a tuning set
+    of one group) fall back to ``tuning-best``. Every rule is deterministic.
+    """
+    if rule not in CHOICES:
+        raise ValueError(f"choice '{rule}' is not one of {list(CHOICES)}")
+    if rule == "tuning-best" or any(r.inner is None for r in records):
+        return max(records, key=lambda r: (r.score, -r.number))
+    best = max(records, key=lambda r: (r.inner_mean, -r.number))
+    if rule == "inner-best":
+        return best
+    close = [r for r in records if _within_one_se(best, r)]
+    return min(close, key=lambda r: (free_parameters(r.config), -r.inner_mean, r.number))
 
 
 def validate_tune(cfg: dict) -> dict:
@@ -93,7 +143,7 @@ def validate_tune(cfg: dict) -> dict:
     from ser.metrics import METRICS
 
     for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
-                         ("objective", METRICS)):
+                         ("objective", METRICS), ("choice", CHOICES)):
         if cfg[key] not in allowed:
             raise ValueError(f"tune.{key}: '{cfg[key]}' is not one of {list(allowed)}")
     for key in ("trials", "max_concurrent_trials"):
@@ -121,14 +171,11 @@ FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int]], dict[str, list[T
 def make_fold_search(tune_cfg: dict, engine: SearchEngine | None = None) -> FoldSearch:
     """The per-fold search for a validated ``tune`` config: the published procedure or an engine's search."""
     if tune_cfg["method"] == "published":
-        from ser.published import published_procedure
-
         def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int]) -> dict[str, list[TrialRecord]]:
-            out = {}
-            for fold, a in tuning.items():
-                config, score, n = published_procedure(a, tune_cfg["objective"])
-                out[fold] = [TrialRecord(0, {"variant": "published"}, config, score, n)]
-            return out
+            params = {"variant": "published"}
+            return {fold: [TrialRecord.from_result(0, params, run_trial(params, a, tune_cfg["space"],
+                                                                        tune_cfg["objective"]))]
+                    for fold, a in tuning.items()}
         return run_published
     run = engine or optuna_engine
 
@@ -168,9 +215,10 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict, fold_search: 
     elapsed = time.perf_counter() - t0
     for split in splits:
         records = done[split.fold]
-        best = best_trial(records)
-        log(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations, "
-            f"best tuning {tune_cfg['objective']} {best.score:.4f} ({describe_config(best.config)})")
+        kept = choose_trial(records, tune_cfg["choice"])
+        inner = "" if kept.inner is None else f", inner {kept.inner_mean:.4f}"
+        log(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations; "
+            f"kept {describe_config(kept.config)} (tuning {tune_cfg['objective']} {kept.score:.4f}{inner})")
     if todo:
         n = sum(r.n_configs for s in todo for r in done[s.fold])
         log(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
@@ -191,44 +239,120 @@ def describe_config(config: dict) -> str:
         taus = ", ".join(f"{k} {config[k]:.3f}" for k in ("tau_h", "tau_v") if isinstance(config.get(k), float))
         return (f"select/{config['gate']} {'per-class' if per_class else 'global'}{' ' + taus if taus else ''}"
                 f"{' excl. ' + str(len(config.get('exclude', []))) if config.get('merge') == 'exclude' else ''}")
+    if config["kind"] not in ("loglinear", "average"):
+        return config["kind"]
     gate = config.get("weight_gate", "none")
-    return f"{config['kind']} w={config['w']:.2f}{'' if gate == 'none' else ' ' + gate}"
+    text = config.get("text") or {}
+    dist = f" q={text.get('spread', 'probs')}/{text.get('negative_split', 'even')}"
+    dist += f"+u{text['uniform']:g}" if text.get("uniform") else ""
+    return f"{config['kind']} w={config['w']:.2f}{'' if gate == 'none' else ' ' + gate}{dist}"
 
 
-def apply_per_fold(df: pd.DataFrame, labels: LabelSet, chosen: dict[str, TrialRecord], objective: str,
+BASELINES: dict[str, dict] = {
+    **{f"loglinear[{spread},{split}]": {"variant": "loglinear", "weight_gate": "none", "spread": spread,
+                                        "negative_split": split, "uniform": 0.0}
+       for spread in ("probs", "top") for split in ("even", "ratio")},
+    "published-rule": {"variant": "published"},
+}
+"""Simple leakage-free baselines fitted per fold on the same tuning rows as the search: a single
+text weight for each text distribution, and the published selection rule under the run's protocol."""
+
+
+def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict) -> dict[str, dict[str, dict]]:
+    """{baseline: {fold: config}} fitted on each fold's tuning rows (never its test rows)."""
+    arrays = ScoreArrays.from_table(df, labels)
+    out: dict[str, dict[str, dict]] = {name: {} for name in BASELINES}
+    for split in fold_splits(df, tune_cfg["protocol"]):
+        a = arrays.take(split.tuning)
+        for name, params in BASELINES.items():
+            out[name][split.fold] = fit_trial(params, a, tune_cfg["space"], tune_cfg["objective"]).config
+    return out
+
+
+def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
                    n_boot: int = 1000, seed: int = 0) -> dict:
-    """Apply each fold's chosen configuration once to its test rows; evaluation.json layout plus ``best``."""
+    """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows.
+
+    The built-in systems (speech, text, oracle) come along; the result has the evaluation.json layout.
+    """
     masks = test_masks(df)
-    folds = sorted(chosen)
+    folds = sorted(next(iter(per_fold.values())))
     missing = sorted(set(folds) - set(masks))
     if missing:
         raise ValueError(f"fold(s) {missing} have no test rows")
     test_index = np.concatenate([np.flatnonzero(masks[f]) for f in folds])
     fold_index = np.concatenate([np.full(masks[f].sum(), i) for i, f in enumerate(folds)])
     a = ScoreArrays.from_table(df.iloc[test_index], labels)
-    tuned = np.empty(len(a), dtype=np.int64)
-    for i, f in enumerate(folds):
-        rows = fold_index == i
-        tuned[rows] = rule_from_config(chosen[f].config, labels).decide(a.take(rows)).pred
     predictions = {name: rule_from_config(spec, labels).decide(a).pred for name, spec in BUILTIN_SYSTEMS.items()}
-    predictions["tuned"] = tuned
-    result = score_predictions(folds, fold_index, a, predictions, baseline="speech", n_boot=n_boot, seed=seed,
-                               metric=objective)
+    for name, configs in per_fold.items():
+        pred = np.empty(len(a), dtype=np.int64)
+        for i, f in enumerate(folds):
+            rows = fold_index == i
+            pred[rows] = rule_from_config(configs[f], labels).decide(a.take(rows)).pred
+        predictions[name] = pred
+    return score_predictions(folds, fold_index, a, predictions, baseline="speech", n_boot=n_boot, seed=seed,
+                             metric=objective)
+
+
+def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: str) -> None:
+    """Per fold ``best``: the kept configuration, its tuning score, inner estimate, test score and optimism."""
     for entry in result["folds"]:
-        best = chosen[entry["fold"]]
-        entry["best"] = {"config": best.config, "tuning_score": best.score, "trial": best.number}
-    return result
+        kept = chosen[entry["fold"]]
+        test = entry["systems"]["tuned"][objective]
+        inner_se = None if not kept.inner or len(kept.inner) < 2 else \
+            float(np.std(kept.inner, ddof=1) / np.sqrt(len(kept.inner)))
+        entry["best"] = {"config": kept.config, "description": describe_config(kept.config),
+                         "free_parameters": free_parameters(kept.config), "trial": kept.number,
+                         "tuning_score": kept.score, "inner_score": kept.inner_mean, "inner_se": inner_se,
+                         "test_score": test, "optimism": kept.score - test}
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune_cfg: dict,
                   n_boot: int = 1000, seed: int = 0) -> dict:
-    """Each fold's best trial applied to its test rows, plus what the search did."""
-    chosen = {f: best_trial(records) for f, records in searches.items()}
-    result = apply_per_fold(df, labels, chosen, tune_cfg["objective"], n_boot, seed)
-    result["tuning"] = {"protocol": tune_cfg["protocol"], "objective": tune_cfg["objective"],
-                        "method": tune_cfg["method"],
-                        "configurations_evaluated": int(sum(r.n_configs for rs in searches.values() for r in rs))}
+    """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did."""
+    objective = tune_cfg["objective"]
+    chosen = {f: choose_trial(records, tune_cfg["choice"]) for f, records in searches.items()}
+    baselines = fit_baselines(df, labels, tune_cfg)
+    result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines},
+                            objective, n_boot, seed)
+    annotate_choices(result, chosen, objective)
+    bests = [f["best"] for f in result["folds"]]
+    inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
+    result["tuning"] = {
+        "protocol": tune_cfg["protocol"], "objective": objective, "method": tune_cfg["method"],
+        "choice": tune_cfg["choice"],
+        "configurations_evaluated": int(sum(r.n_configs for rs in searches.values() for r in rs)),
+        "mean_tuning_score": float(np.mean([b["tuning_score"] for b in bests])),
+        "mean_inner_score": float(np.mean(inner)) if len(inner) == len(bests) else None,
+        "mean_test_score": float(np.mean([b["test_score"] for b in bests])),
+        "mean_optimism": float(np.mean([b["optimism"] for b in bests])),
+    }
+    means = {name: result["mean"][name][objective] for name in BASELINES}
+    best = max(means, key=means.get)
+    result["baselines"] = {"systems": list(BASELINES), "best": best,
+                           "tuned_minus_best": result["mean"]["tuned"][objective] - means[best]}
     return result
+
+
+def format_baselines(result: dict) -> str:
+    """The tuned system against each simple baseline: mean over folds, gain over speech, folds better."""
+    objective = result["tuning"]["objective"]
+    names = ["tuned"] + result["baselines"]["systems"]
+    width = max(len(n) for n in names) + 2
+    speech, tuned = result["mean"]["speech"][objective], result["mean"]["tuned"][objective]
+    lines = [f"search vs simple leakage-free baselines ({objective}, mean over folds, %):",
+             f"{'system':<{width}}{'mean':>8}{'vs speech':>11}{'folds +/-':>11}{'vs tuned':>10}"]
+    for name in names:
+        mean = result["mean"][name][objective]
+        folds = result["comparisons"][name]["folds"]
+        versus_tuned = "" if name == "tuned" else f"{100 * (mean - tuned):+.2f}"
+        lines.append(f"{name:<{width}}{100 * mean:>8.2f}{100 * (mean - speech):>+11.2f}"
+                     f"{str(folds['improved']) + '/' + str(folds['worse']):>11}{versus_tuned:>10}")
+    t = result["tuning"]
+    inner = "" if t["mean_inner_score"] is None else f", inner estimate {100 * t['mean_inner_score']:.2f}"
+    lines.append(f"kept configurations: tuning score {100 * t['mean_tuning_score']:.2f}{inner}, test "
+                 f"{100 * t['mean_test_score']:.2f}; optimism (tuning − test) {100 * t['mean_optimism']:+.2f} points")
+    return "\n".join(lines)
 
 
 def trials_table(searches: dict[str, list[TrialRecord]]) -> pd.DataFrame:

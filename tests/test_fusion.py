@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ser.arrays import ScoreArrays
-from ser.fusion import rule_from_config, text_distribution
+from ser.fusion import TextDistribution, free_parameters, rule_from_config
 from ser.labels import DEFAULT_LABELS as L
 
 ANG, HAP, NEU, SAD = range(4)
@@ -87,7 +87,7 @@ def test_merge_exclude_blocks_listed_transitions():
 
 def test_soft_fusions():
     a = arrays([HAP], [[0.5, 0.4, 0.05, 0.05]], [POS])
-    q4 = text_distribution(a)
+    q4 = TextDistribution().apply(a)
     np.testing.assert_allclose(q4, [[0.05, 0.8, 0.1, 0.05]])
     assert build(kind="loglinear", w=0.0).decide(a).pred.tolist() == [ANG]
     # w = .5: ang 0.5^.5·0.05^.5 = 0.158 < hap 0.4^.5·0.8^.5 = 0.566
@@ -99,7 +99,53 @@ def test_soft_fusions():
     assert build(kind="loglinear", w=0.9, weight_gate="scaled").decide(a).pred.tolist() == [HAP]
 
 
+@pytest.mark.parametrize("spread, split, uniform, expected", [
+    # p: ang .6, sad .2 (ratio 3:1); q: neg .7 (top), neu .2, pos .1
+    ("probs", "even", 0.0, [0.35, 0.10, 0.20, 0.35]),
+    ("probs", "ratio", 0.0, [0.525, 0.10, 0.20, 0.175]),
+    ("top", "even", 0.0, [0.35 + 0.075, 0.075, 0.075, 0.35 + 0.075]),       # c = .7 on neg, (1 − c)/4 everywhere
+    ("top", "ratio", 0.0, [0.525 + 0.075, 0.075, 0.075, 0.175 + 0.075]),
+    ("probs", "even", 0.2, [0.8 * 0.35 + 0.05, 0.8 * 0.1 + 0.05, 0.8 * 0.2 + 0.05, 0.8 * 0.35 + 0.05]),
+])
+def test_text_distributions_on_a_crafted_row(spread, split, uniform, expected):
+    a = arrays([ANG], [[0.6, 0.1, 0.1, 0.2]], [[0.7, 0.2, 0.1]])
+    q = TextDistribution(spread, split, uniform).apply(a)
+    np.testing.assert_allclose(q, [expected])
+    np.testing.assert_allclose(q.sum(axis=1), 1.0)
+
+
+def test_text_distribution_top_positive_and_ratio_without_negative_mass():
+    a = arrays([HAP, SAD], [[0.0, 0.5, 0.5, 0.0], [0.0, 0.5, 0.5, 0.0]], [[0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
+    q = TextDistribution("top", "ratio").apply(a)
+    np.testing.assert_allclose(q[0], [0.075, 0.775, 0.075, 0.075])
+    np.testing.assert_allclose(q[1], [0.3 + 0.1, 0.1, 0.1, 0.3 + 0.1])     # p_ang = p_sad = 0: split evenly
+
+
+def test_soft_rule_uses_its_text_distribution():
+    # speech says neu, leaning sad over ang (.3 vs .05); text says negative with confidence .6:
+    # split evenly, sad gets q = .3 + .1 and neu keeps its label; in the 6:1 ratio, sad gets .614 and wins
+    a = arrays([SAD], [[0.05, 0.05, 0.6, 0.3]], [[0.6, 0.3, 0.1]])
+    even = build(kind="loglinear", w=0.3, text={"spread": "top", "negative_split": "even"}).decide(a).pred
+    ratio = build(kind="loglinear", w=0.3, text={"spread": "top", "negative_split": "ratio"}).decide(a).pred
+    assert even.tolist() == [NEU] and ratio.tolist() == [SAD]
+
+
+def test_free_parameters_count_what_was_fitted():
+    assert free_parameters({"kind": "speech"}) == 0
+    assert free_parameters({"kind": "loglinear", "w": 0.3, "text": {"uniform": 0.0}}) == 1
+    assert free_parameters({"kind": "average", "w": 0.3, "weight_gate": "entropy", "tau_h": 1.0,
+                            "text": {"uniform": 0.2}}) == 3
+    assert free_parameters({"kind": "select", "gate": "h", "tau_h": 1.0}) == 1
+    per_class = {c: 1.0 for c in L.classes}
+    split = {"mode": "score-split", "t": 0.3, "flip": False}
+    assert free_parameters({"kind": "select", "gate": "hv", "tau_h": per_class, "tau_v": per_class,
+                            "negative": {"ang": split, "hap": "refer", "neu": split, "sad": "refer"},
+                            "merge": "exclude", "exclude": []}) == 8 + 2 + 1
+
+
 @pytest.mark.parametrize("raw, message", [
+    ({"kind": "loglinear", "w": 0.3, "text": {"spread": "toop"}}, "text.spread 'toop' is not one of"),
+    ({"kind": "loglinear", "w": 0.3, "text": {"negative": "even"}}, "text: unknown key(s) ['negative']"),
     ({"kind": "selekt"}, "unknown kind 'selekt'"),
     ({"kind": "select", "tau_h": 1, "tau_v": 1, "tauh": 2}, "unknown key(s) ['tauh']"),
     ({"kind": "select", "gate": "hv", "tau_h": 1}, "missing key 'tau_v'"),

@@ -9,16 +9,80 @@ from ser.arrays import ScoreArrays
 from ser.cli import main
 from ser.fusion import rule_from_config
 from ser.labels import DEFAULT_LABELS as L
-from ser.published import negative_options, published_procedure
+from ser.fusion import NEVER, learned_exclusions
+from ser.published import class_thresholds, negative_options, published_procedure, threshold_candidates
 from ser.schema import validate
 from ser.synthetic import synthetic_scores, with_model_folds
 
 
 def test_negative_options_order_and_grid():
+    """Tie order: score-split with flip for t = 0 … 0.70, then without flip, then refer."""
     opts = negative_options()
-    assert opts[0] == "refer" and len(opts) == 1 + 2 * 15
-    assert opts[1] == {"mode": "score-split", "t": 0.0, "flip": False}
-    assert opts[15]["t"] == 0.7 and opts[16]["flip"] is True
+    assert len(opts) == 2 * 15 + 1 and opts[-1] == "refer"
+    assert opts[0] == {"mode": "score-split", "t": 0.0, "flip": True}
+    assert opts[14] == {"mode": "score-split", "t": 0.7, "flip": True}
+    assert opts[15] == {"mode": "score-split", "t": 0.0, "flip": False}
+
+
+def test_candidates_are_evenly_spaced_between_quantiles_not_quantiles_at_levels():
+    values = np.array([0.0, 0.1, 0.2, 0.3, 5.0, 9.0, 9.5, 10.0])
+    lo, hi = np.quantile(values, [0.65, 0.85])
+    got = threshold_candidates(values, (0.65, 0.85), 0.65)
+    np.testing.assert_allclose(got, np.linspace(lo, hi, 200))
+    assert not np.allclose(got, np.quantile(values, np.linspace(0.65, 0.85, 200)))   # the old construction
+
+
+def test_single_candidate_when_upper_bound_is_not_above_lower():
+    flat = np.array([0.4] * 9 + [0.9])              # 0.15 … 0.85 quantiles all 0.4
+    np.testing.assert_allclose(threshold_candidates(flat, (0.65, 0.85), 0.65), [np.quantile(flat, 0.65)])
+    np.testing.assert_allclose(threshold_candidates(flat, (0.15, 0.35), 0.35), [np.quantile(flat, 0.35)])
+
+
+def _brute_force_pair(a, c):
+    """The rule written plainly: candidates in (τ_H asc, τ_V asc) order, skip empty gates, first maximum share."""
+    rows, wrong = a.speech == c, (a.speech == c) & (a.y != c)
+    th = threshold_candidates(a.h[wrong], (0.65, 0.85), 0.65)
+    tv = threshold_candidates(a.v[wrong], (0.15, 0.35), 0.35)
+    best, pair = -1.0, (NEVER["ge"], NEVER["le"])
+    for x in th:
+        for z in tv:
+            gate = rows & (a.h >= x) & (a.v <= z)
+            if gate.any() and (a.y[gate] != c).mean() > best:
+                best, pair = (a.y[gate] != c).mean(), (x, z)
+    return pair
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_threshold_pair_ties_go_to_the_first_in_ascending_order(seed):
+    """Few rows per class make many pairs tie on the wrong share: the first in (τ_H, τ_V) order must win."""
+    df = validate(synthetic_scores(n_folds=2, per_fold=14, seed=seed))
+    a = ScoreArrays.from_table(df)
+    for c in range(4):
+        if ((a.speech == c) & (a.y != c)).any():
+            got = class_thresholds(a, c)[:2]
+            assert got == pytest.approx(_brute_force_pair(a, c)), (seed, c)
+
+
+def _crafted(y, p, q):
+    return ScoreArrays.from_probs(L, np.array(y), np.array(p, float), np.array(q, float))
+
+
+UNCERTAIN_ANG = [0.32, 0.3, 0.2, 0.18]
+
+
+def test_negative_mapping_ties_go_to_flip_then_no_flip_then_refer():
+    # every gated row's sentiment is positive: all 31 negative options give the same accuracy → the first (flip, t=0)
+    a = _crafted([1, 1, 0], [UNCERTAIN_ANG, UNCERTAIN_ANG, [0.9, 0.04, 0.03, 0.03]], [[0.1, 0.1, 0.8]] * 3)
+    config, *_ = published_procedure(a)
+    assert config["negative"]["ang"] == {"mode": "score-split", "t": 0.0, "flip": True}
+
+
+def test_exclusion_needs_fewer_fixes_than_breaks():
+    a = _crafted([1, 0, 0], [UNCERTAIN_ANG] * 3, [[0.1, 0.1, 0.8]] * 3)
+    pred = np.array([1, 1, 0])                  # ang→hap: one wrong→right, one right→wrong
+    assert learned_exclusions(a, pred) == []     # equal counts: kept
+    pred = np.array([1, 1, 1])                  # ang→hap: one fix, two breaks
+    assert learned_exclusions(a, pred) == ["ang->hap"]
 
 
 def test_thresholds_come_from_misclassified_quantiles_and_maximize_wrong_share():
@@ -65,7 +129,7 @@ def test_published_preset_end_to_end(tmp_path):
     assert main(["tune", "--config", "configs/presets/published.yaml", "--scores", str(tmp_path / "s.parquet"),
                  "--out", str(tmp_path / "o")]) == 0
     r = json.loads((tmp_path / "o" / "results.json").read_text())
-    assert r["tuning"] == {"protocol": "trainval", "objective": "ua", "method": "published",
-                           "configurations_evaluated": r["tuning"]["configurations_evaluated"]}
+    assert {k: r["tuning"][k] for k in ("protocol", "objective", "method")} == \
+        {"protocol": "trainval", "objective": "ua", "method": "published"}
     assert all(f["best"]["config"]["merge"] == "exclude" for f in r["folds"])
     assert len(r["folds"]) == 4 and {"speech", "tuned"} <= set(r["folds"][0]["systems"])

@@ -68,7 +68,7 @@ def test_cli_sweep_writes_outputs(tmp_path, table):
 
 def test_cross_dataset_matrix(tmp_path):
     a = synthetic_scores(3, 200, seed=1, corpus="demo-a")
-    b = synthetic_scores(3, 200, seed=2, corpus="demo-b", valence_strength=0.3)
+    b = synthetic_scores(3, 200, seed=2, corpus="demo-b", profile="iemocap-like")
     pd.concat([a, b]).to_parquet(tmp_path / "two.parquet")
     cfg = tmp_path / "c.yaml"
     cfg.write_text("tune: {engine: optuna, trials: 6}\nevaluate: {bootstrap: 50}\n")

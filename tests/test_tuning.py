@@ -11,10 +11,10 @@ from ser.config import ConfigError, load_config
 from ser.schema import validate
 from ser.search import resolve_space
 from ser.synthetic import synthetic_scores
-from ser.tuning import make_fold_search, tune_folds, tuned_results
+from ser.tuning import choose_trial, make_fold_search, tune_folds, tuned_results
 
 FAST = {"method": "search", "engine": "optuna", "protocol": "oof", "objective": "macro_f1", "trials": 12,
-        "max_concurrent_trials": 1,
+        "max_concurrent_trials": 1, "choice": "one-se",
         "space": resolve_space({"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 12},
                                            "tau_v": {"quantiles": [0.05, 0.95], "steps": 12}},
                                 "soft": {"w": {"range": [0, 1], "steps": 21}}})}
@@ -28,7 +28,7 @@ def table():
 def chosen(df, tune_cfg=FAST, seed=0):
     labels = load_config(None)["labels"]
     searches = tune_folds(df, labels, tune_cfg, make_fold_search(tune_cfg), seed, log=lambda _: None)
-    return searches, {f: max(r, key=lambda t: (t.score, -t.number)).config for f, r in searches.items()}
+    return searches, {f: choose_trial(r, tune_cfg["choice"]).config for f, r in searches.items()}
 
 
 def test_changing_a_folds_test_labels_never_changes_its_choice(table):
@@ -69,7 +69,12 @@ def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
     assert json.dumps(r1) == json.dumps(r2)
     for fold in r1["folds"]:
         assert fold["systems"]["tuned"]["macro_f1"] > fold["systems"]["speech"]["macro_f1"], fold["fold"]
-        assert set(fold["best"]) == {"config", "tuning_score", "trial"}
+        best, kept = fold["best"], choose_trial(s1[fold["fold"]])
+        assert best["config"] == kept.config and best["tuning_score"] == kept.score
+        assert best["test_score"] == fold["systems"]["tuned"]["macro_f1"]
+        assert best["optimism"] == pytest.approx(kept.score - best["test_score"])
+        assert best["inner_score"] == pytest.approx(np.mean(kept.inner)) and len(kept.inner) == 4   # 4 other folds
+    assert r1["tuning"]["mean_optimism"] == pytest.approx(np.mean([f["best"]["optimism"] for f in r1["folds"]]))
     assert r1["comparisons"]["tuned"]["folds"]["improved"] == 5
     assert r1["comparisons"]["tuned"]["bootstrap"]["ci_low"] > 0
 

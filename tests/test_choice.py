@@ -1,0 +1,128 @@
+"""Resisting the winner's curse: inner estimates, the one-SE choice, baselines, and both synthetic regimes."""
+
+import numpy as np
+import pytest
+
+from ser.arrays import ScoreArrays
+from ser.config import load_config
+from ser.fusion import rule_from_config
+from ser.metrics import summary
+from ser.schema import validate
+from ser.search import fit_trial, inner_scores, resolve_space, run_trial
+from ser.synthetic import synthetic_scores
+from ser.tuning import TrialRecord, choose_trial, make_fold_search, tune_folds, tuned_results
+
+LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
+GATED = {"kind": "average", "w": 0.5, "weight_gate": "entropy", "tau_h": 1.0, "text": {"uniform": 0.2}}  # 3
+
+
+def record(number, config, score, inner):
+    return TrialRecord(number, {}, config, score, 1, inner)
+
+
+def test_one_se_prefers_fewer_parameters_within_one_standard_error():
+    complex_ = record(0, GATED, 0.80, [0.70, 0.72, 0.71, 0.73])
+    simple = record(1, LOGLINEAR, 0.70, [0.68, 0.73, 0.70, 0.73])        # gaps 2, -1, 1, 0 points: mean 0.5 < SE 0.65
+    speech = record(2, {"kind": "speech"}, 0.60, [0.60, 0.62, 0.61, 0.63])
+    records = [complex_, simple, speech]
+    assert choose_trial(records, "tuning-best") is complex_
+    assert choose_trial(records, "inner-best") is complex_
+    assert choose_trial(records, "one-se") is simple                      # speech is 10 points below: out
+
+
+def test_one_se_keeps_the_complex_trial_when_it_is_clearly_better():
+    complex_ = record(0, GATED, 0.80, [0.75, 0.76, 0.77, 0.78])
+    simple = record(1, LOGLINEAR, 0.70, [0.70, 0.70, 0.70, 0.71])
+    assert choose_trial([simple, complex_], "one-se") is complex_
+
+
+def test_one_se_keeps_speech_when_text_adds_nothing_measurable():
+    noisy = record(0, LOGLINEAR, 0.66, [0.64, 0.60, 0.66, 0.61])
+    speech = record(1, {"kind": "speech"}, 0.62, [0.63, 0.61, 0.64, 0.62])
+    assert choose_trial([noisy, speech], "one-se") is speech
+
+
+def test_without_inner_estimates_the_choice_falls_back_to_the_tuning_score():
+    a, b = record(0, GATED, 0.7, None), record(1, LOGLINEAR, 0.6, None)
+    assert choose_trial([b, a], "one-se") is a
+
+
+def test_unknown_choice_is_an_error():
+    with pytest.raises(ValueError, match="choice 'best' is not one of"):
+        choose_trial([record(0, LOGLINEAR, 0.5, None)], "best")
+
+
+@pytest.fixture(scope="module")
+def tuning_arrays():
+    df = validate(synthetic_scores(n_folds=5, per_fold=200, seed=9, profile="iemocap-like"))
+    return ScoreArrays.from_table(df)
+
+
+@pytest.mark.parametrize("params", [
+    {"variant": "loglinear", "weight_gate": "none", "spread": "top", "negative_split": "ratio", "uniform": 0.0},
+    {"variant": "average", "weight_gate": "scaled", "spread": "probs", "negative_split": "even", "uniform": 0.2},
+])
+def test_fast_soft_inner_estimate_equals_refitting_group_by_group(params, tuning_arrays):
+    a, space = tuning_arrays, resolve_space(None)
+    plain = []
+    for g in np.unique(a.group):
+        held = a.group == g
+        config = fit_trial(params, a.take(~held), space).config
+        test = a.take(held)
+        plain.append(summary(test.y, rule_from_config(config, a.labels).decide(test).pred, 4)["macro_f1"])
+    fast, _ = inner_scores(params, a, space, "macro_f1")
+    np.testing.assert_allclose(fast, plain)
+
+
+def test_inner_estimate_is_below_the_tuning_score_of_a_flexible_structure(tuning_arrays):
+    params = {"variant": "select", "gate": "hv", "thresholds": "per_class", "negative": "refer", "merge": "exclude"}
+    result = run_trial(params, tuning_arrays, resolve_space(None))
+    assert len(result.inner) == 5 and np.mean(result.inner) < result.score
+
+
+def test_a_folds_test_labels_move_nothing_of_its_own_search():
+    """Inner estimates, tuning scores and the kept trial of fold k ignore fold k's test labels."""
+    df = validate(synthetic_scores(n_folds=4, per_fold=150, seed=4, profile="iemocap-like"))
+    labels = load_config(None)["labels"]
+    tune = dict(load_config(None)["tune"], engine="optuna", trials=10)
+    before = tune_folds(df, labels, tune, make_fold_search(tune), 0, log=lambda _: None)
+    k = sorted(df["fold"].unique())[1]
+    changed = df.copy()
+    rows = changed["fold"] == k
+    changed.loc[rows, "label"] = np.random.default_rng(1).permutation(changed.loc[rows, "label"].to_numpy())
+    after = tune_folds(changed, labels, tune, make_fold_search(tune), 0, log=lambda _: None)
+    assert after[k] == before[k]
+    assert choose_trial(after[k]) == choose_trial(before[k])
+    assert any(after[f] != before[f] for f in before if f != k)     # fold k's rows tune the other folds
+
+
+def _default_tune(df):
+    cfg = load_config(None)
+    tune = dict(cfg["tune"], engine="optuna")
+    searches = tune_folds(df, cfg["labels"], tune, make_fold_search(tune), 0, log=lambda _: None)
+    return tuned_results(df, cfg["labels"], searches, tune, n_boot=50)
+
+
+def test_iemocap_like_default_search_matches_the_best_simple_baseline():
+    """Speech strong, text weak: the default search keeps up with the best single-weight fusion."""
+    r = _default_tune(validate(synthetic_scores(seed=0, profile="iemocap-like")))
+    mean = {name: r["mean"][name]["macro_f1"] for name in r["mean"]}
+    assert mean["tuned"] >= max(mean[b] for b in r["baselines"]["systems"]) - 1e-9
+    assert mean["tuned"] - mean["speech"] > 0.015
+    assert r["comparisons"]["tuned"]["folds"]["improved"] >= 9
+    assert r["tuning"]["mean_optimism"] < 0.01        # the kept configurations are honest to within a point
+
+
+def test_a_useless_text_model_costs_nothing():
+    """A sentiment model that says 'positive' 96% of the time: the search keeps speech where text adds nothing."""
+    df = synthetic_scores(seed=0, profile="iemocap-like")
+    rng = np.random.default_rng(1)
+    n = len(df)
+    sent = np.where(rng.random(n) < 0.96, 2, rng.integers(0, 2, n))
+    conf = rng.uniform(0.5, 0.99, n)
+    q = np.repeat(((1 - conf) / 2)[:, None], 3, axis=1)
+    q[np.arange(n), sent] = conf
+    df[["text_neg", "text_neu", "text_pos"]] = q
+    r = _default_tune(validate(df))
+    assert r["mean"]["tuned"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.001
+    assert sum(f["best"]["config"]["kind"] == "speech" for f in r["folds"]) >= 5
