@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
-from ser.io import atomic_path, write_parquet
+from ser.io import atomic_path, safe_name, write_parquet
 from ser.labels import LabelSet
 from ser.pipeline import check_gpus, scoring_rows
 from ser.schema import validate
@@ -72,7 +72,7 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
     if spec["backend"] != "acoustic":
         return
     template = spec["checkpoint"].replace("{out}", str(out))
-    if all(Path(template.format(fold=k)).exists() for k in manifest["fold"].unique()):
+    if all(Path(template.format(fold=safe_name(k))).exists() for k in manifest["fold"].unique()):
         return
     from ser.backends.acoustic import featurize_batch, train_fold_models
 
@@ -80,9 +80,22 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
     rows = dataset_of(manifest[["utt_id", "path"]], 64).map_batches(featurize_batch, batch_size=32).to_pandas()
     rows = rows.set_index("utt_id").loc[manifest["utt_id"]]
     ok = rows["ok"].to_numpy(dtype=bool)
+    if not ok.any():
+        errors = manifest[["utt_id", "corpus", "path"]].assign(error=rows["error"].to_numpy(), stage="audio",
+                                                               severity="error")
+        write_parquet(errors.reset_index(drop=True), out / "errors.parquet")
+        raise RuntimeError(nothing_readable(errors))
     feats = np.stack(rows["features"].to_numpy()[ok])
-    log(f"acoustic features of {ok.sum()} utterances in {time.perf_counter() - t0:.1f} s")
-    train_fold_models(manifest[ok], template, labels.classes, features=feats, log=log)
+    log(f"acoustic features of {ok.sum()} of {len(ok)} utterances in {time.perf_counter() - t0:.1f} s"
+        + (f"; {len(ok) - ok.sum()} unreadable (errors.parquet)" if not ok.all() else ""))
+    train_fold_models(manifest[ok], template, labels.classes, features=feats, log=log,
+                      folds=sorted(manifest["fold"].unique()))
+
+
+def nothing_readable(errors: pd.DataFrame) -> str:
+    """'0 of N audio files readable; first: <reason>' (the reason names the path)."""
+    return (f"0 of {len(errors)} audio files readable; first: {errors['error'].iloc[0]}; every failure is in "
+            f"errors.parquet (wrong corpus root or manifest paths?)")
 
 
 def dataset_of(df: pd.DataFrame, rows_per_block: int):
@@ -176,9 +189,18 @@ def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFram
         raise RuntimeError(f"no scored shards under {shards}")
     allrows = pd.concat(parts, ignore_index=True)
     bad = allrows["audio_error"].astype(str) != ""
-    errors = allrows.loc[bad, ["utt_id", "corpus", "path", "audio_error"]].rename(columns={"audio_error": "error"})
+    weak = ~bad & (allrows.get("audio_warning", pd.Series("", index=allrows.index)).astype(str) != "")
+    errors = pd.concat([
+        allrows.loc[bad, ["utt_id", "corpus", "path", "audio_error"]].rename(columns={"audio_error": "error"})
+        .assign(severity="error"),
+        allrows.loc[weak, ["utt_id", "corpus", "path", "audio_warning"]].rename(columns={"audio_warning": "error"})
+        .assign(severity="warning")])
     errors = errors.drop_duplicates(["corpus", "utt_id"]).assign(stage="audio").reset_index(drop=True)
-    good = _fill_text(allrows.loc[~bad].drop(columns=["audio_error", "path"]))
+    if bad.all():
+        write_parquet(errors, out / "errors.parquet")
+        raise RuntimeError(nothing_readable(errors))
+    good = _fill_text(allrows.loc[~bad].drop(columns=["audio_error", "path"]
+                                             + (["audio_warning"] if "audio_warning" in allrows else [])))
     keep = [c for c in good.columns if c not in SCORE_EXTRA] + [c for c in SCORE_EXTRA if c in good.columns]
     good = good[keep].sort_values(["utt_id", "model_fold"]).reset_index(drop=True)
     scores = validate(good, labels, source="inferred scores")

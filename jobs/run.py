@@ -25,18 +25,41 @@ def _sig(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None when it is missing or damaged (then whatever wrote it runs again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _intact(path: Path) -> bool:
+    """An output a finished stage left behind: present and, for JSON and Parquet, readable."""
+    if path.suffix == ".json":
+        return _read_json(path) is not None
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pq.read_metadata(path)
+            return True
+        except (OSError, ValueError):
+            return False
+    return path.exists()
+
+
 class RunState:
     """Stage signatures and timings persisted in ``run.json`` (rewritten atomically after each stage)."""
 
     def __init__(self, out: Path, cfg: dict, force: bool):
         self.path, self.force = out / "run.json", force
-        old = json.loads(self.path.read_text()) if self.path.exists() else {}
+        old = _read_json(self.path) or {}
         self.stages: dict = {} if force else old.get("stages", {})
         self.record = {"command": "run", "config": resolved(cfg), "seed": cfg["seed"], **provenance()}
 
     def run(self, name: str, signature: str, outputs: list[Path], fn: Callable[[], None], log) -> None:
         done = self.stages.get(name, {})
-        if done.get("signature") == signature and all(p.exists() for p in outputs):
+        if done.get("signature") == signature and all(_intact(p) for p in outputs):
             log(f"== {name}: up to date, skipped (--force reruns)")
             return
         log(f"== {name}")
@@ -59,7 +82,7 @@ def _corpus_stages(state: RunState, name: str, prepare_cfg: dict, cfg: dict, roo
         spec["root"] = str(root / "corpus")
     manifest, scores = root / "manifest.parquet", root / "infer" / "scores.parquet"
     sig_prepare = _sig(spec)
-    state.run(f"prepare[{name}]", sig_prepare, [manifest], lambda: write_parquet(prepare(spec, log=log), manifest), log)
+    state.run(f"prepare[{name}]", sig_prepare, [manifest], lambda: write_parquet(prepare(spec, log=log, labels=cfg["labels"]), manifest), log)
     sig_infer = _sig(sig_prepare, cfg["infer"], cfg["labels"])
     state.run(f"infer[{name}]", sig_infer, [scores],
               lambda: run_infer(pd.read_parquet(manifest), cfg["infer"], cfg["labels"], root / "infer", log=log), log)

@@ -14,14 +14,16 @@ first trial, so the Ray and in-process engines are each deterministic, not trial
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import shutil
 import tempfile
 import uuid
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ser.arrays import ScoreArrays
 from ser.search import anchor_trials, run_trial, suggest
@@ -29,6 +31,7 @@ from ser.tuning import TrialRecord
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")   # experiment state every 2 s: a kill loses little
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # no per-trial event files nobody reads
 
 
 def _define_by_run(trial: Any, space: dict) -> None:
@@ -114,6 +117,8 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
 
     ensure_ray()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # after an interrupt, ResultGrid lists every unfinished trial it found no metrics for: not news
+    logging.getLogger("ray.tune.result_grid").setLevel(logging.ERROR)
     folds = list(tuning)
     searchers = {f: OptunaSearch(space=partial(_define_by_run, space=space), metric="score", mode="max",
                                  sampler=optuna.samplers.TPESampler(seed=seeds[f]),
@@ -121,8 +126,7 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
     searcher = _per_fold_searcher_class()(searchers)
     trainable = tune.with_parameters(_trainable, tuning=tuning, space=space, objective=objective,
                                      experiment=uuid.uuid4().hex)
-    with tempfile.TemporaryDirectory(prefix="ser-tune-") as tmp:
-        storage = str(Path(experiment_dir).resolve()) if experiment_dir else tmp
+    with _storage(experiment_dir) as storage:
         path = str(Path(storage) / "ser-tune")
         if resume and tune.Tuner.can_restore(path):
             print(f"restoring the interrupted Tune experiment in {path}", flush=True)
@@ -137,8 +141,12 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
                 run_config=tune.RunConfig(storage_path=storage, name="ser-tune", verbose=0),
             )
         grid = tuner.fit()
-    if grid.errors:
-        raise RuntimeError(f"{len(grid.errors)} Tune trial(s) failed; first: {grid.errors[0]}")
+        if grid.errors:
+            raise RuntimeError(f"{len(grid.errors)} Tune trial(s) failed; first: {grid.errors[0]}")
+        if len(grid) < trials * len(folds) or any("chosen" not in (r.metrics or {}) for r in grid):
+            # Tune stops early on SIGINT after saving its state: nothing to report, `--resume` continues
+            raise KeyboardInterrupt
+        shutil.rmtree(path, ignore_errors=True)      # finished: the fold states hold what --resume would need
     out: dict[str, list[TrialRecord]] = {f: [] for f in folds}
     for r in sorted(grid, key=lambda r: (r.config["fold"], r.config["number"])):
         params = dict(r.config)
@@ -147,6 +155,16 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
                                      float(r.metrics["tuning_score"]), int(r.metrics["n_configs"]),
                                      json.loads(r.metrics["inner"])))
     return out
+
+
+@contextmanager
+def _storage(experiment_dir: str | None) -> Iterator[str]:
+    """Where Tune keeps the experiment: ``experiment_dir``, or a temporary folder removed afterwards."""
+    if experiment_dir:
+        yield str(Path(experiment_dir).resolve())
+        return
+    with tempfile.TemporaryDirectory(prefix="ser-tune-") as tmp:
+        yield tmp
 
 
 def engine_for(tune_cfg: dict, experiment_dir: str | None = None, resume: bool = False):

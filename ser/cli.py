@@ -1,25 +1,36 @@
-"""ser: score emotion corpora, tune entropy-aware fusion per fold, report. One subcommand per stage."""
+"""ser: score emotion corpora, tune entropy-aware fusion per fold, report. One subcommand per stage.
+
+Exit codes: 0 success; 1 runtime failure (disk full, a model or Ray failing); 2 bad input (config,
+score table, manifest, mapping, paths, arguments); 3 the output directory is in use by another
+ser run; 130 interrupted (Ctrl-C). Errors are one line on stderr; ``--debug`` or ``SER_DEBUG=1``
+shows the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
 import time
 from pathlib import Path
 
-from ser.io import write_json
+from ser.io import InputError, OutputLocked, output_lock, write_json
+
+EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
 def _config_and_scores(args: argparse.Namespace):
     """(config, validated score table, output dir) for a subcommand that reads one score table."""
     from ser.config import load_config
-    from ser.schema import read_scores
+    from ser.schema import read_scores, require_classes
 
     cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
     if not cfg["scores"]:
-        raise SystemExit(f"ser {args.command}: no score table given (--scores FILE or 'scores:' in the config)")
-    return cfg, read_scores(cfg["scores"], cfg["labels"]), Path(cfg["out"] or f"runs/{args.command}")
+        raise InputError("no score table given (--scores FILE or 'scores:' in the config)")
+    df = read_scores(cfg["scores"], cfg["labels"])
+    require_classes(df, str(cfg["scores"]))
+    return cfg, df, Path(cfg["out"] or f"runs/{args.command}")
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -28,12 +39,21 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     cfg, df, out = _config_and_scores(args)
     ev = cfg["evaluate"]
-    result = evaluate_systems(df, cfg["systems"], cfg["labels"], baseline=ev["baseline"],
-                              n_boot=ev["bootstrap"], seed=cfg["seed"], metric=ev["metric"])
-    print(format_table(result))
-    write_json(result, out / "evaluation.json")
+    with output_lock(out, "evaluate"):
+        result = evaluate_systems(df, cfg["systems"], cfg["labels"], baseline=ev["baseline"],
+                                  n_boot=ev["bootstrap"], seed=cfg["seed"], metric=ev["metric"],
+                                  min_fold_rows=ev["min_fold_rows"])
+        print(format_table(result))
+        _warn(args, result)
+        write_json(result, out / "evaluation.json")
     print(f"wrote {out / 'evaluation.json'} ({time.perf_counter() - t0:.2f} s)")
     return 0
+
+
+def _warn(args: argparse.Namespace, result: dict) -> None:
+    """Weak but valid input (recorded in the result's ``warnings``) as one stderr line each."""
+    for warning in result.get("warnings", []):
+        print(f"ser {args.command}: warning: {warning}", file=sys.stderr)
 
 
 def _cmd_tune(args: argparse.Namespace) -> int:
@@ -46,20 +66,20 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     cfg, df, out = _config_and_scores(args)
     tune = dict(cfg["tune"], **({"engine": args.engine} if args.engine else {}))
-    engine = engine_for(tune, str(out / "tune_experiment"), args.resume)
-    state = out / "folds"
-    if not args.resume and state.exists():
-        for stale in state.glob("fold-*.json"):
-            stale.unlink()
-    searches = tune_folds(df, cfg["labels"], tune, make_fold_search(tune, engine), cfg["seed"], state_dir=state)
-    t_search = time.perf_counter() - t0
-    result = tuned_results(df, cfg["labels"], searches, tune, n_boot=cfg["evaluate"]["bootstrap"], seed=cfg["seed"])
-    print(format_table(result))
-    print(format_baselines(result))
-    write_tuning(out, result, searches)
-    write_json({"command": "tune", "config_file": args.config, "config": resolved(cfg) | {"tune": tune},
-                "seed": cfg["seed"], "timings_s": {"search": t_search, "total": time.perf_counter() - t0},
-                **provenance()}, out / "run.json")
+    with output_lock(out, "tune"):
+        engine = engine_for(tune, str(out / "tune_experiment"), args.resume)
+        searches = tune_folds(df, cfg["labels"], tune, make_fold_search(tune, engine), cfg["seed"],
+                              state_dir=out / "folds", reuse=args.resume)
+        t_search = time.perf_counter() - t0
+        result = tuned_results(df, cfg["labels"], searches, tune, n_boot=cfg["evaluate"]["bootstrap"],
+                               seed=cfg["seed"], min_fold_rows=cfg["evaluate"]["min_fold_rows"])
+        print(format_table(result))
+        print(format_baselines(result))
+        _warn(args, result)
+        write_tuning(out, result, searches)
+        write_json({"command": "tune", "config_file": args.config, "config": resolved(cfg) | {"tune": tune},
+                    "seed": cfg["seed"], "timings_s": {"search": t_search, "total": time.perf_counter() - t0},
+                    "warnings": result["warnings"], **provenance()}, out / "run.json")
     print(f"wrote {out}/results.json, trials.parquet, run.json ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -69,8 +89,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     cfg, df, out = _config_and_scores(args)
-    surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"])
-    write_sweep(out, surfaces, chosen, stats)
+    with output_lock(out, "sweep"):
+        surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"])
+        write_sweep(out, surfaces, chosen, stats)
     print(f"chosen τ_H {stats['chosen_tau_h']['mean']:.3f} ± {stats['chosen_tau_h']['std']:.3f}, "
           f"τ_V {stats['chosen_tau_v']['mean']:.3f} ± {stats['chosen_tau_v']['std']:.3f} across folds; "
           f"gap to oracle {100 * stats['gap_to_oracle']:.2f} points")
@@ -89,21 +110,22 @@ def _cmd_cross(args: argparse.Namespace) -> int:
     corpora = cfg["cross"]["corpora"]
     if corpora:
         if not isinstance(corpora, dict) or len(corpora) < 2:
-            raise ValueError("cross.corpora must map at least two corpus names to score tables")
+            raise InputError("cross.corpora must map at least two corpus names to score tables")
         tables = {name: read_scores(path, cfg["labels"]) for name, path in corpora.items()}
     elif cfg["scores"]:
         tables = split_corpora(read_scores(cfg["scores"], cfg["labels"]))
     else:
-        raise SystemExit("ser cross: give cross.corpora in the config, or --scores with a 'corpus' column")
+        raise InputError("give cross.corpora in the config, or --scores with a 'corpus' column")
     from jobs.tune import engine_for
 
     t0 = time.perf_counter()
     tune = cfg["tune"]
-    result = cross_dataset(tables, cfg["labels"], tune, make_fold_search(tune, engine_for(tune)), cfg["seed"],
-                           cfg["evaluate"]["bootstrap"])
-    print(format_matrix(result))
     out = Path(cfg["out"] or "runs/cross")
-    write_json(result, out / "cross.json")
+    with output_lock(out, "cross"):
+        result = cross_dataset(tables, cfg["labels"], tune, make_fold_search(tune, engine_for(tune)), cfg["seed"],
+                               cfg["evaluate"]["bootstrap"])
+        print(format_matrix(result))
+        write_json(result, out / "cross.json")
     print(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
     return 0
 
@@ -117,28 +139,27 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
     spec = {**cfg["prepare"], **{k: v for k, v in (("corpus", args.corpus), ("root", args.root),
                                                    ("table", args.table), ("folds", args.folds)) if v}}
     if not spec["corpus"]:
-        raise SystemExit("ser prepare: --corpus (or prepare.corpus in the config) is required")
-    df = prepare(spec)
+        raise InputError("--corpus (or prepare.corpus in the config) is required")
+    df = prepare(spec, labels=cfg["labels"])
     write_parquet(df, args.out)
     print(f"wrote {args.out}")
     return 0
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from jobs.infer import run_infer
     from ser.config import load_config
+    from ser.corpora import read_manifest
 
     cfg = load_config(args.config, {"out": args.out})
     manifest_path = args.manifest or cfg["infer"]["manifest"]
     if not manifest_path:
-        raise SystemExit("ser infer: --manifest (or infer.manifest in the config) is required")
-    if not Path(manifest_path).exists():
-        raise SystemExit(f"ser infer: manifest {manifest_path} does not exist (run `ser prepare` first)")
+        raise InputError("--manifest (or infer.manifest in the config) is required")
+    manifest = read_manifest(manifest_path, cfg["labels"])
     out = Path(cfg["out"] or "runs/infer")
     t0 = time.perf_counter()
-    scores, errors = run_infer(pd.read_parquet(manifest_path), cfg["infer"], cfg["labels"], out)
+    with output_lock(out, "infer"):
+        scores, errors = run_infer(manifest, cfg["infer"], cfg["labels"], out)
     print(f"wrote {out}/scores.parquet ({len(scores)} rows) and errors.parquet ({len(errors)} rows) "
           f"in {time.perf_counter() - t0:.1f} s")
     return 0
@@ -147,7 +168,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from ser.report import write_report
 
-    md, page = write_report(args.run)
+    with output_lock(args.run, "report"):
+        md, page = write_report(args.run)
     print(f"wrote {md}, {page} and {Path(args.run) / 'figures'}/*.png")
     return 0
 
@@ -159,7 +181,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, {"out": args.out})
     out = Path(cfg["out"] or f"runs/{cfg['name']}")
     t0 = time.perf_counter()
-    run_study(cfg, out, force=args.force)
+    with output_lock(out, "run"):
+        run_study(cfg, out, force=args.force)
     print(f"ser run finished in {time.perf_counter() - t0:.1f} s: {out}/report.html")
     return 0
 
@@ -200,7 +223,9 @@ def _cmd_import(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ser", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ser", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks (also SER_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="all stages: prepare → infer → tune → sweep → [cross] → report")
@@ -282,13 +307,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("SER_DEBUG", "") not in ("", "0")
+
+    def fail(message: str, code: int) -> int:
+        if debug:
+            raise
+        print(f"ser {args.command}: {message}", file=sys.stderr)
+        return code
+
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"ser {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+    except KeyboardInterrupt:
+        hint = "; rerun with --resume to continue" if args.command == "tune" else \
+            "; rerun the same command to continue (finished work is kept)"
+        return fail(f"interrupted{hint}", EXIT_INTERRUPTED)
+    except OutputLocked as exc:
+        return fail(f"error: {_one_line(exc)}", EXIT_LOCKED)
+    except (InputError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+        return fail(f"error: {_one_line(exc)}", EXIT_BAD_INPUT)
+    except OSError as exc:
+        what = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
+        where = f" while writing {exc.filename}" if exc.filename else ""
+        return fail(f"error: {what}{where}; files already written are complete and were kept", EXIT_FAILURE)
+    except RuntimeError as exc:
+        return fail(f"error: {_one_line(exc)}", EXIT_FAILURE)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,11 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ser.checks import is_count
 from ser.corpora.prepare import PREPARE_DEFAULTS
 from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
+from ser.io import InputError, read_yaml
+from ser.metrics import METRICS
 from ser.pipeline import INFER_DEFAULTS, resolve_stages
 from ser.labels import LabelSet
 from ser.sweep import SWEEP_DEFAULTS, validate_sweep
@@ -25,7 +26,7 @@ SCHEMA: dict[str, Any] = {
     "out": None,
     "labels": ANY,
     "systems": ANY,
-    "evaluate": {"baseline": "speech", "bootstrap": 1000, "metric": "ua"},
+    "evaluate": {"baseline": "speech", "bootstrap": 1000, "metric": "ua", "min_fold_rows": 20},
     "tune": {**TUNE_DEFAULTS, "space": ANY},
     "sweep": {**SWEEP_DEFAULTS, "tau_h": ANY, "tau_v": ANY},
     "cross": {"corpora": ANY},
@@ -35,7 +36,7 @@ SCHEMA: dict[str, Any] = {
 """Top-level keys and their defaults; a nested dict is a section with its own keys."""
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A config file is malformed; the message names the file and the offending key."""
 
 
@@ -65,23 +66,39 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
     if path is not None:
         p = Path(path)
         source = f"config {p}"
-        if not p.exists():
-            raise ConfigError(f"{source}: file does not exist")
-        raw = yaml.safe_load(p.read_text()) or {}
+        try:
+            raw = read_yaml(p, "config") or {}
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
         if not isinstance(raw, dict):
             raise ConfigError(f"{source}: top level must be a mapping")
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
     cfg = _merge(SCHEMA, raw, f"{source}: ")
     try:
+        if not is_count(cfg["seed"], minimum=0):
+            raise ValueError(f"seed must be a non-negative integer, got {cfg['seed']!r}")
         cfg["labels"] = LabelSet.from_dict(cfg["labels"])
         cfg["system_specs"] = {**BUILTIN_SYSTEMS, **(cfg["systems"] or {})}
         cfg["systems"] = build_systems(cfg["systems"] or {}, cfg["labels"])
         cfg["tune"] = validate_tune(cfg["tune"])
         cfg["infer"] = resolve_stages(cfg["infer"])
         cfg["sweep"] = validate_sweep({k: SWEEP_DEFAULTS[k] if v is None else v for k, v in cfg["sweep"].items()})
+        validate_evaluate(cfg["evaluate"], cfg["system_specs"])
     except ValueError as exc:
         raise ConfigError(f"{source}: {exc}") from None
     return cfg
+
+
+def validate_evaluate(ev: dict, systems: dict) -> None:
+    """``evaluate``: a known metric, a non-negative bootstrap count, a baseline that is a defined system."""
+    if ev["metric"] not in METRICS:
+        raise ValueError(f"evaluate.metric: '{ev['metric']}' is not one of {list(METRICS)}")
+    if not is_count(ev["bootstrap"], minimum=0):
+        raise ValueError(f"evaluate.bootstrap must be a non-negative integer (resamples), got {ev['bootstrap']!r}")
+    if not is_count(ev["min_fold_rows"]):
+        raise ValueError(f"evaluate.min_fold_rows must be a positive integer, got {ev['min_fold_rows']!r}")
+    if ev["baseline"] not in systems:
+        raise ValueError(f"evaluate.baseline: '{ev['baseline']}' is not a system; defined: {sorted(systems)}")
 
 
 def resolved(cfg: dict) -> dict:

@@ -19,9 +19,21 @@ def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_f
     return np.bincount(flat, minlength=n_folds * k * k).reshape(n_folds, k, k)
 
 
+def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> list[str]:
+    """Weak but valid input: folds too small for their metrics (and fold tests) to mean much."""
+    small = [f"{f} ({int(n)})" for f, n in zip(folds, counts) if n < min_fold_rows]
+    out = []
+    if small:
+        out.append(f"{len(small)} fold(s) have fewer than {min_fold_rows} test rows: {', '.join(small[:5])}"
+                   f"{' …' if len(small) > 5 else ''}; their per-fold metrics are mostly noise")
+    if len(folds) < 3:
+        out.append(f"only {len(folds)} fold(s): the tests across folds (Wilcoxon, t) are not informative")
+    return out
+
+
 def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
                       predictions: dict[str, np.ndarray], baseline: str = "speech", n_boot: int = 1000,
-                      seed: int = 0, metric: str = "ua") -> dict:
+                      seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """The evaluation.json layout for given predictions of the same rows by several systems."""
     k, labels = a.labels.k, a.labels
     per_fold = {name: scores_from_confusion(fold_confusions(a.y, pred, fold_index, len(folds), k))
@@ -33,6 +45,7 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
                    "systems": {name: {m: float(per_fold[name][m][i]) for m in METRICS} for name in predictions}}
                   for i, f in enumerate(folds)],
         "mean": {}, "std": {}, "pooled": {}, "comparisons": {},
+        "warnings": fold_warnings(folds, counts, min_fold_rows),
     }
     names = list(predictions)
     stacked = np.stack([predictions[n] for n in names])
@@ -63,13 +76,21 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
 
 
 def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, baseline: str = "speech",
-                     n_boot: int = 1000, seed: int = 0, metric: str = "ua") -> dict:
+                     n_boot: int = 1000, seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
     test = df.loc[own_test_rows(df)]
     folds, fold_index = np.unique(test["fold"].to_numpy(), return_inverse=True)
     a = ScoreArrays.from_table(test, labels)
     predictions = {name: rule.decide(a).pred for name, rule in systems.items()}
-    return score_predictions([str(f) for f in folds], fold_index, a, predictions, baseline, n_boot, seed, metric)
+    return score_predictions([str(f) for f in folds], fold_index, a, predictions, baseline, n_boot, seed, metric,
+                             min_fold_rows)
+
+
+def format_p(p: float | None) -> str:
+    """'p = 0.034', or 'p < 0.001' (a resampling p-value is never exactly 0)."""
+    if p is None:
+        return "p = n/a"
+    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
 def format_table(result: dict, metric_names: tuple[str, ...] = METRICS) -> str:
@@ -88,5 +109,5 @@ def format_table(result: dict, metric_names: tuple[str, ...] = METRICS) -> str:
     for name, cmp in result["comparisons"].items():
         b = cmp["bootstrap"]
         lines.append(f"{name} − {cmp['baseline']}: Δ{b['metric']} = {100 * b['diff']:+.2f} "
-                     f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}] 95% CI, p = {b['p_value']:.3f}")
+                     f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}] 95% CI, {format_p(b['p_value'])}")
     return "\n".join(lines)

@@ -16,8 +16,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import yaml
-
+from ser.io import InputError, read_yaml
 from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
 from ser.schema import ScoreTableError, validate
 
@@ -26,9 +25,9 @@ SENTIMENT_KEYS = {"label", "score", "codes"}
 
 
 def load_mapping(path: str | Path) -> dict[str, Any]:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = read_yaml(path, "import mapping") or {}
     if not isinstance(raw, dict):
-        raise ValueError(f"import mapping {path}: top level must be a mapping")
+        raise InputError(f"import mapping {path}: top level must be a mapping")
     return raw
 
 

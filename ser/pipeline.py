@@ -10,6 +10,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ser.checks import is_count, is_number
+
 SCHEDULING = {"actors": 1, "num_gpus": 0.0, "num_cpus": 1.0, "batch_size": 16}
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "speech": {"backend": "acoustic", "checkpoint": "{out}/models/acoustic-{fold}.pkl", "label_map": None,
@@ -41,10 +43,10 @@ def resolve_stages(cfg: dict) -> dict:
         if spec["backend"] not in BACKENDS[stage]:
             raise ValueError(f"infer.{stage}.backend: '{spec['backend']}' is not one of {list(BACKENDS[stage])}")
         for key in ("actors", "batch_size", "sub_batch"):
-            if not isinstance(spec[key], int) or spec[key] < 1:
+            if not is_count(spec[key]):
                 raise ValueError(f"infer.{stage}.{key} must be a positive integer, got {spec[key]!r}")
         for key in ("num_gpus", "num_cpus"):
-            if not isinstance(spec[key], (int, float)) or spec[key] < 0:
+            if not is_number(spec[key]) or spec[key] < 0:
                 raise ValueError(f"infer.{stage}.{key} must be a number >= 0, got {spec[key]!r}")
         needs_model = (stage == "asr" and spec["backend"] == "whisper") or \
                       (stage in ("speech", "sentiment") and spec["backend"] == "hf")
@@ -54,9 +56,9 @@ def resolve_stages(cfg: dict) -> dict:
         out[stage] = spec
     if not isinstance(out["in_sample"], bool):
         raise ValueError(f"infer.in_sample must be true or false, got {out['in_sample']!r}")
-    if not isinstance(out["val_share"], (int, float)) or not 0 <= out["val_share"] < 1:
+    if not is_number(out["val_share"]) or not 0 <= out["val_share"] < 1:
         raise ValueError(f"infer.val_share must be in [0, 1), got {out['val_share']!r}")
-    if not isinstance(out["shard_rows"], int) or out["shard_rows"] < 1:
+    if not is_count(out["shard_rows"]):
         raise ValueError(f"infer.shard_rows must be a positive integer, got {out['shard_rows']!r}")
     return out
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ser import figures
+from ser.evaluate import format_p
 from ser.io import atomic_path
 from ser.metrics import METRICS
 from ser.tuning import describe_config
@@ -32,9 +33,9 @@ def headline(result: dict, metric: str) -> str:
         return "No tuned system in this run."
     b, f = cmp["bootstrap"], cmp["folds"]
     verdict = "improved" if b["ci_low"] > 0 else "did not significantly change" if b["ci_high"] > 0 else "hurt"
-    wilcoxon = "" if f["wilcoxon_p"] is None else f" (Wilcoxon p = {f['wilcoxon_p']:.3f})"
+    wilcoxon = "" if f["wilcoxon_p"] is None else f" (Wilcoxon {format_p(f['wilcoxon_p'])})"
     return (f"**Tuned fusion {verdict} {metric} by {100 * b['diff']:+.2f} points** over speech alone "
-            f"(pooled, 95% CI [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}], bootstrap p = {b['p_value']:.3f}); "
+            f"(pooled, 95% CI [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}], bootstrap {format_p(b['p_value'])}); "
             f"better in **{f['improved']} of {f['n_folds']} folds**, worse in {f['worse']}{wilcoxon}.")
 
 

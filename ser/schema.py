@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.io import write_parquet
+from ser.io import InputError, write_parquet
 from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
 
 TEXT_COLUMNS = [f"text_{s}" for s in SENTIMENTS]
@@ -23,7 +23,7 @@ SUM_TOLERANCE = 1e-3
 _SHOWN_ROWS = 5
 
 
-class ScoreTableError(ValueError):
+class ScoreTableError(InputError):
     """A score table breaks the contract; the message names the column and first bad rows."""
 
 
@@ -52,6 +52,11 @@ def validate(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS, source: str = 
         raise ScoreTableError(f"{source}: {msg}")
 
     missing = [c for c in required_columns(labels) if c not in df.columns]
+    extra = sorted(c for c in df.columns if str(c).startswith("speech_") and c not in labels.speech_columns
+                   and c != "speech_worker")
+    if extra:
+        fail(f"column(s) {extra} are not in the label set {list(labels.classes)}: name the table's classes in the "
+             f"config's `labels: {{classes: [...]}}`")
     if missing:
         fail(f"missing column(s) {missing}; have {list(df.columns)}")
     if len(df) == 0:
@@ -108,18 +113,37 @@ def validate(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS, source: str = 
     return out
 
 
+def require_classes(df: pd.DataFrame, source: str) -> None:
+    """Refuse a table whose gold labels are all one class: UA, F1 and their comparisons mean nothing there."""
+    if df["label"].nunique() < 2:
+        raise ScoreTableError(f"{source}: every row has the label '{df['label'].iloc[0]}' ({len(df)} rows): "
+                              f"per-class metrics need at least two classes")
+
+
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a Parquet or CSV table as is (id columns as strings), without validation."""
     p = Path(path)
     if not p.exists():
         raise ScoreTableError(f"score table {p} does not exist")
-    if p.suffix.lower() == ".csv":
-        text_cols = ID_COLUMNS + ["model_fold", "split", "transcript", "speaker", "session"]
-        return pd.read_csv(p, dtype={c: str for c in text_cols}, keep_default_na=False,
-                           na_values=["", "nan", "NaN"])
-    if p.suffix.lower() in (".parquet", ".pq"):
+    if p.is_dir():
+        raise ScoreTableError(f"score table {p} is a directory, not a .parquet or .csv file")
+    suffix = p.suffix.lower()
+    if suffix not in (".csv", ".parquet", ".pq"):
+        raise ScoreTableError(f"score table {p}: unsupported format '{p.suffix}' (use .parquet or .csv)")
+    try:
+        if suffix == ".csv":
+            text_cols = ID_COLUMNS + ["model_fold", "split", "transcript", "speaker", "session"]
+            return pd.read_csv(p, dtype={c: str for c in text_cols}, keep_default_na=False,
+                               na_values=["", "nan", "NaN"])
         return pd.read_parquet(p)
-    raise ScoreTableError(f"score table {p}: unsupported format '{p.suffix}' (use .parquet or .csv)")
+    except pd.errors.EmptyDataError:
+        raise ScoreTableError(f"score table {p} is empty (no header, no rows)") from None
+    except PermissionError as exc:
+        raise ScoreTableError(f"score table {p}: cannot read it ({exc.strerror})") from None
+    except (OSError, ValueError) as exc:     # pyarrow's ArrowInvalid is a ValueError; truncated files an OSError
+        kind = "CSV" if suffix == ".csv" else "Parquet"
+        raise ScoreTableError(f"score table {p} is not a readable {kind} file: {' '.join(str(exc).split())[:200]}") \
+            from None
 
 
 def read_scores(path: str | os.PathLike, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:

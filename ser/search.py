@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from ser.arrays import ScoreArrays
+from ser.checks import is_count
 from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
     TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import base_counts, threshold_surface
@@ -94,7 +95,7 @@ def resolve_space(raw: dict | None) -> dict:
     _interval(soft["gate_quantile"], "tune.space.soft.gate_quantile", 0.0, 1.0)
     for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"])):
         check_candidates(spec, f"tune.space.{name}")
-    if not isinstance(sel["rounds"], int) or sel["rounds"] < 1:
+    if not is_count(sel["rounds"]):
         raise ValueError(f"tune.space.select.rounds must be a positive integer, got {sel['rounds']!r}")
     return space
 
@@ -123,7 +124,7 @@ def check_candidates(spec: Any, where: str) -> None:
         _interval(spec["quantiles"], f"{where}.quantiles", 0.0, 1.0)
     else:
         _interval(spec["range"], f"{where}.range", -np.inf, np.inf)
-    if not isinstance(spec.get("steps", 40), int) or spec.get("steps", 40) < 1:
+    if not is_count(spec.get("steps", 40)):
         raise ValueError(f"{where}.steps must be a positive integer, got {spec.get('steps')!r}")
 
 

@@ -26,10 +26,11 @@ import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
+from ser.checks import is_count
 from ser.evaluate import score_predictions
 from ser.folds import fold_splits, test_masks
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
-from ser.io import write_json, write_parquet
+from ser.io import safe_name, write_json, write_parquet
 from ser.labels import LabelSet
 from ser.search import TrialResult, anchor_trials, fit_trial, resolve_space, run_trial, suggest
 
@@ -147,7 +148,7 @@ def validate_tune(cfg: dict) -> dict:
         if cfg[key] not in allowed:
             raise ValueError(f"tune.{key}: '{cfg[key]}' is not one of {list(allowed)}")
     for key in ("trials", "max_concurrent_trials"):
-        if not isinstance(cfg[key], int) or cfg[key] < 1:
+        if not is_count(cfg[key]):
             raise ValueError(f"tune.{key} must be a positive integer, got {cfg[key]!r}")
     out = dict(cfg)
     out["space"] = resolve_space(cfg["space"])
@@ -186,18 +187,21 @@ def make_fold_search(tune_cfg: dict, engine: SearchEngine | None = None) -> Fold
 
 
 def tune_folds(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict, fold_search: FoldSearch, seed: int,
-               state_dir: Path | None = None, log: Callable[[str], None] = print) -> dict[str, list[TrialRecord]]:
-    """Search every fold on its own tuning set; with ``state_dir``, finished folds are saved and reused.
+               state_dir: Path | None = None, log: Callable[[str], None] = print,
+               reuse: bool = True) -> dict[str, list[TrialRecord]]:
+    """Search every fold on its own tuning set; with ``state_dir``, finished folds are saved (and with
+    ``reuse``, reused when their config, seed and table are unchanged).
 
     Fold i's sampler is seeded ``seed + i`` (i = position in sorted fold order), so a resumed run
-    gives the same trials as an uninterrupted one. Folds are saved when the search returns.
+    gives the same trials as an uninterrupted one. Folds are saved when the search returns, each
+    file replaced atomically: a failed rerun never removes what an earlier run saved.
     """
     signature = _signature(tune_cfg, seed, labels, table_fingerprint(df))
     arrays = ScoreArrays.from_table(df, labels)
     splits = fold_splits(df, tune_cfg["protocol"])
     done: dict[str, list[TrialRecord]] = {}
     for split in splits:
-        path = state_dir / f"fold-{split.fold}.json" if state_dir else None
+        path = state_dir / f"fold-{safe_name(split.fold)}.json" if state_dir and reuse else None
         if path and path.exists():
             saved = json.loads(path.read_text())
             if saved.get("signature") == signature:
@@ -229,7 +233,7 @@ def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], si
     """Persist one finished fold atomically, so an interrupted run loses nothing already searched."""
     if state_dir:
         write_json({"signature": signature, "fold": fold, "trials": [asdict(r) for r in records]},
-                   state_dir / f"fold-{fold}.json")
+                   state_dir / f"fold-{safe_name(fold)}.json")
 
 
 def describe_config(config: dict) -> str:
@@ -270,7 +274,7 @@ def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict) -> dict[st
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
-                   n_boot: int = 1000, seed: int = 0) -> dict:
+                   n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20) -> dict:
     """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows.
 
     The built-in systems (speech, text, oracle) come along; the result has the evaluation.json layout.
@@ -291,7 +295,7 @@ def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[
             pred[rows] = rule_from_config(configs[f], labels).decide(a.take(rows)).pred
         predictions[name] = pred
     return score_predictions(folds, fold_index, a, predictions, baseline="speech", n_boot=n_boot, seed=seed,
-                             metric=objective)
+                             metric=objective, min_fold_rows=min_fold_rows)
 
 
 def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: str) -> None:
@@ -308,13 +312,13 @@ def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: st
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune_cfg: dict,
-                  n_boot: int = 1000, seed: int = 0) -> dict:
+                  n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20) -> dict:
     """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did."""
     objective = tune_cfg["objective"]
     chosen = {f: choose_trial(records, tune_cfg["choice"]) for f, records in searches.items()}
     baselines = fit_baselines(df, labels, tune_cfg)
     result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines},
-                            objective, n_boot, seed)
+                            objective, n_boot, seed, min_fold_rows)
     annotate_choices(result, chosen, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]

@@ -6,6 +6,9 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -49,6 +52,31 @@ def test_pipeline_writes_scores_and_errors(tmp_path, corpus, ray_session):
     assert pd.read_parquet(tmp_path / "out" / "scores.parquet")["utt_id"].is_unique
     # the fold-k acoustic model was trained on the other folds only
     assert len(list((tmp_path / "out" / "models").glob("acoustic-*.pkl"))) == manifest["fold"].nunique()
+
+
+def test_a_fold_without_audio_is_recorded_and_the_rest_scored(tmp_path, corpus, ray_session):
+    """Acoustic features skip unreadable files (Arrow once refused the ragged rows), every fold gets a model."""
+    from jobs.infer import run_infer
+
+    path, manifest = corpus
+    gone = manifest["fold"] == manifest["fold"].iloc[0]
+    broken = manifest.assign(path=np.where(gone, str(tmp_path / "nowhere.wav"), manifest["path"]))
+    cfg = stages(tmp_path, shard_rows=8, speech={"batch_size": 8})
+    scores, errors = run_infer(broken, cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    assert set(errors["utt_id"]) == set(manifest.loc[gone | manifest.index.isin([3, 7]), "utt_id"])
+    assert len(scores) == len(manifest) - len(errors) and not scores["fold"].eq(manifest["fold"].iloc[0]).any()
+    assert len(list((tmp_path / "out" / "models").glob("acoustic-*.pkl"))) == manifest["fold"].nunique()
+
+
+def test_no_readable_audio_says_so_and_writes_the_errors_table(tmp_path, corpus, ray_session):
+    from jobs.infer import run_infer
+
+    path, manifest = corpus
+    wrong_root = manifest.assign(path=[str(tmp_path / "elsewhere" / Path(p).name) for p in manifest["path"]])
+    cfg = stages(tmp_path)
+    with pytest.raises(RuntimeError, match=rf"0 of {len(manifest)} audio files readable; first: missing file: "):
+        run_infer(wrong_root, cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    assert len(pd.read_parquet(tmp_path / "out" / "errors.parquet")) == len(manifest)
 
 
 def test_each_gpu_actor_gets_its_own_gpu(tmp_path, corpus, ray_session):

@@ -176,3 +176,30 @@ def test_interrupted_ray_search_resumes(tmp_path):
     assert trials.groupby("fold").size().tolist() == [40, 40, 40]
     assert trials.groupby("fold")["trial"].apply(lambda t: sorted(t) == list(range(40))).all()
     assert len(json.loads((out / "results.json").read_text())["folds"]) == 3
+    # finished: Tune's experiment folder (trial dirs, event files) is gone, the fold states remain
+    assert not (out / "tune_experiment" / "ser-tune").exists() and len(list((out / "folds").iterdir())) == 3
+
+
+@pytest.mark.ray
+def test_ctrl_c_on_the_ray_engine_exits_130_without_a_traceback(tmp_path):
+    """Tune stops on SIGINT after saving its state; ser reports the interrupt (it once died in KeyError: 'chosen')."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    validate(synthetic_scores(n_folds=10, per_fold=300, seed=2)).to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "c.yaml").write_text("tune: {engine: ray, trials: 200}\n")
+    out = tmp_path / "o"
+    proc = subprocess.Popen([sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"),
+                             "--config", str(tmp_path / "c.yaml"), "--out", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not list((out / "tune_experiment").rglob("experiment_state-*.json")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert err.strip().splitlines()[-1] == "ser tune: interrupted; rerun with --resume to continue"
+    assert "Traceback" not in err and "KeyError" not in err and not (out / "results.json").exists()

@@ -11,6 +11,8 @@ import os
 
 import numpy as np
 
+from ser.io import safe_name
+
 Batch = dict[str, np.ndarray]
 
 
@@ -69,6 +71,10 @@ class FoldSpeechStage:
     def __init__(self, checkpoint: str, classes: tuple[str, ...]):
         self.checkpoint, self.classes, self.models = checkpoint, tuple(classes), {}
         self.tag = worker_tag()
+
+    def checkpoint_for(self, fold: str) -> str:
+        """The checkpoint template with ``{fold}`` filled by the fold id, encoded as one safe path component."""
+        return self.checkpoint.format(fold=safe_name(fold))
 
     def load(self, fold: str):
         raise NotImplementedError

@@ -41,7 +41,7 @@ def _stats(x: np.ndarray) -> list[float]:
 
 
 def acoustic_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """A fixed-length feature vector (96 values) for one waveform."""
+    """A fixed-length feature vector (``N_FEATURES`` = 79 values) for one waveform."""
     x = np.pad(audio.astype(np.float64), (0, max(0, FRAME - len(audio))))
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP] * _WINDOW
     power = np.abs(np.fft.rfft(frames, NFFT)) ** 2 + 1e-10
@@ -69,31 +69,38 @@ def acoustic_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.asarray(feats, dtype=np.float64)
 
 
+N_FEATURES = 79
+
+
 def featurize_batch(batch: Batch) -> Batch:
-    """Decode a batch of paths and compute their features: {utt_id, ok (decoded), features (object array)}."""
+    """Decode a batch of paths and compute their features: {utt_id, ok, error, features (n, N_FEATURES);
+    NaN rows where the audio failed}, fixed-width so Arrow never sees ragged rows."""
     b = load_batch(batch)
     ok = b["audio_error"] == ""
-    feats = [acoustic_features(a) if good else np.zeros(0) for a, good in zip(b["audio"], ok)]
-    return {"utt_id": b["utt_id"], "ok": ok, "features": np.array(feats, dtype=object)}
+    feats = np.full((len(ok), N_FEATURES), np.nan)
+    for i in np.flatnonzero(ok):
+        feats[i] = acoustic_features(b["audio"][i])
+    return {"utt_id": b["utt_id"], "ok": ok, "error": b["audio_error"], "features": feats}
 
 
 def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[str, ...], features: np.ndarray,
-                      log=print) -> list[Path]:
-    """Train one classifier per fold on the other folds' ``features`` rows; save to ``checkpoint.format(fold=k)``."""
+                      log=print, folds: list[str] | None = None) -> list[Path]:
+    """Train one classifier per fold (``folds``, default the manifest's) on the other folds' ``features`` rows;
+    save to ``checkpoint.format(fold=k)``."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser.io import atomic_path
+    from ser.io import atomic_path, safe_name
 
     labels = manifest["label"].to_numpy()
-    folds = manifest["fold"].to_numpy()
+    row_folds = manifest["fold"].to_numpy()
     written = []
-    for k in sorted(set(folds)):
-        train = folds != k
+    for k in folds or sorted(set(row_folds)):
+        train = row_folds != k
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
         model.fit(features[train], labels[train])
-        path = Path(checkpoint.format(fold=k))
+        path = Path(checkpoint.format(fold=safe_name(k)))
         with atomic_path(path) as tmp:
             tmp.write_bytes(pickle.dumps({"model": model, "classes": list(classes)}))
         written.append(path)
@@ -105,7 +112,7 @@ class AcousticSpeechStage(FoldSpeechStage):
     """Speech probabilities from the fold's acoustic classifier (checkpoint path may hold ``{fold}``)."""
 
     def load(self, fold: str):
-        path = Path(self.checkpoint.format(fold=fold))
+        path = Path(self.checkpoint_for(fold))
         if not path.exists():
             raise FileNotFoundError(f"acoustic checkpoint for fold '{fold}' not found: {path}")
         return pickle.loads(path.read_bytes())["model"]

@@ -31,7 +31,7 @@ class HFSpeechStage(FoldSpeechStage):
     def load(self, fold: str):
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        path = self.checkpoint.format(fold=fold)
+        path = self.checkpoint_for(fold)
         # a per-fold template must name local checkpoints; anything else may be a hub id,
         # which transformers resolves on a connected cluster
         if "{fold}" in self.checkpoint and not Path(path).exists():

@@ -6,7 +6,12 @@ transcript (reference text, '' if unknown), condition (improvised/scripted/... w
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
+
+from ser.io import InputError
+from ser.labels import LabelSet
 
 MANIFEST_COLUMNS = ["utt_id", "corpus", "path", "label", "speaker", "session", "gender", "duration_s",
                     "transcript", "condition"]
@@ -29,3 +34,32 @@ def label_counts(df: pd.DataFrame) -> str:
     labels = ", ".join(f"{k} {v}" for k, v in df["label"].value_counts().sort_index().items())
     sessions = ", ".join(f"{k} {v}" for k, v in df["session"].value_counts().sort_index().items())
     return f"{len(df)} utterances; labels: {labels}; sessions: {sessions}; speakers: {df['speaker'].nunique()}"
+
+
+def check_labels(df: pd.DataFrame, labels: LabelSet, source: str) -> None:
+    """Refuse, before any audio is read, labels outside the study's label set (naming them and a first row)."""
+    bad = ~df["label"].isin(labels.classes)
+    if bad.any():
+        first = df.loc[bad].iloc[0]
+        raise InputError(f"{source}: label(s) {sorted(df.loc[bad, 'label'].astype(str).unique())[:5]} in "
+                         f"{int(bad.sum())} row(s) are not in the label set {list(labels.classes)} (first: utt_id "
+                         f"{first['utt_id']}); map or drop them, or set `labels:` in the config")
+
+
+def read_manifest(path: str | Path, labels: LabelSet) -> pd.DataFrame:
+    """A manifest written by ``ser prepare``: checked for its columns and labels before inference starts."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"manifest {p} does not exist (run `ser prepare` first)" if not p.exists()
+                         else f"manifest {p} is not a file")
+    try:
+        df = pd.read_parquet(p)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"manifest {p} is not a readable Parquet file: {' '.join(str(exc).split())[:200]}") from None
+    missing = [c for c in ("utt_id", "path", "label", "fold") if c not in df.columns]
+    if missing:
+        hint = " — it looks like a score table; `ser infer` needs the manifest from `ser prepare`" \
+            if any(str(c).startswith("speech_") for c in df.columns) else ""
+        raise InputError(f"manifest {p}: missing column(s) {missing}{hint}")
+    check_labels(df, labels, f"manifest {p}")
+    return df

@@ -6,16 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from ser.corpora import label_counts
+from ser.corpora import check_labels, label_counts
 from ser.folds import assign_folds
+from ser.labels import DEFAULT_LABELS, LabelSet
 
 PREPARE_DEFAULTS = {"corpus": None, "root": None, "table": None, "columns": None, "labels": None,
                     "per_speaker": None, "folds": "column:speaker"}
 CORPORA = ("demo", "demo-a", "demo-b", "iemocap", "msp_improv", "manifest")
 
 
-def prepare(cfg: dict, log=print) -> pd.DataFrame:
-    """Build the manifest described by a ``prepare`` config section."""
+def prepare(cfg: dict, log=print, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:
+    """Build the manifest described by a ``prepare`` config section; labels outside ``labels`` are refused."""
     corpus = cfg["corpus"]
     if corpus not in CORPORA:
         raise ValueError(f"prepare.corpus: '{corpus}' is not one of {list(CORPORA)}")
@@ -41,6 +42,7 @@ def prepare(cfg: dict, log=print) -> pd.DataFrame:
         if not cfg["table"]:
             raise ValueError("prepare.table: the manifest file (CSV/JSONL/Parquet) is required for corpus 'manifest'")
         df = prepare_manifest(cfg["table"], cfg["columns"], None, cfg["labels"])
+    check_labels(df, labels, f"prepare ({corpus})")
     df = assign_folds(df, cfg["folds"])
     log(f"{corpus}: {label_counts(df)}; {df['fold'].nunique()} folds on '{cfg['folds']}'")
     return df
