@@ -97,7 +97,8 @@ def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], No
     from ser.schema import read_scores
     from ser.sweep import sweep, write_sweep
     from ser.transfer import cross_dataset, format_matrix
-    from ser.tuning import format_baselines, make_fold_search, tune_folds, tuned_results, write_tuning
+    from ser.tuning import format_baselines, make_fold_search, result_predictions, tune_folds, tuned_results, \
+        write_tuning
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -118,10 +119,10 @@ def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], No
         result = tuned_results(primary, labels, searches, tune, cfg["evaluate"]["bootstrap"], cfg["seed"])
         log(format_table(result))
         log(format_baselines(result))
-        write_tuning(out, result, searches)
+        write_tuning(out, result, searches, result_predictions(primary, labels, result))
 
     sig_tune = _sig(sig_scores, tune, cfg["seed"], cfg["evaluate"])
-    state.run("tune", sig_tune, [out / "results.json"], do_tune, log)
+    state.run("tune", sig_tune, [out / "results.json", out / "predictions.parquet"], do_tune, log)
 
     def do_sweep() -> None:
         write_sweep(out / "sweep", *sweep(primary, cfg["sweep"], tune["protocol"], tune["objective"], log=log))

@@ -34,7 +34,8 @@ def _config_and_scores(args: argparse.Namespace):
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ser.evaluate import evaluate_systems, format_table
+    from ser.evaluate import evaluate_systems, evaluation_predictions, format_table
+    from ser.io import write_parquet
 
     t0 = time.perf_counter()
     cfg, df, out = _config_and_scores(args)
@@ -45,8 +46,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                                   min_fold_rows=ev["min_fold_rows"])
         print(format_table(result))
         _warn(args, result)
+        write_parquet(evaluation_predictions(df, cfg["systems"], cfg["labels"]), out / "predictions.parquet")
         write_json(result, out / "evaluation.json")
-    print(f"wrote {out / 'evaluation.json'} ({time.perf_counter() - t0:.2f} s)")
+    print(f"wrote {out / 'evaluation.json'} and predictions.parquet ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
@@ -61,7 +63,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from ser.config import resolved
     from ser.evaluate import format_table
     from ser.provenance import provenance
-    from ser.tuning import format_baselines, make_fold_search, tune_folds, tuned_results, write_tuning
+    from ser.tuning import format_baselines, make_fold_search, result_predictions, tune_folds, tuned_results, \
+        write_tuning
 
     t0 = time.perf_counter()
     cfg, df, out = _config_and_scores(args)
@@ -76,11 +79,12 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         print(format_table(result))
         print(format_baselines(result))
         _warn(args, result)
-        write_tuning(out, result, searches)
+        write_tuning(out, result, searches, result_predictions(df, cfg["labels"], result))
         write_json({"command": "tune", "config_file": args.config, "config": resolved(cfg) | {"tune": tune},
                     "seed": cfg["seed"], "timings_s": {"search": t_search, "total": time.perf_counter() - t0},
                     "warnings": result["warnings"], **provenance()}, out / "run.json")
-    print(f"wrote {out}/results.json, trials.parquet, run.json ({time.perf_counter() - t0:.1f} s)")
+    print(f"wrote {out}/results.json, trials.parquet, predictions.parquet, run.json "
+          f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
@@ -168,9 +172,11 @@ def _cmd_infer(args: argparse.Namespace) -> int:
 def _cmd_report(args: argparse.Namespace) -> int:
     from ser.report import write_report
 
+    formats = tuple(args.format)
     with output_lock(args.run, "report"):
-        md, page = write_report(args.run)
-    print(f"wrote {md}, {page} and {Path(args.run) / 'figures'}/*.png")
+        md, page = write_report(args.run, formats)
+    print(f"wrote {md}, {page}, {Path(args.run) / 'figures'}/*.{{{','.join(dict.fromkeys(('png',) + formats))}}} "
+          f"and {Path(args.run) / 'tables'}/*.{{csv,tex}}")
     return 0
 
 
@@ -283,8 +289,11 @@ def build_parser() -> argparse.ArgumentParser:
     table_command("cross", _cmd_cross, "cross-dataset transfer: tune on corpus A, test on corpus B",
                   "one score table with several values in its 'corpus' column", "cross.corpora: {name: table}, tune: ...")
 
-    p = sub.add_parser("report", help="report.md + self-contained report.html with figures for a run")
-    p.add_argument("--run", required=True, help="run directory (results.json; optional sweep/ and cross.json)")
+    p = sub.add_parser("report", help="report.md + self-contained report.html, figures and CSV/LaTeX tables")
+    p.add_argument("--run", required=True, help="run directory (results.json or evaluation.json; optional "
+                                                "predictions.parquet, trials.parquet, sweep/, cross.json)")
+    p.add_argument("--format", nargs="+", choices=["png", "svg", "pdf"], default=["png"],
+                   help="figure formats besides the PNGs the HTML embeds (svg/pdf: vector, for papers)")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("import", help="convert another tool's score table through a YAML column/label mapping")

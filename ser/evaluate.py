@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
-from ser.folds import own_test_rows
+from ser.folds import test_masks
 from ser.fusion import Rule
 from ser.labels import LabelSet
 from ser.metrics import METRICS, confusion, mean_std, per_class, scores_from_confusion, switch_stats
@@ -78,12 +80,62 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
 def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, baseline: str = "speech",
                      n_boot: int = 1000, seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
-    test = df.loc[own_test_rows(df)]
-    folds, fold_index = np.unique(test["fold"].to_numpy(), return_inverse=True)
-    a = ScoreArrays.from_table(test, labels)
-    predictions = {name: rule.decide(a).pred for name, rule in systems.items()}
-    return score_predictions([str(f) for f in folds], fold_index, a, predictions, baseline, n_boot, seed, metric,
+    test = TestRows.of(df, labels)
+    predictions = test.predict({name: dict.fromkeys(test.folds, rule) for name, rule in systems.items()})
+    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline, n_boot, seed, metric,
                              min_fold_rows)
+
+
+def evaluation_predictions(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet) -> pd.DataFrame:
+    """predictions.parquet of ``ser evaluate``: every test row's label by every system."""
+    test = TestRows.of(df, labels)
+    return test.frame(test.predict({name: dict.fromkeys(test.folds, rule) for name, rule in systems.items()}))
+
+
+META_COLUMNS = ("speaker", "session", "gender", "condition")
+"""Per-row metadata kept in predictions.parquet where the score table has it (report breakdowns)."""
+
+
+@dataclass(frozen=True)
+class TestRows:
+    """Every fold's own test rows, in sorted fold order, as arrays plus their metadata."""
+
+    folds: list[str]
+    fold_index: np.ndarray
+    arrays: ScoreArrays
+    meta: pd.DataFrame
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, labels: LabelSet, folds: list[str] | None = None) -> "TestRows":
+        masks = test_masks(df)
+        folds = sorted(masks) if folds is None else sorted(folds)
+        missing = sorted(set(folds) - set(masks))
+        if missing:
+            raise ValueError(f"fold(s) {missing} have no test rows")
+        index = np.concatenate([np.flatnonzero(masks[f]) for f in folds])
+        fold_index = np.concatenate([np.full(masks[f].sum(), i) for i, f in enumerate(folds)])
+        rows = df.iloc[index]
+        meta = rows[["utt_id", "fold"] + [c for c in META_COLUMNS if c in rows.columns]].reset_index(drop=True)
+        return cls(folds, fold_index, ScoreArrays.from_table(rows, labels), meta)
+
+    def predict(self, per_fold: dict[str, dict[str, Rule]]) -> dict[str, np.ndarray]:
+        """{system: {fold: rule}} → {system: predicted class per test row}."""
+        out = {}
+        for name, rules in per_fold.items():
+            pred = np.empty(len(self.arrays), dtype=np.int64)
+            for i, fold in enumerate(self.folds):
+                rows = self.fold_index == i
+                pred[rows] = rules[fold].decide(self.arrays.take(rows)).pred
+            out[name] = pred
+        return out
+
+    def frame(self, predictions: dict[str, np.ndarray]) -> pd.DataFrame:
+        """predictions.parquet: one row per test row — metadata, gold label, H, V, each system's label."""
+        classes = np.array(self.arrays.labels.classes)
+        out = self.meta.assign(label=classes[self.arrays.y], h=self.arrays.h, v=self.arrays.v)
+        for name, pred in predictions.items():
+            out[f"pred_{name}"] = classes[pred]
+        return out
 
 
 def format_p(p: float | None) -> str:

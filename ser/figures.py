@@ -1,4 +1,5 @@
-"""Report figures (matplotlib, Agg): each function draws one PNG from run outputs and returns its path."""
+"""Report figures (matplotlib, Agg). Each function draws one figure from run outputs, saves it as
+``<stem>.png`` (embedded in the HTML) plus any vector formats asked for, and returns the PNG path."""
 
 from __future__ import annotations
 
@@ -8,6 +9,12 @@ import numpy as np
 import pandas as pd
 
 COLORS = {"speech": "#7f8c8d", "text": "#e0a458", "tuned": "#2a9d8f", "oracle": "#c9ada7"}
+METRIC_NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
+FORMATS = ("png", "svg", "pdf")
+
+
+def metric_name(metric: str) -> str:
+    return METRIC_NAMES.get(metric, metric)
 
 
 def _plt():
@@ -16,18 +23,32 @@ def _plt():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 110, "font.size": 9, "axes.spines.top": False, "axes.spines.right": False})
+    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "svg.fonttype": "none", "pdf.fonttype": 42})
     return plt
 
 
-def fold_bars(result: dict, metric: str, path: Path, systems=("speech", "text", "tuned")) -> Path:
-    """Per-fold metric of each system with its 95% bootstrap CI; dashed lines = means over folds."""
+def _save(fig, stem: Path, formats: tuple[str, ...], tight: bool = True) -> Path:
+    """Write ``stem.png`` and ``stem.<fmt>`` for each vector format; close the figure."""
+    import matplotlib.pyplot as plt
+
+    if tight:
+        fig.tight_layout()
+    for fmt in dict.fromkeys(("png",) + tuple(formats)):
+        fig.savefig(stem.with_suffix(f".{fmt}"), bbox_inches="tight", pad_inches=0.08)
+    plt.close(fig)
+    return stem.with_suffix(".png")
+
+
+def fold_bars(result: dict, metric: str, stem: Path, systems=("speech", "text", "tuned"),
+              formats: tuple[str, ...] = ()) -> Path:
+    """Per-fold metric of each system with its 95% bootstrap CI, on an axis from 0; dashed = means over folds."""
     plt = _plt()
     folds = [f["fold"] for f in result["folds"]]
     systems = [s for s in systems if s in result["mean"]]
     x = np.arange(len(folds))
     width = 0.8 / len(systems)
-    fig, ax = plt.subplots(figsize=(max(6, 0.7 * len(folds) + 2), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(folds) + 2), 3.6))
     for i, s in enumerate(systems):
         vals = np.array([100 * f["systems"][s][metric] for f in result["folds"]])
         ci = [f["systems"][s].get("ci") for f in result["folds"]]
@@ -35,28 +56,36 @@ def fold_bars(result: dict, metric: str, path: Path, systems=("speech", "text", 
         if all(c and c["metric"] == metric for c in ci):
             err = np.array([[v - 100 * c["low"], 100 * c["high"] - v] for v, c in zip(vals, ci)]).T
         ax.bar(x + (i - (len(systems) - 1) / 2) * width, vals, width, yerr=err, capsize=2,
-               color=COLORS.get(s, None), label=f"{s} (mean {100 * result['mean'][s][metric]:.1f})",
+               color=COLORS.get(s), label=f"{s} (mean over folds {100 * result['mean'][s][metric]:.1f})",
                error_kw={"elinewidth": 0.8, "ecolor": "#333"})
         ax.axhline(100 * result["mean"][s][metric], color=COLORS.get(s, "k"), ls="--", lw=0.8)
     ax.set_xticks(x, folds, rotation=30, ha="right")
-    ax.set_ylabel(f"{metric} (%)")
-    lo = min(100 * min(f["systems"][s][metric] for f in result["folds"]) for s in systems)
-    ax.set_ylim(max(0, lo - 10), 112)
-    ax.set_yticks([t for t in ax.get_yticks() if t <= 100])
-    ax.legend(ncol=len(systems), loc="upper left", frameon=False)
-    ax.set_title(f"{metric} per fold (test rows), with 95% bootstrap CIs")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    ax.set_ylabel(f"{metric_name(metric)} (%)")
+    ax.set_ylim(0, 100)
+    ax.legend(ncol=len(systems), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
+    return _save(fig, stem, formats)
 
 
-def confusions(result: dict, path: Path, before: str = "speech", after: str = "tuned") -> Path:
-    """Row-normalized pooled confusion matrices before and after fusion, with counts."""
+def gain_bars(gains: pd.DataFrame, metric: str, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+    """Tuned − speech per fold with its paired 95% bootstrap CI, on an axis through zero."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(max(6.5, 0.55 * len(gains) + 2), 3.0))
+    x = np.arange(len(gains))
+    colors = np.where(gains["gain"] >= 0, COLORS["tuned"], "#e76f51")
+    err = np.array([gains["gain"] - gains["low"], gains["high"] - gains["gain"]])
+    ax.bar(x, gains["gain"], color=colors, yerr=err, capsize=2, error_kw={"elinewidth": 0.8, "ecolor": "#333"})
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(x, gains["fold"], rotation=30, ha="right")
+    ax.set_ylabel(f"tuned − speech, {metric_name(metric)} (points)")
+    return _save(fig, stem, formats)
+
+
+def confusions(result: dict, stem: Path, systems: list[str], metric: str, formats: tuple[str, ...] = ()) -> Path:
+    """Row-normalized pooled confusion matrices (with counts), one panel per system."""
     plt = _plt()
     labels = result["labels"]
-    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.4))
-    for ax, name in zip(axes, (before, after)):
+    fig, axes = plt.subplots(1, len(systems), figsize=(3.3 * len(systems) + 0.4, 3.4), squeeze=False)
+    for ax, name in zip(axes[0], systems):
         c = np.array(result["pooled"][name]["confusion"], dtype=float)
         norm = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
@@ -67,15 +96,12 @@ def confusions(result: dict, path: Path, before: str = "speech", after: str = "t
         ax.set_xticks(range(len(labels)), labels)
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("predicted")
-        ax.set_title(f"{name}: UA {100 * result['pooled'][name]['ua']:.1f}%")
-    axes[0].set_ylabel("gold")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        ax.set_title(f"{name}: pooled {metric_name(metric)} {100 * result['pooled'][name][metric]:.1f}%")
+    axes[0][0].set_ylabel("gold")
+    return _save(fig, stem, formats)
 
 
-def transitions(result: dict, path: Path, system: str = "tuned") -> Path:
+def transitions(result: dict, stem: Path, system: str = "tuned", formats: tuple[str, ...] = ()) -> Path:
     """Label changes by transition: how many fixed an error (wrong→right) vs broke a right label."""
     plt = _plt()
     trans = result["pooled"][system]["switches"]["transitions"]
@@ -83,7 +109,7 @@ def transitions(result: dict, path: Path, system: str = "tuned") -> Path:
     good = np.array([trans[t]["wrong_to_right"] for t in names])
     bad = np.array([trans[t]["right_to_wrong"] for t in names])
     neutral = np.array([trans[t]["wrong_to_wrong"] for t in names])
-    fig, ax = plt.subplots(figsize=(max(5, 0.55 * len(names) + 2), 3.4))
+    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(names) + 2), 3.4))
     x = np.arange(len(names))
     ax.bar(x, good, color="#2a9d8f", label="wrong → right")
     ax.bar(x, -bad, color="#e76f51", label="right → wrong")
@@ -91,72 +117,107 @@ def transitions(result: dict, path: Path, system: str = "tuned") -> Path:
     ax.axhline(0, color="k", lw=0.6)
     ax.set_xticks(x, [t.replace("->", "→") for t in names], rotation=30, ha="right")
     ax.set_ylabel("utterances (pooled over folds)")
-    s = result["pooled"][system]["switches"]
-    ax.set_title(f"{system}: {s['switched']} labels changed ({100 * s['rate']:.1f}%): "
-                 f"{s['wrong_to_right']} fixed, {s['right_to_wrong']} broken")
     ax.legend(frameon=False)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return _save(fig, stem, formats)
 
 
-def sensitivity(surfaces: pd.DataFrame, chosen: pd.DataFrame, metric: str, path: Path) -> Path:
+def uncertainty(pred: pd.DataFrame, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+    """Distributions of the speech model's entropy H and varentropy V for its right and wrong predictions."""
+    plt = _plt()
+    right = (pred["pred_speech"] == pred["label"]).to_numpy()
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3.0))
+    for ax, col, name in ((axes[0], "h", "entropy H"), (axes[1], "v", "varentropy V")):
+        values = pred[col].to_numpy()
+        bins = np.linspace(values.min(), values.max(), 31)
+        for mask, label, color in ((right, "speech right", COLORS["tuned"]), (~right, "speech wrong", "#e76f51")):
+            if mask.any():
+                ax.hist(values[mask], bins=bins, density=True, alpha=0.55, color=color,
+                        label=f"{label} (n = {int(mask.sum())}, median {np.median(values[mask]):.2f})")
+                ax.axvline(np.median(values[mask]), color=color, ls="--", lw=1)
+        ax.set_xlabel(f"{name} of the speech probabilities (nats)")
+        ax.set_ylabel("density")
+        ax.legend(frameon=False, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1)
+    return _save(fig, stem, formats)
+
+
+def sensitivity(surfaces: pd.DataFrame, chosen: pd.DataFrame, metric: str, stem: Path,
+                formats: tuple[str, ...] = ()) -> Path:
     """Mean-over-folds surfaces of the metric and the switch rate, with each fold's chosen thresholds."""
     plt = _plt()
     mean = surfaces[(surfaces["fold"] == "mean") & (surfaces["scope"] == "global")]
     th, tv = np.sort(mean["tau_h"].unique()), np.sort(mean["tau_v"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
-    for ax, col, cmap, label in ((axes[0], metric, "viridis", f"{metric} (%)"),
-                                 (axes[1], "switch_rate", "magma", "switch rate (%)")):
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    for ax, col, cmap, label in ((axes[0], metric, "viridis", f"test {metric_name(metric)}, mean over folds (%)"),
+                                 (axes[1], "switch_rate", "magma", "labels changed (%)")):
         grid = mean.pivot(index="tau_h", columns="tau_v", values=col).loc[th, tv].to_numpy()
-        im = ax.imshow(100 * grid, origin="lower", aspect="auto", cmap=cmap,
-                       extent=[tv[0], tv[-1], th[0], th[-1]])
+        im = ax.imshow(100 * grid, origin="lower", aspect="auto", cmap=cmap, extent=[tv[0], tv[-1], th[0], th[-1]])
         fig.colorbar(im, ax=ax, label=label)
         ax.scatter(chosen["tau_v"], chosen["tau_h"], s=22, facecolor="none", edgecolor="white", lw=1.2,
-                   label="chosen per fold (on tuning rows)")
+                   label="chosen per fold (on its tuning rows)")
         ax.scatter([chosen["tau_v"].mean()], [chosen["tau_h"].mean()], marker="*", s=120, color="red",
-                   label="mean of chosen")
+                   label="mean of the chosen")
         ax.set_xlabel("τ_V (switch if V ≤ τ_V)")
         ax.set_ylabel("τ_H (switch if H ≥ τ_H)")
-    axes[0].set_title(f"test {metric}, mean over folds")
-    axes[1].set_title("share of labels changed")
-    axes[0].legend(loc="lower right", fontsize=7, framealpha=0.7)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    from matplotlib.lines import Line2D
+
+    handles = [Line2D([], [], ls="none", marker="o", mfc="none", mec="k", label="chosen per fold (on its tuning rows)"),
+               Line2D([], [], ls="none", marker="*", ms=11, color="red", label="mean of the chosen")]
+    fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return _save(fig, stem, formats, tight=False)
 
 
-def class_sensitivity(surfaces: pd.DataFrame, metric: str, path: Path) -> Path:
-    """Per speech-predicted class: the mean metric when only that class's thresholds move."""
+def class_sensitivity(surfaces: pd.DataFrame, metric: str, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+    """Per speech-predicted class, the mean test metric when only that class's thresholds move (one scale)."""
     plt = _plt()
     scopes = [s for s in surfaces["scope"].unique() if s != "global"]
     mean = surfaces[surfaces["fold"] == "mean"]
-    fig, axes = plt.subplots(1, len(scopes), figsize=(3.1 * len(scopes), 3), squeeze=False)
-    for ax, scope in zip(axes[0], scopes):
-        part = mean[mean["scope"] == scope]
+    parts = {scope: mean[mean["scope"] == scope] for scope in scopes}
+    lo, hi = (100 * min(p[metric].min() for p in parts.values()), 100 * max(p[metric].max() for p in parts.values()))
+    ncols = 2 if len(scopes) > 2 else len(scopes)
+    nrows = int(np.ceil(len(scopes) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.2, 3.4 * nrows), squeeze=False,
+                             layout="constrained")
+    for ax, scope in zip(axes.ravel(), scopes):
+        part = parts[scope]
         th, tv = np.sort(part["tau_h"].unique()), np.sort(part["tau_v"].unique())
         grid = part.pivot(index="tau_h", columns="tau_v", values=metric).loc[th, tv].to_numpy()
-        im = ax.imshow(100 * grid, origin="lower", aspect="auto", cmap="viridis", extent=[tv[0], tv[-1], th[0], th[-1]])
+        im = ax.imshow(100 * grid, origin="lower", aspect="auto", cmap="viridis", vmin=lo, vmax=hi,
+                       extent=[tv[0], tv[-1], th[0], th[-1]])
         i, j = np.unravel_index(np.argmax(grid), grid.shape)
         ax.scatter([tv[j]], [th[i]], marker="x", color="red")
-        ax.set_title(f"predicted {scope}: best {100 * grid[i, j]:.1f}%")
+        ax.set_title(f"speech predicted {scope}: best {100 * grid[i, j]:.1f}%")
         ax.set_xlabel("τ_V")
-        fig.colorbar(im, ax=ax)
-    axes[0][0].set_ylabel("τ_H")
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+        ax.set_ylabel("τ_H")
+    for ax in axes.ravel()[len(scopes):]:
+        ax.set_visible(False)
+    fig.colorbar(im, ax=axes.ravel().tolist(), label=f"test {metric_name(metric)}, mean over folds (%)")
+    return _save(fig, stem, formats, tight=False)
 
 
-def cross_matrix(cross: dict, path: Path) -> Path:
-    """Gain over speech (points) for each tuning corpus → test corpus."""
+def trial_history(trials: pd.DataFrame, stem: Path, metric: str, formats: tuple[str, ...] = ()) -> Path:
+    """Each fold's search: every trial's inner estimate (dots) and the best so far (line)."""
+    plt = _plt()
+    score = "inner_score" if "inner_score" in trials and trials["inner_score"].notna().all() else "tuning_score"
+    fig, ax = plt.subplots(figsize=(7, 3.4))
+    cmap = plt.get_cmap("tab10")
+    for i, (fold, part) in enumerate(trials.sort_values("trial").groupby("fold", sort=True)):
+        color = cmap(i % 10)
+        ax.scatter(part["trial"], 100 * part[score], s=6, color=color, alpha=0.35)
+        ax.plot(part["trial"], 100 * part[score].cummax(), color=color, lw=1.2, label=str(fold))
+    ax.set_xlabel("trial")
+    ax.set_ylabel(f"{'inner estimate' if score == 'inner_score' else 'tuning score'}, "
+                  f"{metric_name(metric)} (%)")
+    ax.legend(ncol=2, fontsize=7, frameon=False, loc="lower right", title="fold (best so far)")
+    return _save(fig, stem, formats)
+
+
+def cross_matrix(cross: dict, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+    """Gain over speech (points, mean over the test corpus' folds) for each tuning corpus → test corpus."""
     plt = _plt()
     names = cross["corpora"]
     gain = np.array([[100 * cross["matrix"][a][b]["gain"] for b in names] for a in names])
-    fig, ax = plt.subplots(figsize=(1.4 * len(names) + 2.5, 1.2 * len(names) + 1.5))
+    fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.8, 1.3 * len(names) + 1.5))
     lim = max(1.0, np.abs(gain).max())
     im = ax.imshow(gain, cmap="RdBu", vmin=-lim, vmax=lim)
     for i in range(len(names)):
@@ -168,9 +229,5 @@ def cross_matrix(cross: dict, path: Path) -> Path:
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("tested on")
     ax.set_ylabel("tuned on")
-    ax.set_title(f"gain in {cross['objective']} over speech (points)")
-    fig.colorbar(im, ax=ax)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    fig.colorbar(im, ax=ax, label=f"{metric_name(cross['objective'])} gain over speech, mean over folds (points)")
+    return _save(fig, stem, formats)

@@ -28,10 +28,11 @@ STEPS = 200
 SPLIT_TS = np.round(np.arange(0.0, 0.7 + 1e-9, 0.05), 2)
 
 
-def negative_options() -> list:
-    """Candidates in tie order: score-split with flip for every t, then without flip, then ``refer``."""
-    return [{"mode": "score-split", "t": float(t), "flip": flip} for flip in (True, False) for t in SPLIT_TS] \
-        + ["refer"]
+def negative_options(n_negative: int = 2) -> list:
+    """Candidates in tie order: score-split with flip for every t, then without flip, then ``refer`` (only
+    ``refer`` where the label set has other than two negative classes: score-split needs two)."""
+    splits = [{"mode": "score-split", "t": float(t), "flip": flip} for flip in (True, False) for t in SPLIT_TS]
+    return (splits if n_negative == 2 else []) + ["refer"]
 
 
 def threshold_candidates(values: np.ndarray, quantiles: tuple[float, float], fallback: float) -> np.ndarray:
@@ -67,7 +68,7 @@ def published_procedure(a: ScoreArrays, objective: str = "macro_f1") -> tuple[di
         n_configs += n
 
     gated = rule_from_config({"kind": "select", "gate": "hv", "tau_h": tau_h, "tau_v": tau_v}, labels).gate_mask(a)
-    options = negative_options()
+    options = negative_options(len(labels.negative))
     correct = np.stack([np.where(gated, text_labels(a, NegativeMapping.from_config(o, labels)), a.speech) == a.y
                         for o in options])                                    # (options, n)
     per_class_acc = np.stack([correct[:, a.speech == c].sum(axis=1) for c in range(k)])   # (K, options)

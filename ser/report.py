@@ -1,7 +1,10 @@
-"""``ser report``: report.md and a self-contained report.html (figures embedded) from a run directory.
+"""``ser report``: report.md, a self-contained report.html, figures and paper tables from a run directory.
 
-The content is built once as a list of blocks (headings, paragraphs, tables, figures) and
-rendered to both formats, so they never disagree.
+The content is built once as a list of blocks (headings, paragraphs, tables, figures) and rendered
+to Markdown and HTML, and every table also to ``tables/<name>.csv`` and ``tables/<name>.tex``
+(booktabs), so they never disagree. Order: headline → per fold → per class → what changed →
+uncertainty (H/V) → sensitivity → search → transfer → breakdowns. Works on any directory holding
+``results.json`` (``ser tune``/``ser run``) or ``evaluation.json`` (``ser evaluate``).
 """
 
 from __future__ import annotations
@@ -9,137 +12,314 @@ from __future__ import annotations
 import base64
 import html
 import json
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ser import figures
 from ser.evaluate import format_p
+from ser.figures import metric_name
 from ser.io import atomic_path
-from ser.metrics import METRICS
+from ser.metrics import METRICS, summary
+from ser.stats import paired_bootstrap
 from ser.tuning import describe_config
 
-Block = tuple
+BUILTIN = ("speech", "text", "oracle")
+
+
+@dataclass(frozen=True)
+class Table:
+    """A report table: ``name`` is its file stem under tables/."""
+
+    name: str
+    head: list[str]
+    rows: list[list[str]]
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run directory holds that the report reads."""
+
+    name: str
+    result: dict
+    tuned: bool
+    predictions: pd.DataFrame | None
+    trials: pd.DataFrame | None
+    sweep: tuple[pd.DataFrame, pd.DataFrame, dict] | None
+    cross: dict | None
+
+    @classmethod
+    def load(cls, run: Path) -> "RunOutputs":
+        path = run / "results.json" if (run / "results.json").exists() else run / "evaluation.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{run} holds neither results.json nor evaluation.json: run `ser tune`, "
+                                    f"`ser evaluate` or `ser run` into it first")
+        try:
+            result = json.loads(path.read_text())
+        except ValueError:
+            raise ValueError(f"{path} is damaged (not valid JSON): rerun the command that wrote it") from None
+        sweep_dir = run / "sweep" if (run / "sweep").is_dir() else run
+        sweep = None
+        if (sweep_dir / "sweep.parquet").exists():
+            sweep = (pd.read_parquet(sweep_dir / "sweep.parquet"), pd.read_parquet(sweep_dir / "sweep_chosen.parquet"),
+                     json.loads((sweep_dir / "sweep.json").read_text()))
+        read = lambda name: pd.read_parquet(run / name) if (run / name).exists() else None  # noqa: E731
+        cross = json.loads((run / "cross.json").read_text()) if (run / "cross.json").exists() else None
+        return cls(run.name, result, "tuned" in result["mean"], read("predictions.parquet"), read("trials.parquet"),
+                   sweep, cross)
+
+    @property
+    def metric(self) -> str:
+        if "tuning" in self.result:
+            return self.result["tuning"]["objective"]
+        cmp = next(iter(self.result["comparisons"].values()), None)
+        return cmp["bootstrap"]["metric"] if cmp else "ua"
+
+    @property
+    def main(self) -> str | None:
+        """The system the report is about: tuned, else the best fixed system by mean metric (None if only built-ins)."""
+        if self.tuned:
+            return "tuned"
+        own = [s for s in self.result["mean"] if s not in BUILTIN]
+        return max(own, key=lambda s: self.result["mean"][s][self.metric]) if own else None
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.2f}"
 
 
-def headline(result: dict, metric: str) -> str:
-    """One sentence: did tuned fusion help, by how much, how sure, in how many folds."""
-    cmp = result["comparisons"].get("tuned")
+def headline(out: RunOutputs) -> str:
+    """One sentence: did fusion help, by how much (pooled, labelled), how sure, in how many folds."""
+    metric, main = out.metric, out.main
+    cmp = out.result["comparisons"].get(main) if main else None
     if not cmp:
-        return "No tuned system in this run."
+        return "This run evaluates the built-in systems only (speech, text, oracle); no fusion system to compare."
     b, f = cmp["bootstrap"], cmp["folds"]
     verdict = "improved" if b["ci_low"] > 0 else "did not significantly change" if b["ci_high"] > 0 else "hurt"
+    subject = "Tuned fusion" if out.tuned else f"The best fixed system, `{main}`,"
     wilcoxon = "" if f["wilcoxon_p"] is None else f" (Wilcoxon {format_p(f['wilcoxon_p'])})"
-    return (f"**Tuned fusion {verdict} {metric} by {100 * b['diff']:+.2f} points** over speech alone "
-            f"(pooled, 95% CI [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}], bootstrap {format_p(b['p_value'])}); "
-            f"better in **{f['improved']} of {f['n_folds']} folds**, worse in {f['worse']}{wilcoxon}.")
+    mean_gain = 100 * (out.result["mean"][main][metric] - out.result["mean"]["speech"][metric])
+    return (f"**{subject} {verdict} {metric_name(metric)} by {100 * b['diff']:+.2f} points** over speech alone on "
+            f"the pooled test rows (95% CI [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}], paired bootstrap "
+            f"{format_p(b['p_value'])}); {mean_gain:+.2f} points as the mean over folds; better in "
+            f"**{f['improved']} of {f['n_folds']} folds**, worse in {f['worse']}{wilcoxon}.")
 
 
-def build_blocks(run: Path, fig_dir: Path) -> list[Block]:
-    """Everything the report says, from ``run``'s results.json, sweep/ and cross.json."""
-    result = json.loads((run / "results.json").read_text())
-    metric = result.get("tuning", {}).get("objective", "ua")
-    systems = [s for s in ("speech", "text", "tuned", "oracle") if s in result["mean"]]
-    blocks: list[Block] = [("h1", f"Fusion report: {run.name}"), ("p", headline(result, metric))]
-    tuning = result.get("tuning")
-    if tuning:
-        blocks.append(("p", f"Protocol `{tuning['protocol']}`, objective `{metric}`, method `{tuning['method']}`: "
-                             f"{tuning['configurations_evaluated']:,} configurations evaluated; each fold's "
-                             f"configuration was chosen on its tuning rows only and applied once to its test rows."))
-    blocks.append(("h2", "Per fold"))
-    blocks.append(("img", figures.fold_bars(result, metric, fig_dir / "folds.png", systems[:3]),
-                   f"{metric} per fold with 95% bootstrap CIs."))
+def _codes(pred: pd.DataFrame, labels: list[str], column: str) -> np.ndarray:
+    return pd.Categorical(pred[column], categories=labels).codes.astype(np.int64)
+
+
+def fold_gains(out: RunOutputs, main: str, n_boot: int = 1000) -> pd.DataFrame:
+    """Per fold: main − speech with a paired bootstrap 95% CI (points), from predictions.parquet."""
+    labels, metric, pred = out.result["labels"], out.metric, out.predictions
     rows = []
-    for f in result["folds"]:
+    for i, fold in enumerate(f["fold"] for f in out.result["folds"]):
+        part = pred[pred["fold"] == fold]
+        y = _codes(part, labels, "label")
+        b = paired_bootstrap(y, _codes(part, labels, "pred_speech"), _codes(part, labels, f"pred_{main}"),
+                             len(labels), metric=metric, n_boot=n_boot, seed=i)
+        rows.append({"fold": fold, "gain": 100 * b["diff"], "low": 100 * b["ci_low"], "high": 100 * b["ci_high"]})
+    return pd.DataFrame(rows)
+
+
+def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> list[tuple]:
+    """Everything the report says, in order."""
+    r, metric, main = out.result, out.metric, out.main
+    m = metric_name(metric)
+    fig = lambda name: fig_dir / name  # noqa: E731
+    shown = [s for s in ("speech", "text", main) if s and s in r["mean"]]
+    blocks: list[tuple] = [("h1", f"Fusion report: {out.name}"), ("p", headline(out))]
+    t = r.get("tuning")
+    if t:
+        blocks.append(("p", f"Protocol `{t['protocol']}`, objective {m}, method `{t['method']}`, choice rule "
+                            f"`{t.get('choice', 'tuning-best')}`: {t['configurations_evaluated']:,} configurations "
+                            f"evaluated; each fold's configuration was chosen on its tuning rows only and applied "
+                            f"once to its test rows."))
+    for warning in r.get("warnings", []):
+        blocks.append(("p", f"Warning: {warning}."))
+
+    blocks.append(("h2", "Per fold"))
+    blocks.append(("img", figures.fold_bars(r, metric, fig("folds"), shown, formats),
+                   f"{m} per fold (test rows) with 95% bootstrap CIs; dashed lines: means over folds."))
+    if main and out.predictions is not None:
+        gains = fold_gains(out, main)
+        blocks.append(("img", figures.gain_bars(gains, metric, fig("gains"), formats),
+                       f"{main} − speech per fold, {m} points, with paired 95% bootstrap CIs."))
+    head = ["fold", "n"] + [f"{s} {m}" for s in shown] + ([f"gain ({main} − speech)"] if main else [])
+    if out.tuned:
+        head.append("chosen configuration")
+    rows = []
+    for f in r["folds"]:
         s = f["systems"]
-        row = [f["fold"], str(f["n"])] + [_pct(s[name][metric]) for name in systems]
-        if "tuned" in s:
-            row += [f"{100 * (s['tuned'][metric] - s['speech'][metric]):+.2f}", describe_config(f["best"]["config"])]
+        row = [f["fold"], str(f["n"])] + [_pct(s[name][metric]) for name in shown]
+        if main:
+            row.append(f"{100 * (s[main][metric] - s['speech'][metric]):+.2f}")
+        if out.tuned:
+            row.append(f["best"].get("description") or describe_config(f["best"]["config"]))
         rows.append(row)
-    head = ["fold", "n"] + systems + (["gain", "chosen configuration"] if "tuned" in systems else [])
-    blocks.append(("table", head, rows))
-    blocks.append(("h2", "All metrics (mean ± std over folds, pooled)"))
-    blocks.append(("table", ["system"] + [f"{m} mean ± std" for m in METRICS] + ["pooled ua", "pooled macro_f1"],
-                   [[name] + [f"{_pct(result['mean'][name][m])} ± {_pct(result['std'][name][m])}" for m in METRICS]
-                    + [_pct(result["pooled"][name]["ua"]), _pct(result["pooled"][name]["macro_f1"])]
-                    for name in result["mean"]]))
-    if "tuned" in systems:
-        blocks.append(("h2", "What fusion changed"))
-        blocks.append(("img", figures.confusions(result, fig_dir / "confusions.png"),
-                       "Pooled confusion matrices, speech alone vs tuned fusion (rows = gold)."))
-        blocks.append(("img", figures.transitions(result, fig_dir / "transitions.png"),
-                       "Label changes by transition: errors fixed (up) vs right labels broken (down)."))
-    sweep_dir = run / "sweep" if (run / "sweep").is_dir() else run
-    if (sweep_dir / "sweep.parquet").exists():
-        surfaces = pd.read_parquet(sweep_dir / "sweep.parquet")
-        chosen = pd.read_parquet(sweep_dir / "sweep_chosen.parquet")
-        stats = json.loads((sweep_dir / "sweep.json").read_text())
-        m = stats["objective"]
-        blocks.append(("h2", f"Threshold sensitivity ({stats['gate']} gate)"))
-        blocks.append(("p", f"Thresholds chosen on each fold's tuning rows: τ_H {stats['chosen_tau_h']['mean']:.3f} ± "
-                             f"{stats['chosen_tau_h']['std']:.3f}, τ_V {stats['chosen_tau_v']['mean']:.3f} ± "
-                             f"{stats['chosen_tau_v']['std']:.3f} across folds. On test rows they reach {m} "
-                             f"{_pct(stats['mean_test_score'])} (speech {_pct(stats['mean_speech_score'])}); the best "
-                             f"point of the grid in hindsight {_pct(stats['mean_best_on_grid'])}; the oracle "
-                             f"{_pct(stats['mean_oracle_score'])} (gap {100 * stats['gap_to_oracle']:.2f} points)."))
-        blocks.append(("img", figures.sensitivity(surfaces, chosen, m, fig_dir / "sensitivity.png"),
-                       "Mean test surfaces over folds; circles = thresholds chosen per fold, star = their mean."))
-        if (surfaces["scope"] != "global").any():
-            blocks.append(("img", figures.class_sensitivity(surfaces, m, fig_dir / "sensitivity_classes.png"),
-                           "Per speech-predicted class: only that class's thresholds move (x = best)."))
-        blocks.append(("table", ["fold", "τ_H", "τ_V", "test", "speech", "best on grid", "oracle"],
-                       [[r.fold, f"{r.tau_h:.3f}", f"{r.tau_v:.3f}", _pct(r.test_score), _pct(r.speech_score),
-                         _pct(r.best_test_score), _pct(r.oracle_score)] for r in chosen.itertuples()]))
-    if "baselines" in result:
-        blocks += search_blocks(result, metric)
-    if (run / "cross.json").exists():
-        cross = json.loads((run / "cross.json").read_text())
-        blocks.append(("h2", "Cross-dataset transfer"))
-        blocks.append(("img", figures.cross_matrix(cross, fig_dir / "cross.png"),
-                       "Rows: corpus the configuration was tuned on; columns: corpus it was tested on."))
-        names = cross["corpora"]
-        blocks.append(("table", ["tuned on \\ tested on"] + names,
-                       [[a] + [f"{_pct(cross['matrix'][a][b]['tuned'])} ({100 * cross['matrix'][a][b]['gain']:+.2f})"
-                               for b in names] for a in names]))
+    blocks.append(("table", Table("per_fold", head, rows)))
+    blocks.append(("h2", "All metrics"))
+    blocks.append(("p", "Mean ± standard deviation over folds, and the same metrics on all test rows pooled."))
+    blocks.append(("table", Table("metrics", ["system"] + [f"{metric_name(x)} mean ± std" for x in METRICS]
+                                  + ["pooled UA", "pooled macro-F1"],
+                                  [[name] + [f"{_pct(r['mean'][name][x])} ± {_pct(r['std'][name][x])}" for x in METRICS]
+                                   + [_pct(r["pooled"][name]["ua"]), _pct(r["pooled"][name]["macro_f1"])]
+                                   for name in r["mean"]])))
+
+    blocks += per_class_blocks(r, shown)
+    changed = [s for s in ("speech", "text", main) if s and s in r["pooled"]]
+    blocks.append(("h2", "What changed"))
+    blocks.append(("img", figures.confusions(r, fig("confusions"), changed, metric, formats),
+                   "Pooled confusion matrices, rows = gold, normalized per row (counts in brackets)."))
+    if main:
+        sw = r["pooled"][main]["switches"]
+        blocks.append(("img", figures.transitions(r, fig("transitions"), main, formats),
+                       f"{main}: {sw['switched']} labels changed ({100 * sw['rate']:.1f}%), {sw['wrong_to_right']} "
+                       f"errors fixed (up), {sw['right_to_wrong']} right labels broken (down), by transition."))
+    if out.predictions is not None:
+        blocks += uncertainty_blocks(out, fig("uncertainty"), formats)
+    if out.sweep:
+        blocks += sweep_blocks(out, fig, formats)
+    if "baselines" in r:
+        blocks += search_blocks(out, fig("trials"), formats)
+    if out.cross:
+        blocks += cross_blocks(out.cross, fig("cross"), formats)
+    if main and out.predictions is not None:
+        blocks += breakdown_blocks(out, main)
     return blocks
 
 
-def search_blocks(result: dict, metric: str) -> list[Block]:
-    """Did the search earn its complexity: tuned vs simple baselines, and each fold's tuning vs test score."""
-    speech, tuned = result["mean"]["speech"][metric], result["mean"]["tuned"][metric]
-    base = result["baselines"]
-    t = result["tuning"]
-    verdict = ("matches or beats" if base["tuned_minus_best"] >= 0 else "falls short of")
+def per_class_blocks(r: dict, shown: list[str]) -> list[tuple]:
+    head = ["class", "support"] + [f"{s} {x}" for s in shown for x in ("P", "R", "F1")]
+    rows = [[c, str(r["pooled"]["speech"]["per_class"][c]["support"])]
+            + [_pct(r["pooled"][s]["per_class"][c][x]) for s in shown for x in ("precision", "recall", "f1")]
+            for c in r["labels"]]
+    return [("h2", "Per class"),
+            ("p", "Precision (P), recall (R) and F1 per class on the pooled test rows (%)."),
+            ("table", Table("per_class", head, rows))]
+
+
+def uncertainty_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+    pred = out.predictions
+    right = pred["pred_speech"] == pred["label"]
+    med = {(col, ok): float(np.median(pred.loc[right == ok, col])) for col in ("h", "v") for ok in (True, False)
+           if (right == ok).any()}
+    text = "Entropy-aware selection rests on the speech model being less sure where it is wrong."
+    if len(med) == 4:
+        text += (f" Here the median entropy is {med[('h', False)]:.2f} nats on wrong and {med[('h', True)]:.2f} on "
+                 f"right predictions; the median varentropy {med[('v', False)]:.2f} vs {med[('v', True)]:.2f}.")
+    return [("h2", "Uncertainty of the speech model"), ("p", text),
+            ("img", figures.uncertainty(pred, stem, formats),
+             "H and V of the speech probabilities on test rows, for right and wrong speech predictions.")]
+
+
+def sweep_blocks(out: RunOutputs, fig, formats: tuple[str, ...]) -> list[tuple]:
+    surfaces, chosen, stats = out.sweep
+    metric = stats["objective"]
+    m = metric_name(metric)
+    blocks = [("h2", f"Threshold sensitivity ({stats['gate']} gate)"),
+              ("p", f"The sweep evaluates one global τ_H × τ_V grid of the `{stats['gate']}` selection rule on every "
+                    f"fold's test rows. Its own simple tuner picks each fold's grid point on the fold's tuning rows "
+                    f"(this is not the tuned system above): τ_H {stats['chosen_tau_h']['mean']:.3f} ± "
+                    f"{stats['chosen_tau_h']['std']:.3f}, τ_V {stats['chosen_tau_v']['mean']:.3f} ± "
+                    f"{stats['chosen_tau_v']['std']:.3f} across folds, reaching test {m} "
+                    f"{_pct(stats['mean_test_score'])} (speech {_pct(stats['mean_speech_score'])}); the best grid "
+                    f"point in hindsight {_pct(stats['mean_best_on_grid'])}; the oracle "
+                    f"{_pct(stats['mean_oracle_score'])} (gap {100 * stats['gap_to_oracle']:.2f} points)."),
+              ("img", figures.sensitivity(surfaces, chosen, metric, fig("sensitivity"), formats),
+               f"Mean test surfaces over folds ({m} and share of labels changed); circles: each fold's choice, "
+               f"star: their mean.")]
+    if (surfaces["scope"] != "global").any():
+        blocks.append(("img", figures.class_sensitivity(surfaces, metric, fig("sensitivity_classes"), formats),
+                       f"Per speech-predicted class, only that class's thresholds move (test {m}, one colour scale; "
+                       f"x = best)."))
+    blocks.append(("table", Table("thresholds", ["fold", "τ_H", "τ_V", f"test {m} (sweep tuner)", f"speech {m}",
+                                                 f"best on grid {m}", f"oracle {m}"],
+                                  [[c.fold, f"{c.tau_h:.3f}", f"{c.tau_v:.3f}", _pct(c.test_score), _pct(c.speech_score),
+                                    _pct(c.best_test_score), _pct(c.oracle_score)] for c in chosen.itertuples()])))
+    return blocks
+
+
+def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+    """Did the search earn its complexity: tuned vs simple baselines, each fold's tuning vs test score, trials."""
+    r, metric = out.result, out.metric
+    m = metric_name(metric)
+    speech, tuned = r["mean"]["speech"][metric], r["mean"]["tuned"][metric]
+    base, t = r["baselines"], r["tuning"]
+    verdict = "matches or beats" if base["tuned_minus_best"] >= 0 else "falls short of"
     rows = []
     for name in ["tuned"] + base["systems"]:
-        folds = result["comparisons"][name]["folds"]
-        rows.append([name, f"{_pct(result['mean'][name][metric])} ± {_pct(result['std'][name][metric])}",
-                     f"{100 * (result['mean'][name][metric] - speech):+.2f}", f"{folds['improved']}/{folds['worse']}",
-                     "" if name == "tuned" else f"{100 * (result['mean'][name][metric] - tuned):+.2f}"])
+        folds = r["comparisons"][name]["folds"]
+        rows.append([name, f"{_pct(r['mean'][name][metric])} ± {_pct(r['std'][name][metric])}",
+                     f"{100 * (r['mean'][name][metric] - speech):+.2f}", f"{folds['improved']}/{folds['worse']}",
+                     "" if name == "tuned" else f"{100 * (r['mean'][name][metric] - tuned):+.2f}"])
     honesty = [[f["fold"], f["best"].get("description", describe_config(f["best"]["config"])),
                 str(f["best"].get("free_parameters", "")), _pct(f["best"]["tuning_score"]),
                 "" if f["best"].get("inner_score") is None else _pct(f["best"]["inner_score"]),
                 _pct(f["best"]["test_score"]), f"{100 * f['best']['optimism']:+.2f}"]
-               for f in result["folds"] if "test_score" in f["best"]]
-    return [
+               for f in r["folds"] if "test_score" in f["best"]]
+    blocks = [
         ("h2", "Search vs simple baselines"),
         ("p", f"The search (choice rule `{t['choice']}`) {verdict} the best simple leakage-free baseline, "
-              f"`{base['best']}`, by {100 * base['tuned_minus_best']:+.2f} points of {metric} (mean over folds). "
-              f"Every baseline was fitted on the same tuning rows as the search."),
-        ("table", ["system", f"{metric} mean ± std", "vs speech", "folds better/worse", "vs tuned"], rows),
+              f"`{base['best']}`, by {100 * base['tuned_minus_best']:+.2f} points of {m} (mean over folds). Every "
+              f"baseline was fitted on the same tuning rows as the search."),
+        ("table", Table("baselines", ["system", f"{m} mean ± std", "vs speech", "folds better/worse", "vs tuned"],
+                        rows)),
         ("p", f"Kept configurations scored {_pct(t['mean_tuning_score'])} on the rows they were tuned on and "
-              f"{_pct(t['mean_test_score'])} on test rows: an optimism of {100 * t['mean_optimism']:+.2f} points. "
-              "The inner estimate (refit without each tuning group, scored on it) is what the choice used."),
-        ("table", ["fold", "kept configuration", "free parameters", "tuning", "inner estimate", "test",
-                   "optimism"], honesty),
+              f"{_pct(t['mean_test_score'])} on test rows: an optimism of {100 * t['mean_optimism']:+.2f} points. The "
+              f"inner estimate (refit without each tuning group, scored on it) is what the choice used."),
+        ("table", Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
+                                     f"inner estimate {m}", f"test {m}", "optimism"], honesty)),
     ]
+    if out.trials is not None and len(out.trials):
+        blocks.append(("img", figures.trial_history(out.trials, stem, metric, formats),
+                       "Search history per fold: each trial's inner estimate (dots) and the best so far (lines)."))
+    return blocks
 
 
-def to_markdown(blocks: list[Block], base: Path) -> str:
+def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+    names, m = cross["corpora"], metric_name(cross["objective"])
+    rows = []
+    for a in names:
+        for b in names:
+            cell, boot = cross["matrix"][a][b], cross["pairs"][f"{a}->{b}"]["comparisons"]["tuned"]["bootstrap"]
+            rows.append([a, b, _pct(cell["tuned"]), f"{100 * cell['gain']:+.2f}",
+                         f"{100 * boot['diff']:+.2f} [{100 * boot['ci_low']:+.2f}, {100 * boot['ci_high']:+.2f}]",
+                         f"{cell['folds_improved']}/{cell['n_folds']}"])
+    return [("h2", "Cross-dataset transfer"),
+            ("p", "The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
+                  "row corpus is applied to every fold of the column corpus."),
+            ("img", figures.cross_matrix(cross, stem, formats),
+             f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
+            ("table", Table("transfer", ["tuned on", "tested on", f"tuned {m} (mean over folds)",
+                                         "gain (mean over folds)", "gain (pooled) [95% CI]", "folds better"], rows))]
+
+
+def breakdown_blocks(out: RunOutputs, main: str) -> list[tuple]:
+    """Speech vs the main system by condition (improvised/scripted) and gender, where the table has them."""
+    pred, labels, metric = out.predictions, out.result["labels"], out.metric
+    m, k = metric_name(metric), len(labels)
+    blocks = []
+    for column in ("condition", "gender"):
+        if column not in pred or pred[column].nunique() < 2:
+            continue
+        rows = []
+        for value, part in pred.groupby(column, sort=True):
+            y = _codes(part, labels, "label")
+            sp = summary(y, _codes(part, labels, "pred_speech"), k)[metric]
+            mn = summary(y, _codes(part, labels, f"pred_{main}"), k)[metric]
+            rows.append([str(value), str(len(part)), _pct(sp), _pct(mn), f"{100 * (mn - sp):+.2f}"])
+        blocks.append(("table", Table(f"by_{column}", [column, "n", f"speech {m}", f"{main} {m}", "gain"], rows)))
+    if blocks:
+        blocks.insert(0, ("h2", "Breakdowns"))
+        blocks.insert(1, ("p", "Pooled test rows of each group (%)."))
+    return blocks
+
+
+def to_markdown(blocks: list[tuple], base: Path) -> str:
     out = []
     for b in blocks:
         if b[0] == "h1":
@@ -151,16 +331,14 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
         elif b[0] == "img":
             out.append(f"![{b[2]}]({b[1].relative_to(base).as_posix()})\n\n*{b[2]}*\n")
         elif b[0] == "table":
-            head, rows = b[1], b[2]
-            out.append("| " + " | ".join(head) + " |\n|" + "---|" * len(head) + "\n"
-                       + "".join("| " + " | ".join(r) + " |\n" for r in rows))
+            t = b[1]
+            out.append("| " + " | ".join(t.head) + " |\n|" + "---|" * len(t.head) + "\n"
+                       + "".join("| " + " | ".join(r) + " |\n" for r in t.rows))
     return "\n".join(out)
 
 
 def _inline(text: str) -> str:
     """Escape, then render **bold** and `code` spans."""
-    import re
-
     text = html.escape(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
@@ -172,7 +350,7 @@ CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;c
        "img{max-width:100%}figcaption{font-size:13px;color:#555;margin-bottom:1.5em}code{background:#f4f4f4}")
 
 
-def to_html(blocks: list[Block], title: str) -> str:
+def to_html(blocks: list[tuple], title: str) -> str:
     out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     for b in blocks:
@@ -185,21 +363,51 @@ def to_html(blocks: list[Block], title: str) -> str:
             out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(b[2])}'>"
                        f"<figcaption>{_inline(b[2])}</figcaption></figure>")
         elif b[0] == "table":
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in b[1]) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in b[2])
+            t = b[1]
+            out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.head) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in t.rows)
                        + "</table>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def write_report(run: str | Path) -> tuple[Path, Path]:
-    """Write ``run/report.md``, ``run/report.html`` and ``run/figures/*.png``."""
+_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
+        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "→": r"$\rightarrow$",
+        "≥": r"$\geq$", "≤": r"$\leq$", "τ": r"$\tau$", "−": "-", "…": r"\ldots{}"}
+
+
+def tex_escape(text: str) -> str:
+    return "".join(_TEX.get(ch, ch) for ch in text)
+
+
+def to_tex(table: Table) -> str:
+    """A booktabs tabular: first column left-aligned, the rest right-aligned."""
+    cols = "l" + "r" * (len(table.head) - 1)
+    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_escape(h) for h in table.head) + r" \\",
+             r"\midrule"]
+    lines += [" & ".join(tex_escape(c) for c in row) + r" \\" for row in table.rows]
+    lines += [r"\bottomrule", r"\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[Path, Path]:
+    """Write ``report.md``, ``report.html``, ``figures/*`` (PNG plus ``formats``) and ``tables/*.csv|tex``."""
     run = Path(run)
-    if not (run / "results.json").exists():
-        raise FileNotFoundError(f"{run}/results.json not found: run `ser tune` or `ser run` into {run} first")
-    fig_dir = run / "figures"
+    bad = sorted(set(formats) - set(figures.FORMATS))
+    if bad:
+        raise ValueError(f"figure format(s) {bad} are not one of {list(figures.FORMATS)}")
+    outputs = RunOutputs.load(run)
+    fig_dir, table_dir = run / "figures", run / "tables"
     fig_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build_blocks(run, fig_dir)
+    table_dir.mkdir(parents=True, exist_ok=True)
+    blocks = build_blocks(outputs, fig_dir, tuple(formats))
+    for block in blocks:
+        if block[0] == "table":
+            t = block[1]
+            with atomic_path(table_dir / f"{t.name}.csv") as tmp:
+                pd.DataFrame(t.rows, columns=t.head).to_csv(tmp, index=False)
+            with atomic_path(table_dir / f"{t.name}.tex") as tmp:
+                tmp.write_text(to_tex(t))
     md, page = run / "report.md", run / "report.html"
     with atomic_path(md) as tmp:
         tmp.write_text(to_markdown(blocks, run))

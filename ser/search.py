@@ -26,6 +26,7 @@ from ser.checks import is_count
 from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
     TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import base_counts, threshold_surface
+from ser.labels import LabelSet
 from ser.metrics import METRICS, batched_confusion, scores_from_confusion, scores_from_counts, summary
 from ser.published import published_procedure
 
@@ -245,15 +246,16 @@ def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro
     return replace(result, inner=scores, n_configs=result.n_configs + n_inner)
 
 
-def _negative_config(params: dict) -> Any:
-    if params["negative"] == "score-split":
+def _negative_config(params: dict, labels: LabelSet) -> Any:
+    """The sampled negative mapping; score-split needs two negative classes, so other label sets use refer."""
+    if params["negative"] == "score-split" and len(labels.negative) == 2:
         return {"mode": "score-split", "t": round(float(params["split_t"]), 6), "flip": bool(params["flip"])}
     return "refer"
 
 
 def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> TrialResult:
     gate = params["gate"]
-    negative_cfg = _negative_config(params)
+    negative_cfg = _negative_config(params, a.labels)
     negative = NegativeMapping.from_config(negative_cfg, a.labels)
     h_op, v_op = GATES[gate]
     if params["thresholds"] == "global":

@@ -27,8 +27,8 @@ import pandas as pd
 
 from ser.arrays import ScoreArrays
 from ser.checks import is_count
-from ser.evaluate import score_predictions
-from ser.folds import fold_splits, test_masks
+from ser.evaluate import TestRows, score_predictions
+from ser.folds import fold_splits
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, write_json, write_parquet
 from ser.labels import LabelSet
@@ -236,20 +236,42 @@ def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], si
                    state_dir / f"fold-{safe_name(fold)}.json")
 
 
+GATE_WORDS = {"hv": "where H ≥ τ_H and V ≤ τ_V", "h": "where H ≥ τ_H", "v": "where V ≤ τ_V",
+              "low": "where H < τ_H and V < τ_V"}
+
+
 def describe_config(config: dict) -> str:
-    """A short human description of a fusion configuration (logs, report tables)."""
-    if config["kind"] == "select":
-        per_class = isinstance(config.get("tau_h", config.get("tau_v")), dict)
-        taus = ", ".join(f"{k} {config[k]:.3f}" for k in ("tau_h", "tau_v") if isinstance(config.get(k), float))
-        return (f"select/{config['gate']} {'per-class' if per_class else 'global'}{' ' + taus if taus else ''}"
-                f"{' excl. ' + str(len(config.get('exclude', []))) if config.get('merge') == 'exclude' else ''}")
-    if config["kind"] not in ("loglinear", "average"):
-        return config["kind"]
-    gate = config.get("weight_gate", "none")
-    text = config.get("text") or {}
-    dist = f" q={text.get('spread', 'probs')}/{text.get('negative_split', 'even')}"
-    dist += f"+u{text['uniform']:g}" if text.get("uniform") else ""
-    return f"{config['kind']} w={config['w']:.2f}{'' if gate == 'none' else ' ' + gate}{dist}"
+    """A fusion configuration in words a reader understands (logs, report tables)."""
+    kind = config["kind"]
+    if kind == "speech":
+        return "speech alone"
+    if kind in ("text", "oracle"):
+        return {"text": "sentiment label alone", "oracle": "oracle switch"}[kind]
+    if kind in ("loglinear", "average"):
+        text = config.get("text") or {}
+        words = [f"{'log-linear' if kind == 'loglinear' else 'weighted average'}, text weight {config['w']:.2f}",
+                 f"text as {'top label + confidence' if text.get('spread') == 'top' else 'sentiment probabilities'}"
+                 f", negative split {'by the speech ratio' if text.get('negative_split') == 'ratio' else 'evenly'}"]
+        if text.get("uniform"):
+            words.append(f"{text['uniform']:g} uniform mix")
+        gate = config.get("weight_gate", "none")
+        if gate == "entropy":
+            words.append(f"text weight only where H ≥ {config['tau_h']:.2f}")
+        elif gate == "scaled":
+            words.append("text weight scaled by H / ln K")
+        return "; ".join(words)
+    per_class = isinstance(config.get("tau_h", config.get("tau_v")), dict)
+    taus = ", ".join(f"{'τ_H' if k == 'tau_h' else 'τ_V'} {config[k]:.2f}" for k in ("tau_h", "tau_v")
+                     if isinstance(config.get(k), float))
+    words = [f"text label {GATE_WORDS[config['gate']]}", "per-class thresholds" if per_class else taus]
+    negative = config.get("negative", "refer")
+    if isinstance(negative, dict) and "mode" not in negative:
+        words.append("per-class negative mapping")
+    elif isinstance(negative, dict):
+        words.append(f"negative by confidence split at {negative['t']:.2f}{' (flipped)' if negative.get('flip') else ''}")
+    if config.get("merge") == "exclude" and config.get("exclude"):
+        words.append(f"never {', '.join(t.replace('->', '→') for t in config['exclude'])}")
+    return "; ".join(w for w in words if w)
 
 
 BASELINES: dict[str, dict] = {
@@ -279,23 +301,24 @@ def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[
 
     The built-in systems (speech, text, oracle) come along; the result has the evaluation.json layout.
     """
-    masks = test_masks(df)
-    folds = sorted(next(iter(per_fold.values())))
-    missing = sorted(set(folds) - set(masks))
-    if missing:
-        raise ValueError(f"fold(s) {missing} have no test rows")
-    test_index = np.concatenate([np.flatnonzero(masks[f]) for f in folds])
-    fold_index = np.concatenate([np.full(masks[f].sum(), i) for i, f in enumerate(folds)])
-    a = ScoreArrays.from_table(df.iloc[test_index], labels)
-    predictions = {name: rule_from_config(spec, labels).decide(a).pred for name, spec in BUILTIN_SYSTEMS.items()}
-    for name, configs in per_fold.items():
-        pred = np.empty(len(a), dtype=np.int64)
-        for i, f in enumerate(folds):
-            rows = fold_index == i
-            pred[rows] = rule_from_config(configs[f], labels).decide(a.take(rows)).pred
-        predictions[name] = pred
-    return score_predictions(folds, fold_index, a, predictions, baseline="speech", n_boot=n_boot, seed=seed,
-                             metric=objective, min_fold_rows=min_fold_rows)
+    test = TestRows.of(df, labels, folds=list(next(iter(per_fold.values()))))
+    predictions = test.predict(per_fold_rules(test.folds, labels, per_fold))
+    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline="speech",
+                             n_boot=n_boot, seed=seed, metric=objective, min_fold_rows=min_fold_rows)
+
+
+def per_fold_rules(folds: list[str], labels: LabelSet, per_fold: dict[str, dict[str, dict]]) -> dict[str, dict]:
+    """Built-in systems for every fold plus {system: {fold: config}} as rules."""
+    rules = {name: dict.fromkeys(folds, rule_from_config(spec, labels)) for name, spec in BUILTIN_SYSTEMS.items()}
+    rules.update({name: {f: rule_from_config(configs[f], labels) for f in folds} for name, configs in per_fold.items()})
+    return rules
+
+
+def result_predictions(df: pd.DataFrame, labels: LabelSet, result: dict) -> pd.DataFrame:
+    """predictions.parquet of a tuning result: every test row's label by speech, text, oracle and tuned."""
+    chosen = {f["fold"]: f["best"]["config"] for f in result["folds"]}
+    test = TestRows.of(df, labels, folds=list(chosen))
+    return test.frame(test.predict(per_fold_rules(test.folds, labels, {"tuned": chosen})))
 
 
 def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: str) -> None:
@@ -360,14 +383,16 @@ def format_baselines(result: dict) -> str:
 
 
 def trials_table(searches: dict[str, list[TrialRecord]]) -> pd.DataFrame:
-    """Every trial of every fold: structure, chosen configuration (JSON), tuning score, work done."""
+    """Every trial of every fold: structure, chosen configuration (JSON), tuning score, inner estimate, work done."""
     rows = [{"fold": fold, "trial": r.number, "variant": r.config["kind"], "params": json.dumps(r.params),
-             "config": json.dumps(r.config), "tuning_score": r.score, "n_configs": r.n_configs}
+             "config": json.dumps(r.config), "tuning_score": r.score, "inner_score": r.inner_mean,
+             "n_configs": r.n_configs}
             for fold, records in searches.items() for r in records]
     return pd.DataFrame(rows)
 
 
-def write_tuning(out: Path, result: dict, searches: dict[str, list[TrialRecord]]) -> None:
-    """``results.json`` and ``trials.parquet`` under ``out`` (atomically)."""
-    write_json(result, out / "results.json")
+def write_tuning(out: Path, result: dict, searches: dict[str, list[TrialRecord]], predictions: pd.DataFrame) -> None:
+    """``results.json``, ``trials.parquet`` and ``predictions.parquet`` under ``out`` (each atomically)."""
     write_parquet(trials_table(searches), out / "trials.parquet")
+    write_parquet(predictions, out / "predictions.parquet")
+    write_json(result, out / "results.json")

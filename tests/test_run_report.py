@@ -39,11 +39,15 @@ def test_tuned_fusion_beats_speech_on_the_demo(run_dir):
 def test_report_holds_every_figure(run_dir):
     out = run_dir / "out"
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert figures == ["confusions.png", "cross.png", "folds.png", "sensitivity.png", "sensitivity_classes.png",
-                       "transitions.png"]
+    assert figures == ["confusions.png", "cross.png", "folds.png", "gains.png", "sensitivity.png",
+                       "sensitivity_classes.png", "transitions.png", "trials.png", "uncertainty.png"]
     md = (out / "report.md").read_text()
     assert set(re.findall(r"\(figures/(\w+\.png)\)", md)) == set(figures)
-    assert "Tuned fusion improved macro_f1 by" in md and "| fold | n | speech | text | tuned | oracle |" in md
+    assert "Tuned fusion improved macro-F1 by" in md and "| fold | n | speech macro-F1 | text macro-F1 |" in md
+    headings = re.findall(r"^## (.+)$", md, flags=re.M)
+    assert headings == ["Per fold", "All metrics", "Per class", "What changed", "Uncertainty of the speech model",
+                        "Threshold sensitivity (hv gate)", "Search vs simple baselines", "Cross-dataset transfer",
+                        "Breakdowns"]
     page = (out / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == len(figures) and "figures/" not in page
     assert (out / "figures" / "folds.png").stat().st_size > 10_000

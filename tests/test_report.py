@@ -1,0 +1,114 @@
+"""`ser report`: tables against the numbers they come from, formats, evaluate-only and 3-class runs."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ser.cli import main
+from ser.evaluate import format_p
+from ser.labels import LabelSet
+from ser.report import RunOutputs, headline, tex_escape
+from ser.schema import validate
+from ser.synthetic import synthetic_scores
+
+TUNE = "tune: {engine: optuna, trials: 6}\nevaluate: {bootstrap: 100}\n"
+
+
+@pytest.fixture(scope="module")
+def tuned_run(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tuned")
+    df = synthetic_scores(n_folds=4, per_fold=150, seed=5, profile="iemocap-like")
+    df["condition"] = np.where(np.arange(len(df)) % 3 == 0, "scripted", "improvised")
+    validate(df).to_parquet(d / "s.parquet")
+    (d / "c.yaml").write_text(TUNE)
+    assert main(["tune", "--scores", str(d / "s.parquet"), "--config", str(d / "c.yaml"), "--out", str(d / "run")]) == 0
+    assert main(["report", "--run", str(d / "run"), "--format", "svg", "pdf"]) == 0
+    return d / "run"
+
+
+def table(run, name):
+    return pd.read_csv(run / "tables" / f"{name}.csv", dtype=str)
+
+
+def test_tables_carry_the_numbers_of_results_json(tuned_run):
+    r = json.loads((tuned_run / "results.json").read_text())
+    per_fold = table(tuned_run, "per_fold")
+    for row, f in zip(per_fold.itertuples(index=False), r["folds"]):
+        s = f["systems"]
+        assert row[0] == f["fold"] and int(row[1]) == f["n"]
+        assert float(row[2]) == pytest.approx(100 * s["speech"]["macro_f1"], abs=0.006)
+        assert float(row[4]) == pytest.approx(100 * s["tuned"]["macro_f1"], abs=0.006)
+        assert float(row[5]) == pytest.approx(100 * (s["tuned"]["macro_f1"] - s["speech"]["macro_f1"]), abs=0.006)
+        assert row[6] == f["best"]["description"]
+    per_class = table(tuned_run, "per_class").set_index("class")
+    for c in r["labels"]:
+        assert float(per_class.loc[c, "tuned F1"]) == pytest.approx(100 * r["pooled"]["tuned"]["per_class"][c]["f1"],
+                                                                    abs=0.006)
+        assert int(per_class.loc[c, "support"]) == r["pooled"]["speech"]["per_class"][c]["support"]
+    base = table(tuned_run, "baselines").set_index("system")
+    for name in ["tuned"] + r["baselines"]["systems"]:
+        assert base.loc[name, "macro-F1 mean ± std"].startswith(f"{100 * r['mean'][name]['macro_f1']:.2f} ± ")
+    optimism = table(tuned_run, "optimism")
+    assert [float(x) for x in optimism["optimism"]] == pytest.approx(
+        [100 * f["best"]["optimism"] for f in r["folds"]], abs=0.006)
+    by_condition = table(tuned_run, "by_condition")
+    assert list(by_condition["condition"]) == ["improvised", "scripted"]
+    assert sum(int(n) for n in by_condition["n"]) == sum(f["n"] for f in r["folds"])
+
+
+def test_every_figure_and_table_in_every_format(tuned_run):
+    pngs = {p.stem for p in (tuned_run / "figures").glob("*.png")}
+    assert pngs >= {"folds", "gains", "confusions", "transitions", "uncertainty", "trials"}
+    for fmt in ("svg", "pdf"):
+        assert {p.stem for p in (tuned_run / "figures").glob(f"*.{fmt}")} == pngs
+    assert (tuned_run / "figures" / "folds.svg").read_text().lstrip().startswith("<?xml")
+    assert (tuned_run / "figures" / "folds.pdf").read_bytes()[:4] == b"%PDF"
+    names = {p.stem for p in (tuned_run / "tables").glob("*.csv")}
+    assert names == {p.stem for p in (tuned_run / "tables").glob("*.tex")}
+    assert names >= {"per_fold", "metrics", "per_class", "baselines", "optimism", "by_condition"}
+    tex = (tuned_run / "tables" / "metrics.tex").read_text()
+    assert tex.startswith("\\begin{tabular}{lrrrrrr}\n\\toprule") and "\\bottomrule" in tex and "$\\pm$" in tex
+
+
+def test_p_values_are_never_printed_as_zero(tuned_run):
+    assert format_p(0.0) == "p < 0.001" and format_p(0.0004) == "p < 0.001" and format_p(0.034) == "p = 0.034"
+    out = RunOutputs.load(tuned_run)
+    result = dict(out.result, comparisons={**out.result["comparisons"], "tuned": {
+        "bootstrap": {"diff": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p_value": 0.0},
+        "folds": {"improved": 4, "worse": 0, "n_folds": 4, "wilcoxon_p": 0.0625}}})
+    text = headline(RunOutputs(out.name, result, True, None, None, None, None))
+    assert "paired bootstrap p < 0.001" in text and "p = 0.000" not in text and "Wilcoxon p = 0.062" in text
+
+
+def test_tex_escapes_what_latex_would_choke_on():
+    assert tex_escape("a_b & 50% ± τ_H ≥ 1 → #") == r"a\_b \& 50\% $\pm$ $\tau$\_H $\geq$ 1 $\rightarrow$ \#"
+
+
+def test_report_from_an_evaluate_only_directory(tmp_path):
+    validate(synthetic_scores(n_folds=4, per_fold=100, seed=2)).to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "c.yaml").write_text("systems: {ll: {kind: loglinear, w: 0.4}}\nevaluate: {bootstrap: 50}\n")
+    assert main(["evaluate", "--scores", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "ev")]) == 0
+    assert main(["report", "--run", str(tmp_path / "ev")]) == 0
+    md = (tmp_path / "ev" / "report.md").read_text()
+    assert "The best fixed system, `ll`," in md and "## Search" not in md
+    assert table(tmp_path / "ev", "per_fold").columns[-1] == "gain (ll − speech)"
+
+
+def test_report_of_a_three_class_run(tmp_path):
+    df = synthetic_scores(n_folds=4, per_fold=120, seed=4, profile="iemocap-like")
+    df["speech_neu"] += df.pop("speech_sad")
+    df["label"] = df["label"].replace({"sad": "neu"})
+    validate(df, LabelSet(("ang", "hap", "neu"), negative=("ang",))).to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "c.yaml").write_text("labels: {classes: [ang, hap, neu], negative: [ang]}\n" + TUNE)
+    assert main(["tune", "--scores", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "r")]) == 0
+    assert main(["report", "--run", str(tmp_path / "r")]) == 0
+    assert list(table(tmp_path / "r", "per_class")["class"]) == ["ang", "hap", "neu"]
+
+
+def test_report_refuses_a_directory_without_results(tmp_path, capsys):
+    assert main(["report", "--run", str(tmp_path)]) == 2
+    assert "holds neither results.json nor evaluation.json" in capsys.readouterr().err
