@@ -254,10 +254,14 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
-    suites = {"core": bench_core, "fusion": bench_fusion, "tune": bench_tune, "infer": bench_infer}
-    parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all")
+    from jobs.bench_real import bench_infer_real, bench_tune_growth
+
+    suites = {"core": bench_core, "fusion": bench_fusion, "tune": bench_tune, "infer": bench_infer,
+              "infer-real": bench_infer_real, "tune-growth": bench_tune_growth}
+    parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all",
+                        help="all = core, fusion, tune, infer (infer-real and tune-growth take minutes: run them by name)")
     args = parser.parse_args(argv)
-    for name in suites if args.suite == "all" else [args.suite]:
+    for name in ("core", "fusion", "tune", "infer") if args.suite == "all" else [args.suite]:
         print(f"== {name}")
         suites[name]()
     return 0

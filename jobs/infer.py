@@ -19,7 +19,7 @@ import pandas as pd
 
 from ser.io import atomic_path, safe_name, write_parquet
 from ser.labels import LabelSet
-from ser.pipeline import check_gpus, scoring_rows
+from ser.pipeline import check_gpus, group_scorings, scoring_rows, speech_cpu_threads
 from ser.schema import validate
 
 SCORE_EXTRA = ["speaker", "session", "gender", "duration_s", "condition", "speech_worker"]
@@ -34,7 +34,7 @@ def _stage(stage_cfg: dict, cls, kwargs: dict | None = None, **more) -> dict:
                 num_cpus=stage_cfg["num_cpus"])
 
 
-def _speech_stage(spec: dict, labels: LabelSet, out: Path) -> dict:
+def _speech_stage(spec: dict, labels: LabelSet, out: Path, cluster_cpus: float) -> dict:
     checkpoint = spec["checkpoint"].replace("{out}", str(out))
     if spec["backend"] == "acoustic":
         from ser.backends.acoustic import AcousticSpeechStage
@@ -43,7 +43,8 @@ def _speech_stage(spec: dict, labels: LabelSet, out: Path) -> dict:
     from ser.backends.hf_speech import HFSpeechStage
 
     return _stage(spec, HFSpeechStage, checkpoint=checkpoint, classes=labels.classes,
-                  label_map=spec["label_map"], fp16=spec["fp16"], sub_batch=spec["sub_batch"])
+                  label_map=spec["label_map"], fp16=spec["fp16"], sub_batch=spec["sub_batch"],
+                  cpu_threads=speech_cpu_threads(spec, cluster_cpus))
 
 
 def _text_stages(spec_asr: dict, spec_sent: dict) -> list[dict]:
@@ -150,9 +151,10 @@ def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
         use_asr = stages["asr"]["backend"] != "none"
         if not use_asr:
             todo = todo.assign(transcript_source="reference")
-        ds = dataset_of(todo, stages["speech"]["batch_size"])
+        ds = dataset_of(group_scorings(todo), stages["speech"]["batch_size"])
         ds = ds.map_batches(load_batch, batch_size=stages["speech"]["batch_size"], num_cpus=1)
-        speech = _stage(stages["speech"], *speech_stage) if speech_stage else _speech_stage(stages["speech"], labels, out)
+        speech = _stage(stages["speech"], *speech_stage) if speech_stage else \
+            _speech_stage(stages["speech"], labels, out, ray.cluster_resources().get("CPU", 1.0))
         ds = ds.map_batches(**speech)
         for stage in _text_stages(stages["asr"], stages["sentiment"]):
             ds = ds.map_batches(**stage)

@@ -117,8 +117,10 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
 
     ensure_ray()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # after an interrupt, ResultGrid lists every unfinished trial it found no metrics for: not news
-    logging.getLogger("ray.tune.result_grid").setLevel(logging.ERROR)
+    # without per-trial logger files (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS) Tune warns that it cannot read each
+    # trial's progress file; the metrics themselves come from memory, so the warning is noise
+    for name in ("ray.tune.result_grid", "ray.tune.analysis.experiment_analysis"):
+        logging.getLogger(name).setLevel(logging.ERROR)
     folds = list(tuning)
     searchers = {f: OptunaSearch(space=partial(_define_by_run, space=space), metric="score", mode="max",
                                  sampler=optuna.samplers.TPESampler(seed=seeds[f]),

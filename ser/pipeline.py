@@ -11,11 +11,12 @@ import numpy as np
 import pandas as pd
 
 from ser.checks import is_count, is_number
+from ser.io import safe_name
 
 SCHEDULING = {"actors": 1, "num_gpus": 0.0, "num_cpus": 1.0, "batch_size": 16}
 STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
     "speech": {"backend": "acoustic", "checkpoint": "{out}/models/acoustic-{fold}.pkl", "label_map": None,
-               "fp16": True, "sub_batch": 8, **SCHEDULING},
+               "fp16": True, "sub_batch": 8, "cpu_threads": None, **SCHEDULING},
     "asr": {"backend": "none", "model": None, "language": "en", "beam_size": 1, "vad_filter": False,
             "compute_type": "default", "sub_batch": 8, **SCHEDULING},
     "sentiment": {"backend": "vader", "model": None, "label_map": None, "lowercase": False, "max_length": 128,
@@ -45,6 +46,8 @@ def resolve_stages(cfg: dict) -> dict:
         for key in ("actors", "batch_size", "sub_batch"):
             if not is_count(spec[key]):
                 raise ValueError(f"infer.{stage}.{key} must be a positive integer, got {spec[key]!r}")
+        if spec.get("cpu_threads") is not None and not is_count(spec["cpu_threads"]):
+            raise ValueError(f"infer.{stage}.cpu_threads must be a positive integer or null, got {spec['cpu_threads']!r}")
         for key in ("num_gpus", "num_cpus"):
             if not is_number(spec[key]) or spec[key] < 0:
                 raise ValueError(f"infer.{stage}.{key} must be a number >= 0, got {spec[key]!r}")
@@ -89,3 +92,24 @@ def scoring_rows(manifest: pd.DataFrame, in_sample: bool = False, val_share: flo
         draw = pd.util.hash_array((other["utt_id"].astype(str) + "|" + str(k)).to_numpy()) % 10_000
         parts.append(other.assign(model_fold=k, split=np.where(draw < val_share * 10_000, "val", "train")))
     return pd.concat(parts, ignore_index=True)
+
+
+def group_scorings(rows: pd.DataFrame) -> pd.DataFrame:
+    """Scoring rows → one row per utterance whose ``scorings`` lists every (model fold, split) to score it with,
+    so the audio is decoded once however many fold models score it (``ser.backends.expand_scorings`` undoes it)."""
+    keys = ["corpus", "utt_id"]
+    tags = rows["model_fold"].map(safe_name) + "=" + rows["split"].astype(str)
+    scorings = tags.groupby([rows[k] for k in keys], sort=False).agg(";".join).rename("scorings")
+    utterances = rows.drop(columns=["model_fold", "split"]).drop_duplicates(keys)
+    return utterances.merge(scorings.reset_index(), on=keys, how="left").reset_index(drop=True)
+
+
+def speech_cpu_threads(spec: dict, cluster_cpus: float) -> int | None:
+    """Torch threads per speech actor on CPU: as configured, else the cluster's cores shared by the speech actors.
+
+    Ray pins an actor's torch to its ``num_cpus`` (1 by default), but speech is ~99% of the work (the benchmark's
+    time split), so on CPU the speech actors get the cores; GPU actors keep Ray's setting (None).
+    """
+    if spec["num_gpus"] > 0:
+        return None
+    return spec["cpu_threads"] or max(1, int(cluster_cpus) // spec["actors"])

@@ -1,6 +1,7 @@
 """Audio decoding errors, and the model stages run directly (no Ray) on tiny local models."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import soundfile as sf
 
@@ -115,3 +116,43 @@ def test_vader_mapping():
     out = VaderStage()({"transcript": np.array(["this is great", "", "i hate it", "the table"], dtype=object)})
     np.testing.assert_array_equal(np.stack([out["text_neg"], out["text_neu"], out["text_pos"]], axis=1),
                                   [[0, 0, 1], [0, 1, 0], [1, 0, 0], [0, 1, 0]])
+
+
+def test_in_sample_scoring_decodes_each_file_once(tmp_path, monkeypatch):
+    """With in-sample rows every fold model scores each utterance; the audio is still decoded once."""
+    import ser.backends.audio_stage as audio_stage
+    from ser.backends.acoustic import AcousticSpeechStage, acoustic_features, train_fold_models
+    from ser.corpora.prepare import prepare
+    from ser.pipeline import group_scorings, scoring_rows
+
+    manifest = prepare({"corpus": "demo", "root": str(tmp_path / "demo"), "per_speaker": 3, "folds": "column:speaker",
+                        "table": None, "columns": None, "labels": None}, log=lambda _: None)
+    feats = np.stack([acoustic_features(audio_stage.load_audio(p)) for p in manifest["path"]])
+    train_fold_models(manifest, str(tmp_path / "m-{fold}.pkl"), ("ang", "hap", "neu", "sad"), feats, log=lambda _: None)
+    decoded = []
+    real = audio_stage.load_audio
+    monkeypatch.setattr(audio_stage, "load_audio", lambda path, sr=16000: decoded.append(path) or real(path, sr))
+    rows = scoring_rows(manifest, in_sample=True, val_share=0.3)
+    grouped = group_scorings(rows)
+    batch = audio_stage.load_batch({c: grouped[c].to_numpy() for c in grouped.columns})
+    out = AcousticSpeechStage(str(tmp_path / "m-{fold}.pkl"), ("ang", "hap", "neu", "sad"))(batch)
+    assert sorted(decoded) == sorted(manifest["path"])                        # once per file
+    got = sorted(zip(out["utt_id"], out["model_fold"], out["split"]))
+    assert got == sorted(zip(rows["utt_id"], rows["model_fold"], rows["split"]))   # every scoring row, once
+    assert len(rows) == len(manifest) * manifest["fold"].nunique()
+    test = out["split"] == "test"
+    assert all(len(a) > 0 for a in out["audio"][test]) and all(len(a) == 0 for a in out["audio"][~test])
+    assert np.isfinite(np.stack([out[f"speech_{c}"] for c in ("ang", "hap", "neu", "sad")])).all()
+
+
+def test_scorings_round_trip_fold_ids_that_look_like_separators():
+    from ser.backends import expand_scorings
+    from ser.pipeline import group_scorings
+
+    rows = pd.DataFrame({"corpus": "c", "utt_id": ["u1", "u1", "u2"], "path": ["a", "a", "b"],
+                         "model_fold": ["f=1;x", "/../g", "f=1;x"], "split": ["test", "train", "val"]})
+    grouped = group_scorings(rows)
+    assert len(grouped) == 2
+    out = expand_scorings({c: grouped[c].to_numpy() for c in grouped.columns})
+    assert sorted(zip(out["utt_id"], out["model_fold"], out["split"])) == \
+        sorted(zip(rows["utt_id"], rows["model_fold"], rows["split"]))

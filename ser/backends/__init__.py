@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ser.io import safe_name
+from ser.io import safe_name, unsafe_name
 
 Batch = dict[str, np.ndarray]
 
@@ -45,6 +45,17 @@ def text_rows(batch: Batch) -> np.ndarray:
     return np.ones(n, dtype=bool) if "split" not in batch else (batch["split"] == "test")
 
 
+def expand_scorings(batch: Batch) -> Batch:
+    """Utterance rows with ``scorings`` ('fold=split;…', from ``ser.pipeline.group_scorings``) → one row per
+    (utterance, model fold), sharing the decoded waveform instead of decoding it again."""
+    pairs = [[part.split("=") for part in str(s).split(";")] for s in batch["scorings"]]
+    index = np.repeat(np.arange(len(pairs)), [len(p) for p in pairs])
+    out = {k: v[index] for k, v in batch.items() if k != "scorings"}
+    out["model_fold"] = np.array([unsafe_name(f) for p in pairs for f, _ in p], dtype=object)
+    out["split"] = np.array([split for p in pairs for _, split in p], dtype=object)
+    return out
+
+
 def map_label_names(names: list[str], label_map: dict[str, str], targets: tuple[str, ...], what: str) -> list[str]:
     """Model label names → canonical codes via ``label_map`` (case-insensitive; identity for codes)."""
     lowered = {k.lower(): v for k, v in label_map.items()}
@@ -65,7 +76,9 @@ class FoldSpeechStage:
 
     ``checkpoint`` may contain ``{fold}``; subclasses implement ``load(fold)`` (called once per fold
     per actor) and ``score(model, waves) -> (len(waves), K)`` probabilities in label-set order.
-    Rows whose audio failed to decode get NaN and are reported in the errors table.
+    Rows whose audio failed to decode get NaN and are reported in the errors table. Utterance rows
+    with ``scorings`` are expanded here, after the one decode: each fold model scores the same
+    waveform, and only the utterance's own test row carries the audio on to the text stages.
     """
 
     def __init__(self, checkpoint: str, classes: tuple[str, ...]):
@@ -83,6 +96,8 @@ class FoldSpeechStage:
         raise NotImplementedError
 
     def __call__(self, batch: Batch) -> Batch:
+        if "scorings" in batch:
+            batch = expand_scorings(batch)
         n = len(batch["path"])
         probs = np.full((n, len(self.classes)), np.nan)
         ok = usable(batch)
@@ -96,4 +111,9 @@ class FoldSpeechStage:
         for j, c in enumerate(self.classes):
             out[f"speech_{c}"] = probs[:, j]
         out["speech_worker"] = np.full(n, self.tag, dtype=object)
+        if "audio" in out:                        # the text stages read audio of test rows only
+            audio = np.empty(n, dtype=object)
+            for i, (wave, keep) in enumerate(zip(out["audio"], text_rows(out))):
+                audio[i] = wave if keep else np.zeros(0, dtype=np.float32)
+            out["audio"] = audio
         return out

@@ -1,0 +1,209 @@
+"""Inference at real model sizes and tuning cost growth (``python -m jobs.bench infer-real|tune-growth``).
+
+``infer-real``: random-init wav2vec2-base sequence classifiers (one per fold) and an XLM-R base sentiment
+model, built locally, on generated utterances of 2–12 s with reference transcripts (ASR off: a random-init
+decoder's output length is meaningless). Three ways of scoring the same files, each in a fresh process so
+its peak memory is its own: ``ser infer`` (Ray Data), the same stages in a plain batched loop, and the
+per-file ``transformers.pipeline`` loop that most research code uses. Then the decode cost that in-sample
+scoring used to pay once per fold model.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CLASSES = ("ang", "hap", "neu", "sad")
+
+
+def make_corpus(root: Path, n: int, folds: int, seed: int = 0) -> pd.DataFrame:
+    """``n`` utterances of 2–12 s (syllable-structured synthetic voices, 16 kHz) with transcripts, in ``folds`` folds."""
+    import soundfile as sf
+
+    from ser.corpora.demo import LABELS, synth_transcript, synth_utterance
+
+    rng = np.random.default_rng(seed)
+    (root / "wav").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n):
+        label = LABELS[int(rng.integers(4))]
+        target = rng.uniform(2.0, 12.0)
+        pieces, length = [], 0
+        while length < target * 16000:
+            pieces.append(synth_utterance(rng, label, 120 + 90 * (i % 2), 0.8, 0.02))
+            length += len(pieces[-1])
+        path = root / "wav" / f"u{i:04d}.wav"
+        sf.write(str(path), np.concatenate(pieces)[: int(target * 16000)], 16000, subtype="PCM_16")
+        rows.append({"utt_id": f"u{i:04d}", "corpus": "bench", "path": str(path), "label": label,
+                     "speaker": f"s{i % folds}", "session": f"s{i % folds}", "gender": "", "condition": "",
+                     "duration_s": target, "transcript": synth_transcript(rng, label, 0.3), "fold": f"s{i % folds}"})
+    return pd.DataFrame(rows)
+
+
+def padding_waste(durations: np.ndarray, batch_size: int, sub_batch: int, sort: bool = True) -> float:
+    """Share of padded frames when each batch is (sorted by length, as HFSpeechStage does, and) cut into sub-batches."""
+    padded = real = 0.0
+    for start in range(0, len(durations), batch_size):
+        batch = durations[start:start + batch_size]
+        batch = np.sort(batch) if sort else batch
+        for s in range(0, len(batch), sub_batch):
+            chunk = batch[s:s + sub_batch]
+            padded += chunk.max() * len(chunk)
+            real += chunk.sum()
+    return 1 - real / padded
+
+
+def _ray(root: Path, manifest: pd.DataFrame) -> dict:
+    from jobs.bench import PeakMemory
+    from jobs.infer import run_infer
+    from jobs.ray_env import ensure_ray
+    from ser.labels import LabelSet
+    from ser.pipeline import resolve_stages
+
+    stages = resolve_stages({"speech": {"backend": "hf", "checkpoint": str(root / "speech" / "{fold}"),
+                                        "batch_size": 8},
+                             "sentiment": {"backend": "hf", "model": str(root / "sentiment")}})
+    t0 = time.perf_counter()
+    ensure_ray()
+    start = time.perf_counter() - t0
+    with PeakMemory() as mem:
+        t0 = time.perf_counter()
+        run_infer(manifest, stages, LabelSet(), root / "out", log=lambda _: None)
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "ray_start_s": start, "peak_rss": mem.peak}
+
+
+def _loop(root: Path, manifest: pd.DataFrame) -> dict:
+    """The same stage classes, batch by batch in one process: what the pipeline must at least match."""
+    from ser.backends.audio_stage import load_batch
+    from ser.backends.hf_speech import HFSpeechStage
+    from ser.backends.sentiment import HFSentimentStage
+
+    speech = HFSpeechStage(str(root / "speech" / "{fold}"), CLASSES)
+    sentiment = HFSentimentStage(str(root / "sentiment"))
+    rows = manifest.assign(model_fold=manifest["fold"], split="test", transcript_source="reference")
+    split = {"decode": 0.0, "speech": 0.0, "sentiment": 0.0}
+    t_start = time.perf_counter()
+    for start in range(0, len(rows), 8):
+        chunk = rows.iloc[start:start + 8]
+        t0 = time.perf_counter()
+        batch = load_batch({c: chunk[c].to_numpy() for c in chunk.columns})
+        t1 = time.perf_counter()
+        batch = speech(batch)
+        t2 = time.perf_counter()
+        sentiment(batch)
+        t3 = time.perf_counter()
+        split["decode"] += t1 - t0
+        split["speech"] += t2 - t1
+        split["sentiment"] += t3 - t2
+    return {"seconds": time.perf_counter() - t_start, "split": split}
+
+
+def _per_file(root: Path, manifest: pd.DataFrame) -> dict:
+    """One file at a time through ``transformers.pipeline``, as the published code and most notebooks do."""
+    from transformers import pipeline
+
+    from ser.audio import load_audio
+
+    speech = {f: pipeline("audio-classification", model=str(root / "speech" / f), top_k=None)
+              for f in sorted(manifest["fold"].unique())}
+    sentiment = pipeline("text-classification", model=str(root / "sentiment"), top_k=None)
+    t0 = time.perf_counter()
+    for row in manifest.itertuples():
+        speech[row.fold]({"raw": load_audio(row.path), "sampling_rate": 16000})
+        sentiment(row.transcript)
+    return {"seconds": time.perf_counter() - t0}
+
+
+METHODS = {"ray": _ray, "loop": _loop, "per-file": _per_file}
+
+
+def worker(method: str, root: str) -> None:
+    """Run one method in this (fresh) process and print its figures as one JSON line."""
+    root_path = Path(root)
+    result = METHODS[method](root_path, pd.read_parquet(root_path / "manifest.parquet"))
+    result.setdefault("peak_rss", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+    print(json.dumps(result))
+
+
+def bench_infer_real(n: int = 96, folds: int = 4) -> None:
+    """ser infer vs a plain batched loop vs the per-file pipeline loop at real model sizes, side by side."""
+    from ser.backends.audio_stage import load_batch
+    from ser.testing.tiny_models import build_sentiment, build_wav2vec2
+
+    with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
+        root = Path(tmp)
+        manifest = make_corpus(root / "corpus", n, folds)
+        manifest.to_parquet(root / "manifest.parquet")
+        for fold in sorted(manifest["fold"].unique()):
+            build_wav2vec2(root / "speech" / fold, list(CLASSES), size="base", seed=int(fold[1:]))
+        build_sentiment(root / "sentiment", size="base")
+        audio = float(manifest["duration_s"].sum())
+        print(f"{n} utterances, {audio:.0f} s of audio (2–12 s each), {folds} fold models (wav2vec2-base, 94 M "
+              f"parameters each, random init) + XLM-R base sentiment (278 M), fp32 on the CPU:")
+        results = {}
+        for method in METHODS:
+            done = subprocess.run([sys.executable, "-m", "jobs.bench_real", method, str(root)], check=True,
+                                  capture_output=True, text=True)
+            results[method] = json.loads(done.stdout.strip().splitlines()[-1])
+        for method, r in results.items():
+            extra = f" (+ {r['ray_start_s']:.1f} s Ray start-up)" if "ray_start_s" in r else ""
+            print(f"  {method:<9} {n / r['seconds']:5.2f} utt/s, real-time factor {r['seconds'] / audio:.3f} "
+                  f"({audio / r['seconds']:.1f} audio-s/s), {r['seconds']:.1f} s{extra}; peak RSS "
+                  f"{r['peak_rss'] / 2**30:.1f} GiB")
+        base = results["per-file"]["seconds"]
+        print(f"  speed-up over the per-file pipeline loop: ser infer {base / results['ray']['seconds']:.2f}x, "
+              f"batched loop {base / results['loop']['seconds']:.2f}x; ser infer / batched loop "
+              f"{results['loop']['seconds'] / results['ray']['seconds']:.2f}x")
+        split = results["loop"]["split"]
+        total = sum(split.values())
+        print("  time split (batched loop): " + ", ".join(f"{k} {v:.1f} s ({100 * v / total:.0f}%)"
+                                                        for k, v in split.items()))
+        durations = manifest["duration_s"].to_numpy()
+        print(f"  padding waste: none on the CPU (one utterance at a time); GPU sub-batches of 4 sorted by length "
+              f"within batches of 8 pad {100 * padding_waste(durations, 8, 4):.1f}% of frames, unsorted "
+              f"{100 * padding_waste(durations, 8, 4, sort=False):.1f}%")
+        t0 = time.perf_counter()
+        load_batch({"path": manifest["path"].to_numpy()})
+        decode = time.perf_counter() - t0
+        print(f"  decode + resample of all {n} files: {decode:.2f} s; with in-sample rows of {folds} fold models it "
+              f"was paid {folds}x ({folds * decode:.2f} s) before decode-once, now 1x")
+
+
+def bench_tune_growth(sizes: tuple[int, ...] = (5_000, 50_000, 500_000), trials: int = 8) -> None:
+    """`ser tune` search time on iemocap-like tables of growing size, in-process and on the Ray engine."""
+    from jobs.tune import ray_engine
+    from ser.config import load_config
+    from ser.schema import validate
+    from ser.synthetic import synthetic_scores
+    from ser.tuning import make_fold_search, tune_folds
+
+    cfg = load_config(None)
+    print(f"ser tune search, 10 folds x {trials} trials (the anchors: speech, one-weight log-linear fusions, "
+          f"...) with inner estimates:")
+    previous = {}
+    for rows in sizes:
+        df = validate(synthetic_scores(10, rows // 10, seed=0, profile="iemocap-like"))
+        line = []
+        for name, engine in (("in-process", None), ("ray", ray_engine)):
+            tune = dict(cfg["tune"], engine="optuna" if engine is None else "ray", trials=trials)
+            t0 = time.perf_counter()
+            tune_folds(df, cfg["labels"], tune, make_fold_search(tune, engine), 0, log=lambda _: None)
+            dt = time.perf_counter() - t0
+            growth = f", x{dt / previous[name]:.1f} for x{rows // prev_rows}" if name in previous else ""
+            line.append(f"{name} {dt:.1f} s{growth}")
+            previous[name] = dt
+        prev_rows = rows
+        print(f"  {rows:>7,} rows: " + "; ".join(line))
+
+
+if __name__ == "__main__":
+    worker(sys.argv[1], sys.argv[2])
