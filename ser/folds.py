@@ -1,4 +1,4 @@
-"""Cross-validation folds and leakage-free tuning sets (DESIGN §5).
+"""Cross-validation folds and leakage-free tuning sets (docs/design.md §3).
 
 A fold is a held-out group (speaker or session). For fold k, the *test* rows are fold k's
 rows scored by fold k's model; the *tuning* rows depend on the protocol:

@@ -1,4 +1,4 @@
-"""The score table (DESIGN §4): the contract between inference and every later stage.
+"""The score table (docs/design.md §2): the contract between inference and every later stage.
 
 One row per utterance and scoring model fold. ``validate`` normalizes optional columns and
 raises :class:`ScoreTableError` naming the column and the first offending rows.
