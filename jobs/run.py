@@ -125,7 +125,8 @@ def run_study(cfg: dict, out: Path, force: bool = False, log: Callable[[str], No
     state.run("tune", sig_tune, [out / "results.json", out / "predictions.parquet"], do_tune, log)
 
     def do_sweep() -> None:
-        write_sweep(out / "sweep", *sweep(primary, cfg["sweep"], tune["protocol"], tune["objective"], log=log))
+        write_sweep(out / "sweep", *sweep(primary, cfg["sweep"], tune["protocol"], tune["objective"], log=log,
+                                          labels=labels))
 
     state.run("sweep", _sig(sig_scores, cfg["sweep"], tune["protocol"], tune["objective"]),
               [out / "sweep" / "sweep.json"], do_sweep, log)

@@ -94,7 +94,8 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     cfg, df, out = _config_and_scores(args)
     with output_lock(out, "sweep"):
-        surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"])
+        surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"],
+                                        labels=cfg["labels"])
         write_sweep(out, surfaces, chosen, stats)
     print(f"chosen τ_H {stats['chosen_tau_h']['mean']:.3f} ± {stats['chosen_tau_h']['std']:.3f}, "
           f"τ_V {stats['chosen_tau_v']['mean']:.3f} ± {stats['chosen_tau_v']['std']:.3f} across folds; "

@@ -18,6 +18,7 @@ from ser.folds import fold_splits
 from ser.fusion import NegativeMapping, OracleRule
 from ser.grid import GridSurface, class_surfaces, threshold_surface
 from ser.io import write_json, write_parquet
+from ser.labels import DEFAULT_LABELS, LabelSet
 from ser.metrics import METRICS, summary
 from ser.search import candidates, check_candidates
 
@@ -53,9 +54,9 @@ def _long(surf: GridSurface, fold: str, scope: str) -> pd.DataFrame:
 
 
 def sweep(df: pd.DataFrame, sweep_cfg: dict, protocol: str = "oof", objective: str = "macro_f1",
-          log=print) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+          log=print, labels: LabelSet = DEFAULT_LABELS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(surfaces, chosen, summary): long-format surfaces incl. fold 'mean', per-fold chosen points, stability."""
-    a_all = ScoreArrays.from_table(df)
+    a_all = ScoreArrays.from_table(df, labels)
     labels = a_all.labels
     th = candidates(sweep_cfg["tau_h"], np.array([]))
     tv = candidates(sweep_cfg["tau_v"], np.array([]))

@@ -105,8 +105,14 @@ def test_report_of_a_three_class_run(tmp_path):
     (tmp_path / "c.yaml").write_text("labels: {classes: [ang, hap, neu], negative: [ang]}\n" + TUNE)
     assert main(["tune", "--scores", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.yaml"),
                  "--out", str(tmp_path / "r")]) == 0
+    sweep = "sweep: {tau_h: {range: [0, 1.1], steps: 6}, tau_v: {range: [0, 1], steps: 6}}\n"
+    (tmp_path / "c.yaml").write_text((tmp_path / "c.yaml").read_text() + sweep)
+    assert main(["sweep", "--scores", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "r" / "sweep")]) == 0          # a 3-class sweep once crashed (speech_sad)
     assert main(["report", "--run", str(tmp_path / "r")]) == 0
     assert list(table(tmp_path / "r", "per_class")["class"]) == ["ang", "hap", "neu"]
+    scopes = set(pd.read_parquet(tmp_path / "r" / "sweep" / "sweep.parquet")["scope"])
+    assert scopes == {"global", "ang", "hap", "neu"} and "Threshold sensitivity" in (tmp_path / "r" / "report.md").read_text()
 
 
 def test_report_refuses_a_directory_without_results(tmp_path, capsys):
