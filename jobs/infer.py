@@ -12,12 +12,13 @@ from __future__ import annotations
 import time
 import uuid
 from pathlib import Path
-from typing import Callable
+from typing import Callable, NoReturn
 
 import numpy as np
 import pandas as pd
 
-from ser.io import atomic_path, safe_name, write_parquet
+from ser.backends import fill_fold
+from ser.io import atomic_path, write_parquet
 from ser.labels import LabelSet
 from ser.pipeline import check_gpus, group_scorings, scoring_rows, speech_cpu_threads
 from ser.schema import validate
@@ -73,7 +74,7 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
     if spec["backend"] != "acoustic":
         return
     template = spec["checkpoint"].replace("{out}", str(out))
-    if all(Path(template.format(fold=safe_name(k))).exists() for k in manifest["fold"].unique()):
+    if all(Path(fill_fold(template, k)).exists() for k in manifest["fold"].unique()):
         return
     from ser.backends.acoustic import featurize_batch, train_fold_models
 
@@ -82,10 +83,8 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
     rows = rows.set_index("utt_id").loc[manifest["utt_id"]]
     ok = rows["ok"].to_numpy(dtype=bool)
     if not ok.any():
-        errors = manifest[["utt_id", "corpus", "path"]].assign(error=rows["error"].to_numpy(), stage="audio",
-                                                               severity="error")
-        write_parquet(errors.reset_index(drop=True), out / "errors.parquet")
-        raise RuntimeError(nothing_readable(errors))
+        stop_nothing_readable(manifest[["utt_id", "corpus", "path"]].assign(
+            error=rows["error"].to_numpy(), severity="error", stage="audio").reset_index(drop=True), out)
     feats = np.stack(rows["features"].to_numpy()[ok])
     log(f"acoustic features of {ok.sum()} of {len(ok)} utterances in {time.perf_counter() - t0:.1f} s"
         + (f"; {len(ok) - ok.sum()} unreadable (errors.parquet)" if not ok.all() else ""))
@@ -93,10 +92,11 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
                       folds=sorted(manifest["fold"].unique()))
 
 
-def nothing_readable(errors: pd.DataFrame) -> str:
-    """'0 of N audio files readable; first: <reason>' (the reason names the path)."""
-    return (f"0 of {len(errors)} audio files readable; first: {errors['error'].iloc[0]}; every failure is in "
-            f"errors.parquet (wrong corpus root or manifest paths?)")
+def stop_nothing_readable(errors: pd.DataFrame, out: Path) -> NoReturn:
+    """Write ``errors.parquet`` and stop: '0 of N audio files readable; first: <reason>' (the reason names the path)."""
+    write_parquet(errors, out / "errors.parquet")
+    raise RuntimeError(f"0 of {len(errors)} audio files readable; first: {errors['error'].iloc[0]}; every failure "
+                       f"is in errors.parquet (wrong corpus root or manifest paths?)")
 
 
 def dataset_of(df: pd.DataFrame, rows_per_block: int):
@@ -199,8 +199,7 @@ def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFram
         .assign(severity="warning")])
     errors = errors.drop_duplicates(["corpus", "utt_id"]).assign(stage="audio").reset_index(drop=True)
     if bad.all():
-        write_parquet(errors, out / "errors.parquet")
-        raise RuntimeError(nothing_readable(errors))
+        stop_nothing_readable(errors, out)
     good = _fill_text(allrows.loc[~bad].drop(columns=["audio_error", "path"]
                                              + (["audio_warning"] if "audio_warning" in allrows else [])))
     keep = [c for c in good.columns if c not in SCORE_EXTRA] + [c for c in SCORE_EXTRA if c in good.columns]

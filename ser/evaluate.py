@@ -80,16 +80,22 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
 def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, baseline: str = "speech",
                      n_boot: int = 1000, seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
-    test = TestRows.of(df, labels)
-    predictions = test.predict({name: dict.fromkeys(test.folds, rule) for name, rule in systems.items()})
+    test, predictions = _predict_fixed(df, systems, labels)
     return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline, n_boot, seed, metric,
                              min_fold_rows)
 
 
 def evaluation_predictions(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet) -> pd.DataFrame:
     """predictions.parquet of ``ser evaluate``: every test row's label by every system."""
+    test, predictions = _predict_fixed(df, systems, labels)
+    return test.frame(predictions)
+
+
+def _predict_fixed(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet
+                   ) -> tuple["TestRows", dict[str, np.ndarray]]:
+    """Every fold's test rows and each fixed system's labels for them (one rule for every fold)."""
     test = TestRows.of(df, labels)
-    return test.frame(test.predict({name: dict.fromkeys(test.folds, rule) for name, rule in systems.items()}))
+    return test, test.predict({name: dict.fromkeys(test.folds, rule) for name, rule in systems.items()})
 
 
 META_COLUMNS = ("speaker", "session", "gender", "condition")

@@ -27,7 +27,7 @@ from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGH
     TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import base_counts, threshold_surface
 from ser.labels import LabelSet
-from ser.metrics import METRICS, batched_confusion, scores_from_confusion, scores_from_counts, summary
+from ser.metrics import METRICS, scores_from_confusion, scores_from_counts, summary
 from ser.published import published_procedure
 
 VARIANTS = ("speech", "select", "loglinear", "average", "published")
@@ -225,8 +225,6 @@ def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: str) -> t
     groups = np.unique(a.group)
     if len(groups) < 2:
         return None, 0
-    if params["variant"] in SOFT_RULES and params["weight_gate"] != "entropy":
-        return _soft_inner_scores(params, a, space["soft"], objective), len(groups) * space["soft"]["w"]["steps"]
     scores, n_configs = [], 0
     for g in groups:
         held = a.group == g
@@ -237,10 +235,11 @@ def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: str) -> t
     return tuple(scores), n_configs
 
 
-def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1", inner: bool = True) -> TrialResult:
-    """Fit a sampled structure to the whole tuning set and, with ``inner``, estimate it by inner cross-validation."""
+def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
+    """Fit a sampled structure to the whole tuning set and estimate it by inner cross-validation
+    (soft trials whose fit depends on counts alone bring their estimate from the fit itself)."""
     result = fit_trial(params, a, space, objective)
-    if not inner:
+    if result.inner is not None:
         return result
     scores, n_inner = inner_scores(params, a, space, objective)
     return replace(result, inner=scores, n_configs=result.n_configs + n_inner)
@@ -318,8 +317,7 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndar
     """(weight grid, configuration without ``w``, fused labels for every weight: (W, n)) in one batched pass."""
     weights = candidates(soft["w"], np.array([]))
     gate = params["weight_gate"]
-    text = TextDistribution(params.get("spread", "probs"), params.get("negative_split", "even"),
-                            float(params.get("uniform", 0.0)))
+    text = TextDistribution.from_config({k: params[k] for k in ("spread", "negative_split", "uniform") if k in params})
     config: dict = {"kind": params["variant"], "weight_gate": gate, "text": text.to_config()}
     if gate == "entropy":
         config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))
@@ -329,27 +327,26 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndar
 
 
 def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> TrialResult:
-    weights, config, preds = _soft_predictions(params, a, soft)
-    values = scores_from_confusion(batched_confusion(a.y, preds, a.labels.k))[objective]
-    best = int(np.argmax(values))
-    config["w"] = float(weights[best])
-    return TrialResult(config, float(values[best]), len(weights))
+    """The best text weight on the tuning rows, from per-(group, weight) confusion counts in one pass.
 
-
-def _soft_inner_scores(params: dict, a: ScoreArrays, soft: dict, objective: str) -> tuple[float, ...]:
-    """Inner leave-one-group-out of a soft trial from per-(group, weight) confusions, in one pass.
-
-    Refitting without group g sees exactly the counts total − counts[g], so choosing its weight
-    and scoring it on g needs no second pass over the rows. Equal to refitting group by group
-    (tested) wherever the fit depends on counts alone, i.e. every weight gate except ``entropy``.
+    Where the fit depends on counts alone (every weight gate but ``entropy``, whose threshold is a
+    quantile of the rows) the same counts give the inner estimate: refitting without group g sees
+    exactly total − counts[g], so choosing its weight and scoring it on g needs no second pass
+    (tested equal to refitting group by group).
     """
     k = a.labels.k
-    _, _, preds = _soft_predictions(params, a, soft)
+    weights, config, preds = _soft_predictions(params, a, soft)
     groups, g = np.unique(a.group, return_inverse=True)
-    n_w = preds.shape[0]
+    n_w = len(weights)
     flat = ((g[None, :] * n_w + np.arange(n_w)[:, None]) * k + a.y[None, :]) * k + preds
     per_group = np.bincount(flat.ravel(), minlength=len(groups) * n_w * k * k).reshape(len(groups), n_w, k, k)
-    train = per_group.sum(axis=0)[None] - per_group
-    best = np.argmax(scores_from_confusion(train)[objective], axis=1)
-    held = scores_from_confusion(per_group[np.arange(len(groups)), best])[objective]
-    return tuple(float(x) for x in held)
+    total = per_group.sum(axis=0)
+    values = scores_from_confusion(total)[objective]
+    best = int(np.argmax(values))
+    config["w"] = float(weights[best])
+    result = TrialResult(config, float(values[best]), n_w)
+    if len(groups) < 2 or params["weight_gate"] == "entropy":
+        return result
+    refit = np.argmax(scores_from_confusion(total[None] - per_group)[objective], axis=1)
+    held = scores_from_confusion(per_group[np.arange(len(groups)), refit])[objective]
+    return replace(result, inner=tuple(float(x) for x in held), n_configs=n_w * (len(groups) + 1))

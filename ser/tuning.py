@@ -72,7 +72,7 @@ class TrialRecord:
     @property
     def selection_score(self) -> float:
         """What the sampler maximizes: the inner estimate where there is one, else the tuning score."""
-        return self.score if self.inner is None else float(np.mean(self.inner))
+        return self.score if self.inner is None else self.inner_mean
 
 
 class SearchEngine(Protocol):
@@ -110,11 +110,16 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
     return out
 
 
+def standard_error(values: Any) -> float | None:
+    """Standard error of the mean (sample std / √n); None for fewer than two values."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
+
+
 def _within_one_se(best: TrialRecord, other: TrialRecord) -> bool:
     """Is ``other``'s inner estimate within one standard error of ``best``'s (paired over the same groups)?"""
     d = np.asarray(best.inner) - np.asarray(other.inner)
-    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else 0.0
-    return bool(d.mean() <= se + 1e-12)
+    return bool(d.mean() <= (standard_error(d) or 0.0) + 1e-12)
 
 
 def choose_trial(records: list[TrialRecord], rule: str = "one-se") -> TrialRecord:
@@ -284,14 +289,22 @@ BASELINES: dict[str, dict] = {
 text weight for each text distribution, and the published selection rule under the run's protocol."""
 
 
-def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict) -> dict[str, dict[str, dict]]:
-    """{baseline: {fold: config}} fitted on each fold's tuning rows (never its test rows)."""
+def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict,
+                  searches: dict[str, list[TrialRecord]]) -> dict[str, dict[str, dict]]:
+    """{baseline: {fold: config}} fitted on each fold's tuning rows (never its test rows).
+
+    A baseline the fold's search already ran as an anchor trial (same structure, same rows, same
+    space: a deterministic fit) is taken from it; the others are fitted here.
+    """
     arrays = ScoreArrays.from_table(df, labels)
     out: dict[str, dict[str, dict]] = {name: {} for name in BASELINES}
     for split in fold_splits(df, tune_cfg["protocol"]):
+        ran = {json.dumps(r.params, sort_keys=True): r.config for r in searches.get(split.fold, [])}
         a = arrays.take(split.tuning)
         for name, params in BASELINES.items():
-            out[name][split.fold] = fit_trial(params, a, tune_cfg["space"], tune_cfg["objective"]).config
+            config = ran.get(json.dumps(params, sort_keys=True))
+            out[name][split.fold] = config if config is not None else \
+                fit_trial(params, a, tune_cfg["space"], tune_cfg["objective"]).config
     return out
 
 
@@ -326,8 +339,7 @@ def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: st
     for entry in result["folds"]:
         kept = chosen[entry["fold"]]
         test = entry["systems"]["tuned"][objective]
-        inner_se = None if not kept.inner or len(kept.inner) < 2 else \
-            float(np.std(kept.inner, ddof=1) / np.sqrt(len(kept.inner)))
+        inner_se = standard_error(kept.inner) if kept.inner else None
         entry["best"] = {"config": kept.config, "description": describe_config(kept.config),
                          "free_parameters": free_parameters(kept.config), "trial": kept.number,
                          "tuning_score": kept.score, "inner_score": kept.inner_mean, "inner_se": inner_se,
@@ -339,7 +351,7 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did."""
     objective = tune_cfg["objective"]
     chosen = {f: choose_trial(records, tune_cfg["choice"]) for f, records in searches.items()}
-    baselines = fit_baselines(df, labels, tune_cfg)
+    baselines = fit_baselines(df, labels, tune_cfg, searches)
     result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines},
                             objective, n_boot, seed, min_fold_rows)
     annotate_choices(result, chosen, objective)

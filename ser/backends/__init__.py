@@ -45,6 +45,11 @@ def text_rows(batch: Batch) -> np.ndarray:
     return np.ones(n, dtype=bool) if "split" not in batch else (batch["split"] == "test")
 
 
+def fill_fold(template: str, fold: str) -> str:
+    """A ``{fold}`` path template filled with the fold id, encoded as one safe path component."""
+    return template.format(fold=safe_name(fold))
+
+
 def expand_scorings(batch: Batch) -> Batch:
     """Utterance rows with ``scorings`` ('fold=split;…', from ``ser.pipeline.group_scorings``) → one row per
     (utterance, model fold), sharing the decoded waveform instead of decoding it again."""
@@ -86,8 +91,7 @@ class FoldSpeechStage:
         self.tag = worker_tag()
 
     def checkpoint_for(self, fold: str) -> str:
-        """The checkpoint template with ``{fold}`` filled by the fold id, encoded as one safe path component."""
-        return self.checkpoint.format(fold=safe_name(fold))
+        return fill_fold(self.checkpoint, fold)
 
     def load(self, fold: str):
         raise NotImplementedError

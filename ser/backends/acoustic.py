@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ser.audio import SAMPLE_RATE
-from ser.backends import Batch, FoldSpeechStage
+from ser.backends import Batch, FoldSpeechStage, fill_fold
 from ser.backends.audio_stage import load_batch
 
 FRAME, HOP, NFFT, N_MELS = 400, 160, 512, 26
@@ -41,7 +41,7 @@ def _stats(x: np.ndarray) -> list[float]:
 
 
 def acoustic_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """A fixed-length feature vector (``N_FEATURES`` = 79 values) for one waveform."""
+    """A fixed-length feature vector (``N_FEATURES`` values) for one waveform."""
     x = np.pad(audio.astype(np.float64), (0, max(0, FRAME - len(audio))))
     frames = np.lib.stride_tricks.sliding_window_view(x, FRAME)[::HOP] * _WINDOW
     power = np.abs(np.fft.rfft(frames, NFFT)) ** 2 + 1e-10
@@ -69,7 +69,7 @@ def acoustic_features(audio: np.ndarray, sr: int = SAMPLE_RATE) -> np.ndarray:
     return np.asarray(feats, dtype=np.float64)
 
 
-N_FEATURES = 79
+N_FEATURES = len(acoustic_features(np.zeros(FRAME, dtype=np.float32)))
 
 
 def featurize_batch(batch: Batch) -> Batch:
@@ -91,7 +91,7 @@ def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[st
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ser.io import atomic_path, safe_name
+    from ser.io import atomic_path
 
     labels = manifest["label"].to_numpy()
     row_folds = manifest["fold"].to_numpy()
@@ -100,7 +100,7 @@ def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[st
         train = row_folds != k
         model = make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
         model.fit(features[train], labels[train])
-        path = Path(checkpoint.format(fold=safe_name(k)))
+        path = Path(fill_fold(checkpoint, k))
         with atomic_path(path) as tmp:
             tmp.write_bytes(pickle.dumps({"model": model, "classes": list(classes)}))
         written.append(path)
