@@ -6,6 +6,7 @@ Timings on shared machines are noisy; compare the ratios, and rerun before trust
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 import subprocess
 import sys
 import tempfile
@@ -28,7 +29,7 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     """``ser evaluate`` on a 10-fold table, and the 200×200 per-class grid vs a per-pair loop."""
     from ser.arrays import ScoreArrays
     from ser.config import load_config
-    from ser.evaluate import evaluate_systems
+    from ser.scoring import evaluate_systems
     from ser.fusion import NegativeMapping, SelectRule
     from ser.grid import class_surfaces
     from ser.metrics import summary
@@ -40,7 +41,7 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scores.parquet"
         write_scores(df, path)
-        in_proc = _best_of(lambda: evaluate_systems(read_scores(path), cfg["systems"], cfg["labels"]))
+        in_proc = _best_of(lambda: evaluate_systems(read_scores(path), cfg.rules(), cfg.labels))
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ser.cli", "evaluate", "--scores", str(path), "--out", tmp],
                        check=True, capture_output=True)
@@ -79,19 +80,18 @@ def bench_tune(rows_per_fold: int = 553) -> None:
     from ser.config import load_config
     from ser.schema import validate, write_scores
     from ser.synthetic import synthetic_scores, with_model_folds
-    from ser.tuning import make_fold_search, tune_folds, validate_tune
+    from ser.tuning import make_fold_search, tune_folds
 
     df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile="iemocap-like"))
     cfg = load_config(None)
-    quiet = lambda _: None  # noqa: E731
     rates = {}
     t0 = time.perf_counter()
     ensure_ray()
     t_init = time.perf_counter() - t0
     for name, engine in (("ray", ray_engine), ("optuna", None)):
-        tune_cfg = dict(cfg["tune"], engine=name)
+        tune_cfg = replace(cfg.tune, engine=name)
         t0 = time.perf_counter()
-        searches = tune_folds(df, cfg["labels"], tune_cfg, make_fold_search(tune_cfg, engine), 0, log=quiet)
+        searches = tune_folds(df, cfg.labels, tune_cfg, make_fold_search(tune_cfg, engine), 0)
         dt = time.perf_counter() - t0
         n = sum(r.n_configs for rs in searches.values() for r in rs)
         trials = sum(len(rs) for rs in searches.values())
@@ -102,9 +102,9 @@ def bench_tune(rows_per_fold: int = 553) -> None:
           f"(goal through Tune >= 1,000/s); ray.init took {t_init:.1f} s")
 
     tv = validate(with_model_folds(synthetic_scores(10, rows_per_fold, seed=0)))
-    pub = validate_tune(dict(cfg["tune"], method="published", protocol="trainval", space=None))
+    pub = replace(cfg.tune, method="published", protocol="trainval", space={})
     t0 = time.perf_counter()
-    tune_folds(tv, cfg["labels"], pub, make_fold_search(pub), 0, log=quiet)
+    tune_folds(tv, cfg.labels, pub, make_fold_search(pub), 0)
     print(f"published procedure on {len(tv):,} rows (10 folds, trainval): {time.perf_counter() - t0:.2f} s search")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -130,15 +130,15 @@ def bench_fusion(rows_per_fold: int = 553) -> None:
     cfg = load_config(None)
     plain = resolve_space({"variants": ["select", "loglinear", "average"], "anchors": False,
                            "soft": {"spread": ["probs"], "negative_split": ["even"], "uniform": [0.0]}})
-    searches = {"default search (one-se)": dict(cfg["tune"], engine="optuna"),
-                "tuning-best, no text options": dict(cfg["tune"], engine="optuna", choice="tuning-best", space=plain)}
+    searches = {"default search (one-se)": replace(cfg.tune, engine="optuna"),
+                "tuning-best, no text options": replace(cfg.tune, engine="optuna", choice="tuning-best", space=plain)}
     for profile in PROFILES:
         df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile=profile))
         print(f"{profile} (10 folds x {rows_per_fold}), macro_f1 mean over folds:")
         for label, tune in searches.items():
             t0 = time.perf_counter()
-            found = tune_folds(df, cfg["labels"], tune, make_fold_search(tune), 0, log=lambda _: None)
-            r = tuned_results(df, cfg["labels"], found, tune, n_boot=100)
+            found = tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0)
+            r = tuned_results(df, cfg.labels, found, tune, n_boot=100)
             m = {name: 100 * v["macro_f1"] for name, v in r["mean"].items()}
             best = r["baselines"]["best"]
             print(f"  {label:<30} tuned {m['tuned']:.2f} ({m['tuned'] - m['speech']:+.2f} vs speech, "
@@ -204,37 +204,35 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     from ser.backends.sentiment import HFSentimentStage
     from ser.backends.whisper import WhisperStage
     from ser.config import load_config
+    from ser.config import PrepareConfig
     from ser.corpora.prepare import prepare
-    from ser.pipeline import resolve_stages
     from ser.testing.tiny_models import build_sentiment, build_wav2vec2, build_whisper
 
     ensure_ray()
-    labels = load_config(None)["labels"]
+    labels = load_config(None).labels
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         build_whisper(root / "whisper")
         build_sentiment(root / "sentiment")
         for size in sizes:
-            manifest = prepare({"corpus": "demo", "root": str(root / f"demo{size}"), "per_speaker": size,
-                                "folds": "column:speaker", "table": None, "columns": None, "labels": None},
-                               log=lambda _: None)
+            manifest = prepare(PrepareConfig(corpus="demo", root=str(root / f"demo{size}"), per_speaker=size))
             for fold in manifest["fold"].unique():
                 if not (root / "speech" / fold).exists():
                     build_wav2vec2(root / "speech" / fold, list(labels.classes))
-            stages = resolve_stages({"manifest": None, "shard_rows": 64,
-                                     "speech": {"backend": "hf", "checkpoint": str(root / "speech" / "{fold}")},
-                                     "asr": {"backend": "whisper", "model": str(root / "whisper")},
-                                     "sentiment": {"backend": "hf", "model": str(root / "sentiment")}})
+            stages = load_config({"infer": {"shard_rows": 64,
+                                            "speech": {"backend": "hf", "model": str(root / "speech" / "{fold}")},
+                                            "asr": {"backend": "whisper", "model": str(root / "whisper")},
+                                            "sentiment": {"backend": "hf", "model": str(root / "sentiment")}}}).infer
             audio_s = float(manifest["duration_s"].sum())
             with PeakMemory() as mem:
                 t0 = time.perf_counter()
-                run_infer(manifest, stages, labels, root / f"out{size}", log=lambda _: None)
+                run_infer(manifest, stages, labels, root / f"out{size}")
                 t_ray = time.perf_counter() - t0
             t0 = time.perf_counter()
             speech = HFSpeechStage(str(root / "speech" / "{fold}"), labels.classes)
             asr, sent = WhisperStage(str(root / "whisper")), HFSentimentStage(str(root / "sentiment"))
-            bs = stages["speech"]["batch_size"]
+            bs = stages.speech.scheduling.batch_size
             rows = manifest.assign(model_fold=manifest["fold"])
             for start in range(0, len(rows), bs):
                 chunk = rows.iloc[start:start + bs]

@@ -10,6 +10,7 @@ scoring used to pay once per fold model.
 
 from __future__ import annotations
 
+from dataclasses import replace
 import json
 import resource
 import subprocess
@@ -65,18 +66,18 @@ def _ray(root: Path, manifest: pd.DataFrame) -> dict:
     from jobs.bench import PeakMemory
     from jobs.infer import run_infer
     from jobs.ray_env import ensure_ray
+    from ser.config import load_config
     from ser.labels import LabelSet
-    from ser.pipeline import resolve_stages
 
-    stages = resolve_stages({"speech": {"backend": "hf", "checkpoint": str(root / "speech" / "{fold}"),
-                                        "batch_size": 8},
-                             "sentiment": {"backend": "hf", "model": str(root / "sentiment")}})
+    stages = load_config({"infer": {"speech": {"backend": "hf", "model": str(root / "speech" / "{fold}"),
+                                               "batch_size": 8},
+                                    "sentiment": {"backend": "hf", "model": str(root / "sentiment")}}}).infer
     t0 = time.perf_counter()
     ensure_ray()
     start = time.perf_counter() - t0
     with PeakMemory() as mem:
         t0 = time.perf_counter()
-        run_infer(manifest, stages, LabelSet(), root / "out", log=lambda _: None)
+        run_infer(manifest, stages, LabelSet(), root / "out")
         seconds = time.perf_counter() - t0
     return {"seconds": seconds, "ray_start_s": start, "peak_rss": mem.peak}
 
@@ -194,9 +195,9 @@ def bench_tune_growth(sizes: tuple[int, ...] = (5_000, 50_000, 500_000), trials:
         df = validate(synthetic_scores(10, rows // 10, seed=0, profile="iemocap-like"))
         line = []
         for name, engine in (("in-process", None), ("ray", ray_engine)):
-            tune = dict(cfg["tune"], engine="optuna" if engine is None else "ray", trials=trials)
+            tune = replace(cfg.tune, engine="optuna" if engine is None else "ray", trials=trials)
             t0 = time.perf_counter()
-            tune_folds(df, cfg["labels"], tune, make_fold_search(tune, engine), 0, log=lambda _: None)
+            tune_folds(df, cfg.labels, tune, make_fold_search(tune, engine), 0)
             dt = time.perf_counter() - t0
             growth = f", x{dt / previous[name]:.1f} for x{rows // prev_rows}" if name in previous else ""
             line.append(f"{name} {dt:.1f} s{growth}")

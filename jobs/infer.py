@@ -9,71 +9,61 @@ utterance already in a shard: nothing lost, nothing duplicated. The shards are t
 
 from __future__ import annotations
 
+import logging
 import time
 import uuid
+from dataclasses import asdict
 from pathlib import Path
-from typing import Callable, NoReturn
+from typing import NoReturn
 
 import numpy as np
 import pandas as pd
 
 from ser.backends import fill_fold
+from ser.backends.registry import StageSpec
+from ser.config import InferConfig
 from ser.io import atomic_path, write_parquet
 from ser.labels import LabelSet
+from ser.progress import progress
 from ser.pipeline import check_gpus, group_scorings, scoring_rows, speech_cpu_threads
 from ser.schema import validate
+
+log = logging.getLogger(__name__)
 
 SCORE_EXTRA = ["speaker", "session", "gender", "duration_s", "condition", "speech_worker"]
 
 
-def _stage(stage_cfg: dict, cls, kwargs: dict | None = None, **more) -> dict:
+def _stage(spec: StageSpec, cls: type, **kwargs) -> dict:
     """map_batches arguments for an actor stage (an actor pool of ``actors``, GPUs and CPUs per actor)."""
     from ray.data import ActorPoolStrategy
 
-    return dict(fn=cls, fn_constructor_kwargs={**(kwargs or {}), **more}, batch_size=stage_cfg["batch_size"],
-                compute=ActorPoolStrategy(size=stage_cfg["actors"]), num_gpus=stage_cfg["num_gpus"],
-                num_cpus=stage_cfg["num_cpus"])
+    sched = spec.scheduling
+    return dict(fn=cls, fn_constructor_kwargs=kwargs, batch_size=sched.batch_size,
+                compute=ActorPoolStrategy(size=sched.actors), num_gpus=sched.num_gpus, num_cpus=sched.num_cpus)
 
 
-def _speech_stage(spec: dict, labels: LabelSet, out: Path, cluster_cpus: float) -> dict:
-    checkpoint = spec["checkpoint"].replace("{out}", str(out))
-    if spec["backend"] == "acoustic":
-        from ser.backends.acoustic import AcousticSpeechStage
-
-        return _stage(spec, AcousticSpeechStage, checkpoint=checkpoint, classes=labels.classes)
-    from ser.backends.hf_speech import HFSpeechStage
-
-    return _stage(spec, HFSpeechStage, checkpoint=checkpoint, classes=labels.classes,
-                  label_map=spec["label_map"], fp16=spec["fp16"], sub_batch=spec["sub_batch"],
-                  cpu_threads=speech_cpu_threads(spec, cluster_cpus))
+def _backend_stage(spec: StageSpec, **extra) -> dict:
+    """The registry's class for ``spec.backend``, constructed with the backend's options (plus ``extra``)."""
+    return _stage(spec, spec.load_class(), **{**asdict(spec.options), **extra})
 
 
-def _text_stages(spec_asr: dict, spec_sent: dict) -> list[dict]:
-    stages = []
-    if spec_asr["backend"] == "whisper":
-        from ser.backends.whisper import WhisperStage
-
-        stages.append(_stage(spec_asr, WhisperStage, model=spec_asr["model"], language=spec_asr["language"],
-                             beam_size=spec_asr["beam_size"], vad_filter=spec_asr["vad_filter"],
-                             compute_type=spec_asr["compute_type"], sub_batch=spec_asr["sub_batch"]))
-    if spec_sent["backend"] == "hf":
-        from ser.backends.sentiment import HFSentimentStage
-
-        stages.append(_stage(spec_sent, HFSentimentStage, model=spec_sent["model"], label_map=spec_sent["label_map"],
-                             lowercase=spec_sent["lowercase"], max_length=spec_sent["max_length"],
-                             sub_batch=spec_sent["sub_batch"], fp16=spec_sent["fp16"]))
-    else:
-        from ser.backends.sentiment import VaderStage
-
-        stages.append(_stage(spec_sent, VaderStage, lowercase=spec_sent["lowercase"]))
-    return stages
+def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: float) -> dict:
+    extra = {"model": acoustic_template(spec, out), "classes": labels.classes}
+    if spec.backend == "hf":
+        extra["cpu_threads"] = speech_cpu_threads(spec, cluster_cpus)
+    return _backend_stage(spec, **extra)
 
 
-def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet, out: Path, log) -> None:
+def acoustic_template(spec: StageSpec, out: Path) -> str:
+    """The speech model path template with ``{out}`` filled (``{fold}`` stays)."""
+    return spec.options.model.replace("{out}", str(out))
+
+
+def ensure_acoustic_models(manifest: pd.DataFrame, spec: StageSpec, labels: LabelSet, out: Path) -> None:
     """Train the per-fold acoustic classifiers (features extracted with Ray Data) if any is missing."""
-    if spec["backend"] != "acoustic":
+    if spec.backend != "acoustic":
         return
-    template = spec["checkpoint"].replace("{out}", str(out))
+    template = acoustic_template(spec, out)
     if all(Path(fill_fold(template, k)).exists() for k in manifest["fold"].unique()):
         return
     from ser.backends.acoustic import featurize_batch, train_fold_models
@@ -86,9 +76,9 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: dict, labels: LabelSet,
         stop_nothing_readable(manifest[["utt_id", "corpus", "path"]].assign(
             error=rows["error"].to_numpy(), severity="error", stage="audio").reset_index(drop=True), out)
     feats = np.stack(rows["features"].to_numpy()[ok])
-    log(f"acoustic features of {ok.sum()} of {len(ok)} utterances in {time.perf_counter() - t0:.1f} s"
+    log.debug(f"acoustic features of {ok.sum()} of {len(ok)} utterances in {time.perf_counter() - t0:.1f} s"
         + (f"; {len(ok) - ok.sum()} unreadable (errors.parquet)" if not ok.all() else ""))
-    train_fold_models(manifest[ok], template, labels.classes, features=feats, log=log,
+    train_fold_models(manifest[ok], template, labels.classes, features=feats,
                       folds=sorted(manifest["fold"].unique()))
 
 
@@ -123,13 +113,13 @@ def _write_shard(shards: Path, batch: pd.DataFrame) -> None:
         batch.to_parquet(tmp, index=False)
 
 
-def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
-              log: Callable[[str], None] = print, speech_stage: tuple[type, dict] | None = None
+def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out: Path,
+              speech_stage: tuple[type, dict] | None = None
               ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score every manifest row not yet in ``out/shards``; return (scores, errors) merged from all shards.
 
     ``speech_stage`` = (class, constructor kwargs) replaces the configured speech backend with any callable
-    class of the same contract (bring your own model), scheduled with ``stages['speech']``'s resources.
+    class of the same contract (bring your own model), scheduled with ``stages.speech``'s resources.
     """
     import ray
 
@@ -141,31 +131,32 @@ def run_infer(manifest: pd.DataFrame, stages: dict, labels: LabelSet, out: Path,
     out = Path(out)
     shards = out / "shards"
     shards.mkdir(parents=True, exist_ok=True)
-    rows = scoring_rows(manifest, stages["in_sample"], stages["val_share"])
+    rows = scoring_rows(manifest, stages.in_sample, stages.val_share)
     done = _written_keys(shards)
     todo = rows[[key not in done for key in zip(rows["utt_id"], rows["model_fold"])]]
-    log(f"{len(rows)} rows ({len(manifest)} utterances), {len(done)} already scored, {len(todo)} to go")
+    log.info(f"{len(rows)} rows ({len(manifest)} utterances), {len(done)} already scored, {len(todo)} to go")
     if len(todo):
         if not speech_stage:
-            ensure_acoustic_models(manifest, stages["speech"], labels, out, log)
-        use_asr = stages["asr"]["backend"] != "none"
-        if not use_asr:
+            ensure_acoustic_models(manifest, stages.speech, labels, out)
+        if not stages.asr.enabled:
             todo = todo.assign(transcript_source="reference")
-        ds = dataset_of(group_scorings(todo), stages["speech"]["batch_size"])
-        ds = ds.map_batches(load_batch, batch_size=stages["speech"]["batch_size"], num_cpus=1)
-        speech = _stage(stages["speech"], *speech_stage) if speech_stage else \
-            _speech_stage(stages["speech"], labels, out, ray.cluster_resources().get("CPU", 1.0))
+        batch_size = stages.speech.scheduling.batch_size
+        ds = dataset_of(group_scorings(todo), batch_size)
+        ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=1)
+        speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
+            _speech_stage(stages.speech, labels, out, ray.cluster_resources().get("CPU", 1.0))
         ds = ds.map_batches(**speech)
-        for stage in _text_stages(stages["asr"], stages["sentiment"]):
-            ds = ds.map_batches(**stage)
+        for spec in (stages.asr, stages.sentiment):
+            if spec.enabled:
+                ds = ds.map_batches(**_backend_stage(spec))
         ds = ds.drop_columns(["audio"])
-        t0, n_done, audio_s = time.perf_counter(), 0, 0.0
-        for batch in ds.iter_batches(batch_size=stages["shard_rows"], batch_format="pandas"):
-            _write_shard(shards, batch)
-            n_done += len(batch)
-            audio_s += float(batch["duration_s"].sum())
-            dt = time.perf_counter() - t0
-            log(f"scored {n_done}/{len(todo)} rows ({n_done / dt:.1f} rows/s, {audio_s / dt:.1f} audio-s/s)")
+        t0, audio_s = time.perf_counter(), 0.0
+        with progress(len(todo), "scored", "rows") as advance:
+            for batch in ds.iter_batches(batch_size=stages.shard_rows, batch_format="pandas"):
+                _write_shard(shards, batch)
+                advance(len(batch))
+                audio_s += float(batch["duration_s"].sum())
+        log.info(f"{audio_s:.0f} s of audio at {audio_s / (time.perf_counter() - t0):.1f} audio-s/s")
     return merge_shards(shards, labels, out)
 
 

@@ -27,11 +27,24 @@ from typing import Any, Iterator
 
 from ser.arrays import ScoreArrays
 from ser.search import anchor_trials, run_trial, suggest
-from ser.tuning import TrialRecord
+from ser.tuning import Advance, TrialRecord, no_progress
+
+log = logging.getLogger(__name__)
 
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")   # experiment state every 2 s: a kill loses little
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # no per-trial event files nobody reads
+
+
+def _progress_callback(advance: Advance):
+    """A Tune callback counting finished trials (runs in the driver)."""
+    from ray.tune import Callback
+
+    class TrialsDone(Callback):
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            advance(1)
+
+    return TrialsDone()
 
 
 def _define_by_run(trial: Any, space: dict) -> None:
@@ -102,8 +115,8 @@ def _per_fold_searcher_class():
 
 
 def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str, trials: int,
-               concurrency: int, experiment_dir: str | None = None, resume: bool = False
-               ) -> dict[str, list[TrialRecord]]:
+               concurrency: int, advance: Advance = no_progress, experiment_dir: str | None = None,
+               resume: bool = False) -> dict[str, list[TrialRecord]]:
     """Search every fold's tuning arrays in one Tune experiment, each fold with its own seeded TPE.
 
     With ``experiment_dir`` Tune checkpoints the experiment there; ``resume`` restores an interrupted one
@@ -131,7 +144,7 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
     with _storage(experiment_dir) as storage:
         path = str(Path(storage) / "ser-tune")
         if resume and tune.Tuner.can_restore(path):
-            print(f"restoring the interrupted Tune experiment in {path}", flush=True)
+            log.info(f"restoring the interrupted Tune experiment in {path}")
             tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
         else:
             shutil.rmtree(path, ignore_errors=True)
@@ -140,7 +153,8 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
                 tune_config=tune.TuneConfig(search_alg=searcher, metric="score", mode="max",
                                             num_samples=trials * len(folds), reuse_actors=True,
                                             max_concurrent_trials=min(concurrency, len(folds))),
-                run_config=tune.RunConfig(storage_path=storage, name="ser-tune", verbose=0),
+                run_config=tune.RunConfig(storage_path=storage, name="ser-tune", verbose=0,
+                                          callbacks=[_progress_callback(advance)]),
             )
         grid = tuner.fit()
         if grid.errors:
@@ -167,10 +181,3 @@ def _storage(experiment_dir: str | None) -> Iterator[str]:
         return
     with tempfile.TemporaryDirectory(prefix="ser-tune-") as tmp:
         yield tmp
-
-
-def engine_for(tune_cfg: dict, experiment_dir: str | None = None, resume: bool = False):
-    """The search engine a ``tune`` config asks for: this Ray engine, or None (in-process Optuna / published)."""
-    if tune_cfg["engine"] == "ray" and tune_cfg["method"] == "search":
-        return partial(ray_engine, experiment_dir=experiment_dir, resume=resume)
-    return None

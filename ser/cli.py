@@ -10,188 +10,220 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 import time
 from pathlib import Path
 
 from ser.io import InputError, OutputLocked, output_lock, write_json
+from ser.logs import add_log_file, close_log_files, setup_logging
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
 
-def _config_and_scores(args: argparse.Namespace):
-    """(config, validated score table, output dir) for a subcommand that reads one score table."""
-    from ser.config import load_config
-    from ser.schema import read_scores, require_classes
+log = logging.getLogger("ser")
 
-    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
-    if not cfg["scores"]:
+
+def _config(args: argparse.Namespace, **overrides):
+    """The study config of a subcommand: ``--config``, then its own flags, then every ``--set``."""
+    from ser.config import load_config
+
+    return load_config(getattr(args, "config", None), overrides, tuple(args.set or ()))
+
+
+def _raw_config(args: argparse.Namespace, **overrides) -> dict:
+    """The YAML mapping of ``--config`` with every ``--set`` and the subcommand's flags applied (for the API,
+    which takes the label set from it when it names one, else from the score table)."""
+    from ser.config import apply_sets
+    from ser.io import read_yaml
+
+    raw = read_yaml(Path(args.config), "config") or {} if getattr(args, "config", None) else {}
+    raw = apply_sets(raw, tuple(args.set or ()))
+    return {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+
+
+def _table_inputs(args: argparse.Namespace):
+    """(validated score table, config, output dir) for a subcommand that reads one score table."""
+    from ser.api import resolve
+
+    cfg = _config(args, scores=args.scores, out=args.out)
+    if not cfg.scores:
         raise InputError("no score table given (--scores FILE or 'scores:' in the config)")
-    df = read_scores(cfg["scores"], cfg["labels"])
-    require_classes(df, str(cfg["scores"]))
-    return cfg, df, Path(cfg["out"] or f"runs/{args.command}")
+    df, cfg = resolve(cfg.scores, _raw_config(args, scores=args.scores, out=args.out))
+    return df, cfg, Path(cfg.out or f"runs/{args.command}")
+
+
+def _warn(result: dict) -> None:
+    """Weak but valid input (recorded in the result's ``warnings``) as one warning line each."""
+    for warning in result.get("warnings", []):
+        log.warning(warning)
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ser.evaluate import evaluate_systems, evaluation_predictions, format_table
-    from ser.io import write_parquet
+    from ser.scoring import format_table
+    from ser.study import evaluate_stage
 
     t0 = time.perf_counter()
-    cfg, df, out = _config_and_scores(args)
-    ev = cfg["evaluate"]
+    df, cfg, out = _table_inputs(args)
     with output_lock(out, "evaluate"):
-        result = evaluate_systems(df, cfg["systems"], cfg["labels"], baseline=ev["baseline"],
-                                  n_boot=ev["bootstrap"], seed=cfg["seed"], metric=ev["metric"],
-                                  min_fold_rows=ev["min_fold_rows"])
+        add_log_file(out / "ser.log")
+        result = evaluate_stage(df, cfg, out).result
         print(format_table(result))
-        _warn(args, result)
-        write_parquet(evaluation_predictions(df, cfg["systems"], cfg["labels"]), out / "predictions.parquet")
-        write_json(result, out / "evaluation.json")
-    print(f"wrote {out / 'evaluation.json'} and predictions.parquet ({time.perf_counter() - t0:.2f} s)")
+        _warn(result)
+    log.info(f"wrote {out / 'evaluation.json'} and predictions.parquet ({time.perf_counter() - t0:.2f} s)")
     return 0
 
 
-def _warn(args: argparse.Namespace, result: dict) -> None:
-    """Weak but valid input (recorded in the result's ``warnings``) as one stderr line each."""
-    for warning in result.get("warnings", []):
-        print(f"ser {args.command}: warning: {warning}", file=sys.stderr)
-
-
 def _cmd_tune(args: argparse.Namespace) -> int:
-    from jobs.tune import engine_for
-    from ser.config import resolved
-    from ser.evaluate import format_table
+    from dataclasses import replace
+
+    from ser.scoring import format_table
     from ser.provenance import provenance
-    from ser.tuning import format_baselines, make_fold_search, result_predictions, tune_folds, tuned_results, \
-        write_tuning
+    from ser.study import tune_stage
+    from ser.tuning import format_baselines
 
     t0 = time.perf_counter()
-    cfg, df, out = _config_and_scores(args)
-    tune = dict(cfg["tune"], **({"engine": args.engine} if args.engine else {}))
+    df, cfg, out = _table_inputs(args)
+    if args.engine:
+        cfg = replace(cfg, tune=replace(cfg.tune, engine=args.engine))
     with output_lock(out, "tune"):
-        engine = engine_for(tune, str(out / "tune_experiment"), args.resume)
-        searches = tune_folds(df, cfg["labels"], tune, make_fold_search(tune, engine), cfg["seed"],
-                              state_dir=out / "folds", reuse=args.resume)
-        t_search = time.perf_counter() - t0
-        result = tuned_results(df, cfg["labels"], searches, tune, n_boot=cfg["evaluate"]["bootstrap"],
-                               seed=cfg["seed"], min_fold_rows=cfg["evaluate"]["min_fold_rows"])
+        add_log_file(out / "ser.log")
+        result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment").result
         print(format_table(result))
         print(format_baselines(result))
-        _warn(args, result)
-        write_tuning(out, result, searches, result_predictions(df, cfg["labels"], result))
-        write_json({"command": "tune", "config_file": args.config, "config": resolved(cfg) | {"tune": tune},
-                    "seed": cfg["seed"], "timings_s": {"search": t_search, "total": time.perf_counter() - t0},
-                    "warnings": result["warnings"], **provenance()}, out / "run.json")
-    print(f"wrote {out}/results.json, trials.parquet, predictions.parquet, run.json "
-          f"({time.perf_counter() - t0:.1f} s)")
+        _warn(result)
+        write_json({"command": "tune", "config_file": args.config, "config": cfg.to_dict(), "seed": cfg.seed,
+                    "timings_s": {"total": time.perf_counter() - t0}, "warnings": result["warnings"],
+                    **provenance()}, out / "run.json")
+    log.info(f"wrote {out}/results.json, trials.parquet, predictions.parquet, run.json "
+             f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from ser.sweep import sweep, write_sweep
+    from ser.study import sweep_stage
 
     t0 = time.perf_counter()
-    cfg, df, out = _config_and_scores(args)
+    df, cfg, out = _table_inputs(args)
     with output_lock(out, "sweep"):
-        surfaces, chosen, stats = sweep(df, cfg["sweep"], cfg["tune"]["protocol"], cfg["tune"]["objective"],
-                                        labels=cfg["labels"])
-        write_sweep(out, surfaces, chosen, stats)
+        add_log_file(out / "ser.log")
+        result = sweep_stage(df, cfg, out)
+    stats = result.stats
     print(f"chosen τ_H {stats['chosen_tau_h']['mean']:.3f} ± {stats['chosen_tau_h']['std']:.3f}, "
           f"τ_V {stats['chosen_tau_v']['mean']:.3f} ± {stats['chosen_tau_v']['std']:.3f} across folds; "
           f"gap to oracle {100 * stats['gap_to_oracle']:.2f} points")
-    print(f"wrote {out}/sweep.parquet ({len(surfaces):,} rows), sweep_chosen.parquet, sweep.json "
-          f"({time.perf_counter() - t0:.1f} s)")
+    log.info(f"wrote {out}/sweep.parquet ({len(result.surfaces):,} rows), sweep_chosen.parquet, sweep.json "
+             f"({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def _cmd_cross(args: argparse.Namespace) -> int:
-    from ser.config import load_config
-    from ser.schema import read_scores
-    from ser.transfer import cross_dataset, format_matrix, split_corpora
-    from ser.tuning import make_fold_search
+    from ser.schema import read_table
+    from ser.study import cross_stage
+    from ser.transfer import format_matrix, split_corpora
 
-    cfg = load_config(args.config, {"scores": args.scores, "out": args.out})
-    corpora = cfg["cross"]["corpora"]
+    cfg = _config(args, scores=args.scores, out=args.out)
+    corpora = cfg.cross.corpora
     if corpora:
-        if not isinstance(corpora, dict) or len(corpora) < 2:
+        if len(corpora) < 2 or not all(isinstance(v, str) for v in corpora.values()):
             raise InputError("cross.corpora must map at least two corpus names to score tables")
-        tables = {name: read_scores(path, cfg["labels"]) for name, path in corpora.items()}
-    elif cfg["scores"]:
-        tables = split_corpora(read_scores(cfg["scores"], cfg["labels"]))
+        tables = {name: read_table(path) for name, path in corpora.items()}
+    elif cfg.scores:
+        tables = split_corpora(read_table(cfg.scores))
     else:
         raise InputError("give cross.corpora in the config, or --scores with a 'corpus' column")
-    from jobs.tune import engine_for
-
     t0 = time.perf_counter()
-    tune = cfg["tune"]
-    out = Path(cfg["out"] or "runs/cross")
+    out = Path(cfg.out or "runs/cross")
     with output_lock(out, "cross"):
-        result = cross_dataset(tables, cfg["labels"], tune, make_fold_search(tune, engine_for(tune)), cfg["seed"],
-                               cfg["evaluate"]["bootstrap"])
-        print(format_matrix(result))
-        write_json(result, out / "cross.json")
-    print(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
+        add_log_file(out / "ser.log")
+        result = cross_stage(tables, _raw_config(args, scores=args.scores, out=args.out), out)
+        print(format_matrix(result.result))
+    log.info(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
     return 0
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:
-    from ser.config import load_config
-    from ser.corpora.prepare import prepare
-    from ser.io import write_parquet
+    from dataclasses import replace
 
-    cfg = load_config(args.config)
-    spec = {**cfg["prepare"], **{k: v for k, v in (("corpus", args.corpus), ("root", args.root),
-                                                   ("table", args.table), ("folds", args.folds)) if v}}
-    if not spec["corpus"]:
+    from ser.study import prepare_stage
+
+    cfg = _config(args)
+    given = {k: v for k, v in (("corpus", args.corpus), ("root", args.root), ("table", args.table),
+                               ("folds", args.folds)) if v}
+    spec = replace(cfg.prepare, **given)
+    if not spec.corpus:
         raise InputError("--corpus (or prepare.corpus in the config) is required")
-    df = prepare(spec, labels=cfg["labels"])
-    write_parquet(df, args.out)
-    print(f"wrote {args.out}")
+    prepare_stage(spec, cfg, Path(args.out))
+    log.info(f"wrote {args.out}")
     return 0
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from jobs.infer import run_infer
-    from ser.config import load_config
     from ser.corpora import read_manifest
+    from ser.study import infer_stage
 
-    cfg = load_config(args.config, {"out": args.out})
-    manifest_path = args.manifest or cfg["infer"]["manifest"]
+    cfg = _config(args, out=args.out)
+    manifest_path = args.manifest or cfg.infer.manifest
     if not manifest_path:
         raise InputError("--manifest (or infer.manifest in the config) is required")
-    manifest = read_manifest(manifest_path, cfg["labels"])
-    out = Path(cfg["out"] or "runs/infer")
+    manifest = read_manifest(manifest_path, cfg.labels)
+    out = Path(cfg.out or "runs/infer")
     t0 = time.perf_counter()
     with output_lock(out, "infer"):
-        scores, errors = run_infer(manifest, cfg["infer"], cfg["labels"], out)
-    print(f"wrote {out}/scores.parquet ({len(scores)} rows) and errors.parquet ({len(errors)} rows) "
-          f"in {time.perf_counter() - t0:.1f} s")
+        add_log_file(out / "ser.log")
+        scores, errors = infer_stage(manifest, cfg, out)
+    log.info(f"wrote {out}/scores.parquet ({len(scores)} rows) and errors.parquet ({len(errors)} rows) "
+             f"in {time.perf_counter() - t0:.1f} s")
     return 0
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from ser.report import write_report
+    from ser.study import report_stage
 
     formats = tuple(args.format)
     with output_lock(args.run, "report"):
-        md, page = write_report(args.run, formats)
-    print(f"wrote {md}, {page}, {Path(args.run) / 'figures'}/*.{{{','.join(dict.fromkeys(('png',) + formats))}}} "
-          f"and {Path(args.run) / 'tables'}/*.{{csv,tex}}")
+        md, page = report_stage(Path(args.run), formats)
+    log.info(f"wrote {md}, {page}, {Path(args.run) / 'figures'}/*.{{{','.join(dict.fromkeys(('png',) + formats))}}} "
+             f"and {Path(args.run) / 'tables'}/*.{{csv,tex}}")
     return 0
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from jobs.run import run_study
-    from ser.config import load_config
+    from ser.study import run_study
 
-    cfg = load_config(args.config, {"out": args.out})
-    out = Path(cfg["out"] or f"runs/{cfg['name']}")
+    cfg = _config(args, out=args.out)
+    out = Path(cfg.out or f"runs/{cfg.name}")
     t0 = time.perf_counter()
     with output_lock(out, "run"):
+        add_log_file(out / "ser.log")
         run_study(cfg, out, force=args.force)
-    print(f"ser run finished in {time.perf_counter() - t0:.1f} s: {out}/report.html")
+    log.info(f"ser run finished in {time.perf_counter() - t0:.1f} s: {out}/report.html (full log: {out}/ser.log)")
     return 0
+
+
+def _cmd_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from ser.config import config_reference
+
+    if args.action == "reference":
+        print(config_reference())
+        return 0
+    if not args.config:
+        raise InputError("ser config show needs a config file")
+    print(yaml.safe_dump(_plain(_config(args).to_dict()), sort_keys=False, allow_unicode=True,
+                         default_flow_style=None), end="")
+    return 0
+
+
+def _plain(value):
+    """Tuples → lists, for YAML output readable by any YAML loader."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
@@ -213,35 +245,45 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
     df = validate(synthetic_scores(args.folds, args.per_fold, args.seed, args.corpus, profile=args.profile))
     write_scores(df, args.out)
-    print(f"wrote {args.out}: {len(df)} rows, {args.folds} folds ({args.profile} profile)")
+    log.info(f"wrote {args.out}: {len(df)} rows, {args.folds} folds ({args.profile} profile)")
     return 0
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ser.config import load_config
     from ser.importers import apply_mapping, load_mapping
     from ser.schema import read_table, write_scores
 
-    labels = load_config(args.config)["labels"]
+    labels = _config(args).labels
     df = apply_mapping(read_table(args.input), load_mapping(args.mapping), labels, source=args.input)
     write_scores(df, args.out)
-    print(f"wrote {args.out}: {len(df)} rows, {df['fold'].nunique()} folds")
+    log.info(f"wrote {args.out}: {len(df)} rows, {df['fold'].nunique()} folds")
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                        help="override a config value (YAML value; repeatable), e.g. --set tune.trials=16")
+    common.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    common.add_argument("-v", "--verbose", action="count", default=0,
+                        help="more detail: -v per-fold lines, -vv also Ray's own log lines")
+    common.add_argument("--debug", action="store_true", help="show tracebacks (also SER_DEBUG=1)")
     parser = argparse.ArgumentParser(prog="ser", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks (also SER_DEBUG=1)")
+    parser.add_argument("--debug", dest="debug_anywhere", action="store_true", help="show tracebacks")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="all stages: prepare → infer → tune → sweep → [cross] → report")
+    def command(name: str, **kwargs) -> argparse.ArgumentParser:
+        """A subcommand with the common options (--set, -q, -v, --debug)."""
+        return sub.add_parser(name, parents=[common], **kwargs)
+
+    p = command("run", help="all stages: prepare → infer → tune → sweep → [cross] → report")
     p.add_argument("config", help="study YAML (e.g. configs/demo.yaml)")
     p.add_argument("--out", help="run directory (default runs/<name>)")
     p.add_argument("--force", action="store_true", help="rerun stages that are up to date")
     p.set_defaults(func=_cmd_run)
 
-    p = sub.add_parser("submit", help="run a ser command as a Ray job on a cluster: ser submit --address URL -- run X.yaml")
+    p = command("submit", help="run a ser command as a Ray job on a cluster: ser submit --address URL -- run X.yaml")
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
                    help="Ray job server (dashboard) URL (default $RAY_ADDRESS or http://127.0.0.1:8265)")
     p.add_argument("--wait", action="store_true", help="stream logs; exit non-zero if the job fails")
@@ -253,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("ser_args", nargs=argparse.REMAINDER, help="-- then the ser command and its arguments")
     p.set_defaults(func=_cmd_submit)
 
-    p = sub.add_parser("prepare", help="corpus directory → manifest (utterances, labels, folds)")
+    p = command("prepare", help="corpus directory → manifest (utterances, labels, folds)")
     p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest")
     p.add_argument("--root", help="corpus directory (for demo: where to write its audio)")
     p.add_argument("--table", help="for --corpus manifest: the CSV/JSONL/Parquet listing utterances")
@@ -263,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="manifest to write (.parquet)")
     p.set_defaults(func=_cmd_prepare)
 
-    p = sub.add_parser("infer", help="manifest → score table with Ray Data (speech, ASR, sentiment actors)")
+    p = command("infer", help="manifest → score table with Ray Data (speech, ASR, sentiment actors)")
     p.add_argument("--config", help="study YAML (infer: speech/asr/sentiment stages)")
     p.add_argument("--manifest", help="manifest from `ser prepare` (default infer.manifest)")
     p.add_argument("--out", help="output directory (default runs/infer)")
@@ -271,7 +313,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def table_command(name: str, func, help: str, scores: str, config: str) -> argparse.ArgumentParser:
         """A subcommand reading a score table: --scores, --config, --out."""
-        p = sub.add_parser(name, help=help)
+        p = command(name, help=help)
         p.add_argument("--scores", help=scores)
         p.add_argument("--config", help=f"study YAML ({config})")
         p.add_argument("--out", help=f"output directory (default runs/{name})")
@@ -290,21 +332,21 @@ def build_parser() -> argparse.ArgumentParser:
     table_command("cross", _cmd_cross, "cross-dataset transfer: tune on corpus A, test on corpus B",
                   "one score table with several values in its 'corpus' column", "cross.corpora: {name: table}, tune: ...")
 
-    p = sub.add_parser("report", help="report.md + self-contained report.html, figures and CSV/LaTeX tables")
+    p = command("report", help="report.md + self-contained report.html, figures and CSV/LaTeX tables")
     p.add_argument("--run", required=True, help="run directory (results.json or evaluation.json; optional "
                                                 "predictions.parquet, trials.parquet, sweep/, cross.json)")
     p.add_argument("--format", nargs="+", choices=["png", "svg", "pdf"], default=["png"],
                    help="figure formats besides the PNGs the HTML embeds (svg/pdf: vector, for papers)")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("import", help="convert another tool's score table through a YAML column/label mapping")
+    p = command("import", help="convert another tool's score table through a YAML column/label mapping")
     p.add_argument("--input", required=True, help="source table (.csv or .parquet)")
     p.add_argument("--mapping", required=True, help="YAML mapping (columns, labels, sentiment, constants)")
     p.add_argument("--out", required=True, help="validated score table to write (.parquet)")
     p.add_argument("--config", help="study YAML, for a non-default label set")
     p.set_defaults(func=_cmd_import)
 
-    p = sub.add_parser("synth", help="write a synthetic score table (iemocap-like: speech strong, text weak)")
+    p = command("synth", help="write a synthetic score table (iemocap-like: speech strong, text weak)")
     p.add_argument("--out", required=True)
     p.add_argument("--profile", choices=["iemocap-like", "text-strong"], default="iemocap-like",
                    help="iemocap-like: speech UA ~65, text-mapped ~46, oracle ~78, top-label sentiment (default); "
@@ -314,6 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corpus", default="synthetic")
     p.set_defaults(func=_cmd_synth)
+
+    p = command("config", help="show a config with every default filled in, or the key reference")
+    p.add_argument("action", choices=["show", "reference"], help="show: the resolved CFG; reference: every key")
+    p.add_argument("config", nargs="?", help="study YAML (for show)")
+    p.set_defaults(func=_cmd_config)
     return parser
 
 
@@ -323,7 +370,8 @@ def _one_line(exc: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    debug = args.debug or os.environ.get("SER_DEBUG", "") not in ("", "0")
+    debug = args.debug or args.debug_anywhere or os.environ.get("SER_DEBUG", "") not in ("", "0")
+    setup_logging(args.command, args.verbose, args.quiet)
 
     def fail(message: str, code: int) -> int:
         if debug:
@@ -347,7 +395,17 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"error: {what}{where}; files already written are complete and were kept", EXIT_FAILURE)
     except RuntimeError as exc:
         return fail(f"error: {_one_line(exc)}", EXIT_FAILURE)
+    finally:
+        close_log_files()
+
+
+def entry() -> None:
+    """The ``ser`` console script: ``main`` with Ray's native stderr lines diverted to the log."""
+    from ser.logs import divert_native_stderr
+
+    divert_native_stderr()
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -1,117 +1,424 @@
-"""Study configs (YAML): loaded, defaulted and validated; an unknown key is an error naming it."""
+"""Study configuration: frozen dataclasses, the single source of defaults, validation and the key reference.
+
+A YAML file (or a YAML-shaped dict) is read through one key-checking loader (``from_mapping``):
+unknown keys are named with a "did you mean" suggestion, values are checked by each section's
+``__post_init__``, and errors name ``section.key``. ``docs/config.md`` is generated from the field
+metadata here (``config_reference``) and kept in sync by a test.
+"""
 
 from __future__ import annotations
 
-import copy
+import difflib
+import logging
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from ser.checks import is_count
-from ser.corpora.prepare import PREPARE_DEFAULTS
-from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
+import yaml
+
+from ser.backends.registry import DEPRECATED_KEYS, STAGE_SCHEDULING, STAGES, Scheduling, StageSpec, doc
+from ser.checks import is_count, is_number
+from ser.fusion import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
+from ser.folds import TUNING_PROTOCOLS
 from ser.io import InputError, read_yaml
-from ser.metrics import METRICS
-from ser.pipeline import INFER_DEFAULTS, resolve_stages
 from ser.labels import LabelSet
-from ser.sweep import SWEEP_DEFAULTS, validate_sweep
-from ser.tuning import TUNE_DEFAULTS, validate_tune
+from ser.metrics import METRICS
+from ser.search import DEFAULT_SPACE, check_candidates, resolve_space
 
-ANY = object()
-"""Marks a free-form value validated by its own builder (labels, systems)."""
+log = logging.getLogger(__name__)
 
-SCHEMA: dict[str, Any] = {
-    "name": "study",
-    "seed": 0,
-    "scores": None,
-    "out": None,
-    "labels": ANY,
-    "systems": ANY,
-    "evaluate": {"baseline": "speech", "bootstrap": 1000, "metric": "ua", "min_fold_rows": 20},
-    "tune": {**TUNE_DEFAULTS, "space": ANY},
-    "sweep": {**SWEEP_DEFAULTS, "tau_h": ANY, "tau_v": ANY},
-    "cross": {"corpora": ANY},
-    "prepare": {k: (ANY if v is None else v) for k, v in PREPARE_DEFAULTS.items()},
-    "infer": {k: (ANY if v is None else v) for k, v in INFER_DEFAULTS.items()},
-}
-"""Top-level keys and their defaults; a nested dict is a section with its own keys."""
+METHODS = ("search", "published")
+ENGINES = ("ray", "optuna")
+CHOICES = ("one-se", "inner-best", "tuning-best")
+CORPORA = ("demo", "demo-a", "demo-b", "iemocap", "msp_improv", "manifest")
 
 
 class ConfigError(InputError):
-    """A config file is malformed; the message names the file and the offending key."""
+    """A config is malformed; the message names the source and the offending key."""
 
 
-def _merge(schema: dict, raw: dict, where: str) -> dict:
-    unknown = sorted(set(raw) - set(schema))
+def _one_of(value: Any, allowed: tuple, where: str) -> None:
+    if value not in allowed:
+        raise ValueError(f"{where}: '{value}' is not one of {list(allowed)}")
+
+
+def _count(value: Any, where: str, minimum: int = 1) -> None:
+    if not is_count(value, minimum=minimum):
+        kind = "a positive" if minimum == 1 else "a non-negative"
+        raise ValueError(f"{where} must be {kind} integer, got {value!r}")
+
+
+def _flag(value: Any, where: str) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{where} must be true or false, got {value!r}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """``evaluate``: how fixed and tuned systems are scored and compared."""
+
+    baseline: str = field(default="speech", metadata=doc("system every other system is compared with (paired tests)"))
+    bootstrap: int = field(default=1000, metadata=doc("paired bootstrap resamples for confidence intervals and p"))
+    metric: str = field(default="ua", metadata=doc(f"headline metric: one of {list(METRICS)}"))
+    min_fold_rows: int = field(default=20, metadata=doc("folds with fewer test rows get a warning"))
+
+    def __post_init__(self) -> None:
+        _one_of(self.metric, tuple(METRICS), "evaluate.metric")
+        _count(self.bootstrap, "evaluate.bootstrap")
+        _count(self.min_fold_rows, "evaluate.min_fold_rows")
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """``tune``: the leakage-free per-fold search for a fusion configuration."""
+
+    method: str = field(default="search", metadata=doc(f"one of {list(METHODS)} (published: the paper's procedure)"))
+    engine: str = field(default="ray", metadata=doc(f"one of {list(ENGINES)} (optuna: in-process, no Ray)"))
+    protocol: str = field(default="oof", metadata=doc(f"tuning rows per fold: one of {list(TUNING_PROTOCOLS)}"))
+    objective: str = field(default="macro_f1", metadata=doc(f"metric maximized on tuning rows: one of {list(METRICS)}"))
+    trials: int = field(default=48, metadata=doc("search trials per fold"))
+    max_concurrent_trials: int = field(default=2, metadata=doc("trials running at once (ray engine)"))
+    choice: str = field(default="one-se", metadata=doc(
+        f"which trial is kept: one of {list(CHOICES)} (one-se: simplest within one SE of the best inner estimate)"))
+    space: dict = field(default_factory=dict, metadata=doc(
+        "search space overrides (`tune.space.*` below); unknown keys are errors"))
+
+    def __post_init__(self) -> None:
+        for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
+                             ("objective", tuple(METRICS)), ("choice", CHOICES)):
+            _one_of(getattr(self, key), allowed, f"tune.{key}")
+        _count(self.trials, "tune.trials")
+        _count(self.max_concurrent_trials, "tune.max_concurrent_trials")
+        object.__setattr__(self, "space", resolve_space(self.space))
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """``sweep``: threshold-sensitivity surfaces over (τ_H, τ_V)."""
+
+    gate: str = field(default="hv", metadata=doc(f"gate swept: one of {sorted(GATES)}"))
+    tau_h: dict = field(default_factory=lambda: {"range": [0.0, 1.4], "steps": 57},
+                        metadata=doc("entropy thresholds: {range: [lo, hi], steps: n}"))
+    tau_v: dict = field(default_factory=lambda: {"range": [0.0, 1.4], "steps": 57},
+                        metadata=doc("varentropy thresholds: {range: [lo, hi], steps: n}"))
+    per_class: bool = field(default=True, metadata=doc("also sweep per predicted class"))
+
+    def __post_init__(self) -> None:
+        _one_of(self.gate, tuple(GATES), "sweep.gate")
+        for key in ("tau_h", "tau_v"):
+            check_candidates(getattr(self, key), f"sweep.{key}")
+            if "range" not in getattr(self, key):
+                raise ValueError(f"sweep.{key} needs an absolute range (surfaces are averaged across folds)")
+        _flag(self.per_class, "sweep.per_class")
+
+
+@dataclass(frozen=True)
+class CrossConfig:
+    """``cross``: cross-corpus transfer (tune on one corpus, test on another)."""
+
+    corpora: dict = field(default_factory=dict, metadata=doc(
+        "other corpora: name → score table path, or a `prepare` mapping to score it in the run"))
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.corpora, dict):
+            raise ValueError("cross.corpora must map corpus names to score tables or prepare mappings")
+        for name, spec in self.corpora.items():
+            if isinstance(spec, Mapping):
+                from_mapping(PrepareConfig, spec, f"cross.corpora.{name}.")
+            elif not isinstance(spec, str):
+                raise ValueError(f"cross.corpora.{name} must be a score table path or a prepare mapping")
+
+    def prepare_for(self, name: str, base: "PrepareConfig") -> "PrepareConfig":
+        """The prepare settings of corpus ``name``: the study's, without its root and table, overlaid."""
+        return from_mapping(PrepareConfig, {**asdict(base), "root": None, "table": None, **self.corpora[name]},
+                            f"cross.corpora.{name}.")
+
+
+@dataclass(frozen=True)
+class PrepareConfig:
+    """``prepare``: a corpus directory → manifest with folds."""
+
+    corpus: str | None = field(default=None, metadata=doc(f"one of {list(CORPORA)}"))
+    root: str | None = field(default=None, metadata=doc("corpus directory (demo: where its audio is written)"))
+    table: str | None = field(default=None, metadata=doc("for corpus `manifest`: the CSV/JSONL/Parquet listing"))
+    columns: dict | None = field(default=None, metadata=doc("for corpus `manifest`: our column → its column"))
+    labels: dict | None = field(default=None, metadata=doc("corpus label → class code (IEMOCAP: exc → hap by default)"))
+    per_speaker: int | None = field(default=None, metadata=doc("demo corpora: utterances per speaker"))
+    folds: str = field(default="column:speaker", metadata=doc(
+        "fold protocol: iemocap-speaker, iemocap-session, msp_improv-session, msp_improv-speaker or column:NAME"))
+
+    def __post_init__(self) -> None:
+        if self.corpus is not None:
+            _one_of(self.corpus, CORPORA, "prepare.corpus")
+        if self.per_speaker is not None:
+            _count(self.per_speaker, "prepare.per_speaker")
+
+
+@dataclass(frozen=True)
+class InferConfig:
+    """``infer``: the Ray Data inference pipeline (each stage: a backend, its options, its actors)."""
+
+    manifest: str | None = field(default=None, metadata=doc("manifest from `ser prepare` (`ser infer`)"))
+    shard_rows: int = field(default=256, metadata=doc("utterances per written shard (the unit of resumption)"))
+    in_sample: bool = field(default=False, metadata=doc(
+        "also score each utterance with every other fold's model (val/trainval protocols, the published preset)"))
+    val_share: float = field(default=0.1, metadata=doc("share of in-sample rows marked `val`"))
+    speech: StageSpec = field(default=None, metadata=doc("speech classifier stage"))  # type: ignore[assignment]
+    asr: StageSpec = field(default=None, metadata=doc("ASR stage (none: use reference transcripts)"))  # type: ignore[assignment]
+    sentiment: StageSpec = field(default=None, metadata=doc("sentiment stage over transcripts"))  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        for stage in STAGES:
+            if getattr(self, stage) is None:
+                object.__setattr__(self, stage, stage_spec(stage, {}))
+        _flag(self.in_sample, "infer.in_sample")
+        if not is_number(self.val_share) or not 0 <= self.val_share < 1:
+            raise ValueError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
+        _count(self.shard_rows, "infer.shard_rows")
+
+    def to_dict(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {**out, **{stage: getattr(self, stage).to_dict() for stage in STAGES}}
+
+
+@dataclass(frozen=True)
+class StudyConfig:
+    """A study: its label set, fixed systems and every stage's settings."""
+
+    name: str = field(default="study", metadata=doc("study name (default run directory runs/<name>)"))
+    seed: int = field(default=0, metadata=doc("seed of every random choice (samplers, bootstrap)"))
+    scores: str | None = field(default=None, metadata=doc("score table to start from (skips prepare and infer)"))
+    out: str | None = field(default=None, metadata=doc("output directory"))
+    labels: LabelSet = field(default_factory=LabelSet, metadata=doc(
+        "classes and the sentiment mapping: {classes, positive, neutral, negative}"))
+    systems: dict = field(default_factory=dict, metadata=doc(
+        "fixed systems for `ser evaluate`: name → {kind: select|loglinear|average|..., ...}"))
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata=doc("see `evaluate`"))
+    tune: TuneConfig = field(default_factory=TuneConfig, metadata=doc("see `tune`"))
+    sweep: SweepConfig = field(default_factory=SweepConfig, metadata=doc("see `sweep`"))
+    cross: CrossConfig = field(default_factory=CrossConfig, metadata=doc("see `cross`"))
+    prepare: PrepareConfig = field(default_factory=PrepareConfig, metadata=doc("see `prepare`"))
+    infer: InferConfig = field(default_factory=InferConfig, metadata=doc("see `infer`"))
+
+    def __post_init__(self) -> None:
+        _count(self.seed, "seed", minimum=0)
+        if not isinstance(self.systems, dict):
+            raise ValueError("systems must be a mapping of name → {kind: ...}")
+        self.rules()                                    # every system spec builds
+        if self.evaluate.baseline not in self.system_specs:
+            raise ValueError(f"evaluate.baseline: '{self.evaluate.baseline}' is not a system; "
+                             f"defined: {sorted(self.system_specs)}")
+
+    @property
+    def system_specs(self) -> dict[str, dict]:
+        """Built-in systems (speech, text, oracle) plus the config's ``systems``."""
+        return {**BUILTIN_SYSTEMS, **self.systems}
+
+    def rules(self) -> dict[str, Rule]:
+        """Every system as a fusion rule for this label set."""
+        return {name: rule_from_config(spec or {}, self.labels, name=f"systems.{name}")
+                for name, spec in self.system_specs.items()}
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data (``ser config show``, run records)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out = {**out, **{k: asdict(v) for k, v in out.items() if is_dataclass(v)}}
+        return {**out, "systems": self.system_specs, "infer": self.infer.to_dict()}
+
+    def with_overrides(self, **values: Any) -> "StudyConfig":
+        """A copy with top-level values replaced (``None`` keeps the current one)."""
+        return replace(self, **{k: v for k, v in values.items() if v is not None})
+
+
+def _suggest(key: str, allowed: list[str]) -> str:
+    close = difflib.get_close_matches(key, allowed, n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def check_keys(raw: Mapping, allowed: list[str], where: str) -> None:
+    """Refuse keys outside ``allowed``, naming the first with a close match."""
+    unknown = sorted(set(raw) - set(allowed))
     if unknown:
-        raise ConfigError(f"{where}unknown key(s) {unknown}; allowed: {sorted(schema)}")
-    out = {}
-    for key, default in schema.items():
-        if isinstance(default, dict):
-            value = raw.get(key)
-            if value is None:
-                value = {}
-            if not isinstance(value, dict):
-                raise ConfigError(f"{where}'{key}' must be a mapping, got {type(value).__name__}")
-            value = _merge(default, value, f"{where}{key}.")
-        else:
-            value = raw.get(key, None if default is ANY else copy.deepcopy(default))
-        out[key] = value
+        raise ValueError(f"{where}: unknown key '{unknown[0]}'{_suggest(unknown[0], allowed)} "
+                         f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> StageSpec:
+    """A flat stage mapping (backend + its options + scheduling) → ``StageSpec``; ``checkpoint`` → ``model``."""
+    where = where or f"infer.{stage}"
+    raw = dict(raw or {})
+    if not isinstance(raw, dict):
+        raise ValueError(f"{where} must be a mapping")
+    backends = STAGES[stage]
+    name = raw.pop("backend", next(iter(backends)))
+    if name not in backends:
+        raise ValueError(f"{where}.backend: '{name}' is not one of {list(backends)}")
+    backend = backends[name]
+    for old, new in DEPRECATED_KEYS.items():
+        if old in raw:
+            if new in raw:
+                raise ValueError(f"{where}: give '{new}' only ('{old}' is its deprecated name)")
+            log.warning("%s.%s is deprecated; call it '%s'", where, old, new)
+            raw[new] = raw.pop(old)
+    option_keys = [f.name for f in fields(backend.options)]
+    sched_keys = [f.name for f in fields(Scheduling)]
+    check_keys(raw, option_keys + sched_keys, f"{where} (backend {name})")
+    options = backend.options(**{k: v for k, v in raw.items() if k in option_keys})
+    scheduling = replace(STAGE_SCHEDULING[stage], **{k: v for k, v in raw.items() if k in sched_keys})
+    scheduling.check(where)
+    for key in ("sub_batch",):
+        if key in option_keys:
+            _count(getattr(options, key), f"{where}.{key}")
+    if getattr(options, "cpu_threads", None) is not None:
+        _count(options.cpu_threads, f"{where}.cpu_threads")
+    if backend.needs_model and not options.model:
+        raise ValueError(f"{where}: backend '{name}' needs 'model'")
+    return StageSpec(stage, name, options, scheduling)
+
+
+def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
+    """Build dataclass ``cls`` from a YAML mapping: keys checked, nested sections built the same way."""
+    if raw is None:
+        raw = {}
+    label = where.rstrip(".") or "config"
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{label} must be a mapping, got {type(raw).__name__}")
+    names = [f.name for f in fields(cls)]
+    check_keys(raw, names, label)
+    hints = typing.get_type_hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in raw:
+            continue
+        value, kind = raw[f.name], hints[f.name]
+        if kind is StageSpec:
+            value = stage_spec(f.name, value, f"{where}{f.name}")
+        elif kind is LabelSet:
+            value = LabelSet.from_dict(value)
+        elif is_dataclass(kind):
+            value = from_mapping(kind, value, f"{where}{f.name}.")
+        elif value is None and f.default is MISSING:
+            continue                                    # `section:` left empty in YAML → the default
+        kwargs[f.name] = value
+    return cls(**kwargs)
+
+
+def parse_set(assignment: str) -> tuple[list[str], Any]:
+    """``section.key=value`` (value parsed as YAML) → (path, value)."""
+    path, sep, text = assignment.partition("=")
+    if not sep or not path.strip():
+        raise ConfigError(f"--set {assignment!r}: expected section.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {assignment!r}: the value is not valid YAML") from None
+    return path.strip().split("."), value
+
+
+def apply_sets(raw: dict, assignments: list[str] | tuple[str, ...]) -> dict:
+    """Overlay ``--set`` assignments on a raw config mapping (a copy)."""
+    import copy
+
+    out = copy.deepcopy(raw)
+    for assignment in assignments:
+        path, value = parse_set(assignment)
+        node = out
+        for key in path[:-1]:
+            if node.get(key) is None:
+                node[key] = {}
+            if not isinstance(node[key], dict):
+                raise ConfigError(f"--set {assignment!r}: '{key}' is not a section")
+            node = node[key]
+        node[path[-1]] = value
     return out
 
 
-def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
-    """Read ``path`` (or start empty), apply ``overrides``, fill defaults, validate keys."""
-    raw: dict = {}
-    source = "config"
-    if path is not None:
-        p = Path(path)
-        source = f"config {p}"
+def load_config(source: str | Path | Mapping | StudyConfig | None = None, overrides: Mapping | None = None,
+                sets: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+    """A study config from a YAML path, a YAML-shaped mapping or a ``StudyConfig``; ``overrides`` set top-level
+    keys (None values ignored), ``sets`` are ``section.key=value`` strings. Errors name the source and key."""
+    if isinstance(source, StudyConfig):
+        if not sets:
+            return source.with_overrides(**(overrides or {}))
+        source = source.to_dict()
+    name = "config"
+    if isinstance(source, (str, Path)):
+        name = f"config {source}"
         try:
-            raw = read_yaml(p, "config") or {}
+            raw = read_yaml(Path(source), "config") or {}
         except InputError as exc:
             raise ConfigError(str(exc)) from None
         if not isinstance(raw, dict):
-            raise ConfigError(f"{source}: top level must be a mapping")
+            raise ConfigError(f"{name}: top level must be a mapping")
+    else:
+        raw = dict(source or {})
+    raw = apply_sets(raw, sets)
     raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    cfg = _merge(SCHEMA, raw, f"{source}: ")
+    if isinstance(raw.get("systems"), dict):                 # a round trip through to_dict lists built-ins
+        raw["systems"] = {k: v for k, v in raw["systems"].items() if BUILTIN_SYSTEMS.get(k) != v}
     try:
-        if not is_count(cfg["seed"], minimum=0):
-            raise ValueError(f"seed must be a non-negative integer, got {cfg['seed']!r}")
-        cfg["labels"] = LabelSet.from_dict(cfg["labels"])
-        cfg["system_specs"] = {**BUILTIN_SYSTEMS, **(cfg["systems"] or {})}
-        cfg["systems"] = build_systems(cfg["systems"] or {}, cfg["labels"])
-        cfg["tune"] = validate_tune(cfg["tune"])
-        cfg["infer"] = resolve_stages(cfg["infer"])
-        cfg["sweep"] = validate_sweep({k: SWEEP_DEFAULTS[k] if v is None else v for k, v in cfg["sweep"].items()})
-        validate_evaluate(cfg["evaluate"], cfg["system_specs"])
+        return from_mapping(StudyConfig, raw)
     except ValueError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
-    return cfg
+        raise ConfigError(f"{name}: {exc}") from None
 
 
-def validate_evaluate(ev: dict, systems: dict) -> None:
-    """``evaluate``: a known metric, a non-negative bootstrap count, a baseline that is a defined system."""
-    if ev["metric"] not in METRICS:
-        raise ValueError(f"evaluate.metric: '{ev['metric']}' is not one of {list(METRICS)}")
-    if not is_count(ev["bootstrap"], minimum=0):
-        raise ValueError(f"evaluate.bootstrap must be a non-negative integer (resamples), got {ev['bootstrap']!r}")
-    if not is_count(ev["min_fold_rows"]):
-        raise ValueError(f"evaluate.min_fold_rows must be a positive integer, got {ev['min_fold_rows']!r}")
-    if ev["baseline"] not in systems:
-        raise ValueError(f"evaluate.baseline: '{ev['baseline']}' is not a system; defined: {sorted(systems)}")
+def _default_text(f) -> str:
+    if f.default is not MISSING:
+        value = f.default
+    elif f.default_factory is not MISSING:
+        value = f.default_factory()
+    else:
+        return ""
+    if isinstance(value, StageSpec) or value is None and f.name in STAGES:
+        return ""
+    if is_dataclass(value) and not isinstance(value, type):
+        return ""
+    return "`" + yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip() + "`"
 
 
-def resolved(cfg: dict) -> dict:
-    """The loaded config as plain data (for run records): label set and system specs, not objects."""
-    from dataclasses import asdict
+def _table(cls: type, prefix: str) -> list[str]:
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for f in fields(cls):
+        rows.append(f"| `{prefix}{f.name}` | {_default_text(f)} | {f.metadata.get('doc', '')} |")
+    return rows
 
-    out = {k: v for k, v in cfg.items() if k not in ("systems", "system_specs", "labels")}
-    return {**out, "labels": asdict(cfg["labels"]), "systems": cfg["system_specs"]}
+
+def _space_rows(space: dict, prefix: str) -> list[str]:
+    rows = []
+    for key, value in space.items():
+        if isinstance(value, dict) and key in ("select", "soft"):
+            rows += _space_rows(value, f"{prefix}{key}.")
+        else:
+            text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
+            rows.append(f"| `{prefix}{key}` | `{text}` |")
+    return rows
 
 
-def build_systems(raw: dict, labels: LabelSet) -> dict[str, Rule]:
-    """Built-in systems (speech, text, oracle) plus those defined in the config's ``systems``."""
-    if not isinstance(raw, dict):
-        raise ValueError("systems must be a mapping of name → {kind: ...}")
-    specs = {**BUILTIN_SYSTEMS, **raw}
-    return {name: rule_from_config(spec or {}, labels, name=f"systems.{name}") for name, spec in specs.items()}
+SECTIONS: tuple[tuple[str, type], ...] = (("", StudyConfig), ("evaluate", EvaluateConfig), ("tune", TuneConfig),
+                                          ("sweep", SweepConfig), ("cross", CrossConfig), ("prepare", PrepareConfig),
+                                          ("infer", InferConfig))
+
+
+def config_reference() -> str:
+    """The key reference (``docs/config.md`` body), generated from the dataclasses and the backend registry."""
+    lines: list[str] = []
+    for section, cls in SECTIONS:
+        lines += [f"## {'top level' if not section else f'`{section}`'}", "", (cls.__doc__ or "").strip(), ""]
+        lines += _table(cls, f"{section}." if section else "") + [""]
+        if cls is TuneConfig:
+            lines += ["### `tune.space` (defaults)", "", "| key | default |", "|---|---|"]
+            lines += _space_rows(DEFAULT_SPACE, "tune.space.") + [""]
+    for stage, backends in STAGES.items():
+        for name, backend in backends.items():
+            default = " (default)" if name == next(iter(backends)) else ""
+            lines += [f"### `infer.{stage}` with `backend: {name}`{default}", ""]
+            if fields(backend.options):
+                lines += _table(backend.options, f"infer.{stage}.") + [""]
+            else:
+                lines += ["No options: the stage is skipped.", ""]
+    sched = STAGE_SCHEDULING
+    lines += ["### Scheduling keys of every `infer` stage", "", *_table(Scheduling, "infer.<stage>."), "",
+              f"Sentiment's default `batch_size` is {sched['sentiment'].batch_size}. "
+              f"Deprecated: {', '.join(f'`{o}` (use `{n}`)' for o, n in DEPRECATED_KEYS.items())}.", ""]
+    return "\n".join(lines)

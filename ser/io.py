@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import socket
 import tempfile
 import time
 from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import quote, unquote
@@ -50,6 +52,19 @@ def _json_default(o: Any) -> Any:
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def _signature_part(o: Any) -> Any:
+    """Dataclasses as their fields, arrays as lists, anything else (paths) as its string."""
+    if is_dataclass(o) and not isinstance(o, type):
+        return asdict(o)
+    return o.tolist() if hasattr(o, "tolist") else str(o)
+
+
+def signature(*parts: Any) -> str:
+    """A short stable hash of JSON-able parts: what decides whether saved work is still valid."""
+    blob = json.dumps(parts, sort_keys=True, default=_signature_part)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
 def safe_name(value: object) -> str:

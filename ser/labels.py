@@ -58,5 +58,16 @@ class LabelSet:
                 kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
 
+    @classmethod
+    def from_columns(cls, columns: list[str]) -> "LabelSet":
+        """The label set a score table's ``speech_*`` columns imply (their order), with the sentiment roles of the
+        standard codes (hap positive, neu neutral, ang/sad negative); other codes need ``labels:`` in a config."""
+        classes = tuple(c.removeprefix("speech_") for c in columns if c.startswith("speech_") and c != "speech_worker")
+        negative = tuple(c for c in ("ang", "sad") if c in classes)
+        if "hap" not in classes or "neu" not in classes or not negative:
+            raise ValueError(f"the score table's classes {list(classes)} do not name the sentiment roles (hap, neu, "
+                             f"ang/sad); give `labels: {{classes, positive, neutral, negative}}` in the config")
+        return cls(classes=classes, positive="hap", neutral="neu", negative=negative)
+
 
 DEFAULT_LABELS = LabelSet()

@@ -1,81 +1,32 @@
-"""Inference pipeline settings (``infer:`` in a study config): stage specs, validation, GPU checks.
+"""Inference pipeline planning (pure: no Ray, no torch): scoring rows, one row per decoded utterance, GPU checks.
 
-Pure: no Ray, no torch. ``jobs.infer`` turns a validated spec into Ray Data stages.
+``jobs.infer`` turns an ``InferConfig`` into Ray Data stages; the settings themselves live in ``ser.config``.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from ser.checks import is_count, is_number
 from ser.io import safe_name
 
-SCHEDULING = {"actors": 1, "num_gpus": 0.0, "num_cpus": 1.0, "batch_size": 16}
-STAGE_DEFAULTS: dict[str, dict[str, Any]] = {
-    "speech": {"backend": "acoustic", "checkpoint": "{out}/models/acoustic-{fold}.pkl", "label_map": None,
-               "fp16": True, "sub_batch": 8, "cpu_threads": None, **SCHEDULING},
-    "asr": {"backend": "none", "model": None, "language": "en", "beam_size": 1, "vad_filter": False,
-            "compute_type": "default", "sub_batch": 8, **SCHEDULING},
-    "sentiment": {"backend": "vader", "model": None, "label_map": None, "lowercase": False, "max_length": 128,
-                  "fp16": True, "sub_batch": 32, **SCHEDULING, "batch_size": 64},
-}
-BACKENDS = {"speech": ("acoustic", "hf"), "asr": ("none", "whisper"), "sentiment": ("vader", "hf")}
-INFER_DEFAULTS = {"manifest": None, "shard_rows": 256, "in_sample": False, "val_share": 0.1,
-                  "speech": None, "asr": None, "sentiment": None}
+if TYPE_CHECKING:
+    from ser.backends.registry import StageSpec
+    from ser.config import InferConfig
 
 
-def resolve_stages(cfg: dict) -> dict:
-    """Fill defaults and check keys and values; errors name ``infer.<stage>.<key>``."""
-    unknown = sorted(set(cfg) - set(INFER_DEFAULTS))
-    if unknown:
-        raise ValueError(f"infer: unknown key(s) {unknown}; allowed: {sorted(INFER_DEFAULTS)}")
-    out = {**INFER_DEFAULTS, **{k: v for k, v in cfg.items() if v is not None}}
-    for stage, defaults in STAGE_DEFAULTS.items():
-        raw = cfg.get(stage) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"infer.{stage} must be a mapping")
-        unknown = sorted(set(raw) - set(defaults))
-        if unknown:
-            raise ValueError(f"infer.{stage}: unknown key(s) {unknown}; allowed: {sorted(defaults)}")
-        spec = {**defaults, **raw}
-        if spec["backend"] not in BACKENDS[stage]:
-            raise ValueError(f"infer.{stage}.backend: '{spec['backend']}' is not one of {list(BACKENDS[stage])}")
-        for key in ("actors", "batch_size", "sub_batch"):
-            if not is_count(spec[key]):
-                raise ValueError(f"infer.{stage}.{key} must be a positive integer, got {spec[key]!r}")
-        if spec.get("cpu_threads") is not None and not is_count(spec["cpu_threads"]):
-            raise ValueError(f"infer.{stage}.cpu_threads must be a positive integer or null, got {spec['cpu_threads']!r}")
-        for key in ("num_gpus", "num_cpus"):
-            if not is_number(spec[key]) or spec[key] < 0:
-                raise ValueError(f"infer.{stage}.{key} must be a number >= 0, got {spec[key]!r}")
-        needs_model = (stage == "asr" and spec["backend"] == "whisper") or \
-                      (stage in ("speech", "sentiment") and spec["backend"] == "hf")
-        if needs_model and not spec.get("model" if stage != "speech" else "checkpoint"):
-            raise ValueError(f"infer.{stage}: backend '{spec['backend']}' needs "
-                             f"'{'checkpoint' if stage == 'speech' else 'model'}'")
-        out[stage] = spec
-    if not isinstance(out["in_sample"], bool):
-        raise ValueError(f"infer.in_sample must be true or false, got {out['in_sample']!r}")
-    if not is_number(out["val_share"]) or not 0 <= out["val_share"] < 1:
-        raise ValueError(f"infer.val_share must be in [0, 1), got {out['val_share']!r}")
-    if not is_count(out["shard_rows"]):
-        raise ValueError(f"infer.shard_rows must be a positive integer, got {out['shard_rows']!r}")
-    return out
-
-
-def check_gpus(stages: dict, available: float) -> None:
+def check_gpus(stages: "InferConfig", available: float) -> None:
     """Refuse, naming the stage, when its actors ask for more GPUs than the cluster has (Ray would wait forever)."""
-    for name in ("speech", "asr", "sentiment"):
-        spec = stages[name]
-        if name == "asr" and spec["backend"] == "none":
+    for spec in (stages.speech, stages.asr, stages.sentiment):
+        if not spec.enabled:
             continue
-        need = spec["num_gpus"] * spec["actors"]
+        sched = spec.scheduling
+        need = sched.num_gpus * sched.actors
         if need > available:
-            raise RuntimeError(f"infer.{name} asks for {spec['actors']} actor(s) × {spec['num_gpus']} GPU = {need} "
-                               f"GPU(s), but the Ray cluster has {available:g}; lower infer.{name}.num_gpus/actors "
+            raise RuntimeError(f"infer.{spec.stage} asks for {sched.actors} actor(s) × {sched.num_gpus} GPU = {need} "
+                               f"GPU(s), but the Ray cluster has {available:g}; lower infer.{spec.stage}.num_gpus/actors "
                                f"or add GPU nodes")
 
 
@@ -104,12 +55,42 @@ def group_scorings(rows: pd.DataFrame) -> pd.DataFrame:
     return utterances.merge(scorings.reset_index(), on=keys, how="left").reset_index(drop=True)
 
 
-def speech_cpu_threads(spec: dict, cluster_cpus: float) -> int | None:
+def speech_cpu_threads(spec: "StageSpec", cluster_cpus: float) -> int | None:
     """Torch threads per speech actor on CPU: as configured, else the cluster's cores shared by the speech actors.
 
     Ray pins an actor's torch to its ``num_cpus`` (1 by default), but speech is ~99% of the work (the benchmark's
     time split), so on CPU the speech actors get the cores; GPU actors keep Ray's setting (None).
     """
-    if spec["num_gpus"] > 0:
+    if spec.scheduling.num_gpus > 0:
         return None
-    return spec["cpu_threads"] or max(1, int(cluster_cpus) // spec["actors"])
+    return spec.options.cpu_threads or max(1, int(cluster_cpus) // spec.scheduling.actors)
+
+
+def model_versions(stages: "InferConfig", folds: list[str]) -> dict[str, object]:
+    """The exact version of every pretrained model the stages load (per fold for a ``{fold}`` template):
+    recorded in run.json and part of the infer signature, so a changed model reruns inference."""
+    from ser.backends import fill_fold
+    from ser.backends.hub import model_version
+
+    out: dict[str, object] = {}
+    for spec in (stages.speech, stages.asr, stages.sentiment):
+        ref = getattr(spec.options, "model", None)
+        if not spec.enabled or ref is None or spec.backend == "acoustic":
+            continue
+        revision = spec.options.revision
+        if spec.backend == "whisper" and "/" not in ref:
+            ref = _whisper_repo(ref)
+        if "{fold}" in ref:
+            out[spec.stage] = {fold: model_version(fill_fold(ref, fold), revision) for fold in folds}
+        else:
+            out[spec.stage] = model_version(ref, revision)
+    return out
+
+
+def _whisper_repo(name: str) -> str:
+    """A faster-whisper size name ('tiny', 'large-v3') → the hub repository it downloads."""
+    try:
+        from faster_whisper.utils import _MODELS
+    except ImportError:
+        return name
+    return _MODELS.get(name, name)

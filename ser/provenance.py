@@ -8,7 +8,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("ser", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "ray", "optuna", "torch",
+PACKAGES = ("entropy-ser", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "ray", "optuna", "torch",
             "transformers", "faster-whisper", "ctranslate2")
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ser import figures
-from ser.evaluate import format_p
+from ser.scoring import format_p
 from ser.figures import metric_name
 from ser.io import atomic_path
 from ser.metrics import METRICS, summary

@@ -7,14 +7,16 @@ ordinary leakage-free per-fold tuning on A, so the matrix compares in-corpus wit
 
 from __future__ import annotations
 
-from typing import Callable
-
+import logging
 import pandas as pd
 
 from ser.arrays import ScoreArrays
+from ser.config import TuneConfig
 from ser.folds import fold_ids, own_test_rows
 from ser.labels import LabelSet
 from ser.tuning import FoldSearch, annotate_choices, apply_per_fold, choose_trial, tune_folds, tuned_results
+
+log = logging.getLogger(__name__)
 
 
 def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
@@ -25,27 +27,26 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return {n: df[df["corpus"] == n].reset_index(drop=True) for n in names}
 
 
-def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: dict, fold_search: FoldSearch,
-                  seed: int = 0, n_boot: int = 1000, log: Callable[[str], None] = print,
-                  in_corpus: dict[str, dict] | None = None) -> dict:
+def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch,
+                  seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None) -> dict:
     """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
 
     ``in_corpus`` may supply already computed per-fold tuning results for the diagonal.
     """
     in_corpus = in_corpus or {}
-    objective = tune_cfg["objective"]
+    objective = tune.objective
     matrix: dict[str, dict[str, dict]] = {}
     pairs: dict[str, dict] = {}
     for src, src_df in tables.items():
         pooled = ScoreArrays.from_table(src_df.loc[own_test_rows(src_df)], labels)
-        chosen = choose_trial(fold_search({src: pooled}, {src: seed})[src], tune_cfg["choice"])
+        chosen = choose_trial(fold_search({src: pooled}, {src: seed})[src], tune.choice)
         matrix[src] = {}
         for dst, dst_df in tables.items():
             if src == dst and src in in_corpus:
                 result = in_corpus[src]
             elif src == dst:
-                searches = tune_folds(dst_df, labels, tune_cfg, fold_search, seed, log=lambda _: None)
-                result = tuned_results(dst_df, labels, searches, tune_cfg, n_boot, seed)
+                searches = tune_folds(dst_df, labels, tune, fold_search, seed)
+                result = tuned_results(dst_df, labels, searches, tune, n_boot, seed)
             else:
                 folds = fold_ids(dst_df)
                 result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.config for f in folds}}, objective,
@@ -58,7 +59,7 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune_cfg: d
                     "folds_improved": result["comparisons"]["tuned"]["folds"]["improved"],
                     "n_folds": len(result["folds"])}
             matrix[src][dst] = cell
-            log(f"{src} → {dst}: tuned {objective} {100 * cell['tuned']:.2f} vs speech {100 * cell['speech']:.2f} "
+            log.debug(f"{src} → {dst}: tuned {objective} {100 * cell['tuned']:.2f} vs speech {100 * cell['speech']:.2f} "
                 f"({100 * cell['gain']:+.2f}; {cell['folds_improved']}/{cell['n_folds']} folds improved)")
     return {"objective": objective, "corpora": list(tables), "matrix": matrix, "pairs": pairs}
 

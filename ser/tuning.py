@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,27 +27,17 @@ import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
-from ser.checks import is_count
-from ser.evaluate import TestRows, score_predictions
+from ser.scoring import TestRows, score_predictions
 from ser.folds import fold_splits
+from ser.config import CHOICES, TuneConfig
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
-from ser.io import safe_name, write_json, write_parquet
+from ser.io import safe_name, signature, write_json, write_parquet
 from ser.labels import LabelSet
-from ser.search import TrialResult, anchor_trials, fit_trial, resolve_space, run_trial, suggest
+from ser.progress import progress
+from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
 
-TUNE_DEFAULTS: dict[str, Any] = {
-    "method": "search",          # search | published
-    "engine": "ray",             # ray | optuna
-    "protocol": "oof",
-    "objective": "macro_f1",
-    "trials": 48,                # per fold
-    "max_concurrent_trials": 2,
-    "choice": "one-se",          # one-se | inner-best | tuning-best
-    "space": None,
-}
-METHODS = ("search", "published")
-ENGINES = ("ray", "optuna")
-CHOICES = ("one-se", "inner-best", "tuning-best")
+log = logging.getLogger(__name__)
+
 
 
 @dataclass(frozen=True)
@@ -75,15 +66,23 @@ class TrialRecord:
         return self.score if self.inner is None else self.inner_mean
 
 
+Advance = Callable[[int], None]
+"""Progress callback: ``advance(n)`` after n more trials finished."""
+
+
+def no_progress(n: int) -> None:
+    """The default progress callback: nothing shown."""
+
+
 class SearchEngine(Protocol):
     """Searches every fold's tuning arrays independently, each with its own seeded sampler."""
 
     def __call__(self, tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str,
-                 trials: int, concurrency: int) -> dict[str, list[TrialRecord]]: ...
+                 trials: int, concurrency: int, advance: Advance = no_progress) -> dict[str, list[TrialRecord]]: ...
 
 
 def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str,
-                  trials: int, concurrency: int) -> dict[str, list[TrialRecord]]:
+                  trials: int, concurrency: int, advance: Advance = no_progress) -> dict[str, list[TrialRecord]]:
     """In-process Optuna TPE (ask/tell), one study per fold, trials one after another.
 
     ``concurrency`` only matters to the Ray engine, whose parallelism is across folds.
@@ -106,6 +105,7 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
             record = TrialRecord.from_result(trial.number, params, seen[key])
             records.append(record)
             study.tell(trial, record.selection_score)
+            advance(1)
         out[fold] = records
     return out
 
@@ -143,27 +143,8 @@ def choose_trial(records: list[TrialRecord], rule: str = "one-se") -> TrialRecor
     return min(close, key=lambda r: (free_parameters(r.config), -r.inner_mean, r.number))
 
 
-def validate_tune(cfg: dict) -> dict:
-    """Check the ``tune`` section's values; errors name the key."""
-    from ser.folds import TUNING_PROTOCOLS
-    from ser.metrics import METRICS
-
-    for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
-                         ("objective", METRICS), ("choice", CHOICES)):
-        if cfg[key] not in allowed:
-            raise ValueError(f"tune.{key}: '{cfg[key]}' is not one of {list(allowed)}")
-    for key in ("trials", "max_concurrent_trials"):
-        if not is_count(cfg[key]):
-            raise ValueError(f"tune.{key} must be a positive integer, got {cfg[key]!r}")
-    out = dict(cfg)
-    out["space"] = resolve_space(cfg["space"])
-    return out
-
-
-def _signature(tune_cfg: dict, seed: int, labels: LabelSet, table_key: str) -> str:
-    blob = json.dumps({"tune": tune_cfg, "seed": seed, "labels": asdict(labels), "table": table_key},
-                      sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+def _signature(tune: TuneConfig, seed: int, labels: LabelSet, table_key: str) -> str:
+    return signature(tune, seed, labels, table_key)
 
 
 def table_fingerprint(df: pd.DataFrame) -> str:
@@ -171,29 +152,35 @@ def table_fingerprint(df: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
-FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int]], dict[str, list[TrialRecord]]]
+FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int], Advance], dict[str, list[TrialRecord]]]
 
 
-def make_fold_search(tune_cfg: dict, engine: SearchEngine | None = None) -> FoldSearch:
-    """The per-fold search for a validated ``tune`` config: the published procedure or an engine's search."""
-    if tune_cfg["method"] == "published":
-        def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int]) -> dict[str, list[TrialRecord]]:
-            params = {"variant": "published"}
-            return {fold: [TrialRecord.from_result(0, params, run_trial(params, a, tune_cfg["space"],
-                                                                        tune_cfg["objective"]))]
-                    for fold, a in tuning.items()}
+def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> FoldSearch:
+    """The per-fold search for a ``tune`` config: the published procedure, or a search by ``engine`` (default:
+    the engine ``tune.engine`` names, through ``ser.engine``)."""
+    if tune.method == "published":
+        def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress
+                          ) -> dict[str, list[TrialRecord]]:
+            params, out = {"variant": "published"}, {}
+            for fold, a in tuning.items():
+                out[fold] = [TrialRecord.from_result(0, params, run_trial(params, a, tune.space, tune.objective))]
+                advance(1)
+            return out
         return run_published
-    run = engine or optuna_engine
+    if engine is None:
+        from ser.engine import search_engine
 
-    def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int]) -> dict[str, list[TrialRecord]]:
-        return run(tuning, seeds, tune_cfg["space"], tune_cfg["objective"], tune_cfg["trials"],
-                   tune_cfg["max_concurrent_trials"])
+        engine = search_engine(tune)
+    run = engine
+
+    def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress
+                   ) -> dict[str, list[TrialRecord]]:
+        return run(tuning, seeds, tune.space, tune.objective, tune.trials, tune.max_concurrent_trials, advance)
     return run_search
 
 
-def tune_folds(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict, fold_search: FoldSearch, seed: int,
-               state_dir: Path | None = None, log: Callable[[str], None] = print,
-               reuse: bool = True) -> dict[str, list[TrialRecord]]:
+def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int,
+               state_dir: Path | None = None, reuse: bool = True) -> dict[str, list[TrialRecord]]:
     """Search every fold on its own tuning set; with ``state_dir``, finished folds are saved (and with
     ``reuse``, reused when their config, seed and table are unchanged).
 
@@ -201,43 +188,46 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict, fold_search: 
     gives the same trials as an uninterrupted one. Folds are saved when the search returns, each
     file replaced atomically: a failed rerun never removes what an earlier run saved.
     """
-    signature = _signature(tune_cfg, seed, labels, table_fingerprint(df))
+    fold_signature = _signature(tune, seed, labels, table_fingerprint(df))
     arrays = ScoreArrays.from_table(df, labels)
-    splits = fold_splits(df, tune_cfg["protocol"])
+    splits = fold_splits(df, tune.protocol)
     done: dict[str, list[TrialRecord]] = {}
     for split in splits:
         path = state_dir / f"fold-{safe_name(split.fold)}.json" if state_dir and reuse else None
         if path and path.exists():
             saved = json.loads(path.read_text())
-            if saved.get("signature") == signature:
+            if saved.get("signature") == fold_signature:
                 done[split.fold] = [TrialRecord(**r) for r in saved["trials"]]
     if done:
-        log(f"resumed {len(done)} finished fold(s): {sorted(done)}")
+        log.info("resumed %d finished fold(s): %s", len(done), sorted(done))
     todo = [s for s in splits if s.fold not in done]
     seeds = {s.fold: seed + i for i, s in enumerate(splits)}
     t0 = time.perf_counter()
     if todo:
-        found = fold_search({s.fold: arrays.take(s.tuning) for s in todo}, {s.fold: seeds[s.fold] for s in todo})
+        per_fold = 1 if tune.method == "published" else tune.trials
+        with progress(per_fold * len(todo), "tuning", "trials") as advance:
+            found = fold_search({s.fold: arrays.take(s.tuning) for s in todo}, {s.fold: seeds[s.fold] for s in todo},
+                                advance)
         for fold, records in found.items():
-            _save_fold(state_dir, fold, records, signature)
+            _save_fold(state_dir, fold, records, fold_signature)
         done.update(found)
     elapsed = time.perf_counter() - t0
     for split in splits:
         records = done[split.fold]
-        kept = choose_trial(records, tune_cfg["choice"])
+        kept = choose_trial(records, tune.choice)
         inner = "" if kept.inner is None else f", inner {kept.inner_mean:.4f}"
-        log(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations; "
-            f"kept {describe_config(kept.config)} (tuning {tune_cfg['objective']} {kept.score:.4f}{inner})")
+        log.debug(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations; "
+            f"kept {describe_config(kept.config)} (tuning {tune.objective} {kept.score:.4f}{inner})")
     if todo:
         n = sum(r.n_configs for s in todo for r in done[s.fold])
-        log(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
+        log.debug(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
     return {s.fold: done[s.fold] for s in splits}
 
 
-def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], signature: str) -> None:
+def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], fold_signature: str) -> None:
     """Persist one finished fold atomically, so an interrupted run loses nothing already searched."""
     if state_dir:
-        write_json({"signature": signature, "fold": fold, "trials": [asdict(r) for r in records]},
+        write_json({"signature": fold_signature, "fold": fold, "trials": [asdict(r) for r in records]},
                    state_dir / f"fold-{safe_name(fold)}.json")
 
 
@@ -289,7 +279,7 @@ BASELINES: dict[str, dict] = {
 text weight for each text distribution, and the published selection rule under the run's protocol."""
 
 
-def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict,
+def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
                   searches: dict[str, list[TrialRecord]]) -> dict[str, dict[str, dict]]:
     """{baseline: {fold: config}} fitted on each fold's tuning rows (never its test rows).
 
@@ -298,13 +288,13 @@ def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune_cfg: dict,
     """
     arrays = ScoreArrays.from_table(df, labels)
     out: dict[str, dict[str, dict]] = {name: {} for name in BASELINES}
-    for split in fold_splits(df, tune_cfg["protocol"]):
+    for split in fold_splits(df, tune.protocol):
         ran = {json.dumps(r.params, sort_keys=True): r.config for r in searches.get(split.fold, [])}
         a = arrays.take(split.tuning)
         for name, params in BASELINES.items():
             config = ran.get(json.dumps(params, sort_keys=True))
             out[name][split.fold] = config if config is not None else \
-                fit_trial(params, a, tune_cfg["space"], tune_cfg["objective"]).config
+                fit_trial(params, a, tune.space, tune.objective).config
     return out
 
 
@@ -346,20 +336,20 @@ def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: st
                          "test_score": test, "optimism": kept.score - test}
 
 
-def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune_cfg: dict,
+def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
                   n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20) -> dict:
     """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did."""
-    objective = tune_cfg["objective"]
-    chosen = {f: choose_trial(records, tune_cfg["choice"]) for f, records in searches.items()}
-    baselines = fit_baselines(df, labels, tune_cfg, searches)
+    objective = tune.objective
+    chosen = {f: choose_trial(records, tune.choice) for f, records in searches.items()}
+    baselines = fit_baselines(df, labels, tune, searches)
     result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines},
                             objective, n_boot, seed, min_fold_rows)
     annotate_choices(result, chosen, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
     result["tuning"] = {
-        "protocol": tune_cfg["protocol"], "objective": objective, "method": tune_cfg["method"],
-        "choice": tune_cfg["choice"],
+        "protocol": tune.protocol, "objective": objective, "method": tune.method,
+        "choice": tune.choice,
         "configurations_evaluated": int(sum(r.n_configs for rs in searches.values() for r in rs)),
         "mean_tuning_score": float(np.mean([b["tuning_score"] for b in bests])),
         "mean_inner_score": float(np.mean(inner)) if len(inner) == len(bests) else None,

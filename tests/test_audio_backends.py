@@ -85,11 +85,11 @@ def test_speech_stage_routes_each_row_to_its_folds_model(tiny):
     assert out["speech_worker"][0] == "local"
 
 
-def test_missing_fold_checkpoint_and_bad_label_names(tiny):
+def test_missing_fold_model_and_bad_label_names(tiny):
     from ser.backends.hf_speech import SPEECH_LABEL_MAP, HFSpeechStage
 
     stage = HFSpeechStage(str(tiny / "speech-{fold}"), ("ang", "hap", "neu", "sad"))
-    with pytest.raises(FileNotFoundError, match="speech checkpoint for fold 'C' not found"):
+    with pytest.raises(FileNotFoundError, match="speech model for fold 'C' not found"):
         stage(audio_batch(folds=("C",)))
     with pytest.raises(ValueError, match="label 'fear' maps to 'fear'"):
         map_label_names(["angry", "fear"], SPEECH_LABEL_MAP, ("ang", "hap"), "speech model x")
@@ -122,13 +122,13 @@ def test_in_sample_scoring_decodes_each_file_once(tmp_path, monkeypatch):
     """With in-sample rows every fold model scores each utterance; the audio is still decoded once."""
     import ser.backends.audio_stage as audio_stage
     from ser.backends.acoustic import AcousticSpeechStage, acoustic_features, train_fold_models
+    from ser.config import PrepareConfig
     from ser.corpora.prepare import prepare
     from ser.pipeline import group_scorings, scoring_rows
 
-    manifest = prepare({"corpus": "demo", "root": str(tmp_path / "demo"), "per_speaker": 3, "folds": "column:speaker",
-                        "table": None, "columns": None, "labels": None}, log=lambda _: None)
+    manifest = prepare(PrepareConfig(corpus="demo", root=str(tmp_path / "demo"), per_speaker=3))
     feats = np.stack([acoustic_features(audio_stage.load_audio(p)) for p in manifest["path"]])
-    train_fold_models(manifest, str(tmp_path / "m-{fold}.pkl"), ("ang", "hap", "neu", "sad"), feats, log=lambda _: None)
+    train_fold_models(manifest, str(tmp_path / "m-{fold}.pkl"), ("ang", "hap", "neu", "sad"), feats)
     decoded = []
     real = audio_stage.load_audio
     monkeypatch.setattr(audio_stage, "load_audio", lambda path, sr=16000: decoded.append(path) or real(path, sr))

@@ -1,5 +1,7 @@
 """Resisting the winner's curse: inner estimates, the one-SE choice, baselines, and both synthetic regimes."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -83,14 +85,14 @@ def test_inner_estimate_is_below_the_tuning_score_of_a_flexible_structure(tuning
 def test_a_folds_test_labels_move_nothing_of_its_own_search():
     """Inner estimates, tuning scores and the kept trial of fold k ignore fold k's test labels."""
     df = validate(synthetic_scores(n_folds=4, per_fold=150, seed=4, profile="iemocap-like"))
-    labels = load_config(None)["labels"]
-    tune = dict(load_config(None)["tune"], engine="optuna", trials=10)
-    before = tune_folds(df, labels, tune, make_fold_search(tune), 0, log=lambda _: None)
+    labels = load_config(None).labels
+    tune = replace(load_config(None).tune, engine="optuna", trials=10)
+    before = tune_folds(df, labels, tune, make_fold_search(tune), 0)
     k = sorted(df["fold"].unique())[1]
     changed = df.copy()
     rows = changed["fold"] == k
     changed.loc[rows, "label"] = np.random.default_rng(1).permutation(changed.loc[rows, "label"].to_numpy())
-    after = tune_folds(changed, labels, tune, make_fold_search(tune), 0, log=lambda _: None)
+    after = tune_folds(changed, labels, tune, make_fold_search(tune), 0)
     assert after[k] == before[k]
     assert choose_trial(after[k]) == choose_trial(before[k])
     assert any(after[f] != before[f] for f in before if f != k)     # fold k's rows tune the other folds
@@ -98,9 +100,9 @@ def test_a_folds_test_labels_move_nothing_of_its_own_search():
 
 def _default_tune(df):
     cfg = load_config(None)
-    tune = dict(cfg["tune"], engine="optuna")
-    searches = tune_folds(df, cfg["labels"], tune, make_fold_search(tune), 0, log=lambda _: None)
-    return tuned_results(df, cfg["labels"], searches, tune, n_boot=50)
+    tune = replace(cfg.tune, engine="optuna")
+    searches = tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0)
+    return tuned_results(df, cfg.labels, searches, tune, n_boot=50)
 
 
 def test_iemocap_like_default_search_matches_the_best_simple_baseline():

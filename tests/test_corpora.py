@@ -11,6 +11,7 @@ from ser.corpora.demo import generate_demo
 from ser.corpora.iemocap import prepare_iemocap, speaker_of
 from ser.corpora.manifest import prepare_manifest
 from ser.corpora.msp_improv import prepare_msp_improv
+from ser.config import PrepareConfig
 from ser.corpora.prepare import prepare
 
 
@@ -113,8 +114,7 @@ def test_demo_corpus_is_deterministic_and_prepare_assigns_folds(tmp_path):
     wav_a, _ = sf.read(a["path"][0])
     wav_b, _ = sf.read(b["path"][0])
     np.testing.assert_array_equal(wav_a, wav_b)
-    df = prepare({"corpus": "demo-a", "root": str(tmp_path / "c"), "per_speaker": 2, "folds": "column:speaker",
-                  "table": None, "columns": None, "labels": None}, log=lambda _: None)
+    df = prepare(PrepareConfig(corpus="demo-a", root=str(tmp_path / "c"), per_speaker=2))
     assert (df["fold"] == df["speaker"]).all() and df["fold"].nunique() == 8
     with pytest.raises(ValueError, match="prepare.corpus: 'timit' is not one of"):
-        prepare({"corpus": "timit"})
+        prepare(PrepareConfig(corpus="timit"))

@@ -1,5 +1,7 @@
 """The Ray Data inference pipeline: errors table, GPU pinning with fake GPUs, refusal, resume after a kill."""
 
+from dataclasses import replace
+
 import os
 import signal
 import subprocess
@@ -14,6 +16,7 @@ import pytest
 import yaml
 
 from ser.config import load_config
+from ser.config import PrepareConfig
 from ser.corpora.prepare import prepare
 
 pytestmark = pytest.mark.ray
@@ -22,8 +25,7 @@ pytestmark = pytest.mark.ray
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
-    manifest = prepare({"corpus": "demo", "root": str(root), "per_speaker": 5, "folds": "column:speaker",
-                        "table": None, "columns": None, "labels": None}, log=lambda _: None)
+    manifest = prepare(PrepareConfig(corpus="demo", root=str(root), per_speaker=5))
     manifest.loc[3, "path"] = str(root / "missing.wav")
     with open(manifest.loc[7, "path"], "wb") as f:
         f.write(b"garbage, not audio")
@@ -43,7 +45,7 @@ def test_pipeline_writes_scores_and_errors(tmp_path, corpus, ray_session):
 
     path, manifest = corpus
     cfg = stages(tmp_path, shard_rows=8, speech={"batch_size": 8})
-    scores, errors = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out")
     assert len(scores) == len(manifest) - 2
     assert sorted(errors["utt_id"]) == sorted(manifest.loc[[3, 7], "utt_id"])
     assert set(errors["error"].str.split(":").str[0]) == {"missing file", "unreadable audio"}
@@ -62,7 +64,7 @@ def test_a_fold_without_audio_is_recorded_and_the_rest_scored(tmp_path, corpus, 
     gone = manifest["fold"] == manifest["fold"].iloc[0]
     broken = manifest.assign(path=np.where(gone, str(tmp_path / "nowhere.wav"), manifest["path"]))
     cfg = stages(tmp_path, shard_rows=8, speech={"batch_size": 8})
-    scores, errors = run_infer(broken, cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    scores, errors = run_infer(broken, cfg.infer, cfg.labels, tmp_path / "out")
     assert set(errors["utt_id"]) == set(manifest.loc[gone | manifest.index.isin([3, 7]), "utt_id"])
     assert len(scores) == len(manifest) - len(errors) and not scores["fold"].eq(manifest["fold"].iloc[0]).any()
     assert len(list((tmp_path / "out" / "models").glob("acoustic-*.pkl"))) == manifest["fold"].nunique()
@@ -75,7 +77,7 @@ def test_no_readable_audio_says_so_and_writes_the_errors_table(tmp_path, corpus,
     wrong_root = manifest.assign(path=[str(tmp_path / "elsewhere" / Path(p).name) for p in manifest["path"]])
     cfg = stages(tmp_path)
     with pytest.raises(RuntimeError, match=rf"0 of {len(manifest)} audio files readable; first: missing file: "):
-        run_infer(wrong_root, cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+        run_infer(wrong_root, cfg.infer, cfg.labels, tmp_path / "out")
     assert len(pd.read_parquet(tmp_path / "out" / "errors.parquet")) == len(manifest)
 
 
@@ -86,9 +88,9 @@ def test_each_gpu_actor_gets_its_own_gpu(tmp_path, corpus, ray_session):
     path, manifest = corpus
     for fold in manifest["fold"].unique():
         build_wav2vec2(tmp_path / "ckpt" / fold, ["ang", "hap", "neu", "sad"])
-    cfg = stages(tmp_path, shard_rows=4, speech={"backend": "hf", "checkpoint": str(tmp_path / "ckpt" / "{fold}"),
+    cfg = stages(tmp_path, shard_rows=4, speech={"backend": "hf", "model": str(tmp_path / "ckpt" / "{fold}"),
                                                  "num_gpus": 1, "num_cpus": 0, "actors": 2, "batch_size": 2})
-    scores, _ = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    scores, _ = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out")
     gpus = {w.rsplit(":", 1)[1].split("#")[0] for w in scores["speech_worker"]}
     assert gpus == {"GPU0", "GPU1"}
 
@@ -99,7 +101,7 @@ def test_refuses_gpus_the_cluster_lacks(tmp_path, corpus, ray_session):
     cfg = stages(tmp_path, speech={"num_gpus": 1, "actors": 3})
     with pytest.raises(RuntimeError, match=r"infer.speech asks for 3 actor\(s\) × 1 GPU = 3 GPU\(s\), but the Ray "
                                            r"cluster has 2"):
-        run_infer(pd.read_parquet(corpus[0]), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+        run_infer(pd.read_parquet(corpus[0]), cfg.infer, cfg.labels, tmp_path / "out")
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
@@ -122,7 +124,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
     assert 0 < len(written) < len(manifest), "the run was not interrupted mid-way"
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert f"{len(written)} already scored" in done.stdout
+    assert f"{len(written)} already scored" in done.stderr
     # the first run's shards are untouched, and every utterance is scored exactly once
     for f in first:
         assert f.exists()
@@ -151,9 +153,9 @@ def test_actor_killed_mid_inference_is_restarted_and_the_job_completes(tmp_path,
             return super().__call__(batch)
 
     cfg = stages(tmp_path, shard_rows=4, speech={"batch_size": 4})
-    kwargs = {"checkpoint": str(tmp_path / "ckpt" / "{fold}"), "classes": ("ang", "hap", "neu", "sad")}
-    scores, errors = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out",
-                               log=lambda _: None, speech_stage=(CrashOnce, kwargs))
+    kwargs = {"model": str(tmp_path / "ckpt" / "{fold}"), "classes": ("ang", "hap", "neu", "sad")}
+    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out",
+                               speech_stage=(CrashOnce, kwargs))
     assert marker.exists()
     assert scores["utt_id"].is_unique and len(scores) + len(errors) == len(manifest)
 
@@ -162,11 +164,11 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
     """infer.in_sample: every fold's model also scores the other folds' utterances (train/val rows)."""
     from jobs.infer import run_infer
     from ser.folds import fold_splits
-    from ser.tuning import make_fold_search, tune_folds, validate_tune
+    from ser.tuning import make_fold_search, tune_folds
 
     path, manifest = corpus
     cfg = stages(tmp_path, in_sample=True, val_share=0.25, shard_rows=16)
-    scores, errors = run_infer(pd.read_parquet(path), cfg["infer"], cfg["labels"], tmp_path / "out", log=lambda _: None)
+    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out")
     folds = manifest["fold"].nunique()
     assert len(errors) == 2 and len(scores) == (len(manifest) - 2) * folds
     assert set(scores["split"]) == {"test", "train", "val"}
@@ -178,6 +180,6 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
     assert scores.groupby("utt_id")["speech_ang"].nunique().max() > 1       # speech differs by scoring model
     splits = fold_splits(scores, "trainval")
     assert all(s.tuning.sum() > 0 and not (s.tuning & s.test).any() for s in splits)
-    published = validate_tune(dict(cfg["tune"], method="published", protocol="trainval", space=None))
-    chosen = tune_folds(scores, cfg["labels"], published, make_fold_search(published), 0, log=lambda _: None)
+    published = replace(cfg.tune, method="published", protocol="trainval", space={})
+    chosen = tune_folds(scores, cfg.labels, published, make_fold_search(published), 0)
     assert set(chosen) == set(manifest["fold"]) and all(r[0].config["merge"] == "exclude" for r in chosen.values())

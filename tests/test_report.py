@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ser.cli import main
-from ser.evaluate import format_p
+from ser.scoring import format_p
 from ser.labels import LabelSet
 from ser.report import RunOutputs, headline, tex_escape
 from ser.schema import validate

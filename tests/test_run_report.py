@@ -2,6 +2,8 @@
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -21,8 +23,25 @@ def run_dir(tmp_path_factory, ray_session):
            "cross": {"corpora": {"demo-b": {"corpus": "demo-b", "per_speaker": 12}}},
            "evaluate": {"bootstrap": 200}}
     (root / "mini.yaml").write_text(yaml.safe_dump(cfg))
-    assert main(["run", str(root / "mini.yaml"), "--out", str(root / "out")]) == 0
+    # the console entry point, as a user runs it, with stdout and stderr piped to one file
+    with open(root / "terminal.txt", "w") as terminal:
+        done = subprocess.run([sys.executable, "-m", "ser.cli", "run", str(root / "mini.yaml"), "--out",
+                               str(root / "out")], stdout=terminal, stderr=subprocess.STDOUT)
+    assert done.returncode == 0, (root / "terminal.txt").read_text()
     return root
+
+
+RAY_LINE = re.compile(r"INFO|WARNING|core_worker|raylet|Token authentication|logging_progress|ray\.|\(pid=")
+
+
+def test_terminal_is_short_and_ray_free_while_ser_log_has_everything(run_dir):
+    lines = (run_dir / "terminal.txt").read_text().splitlines()
+    assert 10 <= len(lines) <= 40, "\n".join(lines)
+    assert not [line for line in lines if RAY_LINE.search(line)], "\n".join(lines)
+    assert lines[0] == "== prepare[demo-a]" and "tuned" in "\n".join(lines)
+    log = (run_dir / "out" / "ser.log").read_text()
+    assert " INFO ray." in log and " INFO ser.study: == tune" in log
+    assert " DEBUG ser.tuning: fold " in log                  # per-fold detail: in the log, not on the terminal
 
 
 def test_tuned_fusion_beats_speech_on_the_demo(run_dir):
@@ -60,9 +79,9 @@ def test_rerun_skips_finished_stages_and_recomputes_lost_outputs(run_dir, capsys
     assert before["packages"]["ray"] and before["config"]["tune"]["trials"] == 8
     capsys.readouterr()
     assert main(["run", cfg, "--out", out]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert printed.count("up to date, skipped") == 7
     (run_dir / "out" / "sweep" / "sweep.json").unlink()          # a lost output is recomputed
     assert main(["run", cfg, "--out", out]) == 0
-    printed = capsys.readouterr().out
+    printed = capsys.readouterr().err
     assert "== sweep\n" in printed and printed.count("up to date, skipped") == 6

@@ -10,10 +10,12 @@ from ser.config import ConfigError, load_config
 from ser.fusion import rule_from_config
 from ser.metrics import summary
 from ser.schema import validate
-from ser.sweep import SWEEP_DEFAULTS, sweep
+from ser.config import SweepConfig
+from ser.labels import DEFAULT_LABELS
+from ser.sensitivity import sweep
 from ser.synthetic import synthetic_scores
 
-SMALL = dict(SWEEP_DEFAULTS, tau_h={"range": [0.0, 1.4], "steps": 8}, tau_v={"range": [0.0, 1.2], "steps": 7})
+SMALL = SweepConfig(tau_h={"range": [0.0, 1.4], "steps": 8}, tau_v={"range": [0.0, 1.2], "steps": 7})
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +24,7 @@ def table():
 
 
 def test_sweep_surfaces_match_direct_rule_and_mean_is_fold_average(table):
-    surfaces, chosen, stats = sweep(table, SMALL, "oof", "macro_f1", log=lambda _: None)
+    surfaces, chosen, stats = sweep(table, SMALL, DEFAULT_LABELS, "oof", "macro_f1")
     assert set(surfaces["scope"]) == {"global", "ang", "hap", "neu", "sad"}
     assert len(surfaces) == (4 + 1) * 5 * 8 * 7
     fold = sorted(table["fold"].unique())[1]
@@ -41,11 +43,11 @@ def test_sweep_surfaces_match_direct_rule_and_mean_is_fold_average(table):
 
 
 def test_sweep_chosen_thresholds_ignore_test_labels(table):
-    _, before, _ = sweep(table, SMALL, "oof", "macro_f1", log=lambda _: None)
+    _, before, _ = sweep(table, SMALL, DEFAULT_LABELS, "oof", "macro_f1")
     k = before["fold"].iloc[0]
     changed = table.copy()
     changed.loc[changed["fold"] == k, "label"] = "sad"
-    _, after, _ = sweep(changed, SMALL, "oof", "macro_f1", log=lambda _: None)
+    _, after, _ = sweep(changed, SMALL, DEFAULT_LABELS, "oof", "macro_f1")
     assert after.iloc[0][["tau_h", "tau_v"]].tolist() == before.iloc[0][["tau_h", "tau_v"]].tolist()
 
 

@@ -1,23 +1,22 @@
 """Per-fold tuning: leakage, determinism, gains where text carries valence, config errors, resume."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from ser.cli import main
-from ser.config import ConfigError, load_config
+from ser.config import ConfigError, TuneConfig, load_config
 from ser.schema import validate
-from ser.search import resolve_space
 from ser.synthetic import synthetic_scores
 from ser.tuning import choose_trial, make_fold_search, tune_folds, tuned_results
 
-FAST = {"method": "search", "engine": "optuna", "protocol": "oof", "objective": "macro_f1", "trials": 12,
-        "max_concurrent_trials": 1, "choice": "one-se",
-        "space": resolve_space({"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 12},
-                                           "tau_v": {"quantiles": [0.05, 0.95], "steps": 12}},
-                                "soft": {"w": {"range": [0, 1], "steps": 21}}})}
+FAST = TuneConfig(engine="optuna", trials=12, max_concurrent_trials=1,
+                  space={"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 12},
+                                    "tau_v": {"quantiles": [0.05, 0.95], "steps": 12}},
+                         "soft": {"w": {"range": [0, 1], "steps": 21}}})
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +25,9 @@ def table():
 
 
 def chosen(df, tune_cfg=FAST, seed=0):
-    labels = load_config(None)["labels"]
-    searches = tune_folds(df, labels, tune_cfg, make_fold_search(tune_cfg), seed, log=lambda _: None)
-    return searches, {f: choose_trial(r, tune_cfg["choice"]).config for f, r in searches.items()}
+    labels = load_config(None).labels
+    searches = tune_folds(df, labels, tune_cfg, make_fold_search(tune_cfg), seed)
+    return searches, {f: choose_trial(r, tune_cfg.choice).config for f, r in searches.items()}
 
 
 def test_changing_a_folds_test_labels_never_changes_its_choice(table):
@@ -51,7 +50,7 @@ def test_leakage_val_protocol_no_fold_moves(table):
     val["split"] = "val"
     val["utt_id"] = val["utt_id"] + "_v"
     both = validate(pd.concat([table, val], ignore_index=True))
-    cfg = dict(FAST, protocol="val")
+    cfg = replace(FAST, protocol="val")
     _, before = chosen(both, cfg)
     changed = both.copy()
     test_rows = changed["split"] == "test"
@@ -61,7 +60,7 @@ def test_leakage_val_protocol_no_fold_moves(table):
 
 
 def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
-    labels = load_config(None)["labels"]
+    labels = load_config(None).labels
     s1, c1 = chosen(table)
     s2, c2 = chosen(table)
     r1 = tuned_results(table, labels, s1, FAST, n_boot=100)
@@ -80,7 +79,7 @@ def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
 
 
 @pytest.mark.parametrize("yaml_text, message", [
-    ("tune: {protocl: oof}", "tune.unknown key(s) ['protocl']"),
+    ("tune: {protocl: oof}", "tune: unknown key 'protocl'; did you mean 'protocol'?"),
     ("tune: {protocol: loso}", "tune.protocol: 'loso' is not one of"),
     ("tune: {trials: 0}", "tune.trials must be a positive integer"),
     ("tune: {space: {select: {gate: [hv, hx]}}}", "tune.space.select.gate: unknown choice(s) ['hx']"),
@@ -117,7 +116,7 @@ def test_cli_tune_writes_outputs_and_resumes(tmp_path, table, capsys):
         p.unlink()
     capsys.readouterr()
     assert main(args + ["--resume"]) == 0
-    assert "resumed 2 finished fold(s)" in capsys.readouterr().out
+    assert "resumed 2 finished fold(s)" in capsys.readouterr().err
     assert {p.name: p.read_text() for p in sorted((out / "folds").glob("fold-*.json"))[:2]} == kept
     assert json.loads((out / "results.json").read_text()) == result
 
@@ -126,9 +125,9 @@ def test_cli_tune_writes_outputs_and_resumes(tmp_path, table, capsys):
 def test_ray_tune_engine_is_deterministic_and_searches_each_fold(table, ray_session):
     from jobs.tune import ray_engine
 
-    cfg = dict(FAST, engine="ray", trials=5, max_concurrent_trials=2)
-    labels = load_config(None)["labels"]
-    runs = [tune_folds(table, labels, cfg, make_fold_search(cfg, ray_engine), 7, log=lambda _: None)
+    cfg = replace(FAST, engine="ray", trials=5, max_concurrent_trials=2)
+    labels = load_config(None).labels
+    runs = [tune_folds(table, labels, cfg, make_fold_search(cfg, ray_engine), 7)
             for _ in range(2)]
     assert runs[0] == runs[1]
     assert {f: len(r) for f, r in runs[0].items()} == {f: 5 for f in sorted(table["fold"].unique())}
@@ -171,7 +170,7 @@ def test_interrupted_ray_search_resumes(tmp_path):
     assert 10 <= before < 120 and not (out / "results.json").exists(), f"not interrupted mid-way ({before} trials)"
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "restoring the interrupted Tune experiment" in resumed.stdout
+    assert "restoring the interrupted Tune experiment" in resumed.stderr
     trials = pd.read_parquet(out / "trials.parquet")
     assert trials.groupby("fold").size().tolist() == [40, 40, 40]
     assert trials.groupby("fold")["trial"].apply(lambda t: sorted(t) == list(range(40))).all()

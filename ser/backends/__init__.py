@@ -79,19 +79,19 @@ def map_label_names(names: list[str], label_map: dict[str, str], targets: tuple[
 class FoldSpeechStage:
     """Base of the speech stages: each row is scored by its ``model_fold``'s model.
 
-    ``checkpoint`` may contain ``{fold}``; subclasses implement ``load(fold)`` (called once per fold
+    ``model`` may contain ``{fold}``; subclasses implement ``load(fold)`` (called once per fold
     per actor) and ``score(model, waves) -> (len(waves), K)`` probabilities in label-set order.
     Rows whose audio failed to decode get NaN and are reported in the errors table. Utterance rows
     with ``scorings`` are expanded here, after the one decode: each fold model scores the same
     waveform, and only the utterance's own test row carries the audio on to the text stages.
     """
 
-    def __init__(self, checkpoint: str, classes: tuple[str, ...]):
-        self.checkpoint, self.classes, self.models = checkpoint, tuple(classes), {}
+    def __init__(self, model: str, classes: tuple[str, ...]):
+        self.model, self.classes, self.models = model, tuple(classes), {}
         self.tag = worker_tag()
 
-    def checkpoint_for(self, fold: str) -> str:
-        return fill_fold(self.checkpoint, fold)
+    def model_for(self, fold: str) -> str:
+        return fill_fold(self.model, fold)
 
     def load(self, fold: str):
         raise NotImplementedError

@@ -8,6 +8,7 @@ proxy. The fold-k model is trained on every other fold, so it never sees fold k.
 
 from __future__ import annotations
 
+import logging
 import pickle
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from ser.backends import Batch, FoldSpeechStage, fill_fold
 from ser.backends.audio_stage import load_batch
 
 FRAME, HOP, NFFT, N_MELS = 400, 160, 512, 26
+
+log = logging.getLogger(__name__)
 
 
 def _mel_filterbank(sr: int = SAMPLE_RATE) -> np.ndarray:
@@ -84,7 +87,7 @@ def featurize_batch(batch: Batch) -> Batch:
 
 
 def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[str, ...], features: np.ndarray,
-                      log=print, folds: list[str] | None = None) -> list[Path]:
+                      folds: list[str] | None = None) -> list[Path]:
     """Train one classifier per fold (``folds``, default the manifest's) on the other folds' ``features`` rows;
     save to ``checkpoint.format(fold=k)``."""
     from sklearn.linear_model import LogisticRegression
@@ -104,17 +107,17 @@ def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[st
         with atomic_path(path) as tmp:
             tmp.write_bytes(pickle.dumps({"model": model, "classes": list(classes)}))
         written.append(path)
-        log(f"acoustic model for fold {k}: trained on {train.sum()} utterances of other folds → {path}")
+        log.debug(f"acoustic model for fold {k}: trained on {train.sum()} utterances of other folds → {path}")
     return written
 
 
 class AcousticSpeechStage(FoldSpeechStage):
-    """Speech probabilities from the fold's acoustic classifier (checkpoint path may hold ``{fold}``)."""
+    """Speech probabilities from the fold's acoustic classifier (the model path may hold ``{fold}``)."""
 
     def load(self, fold: str):
-        path = Path(self.checkpoint_for(fold))
+        path = Path(self.model_for(fold))
         if not path.exists():
-            raise FileNotFoundError(f"acoustic checkpoint for fold '{fold}' not found: {path}")
+            raise FileNotFoundError(f"acoustic model for fold '{fold}' not found: {path}")
         return pickle.loads(path.read_bytes())["model"]
 
     def score(self, model, waves: list[np.ndarray]) -> np.ndarray:

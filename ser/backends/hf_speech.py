@@ -1,6 +1,6 @@
 """wav2vec2-style speech classifier (``AutoModelForAudioClassification``), one checkpoint per fold.
 
-The checkpoint path may contain ``{fold}``: every row is scored by its ``model_fold``'s model.
+The model (a local directory or hub id) may contain ``{fold}``: every row is scored by its ``model_fold``'s model.
 The model's ``id2label`` is mapped to the label set's codes. fp16 on GPU; within a batch, rows
 are sorted by duration and run in sub-batches so padding stays small.
 """
@@ -12,17 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from ser.backends import FoldSpeechStage, map_label_names
+from ser.backends.hub import locate_model
 
 SPEECH_LABEL_MAP = {"angry": "ang", "anger": "ang", "happy": "hap", "happiness": "hap", "excited": "hap",
                     "neutral": "neu", "sad": "sad", "sadness": "sad"}
 
 
 class HFSpeechStage(FoldSpeechStage):
-    def __init__(self, checkpoint: str, classes: tuple[str, ...], label_map: dict[str, str] | None = None,
-                 fp16: bool = True, sub_batch: int = 8, device: str | None = None, cpu_threads: int | None = None):
+    def __init__(self, model: str, classes: tuple[str, ...], revision: str | None = None,
+                 label_map: dict[str, str] | None = None, fp16: bool = True, sub_batch: int = 8,
+                 device: str | None = None, cpu_threads: int | None = None):
         import torch
 
-        super().__init__(checkpoint, classes)
+        super().__init__(model, classes)
+        self.revision = revision
         self.label_map = {**SPEECH_LABEL_MAP, **(label_map or {})}
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
@@ -35,13 +38,9 @@ class HFSpeechStage(FoldSpeechStage):
     def load(self, fold: str):
         from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-        path = self.checkpoint_for(fold)
-        # a per-fold template must name local checkpoints; anything else may be a hub id,
-        # which transformers resolves on a connected cluster
-        if "{fold}" in self.checkpoint and not Path(path).exists():
-            raise FileNotFoundError(f"speech checkpoint for fold '{fold}' not found: {path}")
-        extractor = AutoFeatureExtractor.from_pretrained(path)
-        model = AutoModelForAudioClassification.from_pretrained(path, dtype=self.dtype)
+        path = locate_model(self.model_for(fold), f"speech model for fold '{fold}'")
+        extractor = AutoFeatureExtractor.from_pretrained(path, revision=self.revision)
+        model = AutoModelForAudioClassification.from_pretrained(path, revision=self.revision, dtype=self.dtype)
         model.to(self.device).eval()
         names = [model.config.id2label[i] for i in range(model.config.num_labels)]
         codes = map_label_names(names, self.label_map, self.classes, f"speech model {path}")

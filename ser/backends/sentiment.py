@@ -11,6 +11,7 @@ import re
 import numpy as np
 
 from ser.backends import Batch, map_label_names, text_rows
+from ser.backends.hub import locate_model
 from ser.labels import SENTIMENTS
 
 SENTIMENT_LABEL_MAP = {"negative": "neg", "neutral": "neu", "positive": "pos",
@@ -33,15 +34,18 @@ def _write(batch: Batch, probs: np.ndarray) -> Batch:
 
 
 class HFSentimentStage:
-    def __init__(self, model: str, label_map: dict[str, str] | None = None, lowercase: bool = False,
-                 max_length: int = 128, sub_batch: int = 32, fp16: bool = True, device: str | None = None):
+    def __init__(self, model: str, revision: str | None = None, label_map: dict[str, str] | None = None,
+                 lowercase: bool = False, max_length: int = 128, sub_batch: int = 32, fp16: bool = True,
+                 device: str | None = None):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model, dtype=dtype).to(self.device).eval()
+        model = locate_model(model, "sentiment model")
+        self.tokenizer = AutoTokenizer.from_pretrained(model, revision=revision)
+        self.model = AutoModelForSequenceClassification.from_pretrained(model, revision=revision, dtype=dtype) \
+            .to(self.device).eval()
         names = [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
         codes = map_label_names(names, {**SENTIMENT_LABEL_MAP, **(label_map or {})}, SENTIMENTS,
                                 f"sentiment model {model}")

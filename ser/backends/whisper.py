@@ -15,14 +15,15 @@ MAX_BATCHED_SECONDS = 30.0
 
 
 class WhisperStage:
-    def __init__(self, model: str, language: str | None = "en", beam_size: int = 1, vad_filter: bool = False,
-                 compute_type: str = "default", device: str | None = None, sub_batch: int = 8):
+    def __init__(self, model: str, revision: str | None = None, language: str | None = "en", beam_size: int = 1,
+                 vad_filter: bool = False, compute_type: str = "default", device: str | None = None,
+                 sub_batch: int = 8):
         from faster_whisper import WhisperModel
 
         import ctranslate2
 
         self.device = device or ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu")
-        self.model = WhisperModel(model, device=self.device, compute_type=compute_type)
+        self.model = WhisperModel(model, device=self.device, compute_type=compute_type, revision=revision)
         self.model_name = model
         self.language, self.beam_size, self.vad_filter, self.sub_batch = language, beam_size, vad_filter, sub_batch
 

@@ -2,56 +2,57 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
 
+from ser.config import CORPORA, PrepareConfig
 from ser.corpora import check_labels, label_counts
 from ser.folds import assign_folds
 from ser.labels import DEFAULT_LABELS, LabelSet
 
-PREPARE_DEFAULTS = {"corpus": None, "root": None, "table": None, "columns": None, "labels": None,
-                    "per_speaker": None, "folds": "column:speaker"}
-CORPORA = ("demo", "demo-a", "demo-b", "iemocap", "msp_improv", "manifest")
+log = logging.getLogger(__name__)
 
 
-def prepare(cfg: dict, log=print, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:
+
+def prepare(cfg: PrepareConfig, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:
     """Build the manifest described by a ``prepare`` config section; labels outside ``labels`` are refused."""
-    corpus = cfg["corpus"]
-    if corpus not in CORPORA:
-        raise ValueError(f"prepare.corpus: '{corpus}' is not one of {list(CORPORA)}")
+    corpus = cfg.corpus
+    if not corpus:
+        raise ValueError(f"prepare.corpus is required: one of {list(CORPORA)}")
     if corpus.startswith("demo"):
         from ser.corpora.demo import generate_demo
 
-        if not cfg["root"]:
+        if not cfg.root:
             raise ValueError("prepare.root: where to write the demo corpus' audio is required")
-        df = generate_demo(cfg["root"], corpus, per_speaker=cfg["per_speaker"])
+        df = generate_demo(cfg.root, corpus, per_speaker=cfg.per_speaker)
     elif corpus == "iemocap":
         from ser.corpora.iemocap import STANDARD_4CLASS_SIZE, prepare_iemocap
 
-        df = prepare_iemocap(_root(cfg), cfg["labels"])
-        if cfg["labels"] is None and len(df) != STANDARD_4CLASS_SIZE:
-            log(f"note: the standard 4-class IEMOCAP set has {STANDARD_4CLASS_SIZE} utterances; found {len(df)}")
+        df = prepare_iemocap(_root(cfg), cfg.labels)
+        if cfg.labels is None and len(df) != STANDARD_4CLASS_SIZE:
+            log.warning(f"the standard 4-class IEMOCAP set has {STANDARD_4CLASS_SIZE} utterances; found {len(df)}")
     elif corpus == "msp_improv":
         from ser.corpora.msp_improv import prepare_msp_improv
 
-        df = prepare_msp_improv(_root(cfg), cfg["labels"])
+        df = prepare_msp_improv(_root(cfg), cfg.labels)
     else:
         from ser.corpora.manifest import prepare_manifest
 
-        if not cfg["table"]:
+        if not cfg.table:
             raise ValueError("prepare.table: the manifest file (CSV/JSONL/Parquet) is required for corpus 'manifest'")
-        df = prepare_manifest(cfg["table"], cfg["columns"], None, cfg["labels"])
+        df = prepare_manifest(cfg.table, cfg.columns, None, cfg.labels)
     check_labels(df, labels, f"prepare ({corpus})")
-    df = assign_folds(df, cfg["folds"])
-    log(f"{corpus}: {label_counts(df)}; {df['fold'].nunique()} folds on '{cfg['folds']}'")
+    df = assign_folds(df, cfg.folds)
+    log.info(f"{corpus}: {label_counts(df)}; {df['fold'].nunique()} folds on '{cfg.folds}'")
     return df
 
 
-def _root(cfg: dict) -> Path:
-    if not cfg["root"]:
-        raise ValueError(f"prepare.root: the {cfg['corpus']} directory is required")
-    root = Path(cfg["root"])
+def _root(cfg: PrepareConfig) -> Path:
+    if not cfg.root:
+        raise ValueError(f"prepare.root: the {cfg.corpus} directory is required")
+    root = Path(cfg.root)
     if not root.is_dir():
         raise ValueError(f"prepare.root: {root} is not a directory")
     return root

@@ -8,42 +8,24 @@ grid (hindsight), and the oracle's score.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
+from ser.config import SweepConfig
 from ser.folds import fold_splits
 from ser.fusion import NegativeMapping, OracleRule
 from ser.grid import GridSurface, class_surfaces, threshold_surface
 from ser.io import write_json, write_parquet
-from ser.labels import DEFAULT_LABELS, LabelSet
+from ser.labels import LabelSet
 from ser.metrics import METRICS, summary
-from ser.search import candidates, check_candidates
+from ser.progress import progress
+from ser.search import candidates
 
-SWEEP_DEFAULTS = {
-    "gate": "hv",
-    "tau_h": {"range": [0.0, 1.4], "steps": 57},
-    "tau_v": {"range": [0.0, 1.4], "steps": 57},
-    "per_class": True,
-}
-
-
-def validate_sweep(cfg: dict) -> dict:
-    """Check the ``sweep`` section; errors name the key."""
-    from ser.fusion import GATES
-
-    if cfg["gate"] not in GATES:
-        raise ValueError(f"sweep.gate: '{cfg['gate']}' is not one of {sorted(GATES)}")
-    for key in ("tau_h", "tau_v"):
-        check_candidates(cfg[key], f"sweep.{key}")
-        if "range" not in cfg[key]:
-            raise ValueError(f"sweep.{key} needs an absolute range (surfaces are averaged across folds)")
-    if not isinstance(cfg["per_class"], bool):
-        raise ValueError(f"sweep.per_class must be true or false, got {cfg['per_class']!r}")
-    return cfg
-
+log = logging.getLogger(__name__)
 
 def _long(surf: GridSurface, fold: str, scope: str) -> pd.DataFrame:
     th, tv = np.meshgrid(surf.tau_h, surf.tau_v, indexing="ij")
@@ -53,36 +35,39 @@ def _long(surf: GridSurface, fold: str, scope: str) -> pd.DataFrame:
     return pd.DataFrame(cols)
 
 
-def sweep(df: pd.DataFrame, sweep_cfg: dict, protocol: str = "oof", objective: str = "macro_f1",
-          log=print, labels: LabelSet = DEFAULT_LABELS) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+def sweep(df: pd.DataFrame, sweep_cfg: SweepConfig, labels: LabelSet, protocol: str = "oof",
+          objective: str = "macro_f1") -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """(surfaces, chosen, summary): long-format surfaces incl. fold 'mean', per-fold chosen points, stability."""
     a_all = ScoreArrays.from_table(df, labels)
     labels = a_all.labels
-    th = candidates(sweep_cfg["tau_h"], np.array([]))
-    tv = candidates(sweep_cfg["tau_v"], np.array([]))
-    gate = sweep_cfg["gate"]
+    th = candidates(sweep_cfg.tau_h, np.array([]))
+    tv = candidates(sweep_cfg.tau_v, np.array([]))
+    gate = sweep_cfg.gate
     refer = NegativeMapping.from_config("refer", labels)
     frames, chosen = [], []
-    for split in fold_splits(df, protocol):
-        test, tuning = a_all.take(split.test), a_all.take(split.tuning)
-        surf = threshold_surface(test, th, tv, gate)
-        frames.append(_long(surf, split.fold, "global"))
-        if sweep_cfg["per_class"]:
-            for c, cs in zip(labels.classes, class_surfaces(test, th, tv, gate)):
-                frames.append(_long(cs, split.fold, c))
-        tune_surf = threshold_surface(tuning, th, tv, gate)
-        i, j = np.unravel_index(np.argmax(tune_surf.metrics[objective]), tune_surf.metrics[objective].shape)
-        bi, bj = np.unravel_index(np.argmax(surf.metrics[objective]), surf.metrics[objective].shape)
-        oracle = summary(test.y, OracleRule(refer).decide(test).pred, labels.k)[objective]
-        speech = summary(test.y, test.speech, labels.k)[objective]
-        chosen.append({"fold": split.fold, "tau_h": th[i], "tau_v": tv[j],
-                       "tuning_score": tune_surf.metrics[objective][i, j],
-                       "test_score": surf.metrics[objective][i, j], "switch_rate": surf.switch_rate[i, j],
-                       "best_tau_h": th[bi], "best_tau_v": tv[bj], "best_test_score": surf.metrics[objective][bi, bj],
-                       "speech_score": speech, "oracle_score": oracle})
-        log(f"fold {split.fold}: chosen τ_H={th[i]:.3f} τ_V={tv[j]:.3f} → test {objective} "
-            f"{surf.metrics[objective][i, j]:.4f} (speech {speech:.4f}, best on grid "
-            f"{surf.metrics[objective][bi, bj]:.4f}, oracle {oracle:.4f})")
+    splits = fold_splits(df, protocol)
+    with progress(len(splits), "sweep", "folds") as advance:
+        for split in splits:
+            test, tuning = a_all.take(split.test), a_all.take(split.tuning)
+            surf = threshold_surface(test, th, tv, gate)
+            frames.append(_long(surf, split.fold, "global"))
+            if sweep_cfg.per_class:
+                for c, cs in zip(labels.classes, class_surfaces(test, th, tv, gate)):
+                    frames.append(_long(cs, split.fold, c))
+            tune_surf = threshold_surface(tuning, th, tv, gate)
+            i, j = np.unravel_index(np.argmax(tune_surf.metrics[objective]), tune_surf.metrics[objective].shape)
+            bi, bj = np.unravel_index(np.argmax(surf.metrics[objective]), surf.metrics[objective].shape)
+            oracle = summary(test.y, OracleRule(refer).decide(test).pred, labels.k)[objective]
+            speech = summary(test.y, test.speech, labels.k)[objective]
+            chosen.append({"fold": split.fold, "tau_h": th[i], "tau_v": tv[j],
+                           "tuning_score": tune_surf.metrics[objective][i, j],
+                           "test_score": surf.metrics[objective][i, j], "switch_rate": surf.switch_rate[i, j],
+                           "best_tau_h": th[bi], "best_tau_v": tv[bj], "best_test_score": surf.metrics[objective][bi, bj],
+                           "speech_score": speech, "oracle_score": oracle})
+            log.debug(f"fold {split.fold}: chosen τ_H={th[i]:.3f} τ_V={tv[j]:.3f} → test {objective} "
+                      f"{surf.metrics[objective][i, j]:.4f} (speech {speech:.4f}, best on grid "
+                      f"{surf.metrics[objective][bi, bj]:.4f}, oracle {oracle:.4f})")
+            advance(1)
     surfaces = pd.concat(frames, ignore_index=True)
     value_cols = list(METRICS) + ["switch_rate"]
     mean = surfaces.groupby(["scope", "tau_h", "tau_v"], sort=False, as_index=False)[value_cols].mean()

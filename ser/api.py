@@ -1,0 +1,123 @@
+"""The public API: score tables in, typed results out; no files written, nothing printed (``logging`` only).
+
+    import ser
+    scores = ser.read_scores("runs/demo/infer/scores.parquet")
+    ev = ser.evaluate(scores)                                   # speech, text, oracle per fold
+    tuned = ser.tune(scores, {"tune": {"engine": "optuna", "trials": 16}})
+    tuned.table().pivot(index="fold", columns="system", values="macro_f1")
+
+``scores`` is a DataFrame or a path; ``config`` a YAML path, a YAML-shaped dict or a ``StudyConfig``. The
+label set comes from the config when it names one, else from the table's ``speech_*`` columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from ser.config import StudyConfig, load_config
+from ser.scoring import evaluate_systems, evaluation_predictions
+from ser.io import read_yaml
+from ser.labels import LabelSet
+from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
+from ser.schema import read_table, require_classes, validate
+
+ScoresLike = pd.DataFrame | str | Path
+ConfigLike = str | Path | Mapping[str, Any] | StudyConfig | None
+
+
+def _names_labels(config: ConfigLike) -> bool:
+    """Whether a config fixes the label set (else it comes from the score table)."""
+    if isinstance(config, StudyConfig):
+        return True
+    if isinstance(config, (str, Path)):
+        config = read_yaml(Path(config), "config") or {}
+    return isinstance(config, Mapping) and config.get("labels") is not None
+
+
+def read_scores(path: str | Path, labels: LabelSet | None = None) -> pd.DataFrame:
+    """A validated score table (Parquet or CSV); the label set defaults to the one its columns imply."""
+    table = read_table(path)
+    try:
+        labels = labels or LabelSet.from_columns(list(table.columns))
+    except ValueError as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return validate(table, labels, source=str(path))
+
+
+def resolve(scores: ScoresLike, config: ConfigLike = None, *, overrides: Mapping | None = None,
+            sets: tuple[str, ...] = ()) -> tuple[pd.DataFrame, StudyConfig]:
+    """(validated table, config) with the label set from the config, else from the table's columns."""
+    cfg = load_config(config, overrides, sets)
+    source = str(scores) if isinstance(scores, (str, Path)) else "score table"
+    table = read_table(scores) if isinstance(scores, (str, Path)) else scores
+    if not (_names_labels(config) or any(s.split("=")[0].startswith("labels") for s in sets)):
+        try:
+            cfg = replace(cfg, labels=LabelSet.from_columns(list(table.columns)))
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
+    df = validate(table, cfg.labels, source=source)
+    require_classes(df, source)
+    return df, cfg
+
+
+def evaluate(scores: ScoresLike, config: ConfigLike = None) -> Evaluation:
+    """Every fixed system of the config (plus speech, text, oracle) on each fold's test rows."""
+    df, cfg = resolve(scores, config)
+    return _evaluate(df, cfg)
+
+
+def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
+    ev, rules = cfg.evaluate, cfg.rules()
+    result = evaluate_systems(df, rules, cfg.labels, baseline=ev.baseline, n_boot=ev.bootstrap, seed=cfg.seed,
+                              metric=ev.metric, min_fold_rows=ev.min_fold_rows)
+    return Evaluation(result, evaluation_predictions(df, rules, cfg.labels))
+
+
+def tune(scores: ScoresLike, config: ConfigLike = None) -> TuneResult:
+    """A leakage-free search per fold (``tune.engine``: ray or optuna), with the simple baselines beside it."""
+    df, cfg = resolve(scores, config)
+    return _tune(df, cfg)
+
+
+def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reuse: bool = True,
+          experiment_dir: Path | None = None) -> TuneResult:
+    from ser.engine import search_engine
+    from ser.tuning import make_fold_search, result_predictions, trials_table, tune_folds, tuned_results
+
+    engine = search_engine(cfg.tune, experiment_dir, resume=reuse and experiment_dir is not None)
+    searches = tune_folds(df, cfg.labels, cfg.tune, make_fold_search(cfg.tune, engine), cfg.seed,
+                          state_dir=state_dir, reuse=reuse)
+    result = tuned_results(df, cfg.labels, searches, cfg.tune, n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
+                           min_fold_rows=cfg.evaluate.min_fold_rows)
+    return TuneResult(result, trials_table(searches), result_predictions(df, cfg.labels, result))
+
+
+def sweep(scores: ScoresLike, config: ConfigLike = None) -> SweepResult:
+    """Threshold-sensitivity surfaces per fold and averaged, with the thresholds a tuner would pick."""
+    df, cfg = resolve(scores, config)
+    return _sweep(df, cfg)
+
+
+def _sweep(df: pd.DataFrame, cfg: StudyConfig) -> SweepResult:
+    from ser.sensitivity import sweep as sweep_surfaces
+
+    return SweepResult(*sweep_surfaces(df, cfg.sweep, cfg.labels, cfg.tune.protocol, cfg.tune.objective))
+
+
+def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
+          in_corpus: Mapping[str, dict] | None = None) -> CrossResult:
+    """Tune on each corpus, test on every other (and on itself, per fold): the transfer matrix."""
+    from ser.engine import search_engine
+    from ser.transfer import cross_dataset
+    from ser.tuning import make_fold_search
+
+    resolved = {name: resolve(table, config) for name, table in tables.items()}
+    frames = {name: df for name, (df, _) in resolved.items()}
+    cfg = next(iter(resolved.values()))[1]
+    search = make_fold_search(cfg.tune, search_engine(cfg.tune))
+    return CrossResult(cross_dataset(frames, cfg.labels, cfg.tune, search, cfg.seed, cfg.evaluate.bootstrap,
+                                     in_corpus=dict(in_corpus or {})))

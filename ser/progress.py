@@ -1,0 +1,47 @@
+"""One progress display per long stage: a tqdm bar on a terminal, else a log line every few seconds.
+
+The bar goes to stderr only when stderr is a TTY and the ``ser`` logger shows INFO (not ``-q``); piped
+output, CI logs and ``ser.log`` get plain lines instead of carriage returns.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+log = logging.getLogger("ser.progress")
+
+LINE_EVERY_S = 5.0
+"""Seconds between progress lines when there is no terminal to draw a bar on."""
+
+
+@contextmanager
+def progress(total: int, desc: str, unit: str) -> Iterator[Callable[[int], None]]:
+    """Yields ``advance(n)``; shows ``desc: done/total unit`` with rate, and a closing line when done."""
+    t0, state = time.perf_counter(), {"done": 0, "last": time.perf_counter()}
+    bar = None
+    if sys.stderr.isatty() and log.isEnabledFor(logging.INFO) and total > 0:
+        from tqdm import tqdm
+
+        bar = tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr, dynamic_ncols=True)
+
+    def advance(n: int = 1) -> None:
+        state["done"] += n
+        if bar is not None:
+            bar.update(n)
+        elif time.perf_counter() - state["last"] >= LINE_EVERY_S and state["done"] < total:
+            state["last"] = time.perf_counter()
+            rate = state["done"] / max(state["last"] - t0, 1e-9)
+            log.info(f"{desc}: {state['done']:,}/{total:,} {unit} ({rate:,.1f} {unit}/s)")
+
+    try:
+        yield advance
+    finally:
+        if bar is not None:
+            bar.close()
+    elapsed = time.perf_counter() - t0
+    log.info(f"{desc}: {state['done']:,}/{total:,} {unit} in {elapsed:.1f} s "
+             f"({state['done'] / max(elapsed, 1e-9):,.1f} {unit}/s)")

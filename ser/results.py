@@ -1,0 +1,154 @@
+"""Typed results of the public API: what ``ser.evaluate``, ``ser.tune``, ``ser.sweep`` and ``ser.load_run`` return.
+
+Each wraps the JSON layout of the file the CLI writes (``.to_dict()``) and offers ``.table()``: a DataFrame
+with one row per fold and system, the shape a notebook wants to plot or pivot.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ser.io import InputError
+
+
+def fold_table(result: dict) -> pd.DataFrame:
+    """Per-fold metrics of an evaluation/results layout: one row per (fold, system), metrics as columns."""
+    rows = [{"fold": entry["fold"], "system": name, "n": entry["n"],
+             **{k: v for k, v in metrics.items() if not isinstance(v, dict)}}
+            for entry in result["folds"] for name, metrics in entry["systems"].items()]
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Fixed systems scored on every fold's test rows (``evaluation.json``) and every row's predicted label."""
+
+    result: dict
+    predictions: pd.DataFrame
+
+    def to_dict(self) -> dict:
+        return self.result
+
+    def table(self) -> pd.DataFrame:
+        return fold_table(self.result)
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.result.get("warnings", []))
+
+
+@dataclass(frozen=True)
+class TuneResult:
+    """A leakage-free search per fold (``results.json``): the kept configuration, the baselines, every trial."""
+
+    result: dict
+    trials: pd.DataFrame
+    predictions: pd.DataFrame
+
+    def to_dict(self) -> dict:
+        return self.result
+
+    def table(self) -> pd.DataFrame:
+        return fold_table(self.result)
+
+    def chosen(self) -> pd.DataFrame:
+        """One row per fold: the kept configuration in words, its tuning, inner and test scores, optimism."""
+        return pd.DataFrame([{"fold": f["fold"], **{k: v for k, v in f["best"].items() if k != "config"}}
+                             for f in self.result["folds"]])
+
+    @property
+    def warnings(self) -> list[str]:
+        return list(self.result.get("warnings", []))
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """Threshold-sensitivity surfaces (``sweep.parquet``), the points a tuner picks per fold, and their stability."""
+
+    surfaces: pd.DataFrame
+    chosen: pd.DataFrame
+    stats: dict
+
+    def to_dict(self) -> dict:
+        return self.stats
+
+    def table(self) -> pd.DataFrame:
+        return self.chosen
+
+
+@dataclass(frozen=True)
+class CrossResult:
+    """Cross-corpus transfer (``cross.json``): tuned on the row corpus, tested on the column corpus."""
+
+    result: dict
+
+    def to_dict(self) -> dict:
+        return self.result
+
+    def table(self) -> pd.DataFrame:
+        return pd.DataFrame([{"tuned_on": src, "tested_on": dst, **cell}
+                             for src, row in self.result["matrix"].items() for dst, cell in row.items()])
+
+
+@dataclass(frozen=True)
+class Run:
+    """A run directory read back: its record (``run.json``) and whichever results it holds."""
+
+    path: Path
+    record: dict
+    tune: TuneResult | None = None
+    evaluation: Evaluation | None = None
+    sweep: SweepResult | None = None
+    cross: CrossResult | None = None
+
+    def to_dict(self) -> dict:
+        return {"run": self.record, **{name: part.to_dict() for name, part in self._parts().items()}}
+
+    def table(self) -> pd.DataFrame:
+        """Per-fold metrics of the tuned results, else of the evaluation."""
+        main = self.tune or self.evaluation
+        if main is None:
+            raise InputError(f"{self.path} holds neither results.json nor evaluation.json")
+        return main.table()
+
+    def _parts(self) -> dict:
+        parts = {"tune": self.tune, "evaluation": self.evaluation, "sweep": self.sweep, "cross": self.cross}
+        return {k: v for k, v in parts.items() if v is not None}
+
+
+def _json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise InputError(f"{path} is not valid JSON (damaged by an interrupted write?)") from None
+
+
+def _parquet(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read a run directory written by ``ser run``, ``ser tune``, ``ser evaluate``, ``ser sweep`` or ``ser cross``."""
+    run = Path(run_dir)
+    if not run.is_dir():
+        raise InputError(f"run directory {run} does not exist")
+    results, evaluation = _json(run / "results.json"), _json(run / "evaluation.json")
+    sweep_dir = run / "sweep" if (run / "sweep" / "sweep.json").exists() else run
+    sweep_stats, cross = _json(sweep_dir / "sweep.json"), _json(run / "cross.json")
+    predictions = _parquet(run / "predictions.parquet")
+    loaded = Run(
+        path=run, record=_json(run / "run.json") or {},
+        tune=TuneResult(results, _parquet(run / "trials.parquet"), predictions) if results else None,
+        evaluation=Evaluation(evaluation, predictions) if evaluation else None,
+        sweep=SweepResult(_parquet(sweep_dir / "sweep.parquet"), _parquet(sweep_dir / "sweep_chosen.parquet"),
+                          sweep_stats) if sweep_stats else None,
+        cross=CrossResult(cross) if cross else None)
+    if not loaded._parts():
+        raise InputError(f"{run} holds no ser results (results.json, evaluation.json, sweep.json or cross.json)")
+    return loaded

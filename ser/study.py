@@ -1,0 +1,212 @@
+"""The orchestration layer: one function per stage, writing its outputs atomically, used by the CLI and ``ser run``.
+
+``run_study`` chains prepare → infer → tune → sweep → [cross] → report. Each stage records a signature
+(a hash of its settings, of its inputs' signatures and of the exact models it loads) in ``run.json``; a
+rerun skips stages whose signature is unchanged and whose outputs are intact, unless ``force``.
+``run.json`` also holds the resolved config, seed, package versions, git commit, model versions and
+per-stage timings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Mapping
+
+import pandas as pd
+
+from ser.api import ConfigLike, _evaluate, _sweep, _tune, cross
+from ser.config import PrepareConfig, StudyConfig
+from ser.io import signature, write_json, write_parquet
+from ser.provenance import provenance
+from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
+
+log = logging.getLogger(__name__)
+
+
+def prepare_stage(spec: PrepareConfig, cfg: StudyConfig, manifest: Path) -> pd.DataFrame:
+    """A corpus → ``manifest`` (utterances, labels, folds)."""
+    from ser.corpora.prepare import prepare
+
+    df = prepare(spec, labels=cfg.labels)
+    write_parquet(df, manifest)
+    return df
+
+
+def infer_stage(manifest: pd.DataFrame, cfg: StudyConfig, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A manifest → ``out/scores.parquet`` and ``out/errors.parquet`` (Ray Data; resumable)."""
+    from ser.engine import run_inference
+
+    return run_inference(manifest, cfg.infer, cfg.labels, out)
+
+
+def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
+    """Fixed systems → ``evaluation.json`` and ``predictions.parquet``."""
+    evaluation = _evaluate(df, cfg)
+    write_parquet(evaluation.predictions, out / "predictions.parquet")
+    write_json(evaluation.result, out / "evaluation.json")
+    return evaluation
+
+
+def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = True,
+               experiment_dir: Path | None = None) -> TuneResult:
+    """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` (finished folds kept in
+    ``out/folds`` and reused when ``resume``)."""
+    result = _tune(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
+    write_parquet(result.trials, out / "trials.parquet")
+    write_parquet(result.predictions, out / "predictions.parquet")
+    write_json(result.result, out / "results.json")
+    return result
+
+
+def sweep_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> SweepResult:
+    """Threshold surfaces → ``sweep.parquet``, ``sweep_chosen.parquet``, ``sweep.json``."""
+    from ser.sensitivity import write_sweep
+
+    result = _sweep(df, cfg)
+    write_sweep(out, result.surfaces, result.chosen, result.stats)
+    return result
+
+
+def cross_stage(tables: Mapping[str, pd.DataFrame], config: ConfigLike, out: Path, *,
+                in_corpus: Mapping[str, dict] | None = None) -> CrossResult:
+    """Transfer matrix → ``cross.json``."""
+    result = cross(tables, config, in_corpus=in_corpus)
+    write_json(result.result, out / "cross.json")
+    return result
+
+
+def report_stage(run: Path, formats: tuple[str, ...] = ("png",)) -> tuple[Path, Path]:
+    """``report.md``, ``report.html``, figures and tables of a run directory."""
+    from ser.report import write_report
+
+    return write_report(run, formats)
+
+
+def _read_json(path: Path) -> dict | None:
+    """A JSON file's content, or None when it is missing or damaged (then whatever wrote it runs again)."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _intact(path: Path) -> bool:
+    """An output a finished stage left behind: present and, for JSON and Parquet, readable."""
+    if path.suffix == ".json":
+        return _read_json(path) is not None
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            pq.read_metadata(path)
+            return True
+        except (OSError, ValueError):
+            return False
+    return path.exists()
+
+
+class RunState:
+    """Stage signatures and timings persisted in ``run.json`` (rewritten atomically after each stage)."""
+
+    def __init__(self, out: Path, cfg: StudyConfig, force: bool):
+        self.path, self.force = out / "run.json", force
+        old = _read_json(self.path) or {}
+        self.stages: dict = {} if force else old.get("stages", {})
+        self.models: dict = {}
+        self.record = {"command": "run", "config": cfg.to_dict(), "seed": cfg.seed, **provenance()}
+
+    def run(self, name: str, stage_signature: str, outputs: list[Path], fn: Callable[[], object]) -> None:
+        done = self.stages.get(name, {})
+        if done.get("signature") == stage_signature and all(_intact(p) for p in outputs):
+            log.info(f"== {name}: up to date, skipped (--force reruns)")
+            return
+        log.info(f"== {name}")
+        t0 = time.perf_counter()
+        fn()
+        self.stages[name] = {"signature": stage_signature, "seconds": round(time.perf_counter() - t0, 2)}
+        self.save()
+
+    def save(self) -> None:
+        write_json({**self.record, "models": self.models, "stages": self.stages}, self.path)
+
+
+def _corpus_stages(state: RunState, name: str, spec: PrepareConfig, cfg: StudyConfig, root: Path
+                   ) -> tuple[Path, str]:
+    """prepare + infer for one corpus under ``root``; returns (scores path, signature)."""
+    from ser.pipeline import model_versions
+
+    if spec.corpus and spec.corpus.startswith("demo") and not spec.root:
+        spec = replace(spec, root=str(root / "corpus"))
+    manifest, scores = root / "manifest.parquet", root / "infer" / "scores.parquet"
+    sig_prepare = signature(spec)
+    state.run(f"prepare[{name}]", sig_prepare, [manifest], lambda: prepare_stage(spec, cfg, manifest))
+    folds = sorted(pd.read_parquet(manifest, columns=["fold"])["fold"].astype(str).unique())
+    state.models[name] = model_versions(cfg.infer, folds)
+    sig_infer = signature(sig_prepare, cfg.infer.to_dict(), cfg.labels, state.models[name])
+    state.run(f"infer[{name}]", sig_infer, [scores],
+              lambda: infer_stage(pd.read_parquet(manifest), cfg, root / "infer"))
+    return scores, sig_infer
+
+
+def _table_signature(path: Path) -> str:
+    return signature(str(path), path.stat().st_mtime)
+
+
+def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
+    """Run every stage of a study config into ``out``; returns the per-fold tuning results."""
+    from ser.scoring import format_table
+    from ser.schema import read_scores
+    from ser.transfer import format_matrix
+    from ser.tuning import format_baselines
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    state = RunState(out, cfg, force)
+    state.save()
+    labels = cfg.labels
+    if cfg.scores:
+        scores_path = Path(cfg.scores)
+        sig_scores = _table_signature(scores_path)
+    elif cfg.prepare.corpus:
+        scores_path, sig_scores = _corpus_stages(state, cfg.prepare.corpus, cfg.prepare, cfg, out)
+    else:
+        raise ValueError("ser run: the config needs 'prepare' (a corpus to score) or 'scores' (a score table)")
+    primary = read_scores(scores_path, labels)
+
+    def do_tune() -> None:
+        result = tune_stage(primary, cfg, out)
+        log.debug(format_table(result.result))              # every metric and CI: in ser.log and the report
+        log.info(format_baselines(result.result))
+
+    sig_tune = signature(sig_scores, cfg.tune, cfg.seed, cfg.evaluate)
+    state.run("tune", sig_tune, [out / "results.json", out / "predictions.parquet"], do_tune)
+    state.run("sweep", signature(sig_scores, cfg.sweep, cfg.tune.protocol, cfg.tune.objective),
+              [out / "sweep" / "sweep.json"], lambda: sweep_stage(primary, cfg, out / "sweep"))
+
+    if cfg.cross.corpora:
+        tables, sigs = {str(primary["corpus"].iloc[0]): primary}, [sig_tune]
+        for name, spec in cfg.cross.corpora.items():
+            if isinstance(spec, dict):
+                path, sig = _corpus_stages(state, name, cfg.cross.prepare_for(name, cfg.prepare), cfg,
+                                           out / "corpora" / name)
+            else:
+                path, sig = Path(spec), _table_signature(Path(spec))
+            tables[name], sigs = read_scores(path, labels), sigs + [sig]
+
+        def do_cross() -> None:
+            in_corpus = {next(iter(tables)): json.loads((out / "results.json").read_text())}
+            log.info(format_matrix(cross_stage(tables, cfg, out, in_corpus=in_corpus).result))
+
+        state.run("cross", signature(*sigs, cfg.tune), [out / "cross.json"], do_cross)
+
+    t0 = time.perf_counter()
+    md, page = report_stage(out)
+    state.stages["report"] = {"seconds": round(time.perf_counter() - t0, 2)}
+    state.save()
+    log.info(f"report: {md} and {page}")
+    return load_run(out).tune
+

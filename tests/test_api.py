@@ -1,0 +1,147 @@
+"""The public API (``import ser``): typed results, label sets from the table, no printing, the README examples."""
+
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import ser
+from ser.config import ConfigError, StudyConfig, TuneConfig
+from ser.schema import validate
+from ser.synthetic import synthetic_scores
+
+FAST = {"tune": {"engine": "optuna", "trials": 4,
+                 "space": {"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 8},
+                                      "tau_v": {"quantiles": [0.05, 0.95], "steps": 8}},
+                           "soft": {"w": {"range": [0, 1], "steps": 11}}}},
+        "sweep": {"tau_h": {"range": [0, 1.2], "steps": 7}, "tau_v": {"range": [0, 1.2], "steps": 7}},
+        "evaluate": {"bootstrap": 50}}
+
+THREE_CLASS_SCRIPT = textwrap.dedent("""
+    import json, sys
+    import numpy as np, pandas as pd
+    import ser
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for fold in ("f0", "f1", "f2"):
+        for i in range(60):
+            label = ("ang", "hap", "neu")[i % 3]
+            p = rng.dirichlet([1, 1, 1]); p[("ang", "hap", "neu").index(label)] += 1.0; p /= p.sum()
+            q = rng.dirichlet([1, 1, 1])
+            rows.append({"utt_id": f"{fold}-{i}", "corpus": "c", "fold": fold, "label": label,
+                         "speech_ang": p[0], "speech_hap": p[1], "speech_neu": p[2],
+                         "text_neg": q[0], "text_neu": q[1], "text_pos": q[2]})
+    scores = pd.DataFrame(rows)
+    config = json.loads(sys.argv[1])
+    ev = ser.evaluate(scores, config)
+    tuned = ser.tune(scores, config)
+    swept = ser.sweep(scores, config)
+    print(json.dumps({"labels": ev.to_dict()["labels"], "eval_systems": sorted(ev.table()["system"].unique()),
+                      "tuned_folds": sorted(tuned.table().query("system == 'tuned'")["fold"]),
+                      "sweep_folds": len(swept.table()), "tune_keys": sorted(tuned.to_dict())}),
+          file=sys.stderr)
+""")
+
+
+def test_three_class_study_through_the_public_api_prints_nothing(tmp_path):
+    """A fresh interpreter: evaluate, tune (Optuna) and sweep a 3-class table through ``ser`` only; stdout stays
+    empty (the script reports on stderr) and the label set comes from the table's columns."""
+    done = subprocess.run([sys.executable, "-c", THREE_CLASS_SCRIPT, json.dumps(FAST)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == ""
+    report = json.loads(done.stderr.strip().splitlines()[-1])
+    assert report["labels"] == ["ang", "hap", "neu"]
+    assert report["eval_systems"] == ["oracle", "speech", "text"]
+    assert report["tuned_folds"] == ["f0", "f1", "f2"] and report["sweep_folds"] == 3
+    assert {"folds", "mean", "baselines", "tuning"} <= set(report["tune_keys"])
+
+
+@pytest.fixture(scope="module")
+def table():
+    return validate(synthetic_scores(n_folds=4, per_fold=120, seed=5))
+
+
+def test_results_are_typed_with_a_fold_by_system_table(table, tmp_path):
+    ev = ser.evaluate(table, FAST)
+    t = ev.table()
+    assert list(t.columns[:3]) == ["fold", "system", "n"] and len(t) == 4 * 3
+    f0 = ev.to_dict()["folds"][0]
+    assert t.query("system == 'text'").iloc[0]["ua"] == f0["systems"]["text"]["ua"]
+    tuned = ser.tune(table, FAST)
+    assert set(tuned.table()["system"]) >= {"speech", "tuned", "published-rule"}
+    assert list(tuned.chosen()["fold"]) == sorted(table["fold"].unique())
+    assert len(tuned.trials) == 4 * 4 and set(tuned.predictions.columns) >= {"utt_id", "pred_tuned"}
+
+
+def test_config_may_be_a_path_a_mapping_or_the_dataclass(table, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(json.dumps(FAST))                                # JSON is YAML
+    from_path = ser.evaluate(table, path).to_dict()
+    from_dict = ser.evaluate(table, FAST).to_dict()
+    from_object = ser.evaluate(table, ser.load_config(FAST)).to_dict()
+    assert from_path == from_dict == from_object
+    with pytest.raises(ConfigError, match="did you mean 'trials'"):
+        ser.tune(table, {"tune": {"trails": 3}})
+
+
+def test_the_engine_named_in_the_config_is_the_one_that_runs(monkeypatch, table):
+    """``tune.engine: ray`` reaches the Ray engine through the one hook (a library call once ran Optuna)."""
+    import jobs.tune
+
+    calls = []
+
+    def fake_ray_engine(tuning, seeds, space, objective, trials, concurrency, advance, **kwargs):
+        calls.append(sorted(tuning))
+        from ser.tuning import optuna_engine
+        return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
+
+    monkeypatch.setattr(jobs.tune, "ray_engine", fake_ray_engine)
+    config = {**FAST, "tune": {**FAST["tune"], "engine": "ray"}}
+    ser.tune(table, config)
+    assert calls == [sorted(table["fold"].unique())]
+    calls.clear()
+    ser.tune(table, FAST)                                             # engine: optuna → no Ray
+    assert calls == []
+
+
+def test_labels_the_table_cannot_name_need_a_config(table):
+    odd = table.rename(columns={"speech_hap": "speech_joy"}).assign(label=table["label"].replace("hap", "joy"))
+    with pytest.raises(ValueError, match="give `labels: "):
+        ser.evaluate(odd)
+    labels = {"classes": ["ang", "joy", "neu", "sad"], "positive": "joy", "neutral": "neu", "negative": ["ang", "sad"]}
+    assert ser.evaluate(odd, {**FAST, "labels": labels}).to_dict()["labels"] == labels["classes"]
+
+
+def test_load_run_reads_back_what_the_cli_wrote(table, tmp_path):
+    scores = tmp_path / "scores.parquet"
+    table.to_parquet(scores)
+    (tmp_path / "c.yaml").write_text(json.dumps(FAST))
+    from ser.cli import main
+
+    assert main(["tune", "--scores", str(scores), "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r")]) == 0
+    run = ser.load_run(tmp_path / "r")
+    assert run.tune.to_dict() == json.loads((tmp_path / "r" / "results.json").read_text())
+    assert run.record["command"] == "tune" and run.table().equals(run.tune.table())
+    with pytest.raises(ser.InputError, match="does not exist"):
+        ser.load_run(tmp_path / "nothing")
+
+
+def test_readme_examples_run(tmp_path, table):
+    """Every ```python block of the README's API section runs as written (on a table the test writes)."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## Python API", 1)[1].split("\n## ", 1)[0]
+    blocks = re.findall(r"```python\n(.*?)```", section, flags=re.S)
+    assert blocks
+    (tmp_path / "runs" / "demo" / "infer").mkdir(parents=True)
+    table.to_parquet(tmp_path / "runs" / "demo" / "infer" / "scores.parquet")
+    (tmp_path / "fast.yaml").write_text(json.dumps(FAST))
+    for block in blocks:
+        done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path)
+        assert done.returncode == 0, block + done.stderr
