@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ser.backends import fill_fold
-from ser.backends.registry import StageSpec
+from ser.backends.registry import TINY_WHISPER, StageSpec
 from ser.config import InferConfig
-from ser.io import atomic_path, write_parquet
+from ser.io import atomic_path, signature, write_parquet
 from ser.labels import LabelSet
 from ser.progress import progress
 from ser.pipeline import check_gpus, group_scorings, scoring_rows, speech_cpu_threads
@@ -52,6 +52,46 @@ def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: fl
     if spec.backend == "hf":
         extra["cpu_threads"] = speech_cpu_threads(spec, cluster_cpus)
     return _backend_stage(spec, **extra)
+
+
+def path_sources(stages: InferConfig) -> dict[str, str]:
+    """Each further text path's transcript column: ``reference_transcript``, or the column of the first stage
+    running its ASR model (paths with the same ASR share one transcript: each ASR model runs once)."""
+    columns = {signature(stages.asr): "transcript"} if stages.asr.enabled else {}
+    return {path.name: "reference_transcript" if path.asr is None else
+            columns.setdefault(signature(path.asr), f"transcript:{path.name}") for path in stages.text_paths}
+
+
+def text_stages(stages: InferConfig, out: Path) -> list[dict]:
+    """map_batches arguments of every ASR and sentiment stage, each path's sentiment after its transcript."""
+    def asr(spec: StageSpec, target: str) -> dict:
+        return _backend_stage(spec, model=ensure_builtin_whisper(spec.options.model, out), target=target,
+                              label=spec.options.model)
+
+    result = [asr(stages.asr, "transcript")] if stages.asr.enabled else []
+    result.append(_backend_stage(stages.sentiment))
+    sources = path_sources(stages)
+    for path in stages.text_paths:
+        if sources[path.name] == f"transcript:{path.name}":
+            result.append(asr(path.asr, sources[path.name]))
+        result.append(_backend_stage(path.sentiment, source=sources[path.name], suffix=f":{path.name}"))
+    return result
+
+
+def ensure_builtin_whisper(model: str, out: Path) -> str:
+    """``ser:tiny-random`` (the demo's and CI's offline ASR: a random-initialized tiny Whisper, built locally once
+    under ``out/models``; its transcripts are meaningless) → its directory; any other model unchanged."""
+    if model != TINY_WHISPER:
+        return model
+    from transformers.utils import logging as hf_logging
+
+    from ser.testing.tiny_models import build_whisper
+
+    path = out / "models" / "tiny-whisper"
+    if not (path / "model.bin").exists():
+        hf_logging.disable_progress_bar()
+        build_whisper(path)
+    return str(path)
 
 
 def acoustic_template(spec: StageSpec, out: Path) -> str:
@@ -140,15 +180,16 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
             ensure_acoustic_models(manifest, stages.speech, labels, out)
         if not stages.asr.enabled:
             todo = todo.assign(transcript_source="reference")
+        if "transcript" in todo:                            # the corpus' own transcripts: kept for WER
+            todo = todo.assign(reference_transcript=todo["transcript"].fillna("").astype(str))
         batch_size = stages.speech.scheduling.batch_size
         ds = dataset_of(group_scorings(todo), batch_size)
         ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=1)
         speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
             _speech_stage(stages.speech, labels, out, ray.cluster_resources().get("CPU", 1.0))
         ds = ds.map_batches(**speech)
-        for spec in (stages.asr, stages.sentiment):
-            if spec.enabled:
-                ds = ds.map_batches(**_backend_stage(spec))
+        for stage in text_stages(stages, out):
+            ds = ds.map_batches(**stage)
         ds = ds.drop_columns(["audio"])
         t0, audio_s = time.perf_counter(), 0.0
         with progress(len(todo), "scored", "rows") as advance:
@@ -157,26 +198,39 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
                 advance(len(batch))
                 audio_s += float(batch["duration_s"].sum())
         log.info(f"{audio_s:.0f} s of audio at {audio_s / (time.perf_counter() - t0):.1f} audio-s/s")
-    return merge_shards(shards, labels, out)
-
-
-TEXT_FIELDS = ["transcript", "transcript_source", "text_neg", "text_neu", "text_pos"]
+    return merge_shards(shards, labels, out, path_sources(stages))
 
 
 def _fill_text(rows: pd.DataFrame) -> pd.DataFrame:
-    """In-sample rows (split train/val) take the text results of their utterance's test row."""
+    """In-sample rows (split train/val) take the text results (every path's) of their utterance's test row."""
     test = rows["split"] == "test"
     if test.all():
         return rows
-    text = rows.loc[test].set_index(["corpus", "utt_id"])[TEXT_FIELDS]
+    fields = [c for c in rows.columns if c.startswith(("text_", "transcript")) or c == "reference_transcript"]
+    text = rows.loc[test].set_index(["corpus", "utt_id"])[fields]
     keys = pd.MultiIndex.from_frame(rows.loc[~test, ["corpus", "utt_id"]])
     out = rows.copy()
-    out.loc[~test, TEXT_FIELDS] = text.reindex(keys).to_numpy()
+    out.loc[~test, fields] = text.reindex(keys).to_numpy()
     return out
 
 
-def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """All shards → validated ``scores.parquet`` plus ``errors.parquet`` (rows whose audio failed)."""
+def _path_transcripts(rows: pd.DataFrame, sources: dict[str, str]) -> pd.DataFrame:
+    """Each further path's ``transcript:NAME`` and ``transcript_source:NAME``, for paths that read the reference
+    or share another path's ASR."""
+    out = rows.copy()
+    for name, column in sources.items():
+        if column == "reference_transcript":
+            out[f"transcript:{name}"], out[f"transcript_source:{name}"] = out[column], "reference"
+        elif column != f"transcript:{name}":
+            out[f"transcript:{name}"] = out[column]
+            out[f"transcript_source:{name}"] = out[column.replace("transcript", "transcript_source", 1)]
+    return out
+
+
+def merge_shards(shards: Path, labels: LabelSet, out: Path, path_sources: dict[str, str] | None = None
+                 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """All shards → validated ``scores.parquet`` plus ``errors.parquet`` (rows whose audio failed); ``path_sources``
+    names each further text path's transcript column."""
     parts = [pd.read_parquet(f) for f in sorted(shards.glob("*.parquet"))]
     if not parts:
         raise RuntimeError(f"no scored shards under {shards}")
@@ -191,8 +245,9 @@ def merge_shards(shards: Path, labels: LabelSet, out: Path) -> tuple[pd.DataFram
     errors = errors.drop_duplicates(["corpus", "utt_id"]).assign(stage="audio").reset_index(drop=True)
     if bad.all():
         stop_nothing_readable(errors, out)
-    good = _fill_text(allrows.loc[~bad].drop(columns=["audio_error", "path"]
-                                             + (["audio_warning"] if "audio_warning" in allrows else [])))
+    good = _fill_text(_path_transcripts(allrows.loc[~bad].drop(
+        columns=["audio_error", "path"] + (["audio_warning"] if "audio_warning" in allrows else [])),
+        path_sources or {}))
     keep = [c for c in good.columns if c not in SCORE_EXTRA] + [c for c in SCORE_EXTRA if c in good.columns]
     good = good[keep].sort_values(["utt_id", "model_fold"]).reset_index(drop=True)
     scores = validate(good, labels, source="inferred scores")

@@ -19,11 +19,13 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ser.config import StudyConfig, load_config
-from ser.scoring import evaluate_systems, evaluation_predictions
-from ser.io import read_yaml
+from ser.io import read_yaml, safe_name
 from ser.labels import LabelSet
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
-from ser.schema import read_table, require_classes, validate
+from ser.schema import path_view, read_table, require_classes, text_path_names, validate
+from ser.scoring import evaluate_systems, evaluation_predictions
+from ser.text_paths import asr_report, cascade, has_references, path_summary, paths_of, primary_name, \
+    transfer_matrix
 
 ScoresLike = pd.DataFrame | str | Path
 ConfigLike = str | Path | Mapping[str, Any] | StudyConfig | None
@@ -74,6 +76,10 @@ def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
     ev, rules = cfg.evaluate, cfg.rules()
     result = evaluate_systems(df, rules, cfg.labels, baseline=ev.baseline, n_boot=ev.bootstrap, seed=cfg.seed,
                               metric=ev.metric, min_fold_rows=ev.min_fold_rows)
+    result["text_paths"] = path_summary(df, cfg.labels)
+    asr = asr_report(df, ev.wer_normalizer)
+    if asr:
+        result["asr"] = asr
     return Evaluation(result, evaluation_predictions(df, rules, cfg.labels))
 
 
@@ -89,11 +95,49 @@ def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reu
     from ser.tuning import make_fold_search, result_predictions, trials_table, tune_folds, tuned_results
 
     engine = search_engine(cfg.tune, experiment_dir, resume=reuse and experiment_dir is not None)
-    searches = tune_folds(df, cfg.labels, cfg.tune, make_fold_search(cfg.tune, engine), cfg.seed,
-                          state_dir=state_dir, reuse=reuse)
+    search = make_fold_search(cfg.tune, engine)
+    searches = tune_folds(df, cfg.labels, cfg.tune, search, cfg.seed, state_dir=state_dir, reuse=reuse)
+    path_searches = {name: tune_folds(path_view(df, name), cfg.labels, cfg.tune, search, cfg.seed, reuse=reuse,
+                                      state_dir=state_dir / f"text-{safe_name(name)}" if state_dir else None)
+                     for name in tuned_paths(df, cfg.tune.text)}
     result = tuned_results(df, cfg.labels, searches, cfg.tune, n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
-                           min_fold_rows=cfg.evaluate.min_fold_rows)
-    return TuneResult(result, trials_table(searches), result_predictions(df, cfg.labels, result))
+                           min_fold_rows=cfg.evaluate.min_fold_rows, path_searches=path_searches)
+    predictions = result_predictions(df, cfg.labels, result)
+    _add_text_path_studies(df, cfg, result, predictions)
+    return TuneResult(result, trials_table(searches), predictions)
+
+
+def tuned_paths(df: pd.DataFrame, text: str | None) -> list[str]:
+    """The further text paths ``tune.text`` names (a path, or ``all``); an unknown name is an error naming the
+    table's paths."""
+    available = text_path_names(df.columns)
+    if text is None:
+        return []
+    if text == "all":
+        return available
+    if text not in available:
+        raise ValueError(f"tune.text: the score table has no text path '{text}' (paths: {available or 'none'})")
+    return [text]
+
+
+def _add_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, predictions: pd.DataFrame) -> None:
+    """With several tuned paths: the text-path transfer matrix; with reference transcripts: WER per path and the
+    fusion gain by utterance WER (each path with its own tuned system, else the primary's)."""
+    configs = result.get("path_configs", {})
+    names = paths_of(df)
+    primary = primary_name(df)
+    result["text_paths"] = path_summary(df, cfg.labels)
+    if configs:
+        tuned = {primary: {f["fold"]: f["best"]["config"] for f in result["folds"]}}
+        tuned |= {name: configs[suffix] for name, suffix in names.items() if suffix in configs}
+        result["text_transfer"] = transfer_matrix(df, cfg.labels, tuned, cfg.tune.objective)
+    if has_references(df):
+        normalizer = cfg.evaluate.wer_normalizer
+        result["asr"] = asr_report(df, normalizer)
+        systems = {name: ("tuned" if suffix is None else f"tuned:{suffix}")
+                   for name, suffix in names.items() if suffix is None or suffix in configs}
+        result["cascade"] = {"normalizer": normalizer, "systems": systems,
+                             "paths": cascade(df, predictions, systems, normalizer, cfg.evaluate.bootstrap, cfg.seed)}
 
 
 def sweep(scores: ScoresLike, config: ConfigLike = None) -> SweepResult:

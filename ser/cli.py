@@ -85,8 +85,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     df, cfg, out = _table_inputs(args)
-    if args.engine:
-        cfg = replace(cfg, tune=replace(cfg.tune, engine=args.engine))
+    if args.engine or args.text:
+        cfg = replace(cfg, tune=replace(cfg.tune, **{k: v for k, v in (("engine", args.engine), ("text", args.text))
+                                                    if v}))
     with output_lock(out, "tune"):
         add_log_file(out / "ser.log")
         result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment").result
@@ -250,11 +251,15 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ser.importers import apply_mapping, load_mapping
-    from ser.schema import read_table, write_scores
+    from ser.importers import add_text_path, apply_mapping, load_mapping
+    from ser.schema import read_scores, read_table, write_scores
 
     labels = _config(args).labels
     df = apply_mapping(read_table(args.input), load_mapping(args.mapping), labels, source=args.input)
+    if args.add_to:
+        if not args.path:
+            raise InputError("--add-to needs --path NAME (the name of the text path added)")
+        df = add_text_path(read_scores(args.add_to, labels), df, args.path, labels)
     write_scores(df, args.out)
     log.info(f"wrote {args.out}: {len(df)} rows, {df['fold'].nunique()} folds")
     return 0
@@ -326,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = table_command("tune", _cmd_tune, "search fusion configurations per fold, leakage-free (Ray Tune + Optuna)",
                       table, "tune: protocol, objective, trials, space, ...")
     p.add_argument("--engine", choices=["ray", "optuna"], help="override tune.engine")
+    p.add_argument("--text", metavar="NAME|all", help="also tune each further text path (override tune.text)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
     table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged", table,
                   "sweep: gate, tau_h, tau_v, per_class")
@@ -344,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mapping", required=True, help="YAML mapping (columns, labels, sentiment, constants)")
     p.add_argument("--out", required=True, help="validated score table to write (.parquet)")
     p.add_argument("--config", help="study YAML, for a non-default label set")
+    p.add_argument("--add-to", metavar="TABLE", help="add the imported text path to this existing score table")
+    p.add_argument("--path", metavar="NAME", help="with --add-to: the name of the added path (text_neg:NAME ...)")
     p.set_defaults(func=_cmd_import)
 
     p = command("synth", help="write a synthetic score table (iemocap-like: speech strong, text weak)")

@@ -17,6 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from ser.asr_errors import NORMALIZERS
 from ser.backends.registry import DEPRECATED_KEYS, STAGE_SCHEDULING, STAGES, Scheduling, StageSpec, doc
 from ser.checks import is_count, is_number
 from ser.fusion import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
@@ -62,9 +63,12 @@ class EvaluateConfig:
     bootstrap: int = field(default=1000, metadata=doc("paired bootstrap resamples for confidence intervals and p"))
     metric: str = field(default="ua", metadata=doc(f"headline metric: one of {list(METRICS)}"))
     min_fold_rows: int = field(default=20, metadata=doc("folds with fewer test rows get a warning"))
+    wer_normalizer: str = field(default="whisper", metadata=doc(
+        f"text normalization before WER/CER: one of {list(NORMALIZERS)} (basic: the paper's)"))
 
     def __post_init__(self) -> None:
         _one_of(self.metric, tuple(METRICS), "evaluate.metric")
+        _one_of(self.wer_normalizer, NORMALIZERS, "evaluate.wer_normalizer")
         _count(self.bootstrap, "evaluate.bootstrap")
         _count(self.min_fold_rows, "evaluate.min_fold_rows")
 
@@ -83,6 +87,8 @@ class TuneConfig:
         f"which trial is kept: one of {list(CHOICES)} (one-se: simplest within one SE of the best inner estimate)"))
     space: dict = field(default_factory=dict, metadata=doc(
         "search space overrides (`tune.space.*` below); unknown keys are errors"))
+    text: str | None = field(default=None, metadata=doc(
+        "further text paths tuned besides the primary one, each its own search per fold: a path name or `all`"))
 
     def __post_init__(self) -> None:
         for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
@@ -156,6 +162,35 @@ class PrepareConfig:
 
 
 @dataclass(frozen=True)
+class TextPathSpec:
+    """A further text path scored in the same run: an ASR choice (a stage spec, or the corpus' reference
+    transcripts) and a sentiment stage; its columns are ``text_*:NAME`` and ``transcript:NAME``."""
+
+    name: str
+    asr: StageSpec | None
+    sentiment: StageSpec
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "asr": "reference" if self.asr is None else self.asr.to_dict(),
+                "sentiment": self.sentiment.to_dict()}
+
+
+def text_path_spec(raw: Any, where: str) -> TextPathSpec:
+    """``{name: NAME, asr: reference | {backend: whisper, ...}, sentiment: {backend: ...}}``."""
+    if not isinstance(raw, Mapping):
+        raise ValueError(f"{where} must be a mapping {{name, asr, sentiment}}")
+    check_keys(raw, ["name", "asr", "sentiment"], where)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name or ":" in name or name != name.strip():
+        raise ValueError(f"{where}.name must be a non-empty name without ':' or surrounding spaces, got {name!r}")
+    asr = raw.get("asr", "reference")
+    asr_spec = None if asr == "reference" else stage_spec("asr", asr, f"{where}.asr")
+    if asr_spec is not None and not asr_spec.enabled:
+        raise ValueError(f"{where}.asr: give 'reference' or an ASR model (backend: whisper), not backend none")
+    return TextPathSpec(name, asr_spec, stage_spec("sentiment", raw.get("sentiment"), f"{where}.sentiment"))
+
+
+@dataclass(frozen=True)
 class InferConfig:
     """``infer``: the Ray Data inference pipeline (each stage: a backend, its options, its actors)."""
 
@@ -167,11 +202,21 @@ class InferConfig:
     speech: StageSpec = field(default=None, metadata=doc("speech classifier stage"))  # type: ignore[assignment]
     asr: StageSpec = field(default=None, metadata=doc("ASR stage (none: use reference transcripts)"))  # type: ignore[assignment]
     sentiment: StageSpec = field(default=None, metadata=doc("sentiment stage over transcripts"))  # type: ignore[assignment]
+    text_paths: tuple = field(default=(), metadata=doc(
+        "further text paths: a list of {name, asr: reference | {backend: whisper, model: ...}, sentiment: {...}}"))
 
     def __post_init__(self) -> None:
         for stage in STAGES:
             if getattr(self, stage) is None:
                 object.__setattr__(self, stage, stage_spec(stage, {}))
+        if not isinstance(self.text_paths, (list, tuple)):
+            raise ValueError("infer.text_paths must be a list of {name, asr, sentiment}")
+        paths = tuple(p if isinstance(p, TextPathSpec) else text_path_spec(p, f"infer.text_paths[{i}]")
+                      for i, p in enumerate(self.text_paths))
+        names = [p.name for p in paths]
+        if len(set(names)) != len(names):
+            raise ValueError(f"infer.text_paths: names must be distinct, got {names}")
+        object.__setattr__(self, "text_paths", paths)
         _flag(self.in_sample, "infer.in_sample")
         if not is_number(self.val_share) or not 0 <= self.val_share < 1:
             raise ValueError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
@@ -179,7 +224,8 @@ class InferConfig:
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        return {**out, **{stage: getattr(self, stage).to_dict() for stage in STAGES}}
+        return {**out, **{stage: getattr(self, stage).to_dict() for stage in STAGES},
+                "text_paths": [p.to_dict() for p in self.text_paths]}
 
 
 @dataclass(frozen=True)
@@ -380,7 +426,8 @@ def _default_text(f) -> str:
 def _table(cls: type, prefix: str) -> list[str]:
     rows = ["| key | default | meaning |", "|---|---|---|"]
     for f in fields(cls):
-        rows.append(f"| `{prefix}{f.name}` | {_default_text(f)} | {f.metadata.get('doc', '')} |")
+        meaning = f.metadata.get("doc", "").replace("|", "\\|")        # a pipe would end the table cell
+        rows.append(f"| `{prefix}{f.name}` | {_default_text(f)} | {meaning} |")
     return rows
 
 

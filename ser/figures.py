@@ -231,3 +231,27 @@ def cross_matrix(cross: dict, stem: Path, formats: tuple[str, ...] = ()) -> Path
     ax.set_ylabel("tuned on")
     fig.colorbar(im, ax=ax, label=f"{metric_name(cross['objective'])} gain over speech, mean over folds (points)")
     return _save(fig, stem, formats)
+
+
+def gain_by_wer(cascade: dict, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+    """Accuracy gain of fusion over speech by utterance WER bucket, one bar group per text path, 95% CIs."""
+    plt = _plt()
+    paths = list(cascade["paths"])
+    buckets = [b["bucket"] for b in cascade["paths"][paths[0]]]
+    fig, ax = plt.subplots(figsize=(1.6 * len(buckets) + 2.5, 3.4))
+    width = 0.8 / len(paths)
+    for i, path in enumerate(paths):
+        rows = cascade["paths"][path]
+        x = np.arange(len(rows)) + (i - (len(paths) - 1) / 2) * width
+        gain = np.array([100 * (b["gain"] or 0.0) for b in rows])
+        low = np.array([100 * (b["ci_low"] if b["ci_low"] is not None else 0.0) for b in rows])
+        high = np.array([100 * (b["ci_high"] if b["ci_high"] is not None else 0.0) for b in rows])
+        ax.bar(x, gain, width, label=f"{path} ({cascade['systems'][path]})",
+               yerr=[gain - low, high - gain], capsize=3)
+        for xi, b in zip(x, rows):
+            ax.text(xi, 0, f"n={b['n']}", ha="center", va="top", fontsize=7, rotation=90)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(range(len(buckets)), [f"WER {b}" for b in buckets])
+    ax.set_ylabel("accuracy gain over speech (points)")
+    ax.legend(fontsize=8)
+    return _save(fig, stem, formats)

@@ -16,9 +16,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from ser.io import InputError, read_yaml
 from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
-from ser.schema import ScoreTableError, validate
+from ser.schema import TEXT_COLUMNS, ScoreTableError, path_columns, text_path_names, validate
 
 MAPPING_KEYS = {"columns", "labels", "sentiment", "constants"}
 SENTIMENT_KEYS = {"label", "score", "codes"}
@@ -81,3 +82,27 @@ def _expand_top_label(df: pd.DataFrame, spec: dict[str, Any], source: str) -> pd
     for s in SENTIMENTS:
         out[f"text_{s}"] = np.where(top.to_numpy() == s, conf, (1.0 - conf) / 2)
     return out
+
+
+def add_text_path(table: pd.DataFrame, source: pd.DataFrame, name: str, labels: LabelSet = DEFAULT_LABELS
+                  ) -> pd.DataFrame:
+    """A validated score table with ``source``'s text path (its primary ``text_*``, ``transcript`` and
+    ``transcript_source``) added as path ``name`` (``text_neg:NAME`` ...), joined on (corpus, utt_id); every
+    utterance of ``table`` must be in ``source``."""
+    if not name or ":" in name or name != name.strip():
+        raise ValueError(f"text path name {name!r} must be non-empty, without ':' or surrounding spaces")
+    if name in text_path_names(table.columns):
+        raise ValueError(f"the score table already has a text path '{name}'")
+    cols = TEXT_COLUMNS + ["transcript", "transcript_source"]
+    one = source.drop_duplicates(["corpus", "utt_id"]).set_index(["corpus", "utt_id"])[cols]
+    keys = pd.MultiIndex.from_frame(table[["corpus", "utt_id"]].astype(str))
+    missing = ~keys.isin(one.index)
+    if missing.any():
+        first = keys[np.flatnonzero(missing)[0]]
+        raise ValueError(f"text path '{name}': {int(missing.sum())} utterance(s) of the score table are not in the "
+                         f"source (first: corpus {first[0]}, utt_id {first[1]})")
+    added = one.reindex(keys).to_numpy()
+    out = table.copy()
+    for col, values in zip(path_columns(name), added.T):
+        out[col] = values
+    return validate(out, labels, source=f"score table + text path '{name}'")

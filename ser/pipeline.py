@@ -73,17 +73,22 @@ def model_versions(stages: "InferConfig", folds: list[str]) -> dict[str, object]
     from ser.backends.hub import model_version
 
     out: dict[str, object] = {}
-    for spec in (stages.speech, stages.asr, stages.sentiment):
+    specs = {"speech": stages.speech, "asr": stages.asr, "sentiment": stages.sentiment}
+    for path in stages.text_paths:
+        specs[f"sentiment:{path.name}"] = path.sentiment
+        if path.asr is not None:
+            specs[f"asr:{path.name}"] = path.asr
+    for stage, spec in specs.items():
         ref = getattr(spec.options, "model", None)
-        if not spec.enabled or ref is None or spec.backend == "acoustic":
+        if not spec.enabled or ref is None or spec.backend == "acoustic" or ref.startswith("ser:"):
             continue
         revision = spec.options.revision
         if spec.backend == "whisper" and "/" not in ref:
             ref = _whisper_repo(ref)
         if "{fold}" in ref:
-            out[spec.stage] = {fold: model_version(fill_fold(ref, fold), revision) for fold in folds}
+            out[stage] = {fold: model_version(fill_fold(ref, fold), revision) for fold in folds}
         else:
-            out[spec.stage] = model_version(ref, revision)
+            out[stage] = model_version(ref, revision)
     return out
 
 

@@ -187,6 +187,8 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
         blocks += search_blocks(out, fig("trials"), formats)
     if out.cross:
         blocks += cross_blocks(out.cross, fig("cross"), formats)
+    if len(r.get("text_paths", {})) > 1 or "asr" in r:
+        blocks += text_path_blocks(r, fig("gain_by_wer"), formats)
     if main and out.predictions is not None:
         blocks += breakdown_blocks(out, main)
     return blocks
@@ -296,6 +298,47 @@ def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tupl
              f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
             ("table", Table("transfer", ["tuned on", "tested on", f"tuned {m} (mean over folds)",
                                          "gain (mean over folds)", "gain (pooled) [95% CI]", "folds better"], rows))]
+
+
+def text_path_blocks(r: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+    """Every text path: its ASR errors, sentiment accuracy, text-only and tuned scores; the gain by utterance WER;
+    the text-path transfer matrix."""
+    metric = r["tuning"]["objective"] if "tuning" in r else next(iter(r["comparisons"].values()))["bootstrap"]["metric"]
+    m, paths, asr = metric_name(metric), r.get("text_paths", {}), r.get("asr") or {}
+    rows = []
+    for name, info in paths.items():
+        suffix = "" if info["columns"] == "text_*" else ":" + info["columns"].split(":", 1)[1]
+        errors = asr.get("per_path", {}).get(name, {})
+        text, tuned = r["mean"].get(f"text{suffix}"), r["mean"].get(f"tuned{suffix}")
+        acc = info["sentiment_accuracy"]
+        rows.append([name, ", ".join(info["transcript_source"]) or "-",
+                     _pct(errors["wer"]) if errors.get("wer") is not None else "-",
+                     _pct(errors["cer"]) if errors.get("cer") is not None else "-",
+                     _pct(acc) if acc is not None else "-", _pct(text[metric]) if text else "-",
+                     _pct(tuned[metric]) if tuned else "-"])
+    blocks: list[tuple] = [
+        ("h2", "Text paths"),
+        ("p", f"Each ASR + sentiment combination as its own text path. WER and CER against the reference "
+              f"transcripts (normalizer `{asr.get('normalizer', '-')}`; pooled over utterances); sentiment accuracy "
+              f"against the gold emotion mapped to sentiment; text-only and tuned {m} as means over folds (%)."),
+        ("table", Table("text_paths", ["path", "transcripts", "WER", "CER", "sentiment accuracy", f"text {m}",
+                                       f"tuned {m}"], rows))]
+    if "cascade" in r:
+        blocks.append(("img", figures.gain_by_wer(r["cascade"], stem, formats),
+                       "How transcript errors reach the fusion: accuracy gain over speech by utterance WER, with "
+                       "95% bootstrap CIs over utterances."))
+        rows = [[path, b["bucket"], str(b["n"]), f"{100 * b['gain']:+.2f}" if b["gain"] is not None else "-",
+                 str(b["switches"]), _pct(b["switch_right"]) if b["switch_right"] is not None else "-"]
+                for path, buckets in r["cascade"]["paths"].items() for b in buckets]
+        blocks.append(("table", Table("gain_by_wer", ["path", "utterance WER", "n", "gain (points)",
+                                                      "switches", "switches right (%)"], rows)))
+    if "text_transfer" in r:
+        t = r["text_transfer"]
+        rows = [[src] + [f"{100 * t['matrix'][src][dst]['gain']:+.2f}" for dst in t["paths"]] for src in t["paths"]]
+        blocks.append(("p", f"A configuration tuned on one path (rows) applied to another path's text (columns): "
+                            f"{m} gain over speech, mean over folds (points)."))
+        blocks.append(("table", Table("text_transfer", ["tuned on \\ applied to"] + t["paths"], rows)))
+    return blocks
 
 
 def breakdown_blocks(out: RunOutputs, main: str) -> list[tuple]:

@@ -77,22 +77,21 @@ def validate(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS, source: str = 
     for col in ("transcript", "transcript_source"):
         out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str)
 
-    for group, cols in (("speech", labels.speech_columns), ("text", TEXT_COLUMNS)):
-        try:
-            probs = out[cols].to_numpy(dtype=np.float64)
-        except (TypeError, ValueError) as exc:
-            fail(f"{group} probability columns {cols} are not numeric: {exc}")
-        for j, col in enumerate(cols):
-            bad = np.isnan(probs[:, j])
-            if bad.any():
-                fail(f"column '{col}' has NaN in {_rows(out, bad)}")
-            bad = (probs[:, j] < 0) | (probs[:, j] > 1)
-            if bad.any():
-                fail(f"column '{col}' has probabilities outside [0, 1] in {_rows(out, bad)}")
-        bad = np.abs(probs.sum(axis=1) - 1.0) > SUM_TOLERANCE
-        if bad.any():
-            fail(f"{group} probabilities {cols} do not sum to 1 ± {SUM_TOLERANCE} in {_rows(out, bad)}")
-        out[cols] = probs
+    paths = text_path_names(out.columns)
+    for name in paths:
+        missing_path = [c for c in path_columns(name)[:3] if c not in out.columns]
+        if missing_path:
+            fail(f"text path '{name}': missing column(s) {missing_path} (a path needs text_neg:, text_neu: and "
+                 f"text_pos:{name})")
+        for col in path_columns(name)[3:]:
+            out[col] = out[col].astype(object).where(out[col].notna(), "").astype(str) if col in out else ""
+    if "reference_transcript" in out:
+        out["reference_transcript"] = out["reference_transcript"].astype(object) \
+            .where(out["reference_transcript"].notna(), "").astype(str)
+    groups = [("speech", labels.speech_columns), ("text", TEXT_COLUMNS)] + \
+             [(f"text path '{name}'", path_columns(name)[:3]) for name in paths]
+    for group, cols in groups:
+        out[cols] = _checked_probabilities(out, group, cols, fail)
 
     bad = ~out["label"].isin(labels.classes).to_numpy()
     if bad.any():
@@ -111,6 +110,46 @@ def validate(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS, source: str = 
     if empty:
         fail(f"fold(s) {empty} have no test rows")
     return out
+
+
+def _checked_probabilities(out: pd.DataFrame, group: str, cols: list[str], fail) -> np.ndarray:
+    """One probability group as a float matrix: numeric, no NaN, within [0, 1], rows summing to 1."""
+    try:
+        probs = out[cols].to_numpy(dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        fail(f"{group} probability columns {cols} are not numeric: {exc}")
+    for j, col in enumerate(cols):
+        bad = np.isnan(probs[:, j])
+        if bad.any():
+            fail(f"column '{col}' has NaN in {_rows(out, bad)}")
+        bad = (probs[:, j] < 0) | (probs[:, j] > 1)
+        if bad.any():
+            fail(f"column '{col}' has probabilities outside [0, 1] in {_rows(out, bad)}")
+    bad = np.abs(probs.sum(axis=1) - 1.0) > SUM_TOLERANCE
+    if bad.any():
+        fail(f"{group} probabilities {cols} do not sum to 1 ± {SUM_TOLERANCE} in {_rows(out, bad)}")
+    return probs
+
+
+def text_path_names(columns) -> list[str]:
+    """Further text paths of a table, named by their column suffix (``text_neg:NAME``), in column order."""
+    names = [str(c).split(":", 1)[1] for c in columns if str(c).startswith(("text_neg:", "text_neu:", "text_pos:"))]
+    return list(dict.fromkeys(names))
+
+
+def path_columns(name: str) -> list[str]:
+    """A further path's columns: its three sentiment probabilities, transcript and transcript source."""
+    return [f"{c}:{name}" for c in TEXT_COLUMNS + ["transcript", "transcript_source"]]
+
+
+def path_view(df: pd.DataFrame, name: str | None) -> pd.DataFrame:
+    """The table as if path ``name`` were the primary one (None: the table itself), so every rule, search and
+    metric runs on any path unchanged."""
+    if name is None:
+        return df
+    cols = path_columns(name)
+    primary = TEXT_COLUMNS + ["transcript", "transcript_source"]
+    return df.assign(**{p: df[c] for p, c in zip(primary, cols) if c in df})
 
 
 def require_classes(df: pd.DataFrame, source: str) -> None:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
 from ser.folds import test_masks
-from ser.fusion import Rule
+from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
 from ser.labels import LabelSet
+from ser.schema import path_view, text_path_names
 from ser.metrics import METRICS, confusion, mean_std, per_class, scores_from_confusion, switch_stats
 from ser.stats import bootstrap_ci, paired_bootstrap, paired_fold_test
 
@@ -93,9 +95,30 @@ def evaluation_predictions(df: pd.DataFrame, systems: dict[str, Rule], labels: L
 
 def _predict_fixed(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet
                    ) -> tuple["TestRows", dict[str, np.ndarray]]:
-    """Every fold's test rows and each fixed system's labels for them (one rule for every fold)."""
-    test = TestRows.of(df, labels)
-    return test, test.predict({name: dict.fromkeys(test.folds, rule) for name, rule in systems.items()})
+    """Every fold's test rows and each fixed system's labels for them (one rule for every fold), plus text and
+    oracle on every further text path (``text:NAME``, ``oracle:NAME``)."""
+    folds = sorted(test_masks(df))
+    rules = {name: dict.fromkeys(folds, rule) for name, rule in systems.items()}
+    paths = {}
+    for path in text_path_names(df.columns):
+        for kind in ("text", "oracle"):
+            rules[f"{kind}:{path}"] = dict.fromkeys(folds, rule_from_config(BUILTIN_SYSTEMS[kind], labels))
+            paths[f"{kind}:{path}"] = path
+    return predict_systems(df, labels, rules, paths=paths)
+
+
+def predict_systems(df: pd.DataFrame, labels: LabelSet, rules: dict[str, dict[str, Rule]],
+                    folds: list[str] | None = None, paths: Mapping[str, str] | None = None
+                    ) -> tuple["TestRows", dict[str, np.ndarray]]:
+    """{system: {fold: rule}} applied to each fold's test rows; a system named in ``paths`` reads that text path
+    (the same rows, in the same order, with the path's sentiment in place of the primary one)."""
+    paths = paths or {}
+    test = TestRows.of(df, labels, folds)
+    predictions: dict[str, np.ndarray] = {}
+    for path in dict.fromkeys([paths.get(name) for name in rules]):
+        rows = test if path is None else TestRows.of(path_view(df, path), labels, test.folds)
+        predictions.update(rows.predict({n: r for n, r in rules.items() if paths.get(n) == path}))
+    return test, {name: predictions[name] for name in rules}
 
 
 META_COLUMNS = ("speaker", "session", "gender", "condition")
@@ -110,6 +133,8 @@ class TestRows:
     fold_index: np.ndarray
     arrays: ScoreArrays
     meta: pd.DataFrame
+    positions: np.ndarray
+    """Each test row's position in the score table."""
 
     @classmethod
     def of(cls, df: pd.DataFrame, labels: LabelSet, folds: list[str] | None = None) -> "TestRows":
@@ -122,7 +147,7 @@ class TestRows:
         fold_index = np.concatenate([np.full(masks[f].sum(), i) for i, f in enumerate(folds)])
         rows = df.iloc[index]
         meta = rows[["utt_id", "fold"] + [c for c in META_COLUMNS if c in rows.columns]].reset_index(drop=True)
-        return cls(folds, fold_index, ScoreArrays.from_table(rows, labels), meta)
+        return cls(folds, fold_index, ScoreArrays.from_table(rows, labels), meta, index)
 
     def predict(self, per_fold: dict[str, dict[str, Rule]]) -> dict[str, np.ndarray]:
         """{system: {fold: rule}} → {system: predicted class per test row}."""

@@ -21,19 +21,19 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
-from ser.scoring import TestRows, score_predictions
-from ser.folds import fold_splits
 from ser.config import CHOICES, TuneConfig
+from ser.folds import fold_splits
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json, write_parquet
 from ser.labels import LabelSet
 from ser.progress import progress
+from ser.scoring import predict_systems, score_predictions
 from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
 
 log = logging.getLogger(__name__)
@@ -299,13 +299,13 @@ def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
-                   n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20) -> dict:
-    """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows.
-
-    The built-in systems (speech, text, oracle) come along; the result has the evaluation.json layout.
-    """
-    test = TestRows.of(df, labels, folds=list(next(iter(per_fold.values()))))
-    predictions = test.predict(per_fold_rules(test.folds, labels, per_fold))
+                   n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
+                   paths: Mapping[str, str] | None = None) -> dict:
+    """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows; a system named in
+    ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along; the result has the
+    evaluation.json layout."""
+    test, predictions = predict_systems(df, labels, per_fold_rules(sorted(next(iter(per_fold.values()))), labels,
+                                                                   per_fold), paths=paths)
     return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline="speech",
                              n_boot=n_boot, seed=seed, metric=objective, min_fold_rows=min_fold_rows)
 
@@ -318,10 +318,14 @@ def per_fold_rules(folds: list[str], labels: LabelSet, per_fold: dict[str, dict[
 
 
 def result_predictions(df: pd.DataFrame, labels: LabelSet, result: dict) -> pd.DataFrame:
-    """predictions.parquet of a tuning result: every test row's label by speech, text, oracle and tuned."""
+    """predictions.parquet of a tuning result: every test row's label by speech, text, oracle, tuned and each
+    path's tuned system (``tuned:NAME``)."""
     chosen = {f["fold"]: f["best"]["config"] for f in result["folds"]}
-    test = TestRows.of(df, labels, folds=list(chosen))
-    return test.frame(test.predict(per_fold_rules(test.folds, labels, {"tuned": chosen})))
+    per_path = result.get("path_configs", {})
+    per_fold = {"tuned": chosen, **{f"tuned:{p}": configs for p, configs in per_path.items()}}
+    test, predictions = predict_systems(df, labels, per_fold_rules(sorted(chosen), labels, per_fold),
+                                        paths={f"tuned:{p}": p for p in per_path})
+    return test.frame(predictions)
 
 
 def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: str) -> None:
@@ -337,13 +341,21 @@ def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: st
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
-                  n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20) -> dict:
-    """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did."""
+                  n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
+                  path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> dict:
+    """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did; with
+    ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
+    that path's text and oracle, and the kept configurations in ``path_configs``."""
     objective = tune.objective
     chosen = {f: choose_trial(records, tune.choice) for f, records in searches.items()}
     baselines = fit_baselines(df, labels, tune, searches)
-    result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines},
-                            objective, n_boot, seed, min_fold_rows)
+    path_configs = {path: {f: choose_trial(records, tune.choice).config for f, records in found.items()}
+                    for path, found in (path_searches or {}).items()}
+    per_path = {f"{kind}:{path}": (configs if kind == "tuned" else dict.fromkeys(configs, BUILTIN_SYSTEMS[kind]))
+                for path, configs in path_configs.items() for kind in ("text", "oracle", "tuned")}
+    result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path},
+                            objective, n_boot, seed, min_fold_rows,
+                            paths={name: name.split(":", 1)[1] for name in per_path})
     annotate_choices(result, chosen, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
@@ -360,6 +372,8 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     best = max(means, key=means.get)
     result["baselines"] = {"systems": list(BASELINES), "best": best,
                            "tuned_minus_best": result["mean"]["tuned"][objective] - means[best]}
+    if path_configs:
+        result["path_configs"] = path_configs
     return result
 
 

@@ -17,10 +17,12 @@ pytestmark = pytest.mark.ray
 def run_dir(tmp_path_factory, ray_session):
     root = tmp_path_factory.mktemp("run")
     cfg = {"name": "mini", "prepare": {"corpus": "demo-a", "per_speaker": 14},
-           "tune": {"trials": 8, "space": {"select": {"tau_h": {"quantiles": [0.02, 0.98], "steps": 16},
+           "tune": {"trials": 8, "text": "all", "space": {"select": {"tau_h": {"quantiles": [0.02, 0.98], "steps": 16},
                                                       "tau_v": {"quantiles": [0.02, 0.98], "steps": 16}}}},
            "sweep": {"tau_h": {"range": [0, 1.4], "steps": 15}, "tau_v": {"range": [0, 1.4], "steps": 15}},
            "cross": {"corpora": {"demo-b": {"corpus": "demo-b", "per_speaker": 12}}},
+           "infer": {"text_paths": [{"name": "asr", "asr": {"backend": "whisper", "model": "ser:tiny-random"},
+                                     "sentiment": {"backend": "vader"}}]},
            "evaluate": {"bootstrap": 200}}
     (root / "mini.yaml").write_text(yaml.safe_dump(cfg))
     # the console entry point, as a user runs it, with stdout and stderr piped to one file
@@ -55,10 +57,26 @@ def test_tuned_fusion_beats_speech_on_the_demo(run_dir):
     assert cross["pairs"]["demo-a->demo-a"]["mean"] == r["mean"]
 
 
+def test_two_text_paths_from_one_inference_run(run_dir):
+    """The demo's second path (VADER on a tiny random Whisper) is scored in the same Ray Data run, tuned on its own
+    and compared: its transcripts are empty, so WER is 100% and its own tuning keeps speech."""
+    import pandas as pd
+
+    scores = pd.read_parquet(run_dir / "out" / "infer" / "scores.parquet")
+    assert {"text_neg:asr", "transcript:asr", "reference_transcript"} <= set(scores.columns)
+    assert (scores["transcript_source:asr"] == "asr:ser:tiny-random").all()
+    r = json.loads((run_dir / "out" / "results.json").read_text())
+    assert r["asr"]["per_path"]["asr"]["wer"] == 1.0 and r["asr"]["wer"] == 0.0
+    assert r["mean"]["tuned:asr"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.02
+    assert set(r["text_transfer"]["matrix"]) == {"reference", "asr"}
+    md = (run_dir / "out" / "report.md").read_text()
+    assert "| asr | asr:ser:tiny-random | 100.00 | 100.00 |" in md
+
+
 def test_report_holds_every_figure(run_dir):
     out = run_dir / "out"
     figures = sorted(p.name for p in (out / "figures").glob("*.png"))
-    assert figures == ["confusions.png", "cross.png", "folds.png", "gains.png", "sensitivity.png",
+    assert figures == ["confusions.png", "cross.png", "folds.png", "gain_by_wer.png", "gains.png", "sensitivity.png",
                        "sensitivity_classes.png", "transitions.png", "trials.png", "uncertainty.png"]
     md = (out / "report.md").read_text()
     assert set(re.findall(r"\(figures/(\w+\.png)\)", md)) == set(figures)
@@ -66,7 +84,7 @@ def test_report_holds_every_figure(run_dir):
     headings = re.findall(r"^## (.+)$", md, flags=re.M)
     assert headings == ["Per fold", "All metrics", "Per class", "What changed", "Uncertainty of the speech model",
                         "Threshold sensitivity (hv gate)", "Search vs simple baselines", "Cross-dataset transfer",
-                        "Breakdowns"]
+                        "Text paths", "Breakdowns"]
     page = (out / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == len(figures) and "figures/" not in page
     assert (out / "figures" / "folds.png").stat().st_size > 10_000

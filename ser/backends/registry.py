@@ -63,9 +63,14 @@ class NoOptions:
     """A backend without options (``asr: {backend: none}``)."""
 
 
+TINY_WHISPER = "ser:tiny-random"
+"""A random-initialized tiny Whisper built locally (offline demos and CI; its transcripts are meaningless)."""
+
+
 @dataclass(frozen=True)
 class WhisperOptions:
-    model: str | None = field(default=None, metadata=doc("faster-whisper (CTranslate2) model: size name, hub id or directory"))
+    model: str | None = field(default=None, metadata=doc(
+        f"faster-whisper (CTranslate2) model: size name, hub id or directory ({TINY_WHISPER}: built offline)"))
     revision: str | None = field(default=None, metadata=doc("hub branch, tag or commit (hub ids only)"))
     language: str | None = field(default="en", metadata=doc("decoding language (null: detect)"))
     beam_size: int = field(default=1, metadata=doc("beam width"))

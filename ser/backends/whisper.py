@@ -17,15 +17,17 @@ MAX_BATCHED_SECONDS = 30.0
 class WhisperStage:
     def __init__(self, model: str, revision: str | None = None, language: str | None = "en", beam_size: int = 1,
                  vad_filter: bool = False, compute_type: str = "default", device: str | None = None,
-                 sub_batch: int = 8):
+                 sub_batch: int = 8, target: str = "transcript", label: str | None = None):
         from faster_whisper import WhisperModel
 
         import ctranslate2
 
         self.device = device or ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu")
         self.model = WhisperModel(model, device=self.device, compute_type=compute_type, revision=revision)
-        self.model_name = model
+        self.model_name = label or model              # what transcript_source records (asr:<name>)
         self.language, self.beam_size, self.vad_filter, self.sub_batch = language, beam_size, vad_filter, sub_batch
+        # the primary path writes transcript/transcript_source, a further path transcript:NAME/transcript_source:NAME
+        self.target, self.source_column = target, target.replace("transcript", "transcript_source", 1)
 
     def _batched(self, waves: list[np.ndarray]) -> list[str]:
         import ctranslate2
@@ -58,4 +60,5 @@ class WhisperStage:
                 text[i] = t
         for i in sorted(set(ok) - set(short)):
             text[i] = self._one(batch["audio"][i])
-        return {**batch, "transcript": text, "transcript_source": np.full(n, f"asr:{self.model_name}", dtype=object)}
+        return {**batch, self.target: text,
+                self.source_column: np.full(n, f"asr:{self.model_name}", dtype=object)}
