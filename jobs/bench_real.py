@@ -10,13 +10,13 @@ scoring used to pay once per fold model.
 
 from __future__ import annotations
 
-from dataclasses import replace
 import json
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -88,11 +88,11 @@ def _loop(root: Path, manifest: pd.DataFrame) -> dict:
     from ser.backends.hf_speech import HFSpeechStage
     from ser.backends.sentiment import HFSentimentStage
 
+    t_start = time.perf_counter()            # model loading counts, as it does inside ser infer's actors
     speech = HFSpeechStage(str(root / "speech" / "{fold}"), CLASSES)
     sentiment = HFSentimentStage(str(root / "sentiment"))
     rows = manifest.assign(model_fold=manifest["fold"], split="test", transcript_source="reference")
     split = {"decode": 0.0, "speech": 0.0, "sentiment": 0.0}
-    t_start = time.perf_counter()
     for start in range(0, len(rows), 8):
         chunk = rows.iloc[start:start + 8]
         t0 = time.perf_counter()
@@ -114,10 +114,10 @@ def _per_file(root: Path, manifest: pd.DataFrame) -> dict:
 
     from ser.audio import load_audio
 
+    t0 = time.perf_counter()                 # model loading counts, as it does inside ser infer's actors
     speech = {f: pipeline("audio-classification", model=str(root / "speech" / f), top_k=None)
               for f in sorted(manifest["fold"].unique())}
     sentiment = pipeline("text-classification", model=str(root / "sentiment"), top_k=None)
-    t0 = time.perf_counter()
     for row in manifest.itertuples():
         speech[row.fold]({"raw": load_audio(row.path), "sampling_rate": 16000})
         sentiment(row.transcript)

@@ -83,13 +83,10 @@ def ensure_builtin_whisper(model: str, out: Path) -> str:
     under ``out/models``; its transcripts are meaningless) → its directory; any other model unchanged."""
     if model != TINY_WHISPER:
         return model
-    from transformers.utils import logging as hf_logging
-
     from ser.testing.tiny_models import build_whisper
 
     path = out / "models" / "tiny-whisper"
     if not (path / "model.bin").exists():
-        hf_logging.disable_progress_bar()
         build_whisper(path)
     return str(path)
 
@@ -190,7 +187,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         ds = ds.map_batches(**speech)
         for stage in text_stages(stages, out):
             ds = ds.map_batches(**stage)
-        ds = ds.drop_columns(["audio"])
+        ds = ds.drop_columns(["audio"], num_cpus=0)      # a column drop must not wait for a CPU the actors hold
         t0, audio_s = time.perf_counter(), 0.0
         with progress(len(todo), "scored", "rows") as advance:
             for batch in ds.iter_batches(batch_size=stages.shard_rows, batch_format="pandas"):

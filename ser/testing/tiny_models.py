@@ -30,11 +30,19 @@ def _word_tokenizer(words: list[str], specials: list[str]):
     return tok
 
 
+def _quiet_transformers() -> None:
+    """No per-file progress bars from save_pretrained/from_pretrained while building models."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed: int = 0) -> Path:
     """A wav2vec2 sequence classifier with its feature extractor, saved with ``save_pretrained``."""
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
+    _quiet_transformers()
     torch.manual_seed(seed)
     kw = dict(id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     if size == "tiny":
@@ -57,6 +65,7 @@ def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "ne
     import torch
     from transformers import PreTrainedTokenizerFast, XLMRobertaConfig, XLMRobertaForSequenceClassification
 
+    _quiet_transformers()
     torch.manual_seed(seed)
     tok = PreTrainedTokenizerFast(tokenizer_object=_word_tokenizer(WORDS, []), unk_token="<unk>",
                                   pad_token="<pad>", bos_token="<s>", eos_token="</s>", model_max_length=128)
@@ -82,6 +91,7 @@ def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
     import torch
     from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
+    _quiet_transformers()
     torch.manual_seed(seed)
     tok = _word_tokenizer(WORDS, WHISPER_SPECIALS + [f"<|{i * 0.02:.2f}|>" for i in range(1501)])
     vocab = tok.get_vocab_size()
