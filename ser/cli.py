@@ -162,6 +162,8 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 def _cmd_infer(args: argparse.Namespace) -> int:
     from ser.corpora import read_manifest
+    from ser.pipeline import model_versions
+    from ser.provenance import provenance
     from ser.study import infer_stage
 
     cfg = _config(args, out=args.out)
@@ -173,8 +175,11 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     with output_lock(out, "infer"):
         add_log_file(out / "ser.log")
+        models = model_versions(cfg.infer, sorted(manifest["fold"].astype(str).unique()))
         scores, errors = infer_stage(manifest, cfg, out)
-    log.info(f"wrote {out}/scores.parquet ({len(scores)} rows) and errors.parquet ({len(errors)} rows) "
+        write_json({"command": "infer", "config": cfg.to_dict(), "models": models,
+                    "timings_s": {"total": time.perf_counter() - t0}, **provenance()}, out / "run.json")
+    log.info(f"wrote {out}/scores.parquet ({len(scores)} rows), errors.parquet ({len(errors)} rows), run.json "
              f"in {time.perf_counter() - t0:.1f} s")
     return 0
 

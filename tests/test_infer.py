@@ -1,13 +1,12 @@
 """The Ray Data inference pipeline: errors table, GPU pinning with fake GPUs, refusal, resume after a kill."""
 
-from dataclasses import replace
-
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
-
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -125,6 +124,8 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert f"{len(written)} already scored" in done.stderr
+    record = json.loads((out / "run.json").read_text())                 # what ran, with which models
+    assert record["command"] == "infer" and record["models"] == {} and record["packages"]["ray"]
     # the first run's shards are untouched, and every utterance is scored exactly once
     for f in first:
         assert f.exists()
