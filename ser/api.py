@@ -163,5 +163,5 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     frames = {name: df for name, (df, _) in resolved.items()}
     cfg = next(iter(resolved.values()))[1]
     search = make_fold_search(cfg.tune, search_engine(cfg.tune))
-    return CrossResult(cross_dataset(frames, cfg.labels, cfg.tune, search, cfg.seed, cfg.evaluate.bootstrap,
+    return CrossResult(cross_dataset(frames, cfg.labels, cfg.tune, search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap,
                                      in_corpus=dict(in_corpus or {})))

@@ -36,7 +36,7 @@ def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> l
 
 
 def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
-                      predictions: dict[str, np.ndarray], baseline: str = "speech", n_boot: int = 1000,
+                      predictions: dict[str, np.ndarray], *, baseline: str = "speech", n_boot: int = 1000,
                       seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """The evaluation.json layout for given predictions of the same rows by several systems."""
     k, labels = a.labels.k, a.labels
@@ -79,12 +79,12 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
     return result
 
 
-def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, baseline: str = "speech",
+def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, *, baseline: str = "speech",
                      n_boot: int = 1000, seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
     test, predictions = _predict_fixed(df, systems, labels)
-    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline, n_boot, seed, metric,
-                             min_fold_rows)
+    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline=baseline,
+                             n_boot=n_boot, seed=seed, metric=metric, min_fold_rows=min_fold_rows)
 
 
 def evaluation_predictions(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet) -> pd.DataFrame:

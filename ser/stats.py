@@ -8,7 +8,7 @@ from scipy import stats as sps
 from ser.metrics import batched_confusion, scores_from_confusion
 
 
-def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, metric: str = "ua",
+def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, *, metric: str = "ua",
                      n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
                      strata: np.ndarray | None = None) -> dict[str, float]:
     """Percentile CI of metric(b) - metric(a), resampling utterances (within ``strata`` if given).
@@ -32,7 +32,7 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: i
             "ci_high": float(hi), "p_value": float(min(p, 1.0)), "n_boot": n_boot, "alpha": alpha}
 
 
-def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, metric: str = "ua", n_boot: int = 300, seed: int = 0,
+def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, *, metric: str = "ua", n_boot: int = 300, seed: int = 0,
                  alpha: float = 0.05) -> np.ndarray:
     """Percentile CIs of ``metric`` for S prediction vectors of the same rows: (S, n) → (S, 2)."""
     rng = np.random.default_rng(seed)

@@ -28,7 +28,7 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch,
-                  seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None) -> dict:
+                  *, seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None) -> dict:
     """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
 
     ``in_corpus`` may supply already computed per-fold tuning results for the diagonal.
@@ -46,11 +46,11 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
                 result = in_corpus[src]
             elif src == dst:
                 searches = tune_folds(dst_df, labels, tune, fold_search, seed)
-                result = tuned_results(dst_df, labels, searches, tune, n_boot, seed)
+                result = tuned_results(dst_df, labels, searches, tune, n_boot=n_boot, seed=seed)
             else:
                 folds = fold_ids(dst_df)
                 result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.config for f in folds}}, objective,
-                                        n_boot, seed)
+                                        n_boot=n_boot, seed=seed)
                 annotate_choices(result, {f: chosen for f in folds}, objective)
             pairs[f"{src}->{dst}"] = result
             mean = result["mean"]

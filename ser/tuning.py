@@ -179,7 +179,7 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> Fo
     return run_search
 
 
-def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int,
+def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
                state_dir: Path | None = None, reuse: bool = True) -> dict[str, list[TrialRecord]]:
     """Search every fold on its own tuning set; with ``state_dir``, finished folds are saved (and with
     ``reuse``, reused when their config, seed and table are unchanged).
@@ -299,7 +299,7 @@ def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
-                   n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
+                   *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
                    paths: Mapping[str, str] | None = None) -> dict:
     """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows; a system named in
     ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along; the result has the
@@ -341,7 +341,7 @@ def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: st
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
-                  n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
+                  *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
                   path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> dict:
     """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did; with
     ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
@@ -354,7 +354,7 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     per_path = {f"{kind}:{path}": (configs if kind == "tuned" else dict.fromkeys(configs, BUILTIN_SYSTEMS[kind]))
                 for path, configs in path_configs.items() for kind in ("text", "oracle", "tuned")}
     result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path},
-                            objective, n_boot, seed, min_fold_rows,
+                            objective, n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows,
                             paths={name: name.split(":", 1)[1] for name in per_path})
     annotate_choices(result, chosen, objective)
     bests = [f["best"] for f in result["folds"]]
