@@ -7,11 +7,10 @@ import sys
 import textwrap
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 import ser
-from ser.config import ConfigError, StudyConfig, TuneConfig
+from ser.config import ConfigError
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 

@@ -1,8 +1,6 @@
 """Several text paths: WER/CER, normalizers, multi-path validation, per-path evaluation and tuning (leakage-free),
 the cascade by WER, the text-path transfer matrix, and multi-path inference that decodes each file once."""
 
-import json
-
 import numpy as np
 import pandas as pd
 import pytest

@@ -7,8 +7,6 @@ are sorted by duration and run in sub-batches so padding stays small.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from ser.backends import FoldSpeechStage, map_label_names
