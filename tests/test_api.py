@@ -140,7 +140,6 @@ def test_readme_examples_run(tmp_path, table):
     assert blocks
     (tmp_path / "runs" / "demo" / "infer").mkdir(parents=True)
     table.to_parquet(tmp_path / "runs" / "demo" / "infer" / "scores.parquet")
-    (tmp_path / "fast.yaml").write_text(json.dumps(FAST))
     for block in blocks:
         done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path)
         assert done.returncode == 0, block + done.stderr
