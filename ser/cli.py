@@ -63,6 +63,7 @@ def _warn(result: dict) -> None:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ser.scoring import format_table
     from ser.study import evaluate_stage
+    from ser.text_paths import format_text_paths
 
     t0 = time.perf_counter()
     df, cfg, out = _table_inputs(args)
@@ -70,6 +71,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         add_log_file(out / "ser.log")
         result = evaluate_stage(df, cfg, out).result
         print(format_table(result))
+        if format_text_paths(result):
+            print(format_text_paths(result))
         _warn(result)
     log.info(f"wrote {out / 'evaluation.json'} and predictions.parquet ({time.perf_counter() - t0:.2f} s)")
     return 0
@@ -81,6 +84,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from ser.scoring import format_table
     from ser.provenance import provenance
     from ser.study import tune_stage
+    from ser.text_paths import format_text_paths
     from ser.tuning import format_baselines
 
     t0 = time.perf_counter()
@@ -93,6 +97,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment").result
         print(format_table(result))
         print(format_baselines(result))
+        if format_text_paths(result):
+            print(format_text_paths(result))
         _warn(result)
         write_json({"command": "tune", "config_file": args.config, "config": cfg.to_dict(), "seed": cfg.seed,
                     "timings_s": {"total": time.perf_counter() - t0}, "warnings": result["warnings"],

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ser import figures
-from ser.scoring import format_p
+from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
 from ser.io import atomic_path
 from ser.metrics import METRICS, summary
@@ -73,10 +73,7 @@ class RunOutputs:
 
     @property
     def metric(self) -> str:
-        if "tuning" in self.result:
-            return self.result["tuning"]["objective"]
-        cmp = next(iter(self.result["comparisons"].values()), None)
-        return cmp["bootstrap"]["metric"] if cmp else "ua"
+        return headline_metric(self.result)
 
     @property
     def main(self) -> str | None:
@@ -303,7 +300,7 @@ def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tupl
 def text_path_blocks(r: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
     """Every text path: its ASR errors, sentiment accuracy, text-only and tuned scores; the gain by utterance WER;
     the text-path transfer matrix."""
-    metric = r["tuning"]["objective"] if "tuning" in r else next(iter(r["comparisons"].values()))["bootstrap"]["metric"]
+    metric = headline_metric(r)
     m, paths, asr = metric_name(metric), r.get("text_paths", {}), r.get("asr") or {}
     rows = []
     for name, info in paths.items():

@@ -169,6 +169,14 @@ class TestRows:
         return out
 
 
+def headline_metric(result: dict) -> str:
+    """The metric a result is about: the tuning objective, else the evaluation's comparison metric."""
+    if "tuning" in result:
+        return result["tuning"]["objective"]
+    cmp = next(iter(result.get("comparisons", {}).values()), None)
+    return cmp["bootstrap"]["metric"] if cmp else "ua"
+
+
 def format_p(p: float | None) -> str:
     """'p = 0.034', or 'p < 0.001' (a resampling p-value is never exactly 0)."""
     if p is None:

@@ -1,9 +1,12 @@
 """Several text paths: WER/CER, normalizers, multi-path validation, per-path evaluation and tuning (leakage-free),
 the cascade by WER, the text-path transfer matrix, and multi-path inference that decodes each file once."""
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 import ser
 from ser.asr_errors import basic_normalize, normalizer, pooled, utterance_errors
@@ -141,6 +144,21 @@ def test_text_all_is_leakage_free_and_paths_are_independent():
     assert _choices(changed, "asr")[k] == before_asr[k]              # fold k's own test labels never move its choice
     other = df.assign(**{"text_neg:asr": df["text_pos:asr"], "text_pos:asr": df["text_neg:asr"]})
     assert _choices(other, None) == before_primary                   # another path's text never moves the primary's
+
+
+def test_cli_prints_the_text_path_table(tmp_path, capsys):
+    from ser.cli import main
+
+    two_path_table().to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "c.yaml").write_text(yaml.safe_dump(FAST))
+    assert main(["tune", "--scores", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.yaml"),
+                 "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("text paths (macro_f1"):].splitlines()
+    r = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert table[2].split() == ["reference", "0.00", f"{100 * r['text_paths']['reference']['sentiment_accuracy']:.2f}",
+                                f"{100 * r['mean']['text']['macro_f1']:.2f}", f"{100 * r['mean']['tuned']['macro_f1']:.2f}"]
+    assert table[3].split()[0] == "asr" and table[3].split()[1] == f"{100 * r['asr']['per_path']['asr']['wer']:.2f}"
 
 
 def test_unknown_path_is_named():
