@@ -24,8 +24,8 @@ from ser.labels import LabelSet
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
 from ser.schema import path_view, read_table, require_classes, text_path_names, validate
 from ser.scoring import evaluate_systems, evaluation_predictions
-from ser.text_paths import asr_report, cascade, has_references, path_summary, paths_of, primary_name, \
-    transfer_matrix
+from ser.text_paths import asr_report, cascade, has_references, path_errors, path_summary, paths_of, \
+    primary_name, transfer_matrix
 
 ScoresLike = pd.DataFrame | str | Path
 ConfigLike = str | Path | Mapping[str, Any] | StudyConfig | None
@@ -77,9 +77,8 @@ def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
     result = evaluate_systems(df, rules, cfg.labels, baseline=ev.baseline, n_boot=ev.bootstrap, seed=cfg.seed,
                               metric=ev.metric, min_fold_rows=ev.min_fold_rows)
     result["text_paths"] = path_summary(df, cfg.labels)
-    asr = asr_report(df, ev.wer_normalizer)
-    if asr:
-        result["asr"] = asr
+    if has_references(df):
+        result["asr"] = asr_report(df, path_errors(df, ev.wer_normalizer), ev.wer_normalizer)
     return Evaluation(result, evaluation_predictions(df, rules, cfg.labels))
 
 
@@ -133,11 +132,12 @@ def _add_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, pre
         result["text_transfer"] = transfer_matrix(df, cfg.labels, tuned, cfg.tune.objective)
     if has_references(df):
         normalizer = cfg.evaluate.wer_normalizer
-        result["asr"] = asr_report(df, normalizer)
+        errors = path_errors(df, normalizer)
+        result["asr"] = asr_report(df, errors, normalizer)
         systems = {name: ("tuned" if suffix is None else f"tuned:{suffix}")
                    for name, suffix in names.items() if suffix is None or suffix in configs}
         result["cascade"] = {"normalizer": normalizer, "systems": systems,
-                             "paths": cascade(df, predictions, systems, normalizer, cfg.evaluate.bootstrap, cfg.seed)}
+                             "paths": cascade(df, predictions, systems, errors, cfg.evaluate.bootstrap, cfg.seed)}
 
 
 def sweep(scores: ScoresLike, config: ConfigLike = None) -> SweepResult:

@@ -71,8 +71,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         add_log_file(out / "ser.log")
         result = evaluate_stage(df, cfg, out).result
         print(format_table(result))
-        if format_text_paths(result):
-            print(format_text_paths(result))
+        paths = format_text_paths(result)
+        if paths:
+            print(paths)
         _warn(result)
     log.info(f"wrote {out / 'evaluation.json'} and predictions.parquet ({time.perf_counter() - t0:.2f} s)")
     return 0
@@ -97,8 +98,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment").result
         print(format_table(result))
         print(format_baselines(result))
-        if format_text_paths(result):
-            print(format_text_paths(result))
+        paths = format_text_paths(result)
+        if paths:
+            print(paths)
         _warn(result)
         write_json({"command": "tune", "config_file": args.config, "config": cfg.to_dict(), "seed": cfg.seed,
                     "timings_s": {"total": time.perf_counter() - t0}, "warnings": result["warnings"],

@@ -293,9 +293,9 @@ def check_keys(raw: Mapping, allowed: list[str], where: str) -> None:
 def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> StageSpec:
     """A flat stage mapping (backend + its options + scheduling) → ``StageSpec``; ``checkpoint`` → ``model``."""
     where = where or f"infer.{stage}"
-    raw = dict(raw or {})
-    if not isinstance(raw, dict):
+    if raw is not None and not isinstance(raw, Mapping):
         raise ValueError(f"{where} must be a mapping")
+    raw = dict(raw or {})
     backends = STAGES[stage]
     name = raw.pop("backend", next(iter(backends)))
     if name not in backends:
@@ -313,9 +313,8 @@ def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> Sta
     options = backend.options(**{k: v for k, v in raw.items() if k in option_keys})
     scheduling = replace(STAGE_SCHEDULING[stage], **{k: v for k, v in raw.items() if k in sched_keys})
     scheduling.check(where)
-    for key in ("sub_batch",):
-        if key in option_keys:
-            _count(getattr(options, key), f"{where}.{key}")
+    if "sub_batch" in option_keys:
+        _count(options.sub_batch, f"{where}.sub_batch")
     if getattr(options, "cpu_threads", None) is not None:
         _count(options.cpu_threads, f"{where}.cpu_threads")
     if backend.needs_model and not options.model:

@@ -71,6 +71,7 @@ def model_versions(stages: "InferConfig", folds: list[str]) -> dict[str, object]
     recorded in run.json and part of the infer signature, so a changed model reruns inference."""
     from ser.backends import fill_fold
     from ser.backends.hub import model_version
+    from ser.backends.registry import TINY_WHISPER
 
     out: dict[str, object] = {}
     specs = {"speech": stages.speech, "asr": stages.asr, "sentiment": stages.sentiment}
@@ -80,7 +81,7 @@ def model_versions(stages: "InferConfig", folds: list[str]) -> dict[str, object]
             specs[f"asr:{path.name}"] = path.asr
     for stage, spec in specs.items():
         ref = getattr(spec.options, "model", None)
-        if not spec.enabled or ref is None or spec.backend == "acoustic" or ref.startswith("ser:"):
+        if not spec.enabled or ref is None or spec.backend == "acoustic" or ref == TINY_WHISPER:
             continue
         revision = spec.options.revision
         if spec.backend == "whisper" and "/" not in ref:

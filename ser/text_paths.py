@@ -60,21 +60,20 @@ def has_references(df: pd.DataFrame) -> bool:
     return "reference_transcript" in df and bool((df["reference_transcript"].astype(str).str.strip() != "").any())
 
 
-def path_errors(df: pd.DataFrame, suffix: str | None, normalizer: str) -> pd.DataFrame:
-    """Utterance error counts of one path's transcripts (own test rows, table order)."""
-    rows = path_view(df.loc[own_test_rows(df)], suffix)
-    return utterance_errors(rows["reference_transcript"], rows["transcript"], normalizer)
+def path_errors(df: pd.DataFrame, normalizer: str) -> dict[str, pd.DataFrame]:
+    """Utterance error counts of every path's transcripts (own test rows, table order), by path display name;
+    computed once and shared by the ASR report and the cascade."""
+    rows = df.loc[own_test_rows(df)]
+    return {name: utterance_errors(rows["reference_transcript"], path_view(rows, suffix)["transcript"], normalizer)
+            for name, suffix in paths_of(df).items()}
 
 
-def asr_report(df: pd.DataFrame, normalizer: str) -> dict | None:
+def asr_report(df: pd.DataFrame, errors_by_path: dict[str, pd.DataFrame], normalizer: str) -> dict:
     """``evaluation.json["asr"]``: the primary path's pooled WER/CER and per fold, and every path's pooled
-    figures per fold, speaker and gold class; None without reference transcripts."""
-    if not has_references(df):
-        return None
+    figures per fold, speaker and gold class (``errors_by_path`` from ``path_errors``)."""
     rows = df.loc[own_test_rows(df)]
     per_path = {}
-    for name, suffix in paths_of(df).items():
-        errors = path_errors(df, suffix, normalizer)
+    for name, errors in errors_by_path.items():
         per_path[name] = {**pooled(errors), "per_fold": pooled_by(errors, rows["fold"]),
                           "per_class": pooled_by(errors, rows["label"])}
         if "speaker" in rows:
@@ -86,8 +85,8 @@ def asr_report(df: pd.DataFrame, normalizer: str) -> dict | None:
             "per_path": per_path}
 
 
-def cascade(df: pd.DataFrame, predictions: pd.DataFrame, systems: dict[str, str], normalizer: str,
-            n_boot: int = 1000, seed: int = 0) -> dict[str, list[dict]]:
+def cascade(df: pd.DataFrame, predictions: pd.DataFrame, systems: dict[str, str],
+            errors_by_path: dict[str, pd.DataFrame], n_boot: int = 1000, seed: int = 0) -> dict[str, list[dict]]:
     """Fusion gain over speech by utterance WER bucket, per path ({path display name: fused system}).
 
     ``predictions`` is predictions.parquet (own test rows, with ``pred_speech`` and ``pred_<system>``). Per
@@ -95,16 +94,12 @@ def cascade(df: pd.DataFrame, predictions: pd.DataFrame, systems: dict[str, str]
     fusion switched away from the speech label and how often such a switch was right.
     """
     rng = np.random.default_rng(seed)
-    keyed = predictions.set_index("utt_id")
+    rows = predictions.set_index("utt_id").loc[df.loc[own_test_rows(df), "utt_id"].to_numpy()]
+    gold, speech = rows["label"].to_numpy(), rows["pred_speech"].to_numpy()
     out = {}
-    for name, suffix in paths_of(df).items():
-        if name not in systems:
-            continue
-        errors = path_errors(df, suffix, normalizer)
-        utt = df.loc[own_test_rows(df), "utt_id"].to_numpy()
-        rows = keyed.loc[utt]
-        gold, speech = rows["label"].to_numpy(), rows["pred_speech"].to_numpy()
-        fused = rows[f"pred_{systems[name]}"].to_numpy()
+    for name, system in systems.items():
+        errors = errors_by_path[name]
+        fused = rows[f"pred_{system}"].to_numpy()
         wer = errors["wer"].to_numpy()
         buckets = []
         for low, high, label in WER_BUCKETS:
