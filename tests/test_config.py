@@ -99,9 +99,10 @@ def test_model_versions_change_when_a_model_changes(tmp_path, monkeypatch):
     infer = load_config({"infer": {"speech": {"backend": "hf", "model": str(tmp_path / "{fold}")},
                                    "sentiment": {"backend": "hf", "model": "cardiffnlp/xlm-sentiment",
                                                  "revision": "v1"}}}).infer
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     import huggingface_hub.constants as hub_constants
 
+    # the constant, not the environment variable: huggingface_hub reads the variable once, at import
+    monkeypatch.setattr(hub_constants, "HF_HUB_OFFLINE", True)           # no request leaves the test
     monkeypatch.setattr(hub_constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
     refs = tmp_path / "cache" / "models--cardiffnlp--xlm-sentiment" / "refs"
     refs.mkdir(parents=True)
