@@ -47,10 +47,10 @@ def _table_inputs(args: argparse.Namespace):
     """(validated score table, config, output dir) for a subcommand that reads one score table."""
     from ser.api import resolve
 
-    cfg = _config(args, scores=args.scores, out=args.out)
-    if not cfg.scores:
+    raw = _raw_config(args, scores=args.scores, out=args.out)
+    if not raw.get("scores"):
         raise InputError("no score table given (--scores FILE or 'scores:' in the config)")
-    df, cfg = resolve(cfg.scores, _raw_config(args, scores=args.scores, out=args.out))
+    df, cfg = resolve(raw["scores"], raw)
     return df, cfg, Path(cfg.out or f"runs/{args.command}")
 
 
