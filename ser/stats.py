@@ -54,6 +54,48 @@ def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: in
     return order[offsets + draws]
 
 
+def _fold_means(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, metric: str,
+                idx: np.ndarray) -> np.ndarray:
+    """Mean over folds of ``metric`` for S prediction vectors (S, n) on B row draws ``idx`` (B, n): (B, S)."""
+    b, n_systems, n_folds = idx.shape[0], preds.shape[0], int(fold_index.max()) + 1
+    cell = (fold_index * k + y) * k                                   # per row: its fold and gold label
+    flat = (np.arange(b * n_systems).reshape(b, n_systems, 1) * (n_folds * k * k)
+            + cell[idx][:, None, :] + preds[:, idx].transpose(1, 0, 2))
+    conf = np.bincount(flat.ravel(), minlength=b * n_systems * n_folds * k * k).reshape(b, n_systems, n_folds, k, k)
+    return scores_from_confusion(conf)[metric].mean(axis=2)
+
+
+def fold_mean_bootstrap(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, *, metric: str = "ua",
+                        n_boot: int = 1000, seed: int = 0, chunk: int = 100) -> np.ndarray:
+    """The mean over folds of ``metric`` for S prediction vectors of the same rows, on ``n_boot`` resamples
+    that draw utterances with replacement within each fold: (S, n) → (S, n_boot). Chunked over resamples
+    so memory stays at ``chunk`` × S × n indices."""
+    rng = np.random.default_rng(seed)
+    preds = np.atleast_2d(preds)
+    return np.hstack([_fold_means(y, preds, fold_index, k, metric,
+                                  _stratified_indices(rng, fold_index, min(chunk, n_boot - start))).T
+                      for start in range(0, n_boot, chunk)])
+
+
+def versus_best(y: np.ndarray, preds: np.ndarray, candidates: np.ndarray, fold_index: np.ndarray, k: int, *,
+                metric: str = "ua", n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """One system against the best of several ``candidates`` (C, n), each scored as its mean over folds.
+
+    The best candidate is the one with the highest observed score: it was picked on these very rows,
+    which flatters it. ``selection_bias`` estimates by how much: the mean over resamples of the best
+    candidate's score minus that one candidate's score (≥ 0; ≈ 0 when one candidate is clearly best).
+    ``ci_low``/``ci_high``: percentile CI of the paired difference against that one candidate.
+    """
+    systems = np.vstack([preds[None], candidates])
+    observed = _fold_means(y, systems, fold_index, k, metric, np.arange(len(y))[None])[0]
+    values = fold_mean_bootstrap(y, systems, fold_index, k, metric=metric, n_boot=n_boot, seed=seed)
+    best = int(np.argmax(observed[1:]))
+    lo, hi = np.quantile(values[0] - values[1 + best], [alpha / 2, 1 - alpha / 2])
+    return {"metric": metric, "best": best, "diff": float(observed[0] - observed[1 + best]), "ci_low": float(lo),
+            "ci_high": float(hi), "selection_bias": float((values[1:].max(axis=0) - values[1 + best]).mean()),
+            "n_boot": n_boot, "alpha": alpha}
+
+
 def paired_fold_test(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
     """Per-fold comparison of b against a: folds improved, mean gain, Wilcoxon and paired-t p-values (None if undefined)."""
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)

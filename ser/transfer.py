@@ -50,7 +50,7 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
             else:
                 folds = fold_ids(dst_df)
                 result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.config for f in folds}}, objective,
-                                        n_boot=n_boot, seed=seed)
+                                        n_boot=n_boot, seed=seed)[0]
                 annotate_choices(result, {f: chosen for f in folds}, objective)
             pairs[f"{src}->{dst}"] = result
             mean = result["mean"]

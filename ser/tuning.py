@@ -33,7 +33,8 @@ from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json, write_parquet
 from ser.labels import LabelSet
 from ser.progress import progress
-from ser.scoring import predict_systems, score_predictions
+from ser.scoring import TestRows, predict_systems, score_predictions
+from ser.stats import versus_best
 from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
 
 log = logging.getLogger(__name__)
@@ -300,14 +301,15 @@ def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
                    *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
-                   paths: Mapping[str, str] | None = None) -> dict:
+                   paths: Mapping[str, str] | None = None) -> tuple[dict, TestRows, dict[str, np.ndarray]]:
     """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows; a system named in
-    ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along; the result has the
-    evaluation.json layout."""
+    ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along. Returns the result
+    (evaluation.json layout), the test rows and every system's predictions for them."""
     test, predictions = predict_systems(df, labels, per_fold_rules(sorted(next(iter(per_fold.values()))), labels,
                                                                    per_fold), paths=paths)
-    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline="speech",
-                             n_boot=n_boot, seed=seed, metric=objective, min_fold_rows=min_fold_rows)
+    result = score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline="speech",
+                               n_boot=n_boot, seed=seed, metric=objective, min_fold_rows=min_fold_rows)
+    return result, test, predictions
 
 
 def per_fold_rules(folds: list[str], labels: LabelSet, per_fold: dict[str, dict[str, dict]]) -> dict[str, dict]:
@@ -353,9 +355,9 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
                     for path, found in (path_searches or {}).items()}
     per_path = {f"{kind}:{path}": (configs if kind == "tuned" else dict.fromkeys(configs, BUILTIN_SYSTEMS[kind]))
                 for path, configs in path_configs.items() for kind in ("text", "oracle", "tuned")}
-    result = apply_per_fold(df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path},
-                            objective, n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows,
-                            paths={name: name.split(":", 1)[1] for name in per_path})
+    result, test, predictions = apply_per_fold(
+        df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path}, objective,
+        n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows, paths={name: name.split(":", 1)[1] for name in per_path})
     annotate_choices(result, chosen, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
@@ -368,13 +370,32 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
         "mean_test_score": float(np.mean([b["test_score"] for b in bests])),
         "mean_optimism": float(np.mean([b["optimism"] for b in bests])),
     }
-    means = {name: result["mean"][name][objective] for name in BASELINES}
-    best = max(means, key=means.get)
-    result["baselines"] = {"systems": list(BASELINES), "best": best,
-                           "tuned_minus_best": result["mean"]["tuned"][objective] - means[best]}
+    result["baselines"] = baseline_comparison(test, predictions, objective, n_boot=n_boot, seed=seed)
     if path_configs:
         result["path_configs"] = path_configs
     return result
+
+
+def baseline_comparison(test: TestRows, predictions: dict[str, np.ndarray], objective: str, *, n_boot: int,
+                        seed: int) -> dict:
+    """The tuned system against the best simple baseline (mean over folds): the difference, its bootstrap CI
+    over test utterances, how much picking the best baseline on the test rows flatters it, and a verdict."""
+    versus = versus_best(test.arrays.y, predictions["tuned"], np.stack([predictions[b] for b in BASELINES]),
+                         test.fold_index, test.arrays.labels.k, metric=objective, n_boot=n_boot, seed=seed)
+    best = list(BASELINES)[versus.pop("best")]
+    verdict = "beats" if versus["ci_low"] > 0 else "falls short of" if versus["ci_high"] < 0 else "is level with"
+    return {"systems": list(BASELINES), "best": best, "tuned_minus_best": versus["diff"], "versus_best": versus,
+            "verdict": verdict}
+
+
+def describe_versus_best(baselines: dict, sep: str = " ") -> str:
+    """Did the search beat the best simple baseline, with the CI and how much the best pick is flattered
+    (two sentences joined by ``sep``)."""
+    v = baselines["versus_best"]
+    return (f"The search {baselines['verdict']} the best simple baseline, {baselines['best']}: "
+            f"{100 * v['diff']:+.2f} points [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] 95% CI over test "
+            f"utterances.{sep}That baseline is the best of {len(baselines['systems'])} on these test rows, which "
+            f"flatters it by ~{100 * v['selection_bias']:.2f} points.")
 
 
 def format_baselines(result: dict) -> str:
@@ -393,6 +414,7 @@ def format_baselines(result: dict) -> str:
                      f"{str(folds['improved']) + '/' + str(folds['worse']):>11}{versus_tuned:>10}")
     t = result["tuning"]
     inner = "" if t["mean_inner_score"] is None else f", inner estimate {100 * t['mean_inner_score']:.2f}"
+    lines.append(describe_versus_best(result["baselines"], sep="\n"))
     lines.append(f"kept configurations: tuning score {100 * t['mean_tuning_score']:.2f}{inner}, test "
                  f"{100 * t['mean_test_score']:.2f}; optimism (tuning − test) {100 * t['mean_optimism']:+.2f} points")
     return "\n".join(lines)

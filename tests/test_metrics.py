@@ -5,7 +5,7 @@ from sklearn import metrics as skm
 from ser.labels import DEFAULT_LABELS as L
 from ser.metrics import batched_confusion, confusion, mean_std, per_class, scores_from_confusion, summary, \
     switch_stats
-from ser.stats import paired_bootstrap, paired_fold_test
+from ser.stats import _stratified_indices, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
 
 
 def test_hand_computed_case():
@@ -85,3 +85,43 @@ def test_paired_fold_test():
     assert r["improved"] == 5 and r["worse"] == 1 and r["mean_gain"] == pytest.approx(0.14 / 6)
     assert 0 < r["wilcoxon_p"] < 0.2 and 0 < r["ttest_p"] < 0.1
     assert paired_fold_test([0.5, 0.5], [0.5, 0.5])["wilcoxon_p"] is None
+
+
+def _noisy(y, accuracy, rng):
+    return np.where(rng.random(len(y)) < accuracy, y, rng.integers(0, 4, len(y)))
+
+
+def test_fold_mean_bootstrap_equals_a_plain_loop_over_resamples_and_folds():
+    rng = np.random.default_rng(3)
+    y, folds = rng.integers(0, 4, 90), np.repeat([0, 1, 2], 30)
+    preds = np.stack([_noisy(y, 0.5, rng), _noisy(y, 0.7, rng)])
+    fast = fold_mean_bootstrap(y, preds, folds, 4, metric="macro_f1", n_boot=7, seed=5, chunk=3)
+    idx = _stratified_indices(np.random.default_rng(5), folds, 7)            # the same draws, in one go
+    for b in range(7):
+        for s in range(2):
+            per_fold = [summary(y[i], preds[s][i], 4)["macro_f1"] for i in (idx[b][folds[idx[b]] == f] for f in range(3))]
+            assert fast[s, b] == pytest.approx(np.mean(per_fold))
+
+
+def test_versus_best_picks_the_best_candidate_and_brackets_the_difference():
+    rng = np.random.default_rng(0)
+    y, folds = rng.integers(0, 4, 1200), np.repeat(np.arange(4), 300)
+    weak, strong = _noisy(y, 0.4, rng), _noisy(y, 0.8, rng)
+    system = np.where(rng.random(1200) < 0.5, y, strong)                  # fixes half of strong's errors
+    r = versus_best(y, system, np.stack([weak, strong]), folds, 4, metric="wa", n_boot=300)
+    assert r["best"] == 1
+    assert r["diff"] == pytest.approx((system == y).mean() - (strong == y).mean())    # equal folds: mean = pooled
+    assert 0 < r["ci_low"] < r["diff"] < r["ci_high"]
+    assert r["selection_bias"] == 0                    # strong is the best candidate in every resample
+    same = versus_best(y, strong, np.stack([weak, strong]), folds, 4, metric="wa", n_boot=100)
+    assert same["diff"] == same["ci_low"] == same["ci_high"] == 0
+
+
+def test_versus_best_measures_how_much_picking_among_equals_flatters_the_pick():
+    rng = np.random.default_rng(1)
+    y, folds = rng.integers(0, 4, 400), np.repeat(np.arange(4), 100)
+    equals = np.stack([_noisy(y, 0.6, rng) for _ in range(5)])             # same quality, different errors
+    r = versus_best(y, equals[0], equals, folds, 4, metric="wa", n_boot=300)
+    assert r["selection_bias"] > 0.004            # the best of five equals looks better than any one of them is
+    lone = versus_best(y, equals[0], equals[:1], folds, 4, metric="wa", n_boot=300)
+    assert lone["selection_bias"] == 0

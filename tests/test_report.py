@@ -82,6 +82,27 @@ def test_p_values_are_never_printed_as_zero(tuned_run):
     assert "paired bootstrap p < 0.001" in text and "p = 0.000" not in text and "Wilcoxon p = 0.062" in text
 
 
+def test_the_search_is_judged_against_the_best_baseline_with_its_ci(tuned_run, tmp_path):
+    r = json.loads((tuned_run / "results.json").read_text())
+    base, v = r["baselines"], r["baselines"]["versus_best"]
+    assert base["best"] == max(base["systems"], key=lambda n: r["mean"][n]["macro_f1"])
+    assert v["diff"] == pytest.approx(r["mean"]["tuned"]["macro_f1"] - r["mean"][base["best"]]["macro_f1"])
+    assert v["ci_low"] <= v["diff"] <= v["ci_high"] and v["selection_bias"] >= 0
+    assert base["verdict"] == ("beats" if v["ci_low"] > 0 else "falls short of" if v["ci_high"] < 0 else "is level with")
+    md = (tuned_run / "report.md").read_text()
+    assert (f"The search {base['verdict']} the best simple baseline, {base['best']}: {100 * v['diff']:+.2f} points "
+            f"[{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] 95% CI over test utterances. That baseline is the "
+            f"best of 5 on these test rows, which flatters it by ~{100 * v['selection_bias']:.2f} points.") in md
+    old = tmp_path / "old"                        # a results.json written before the comparison had a CI
+    old.mkdir()
+    for name in ("results.json", "trials.parquet", "predictions.parquet"):
+        (old / name).write_bytes((tuned_run / name).read_bytes())
+    del r["baselines"]["versus_best"], r["baselines"]["verdict"]
+    (old / "results.json").write_text(json.dumps(r))
+    assert main(["report", "--run", str(old)]) == 0
+    assert f"Tuned − best baseline (`{base['best']}`): {100 * v['diff']:+.2f} points." in (old / "report.md").read_text()
+
+
 def test_tex_escapes_what_latex_would_choke_on():
     assert tex_escape("a_b & 50% ± τ_H ≥ 1 → #") == r"a\_b \& 50\% $\pm$ $\tau$\_H $\geq$ 1 $\rightarrow$ \#"
 
