@@ -146,7 +146,7 @@ class TestRows:
         index = np.concatenate([np.flatnonzero(masks[f]) for f in folds])
         fold_index = np.concatenate([np.full(masks[f].sum(), i) for i, f in enumerate(folds)])
         rows = df.iloc[index]
-        meta = rows[["utt_id", "fold"] + [c for c in META_COLUMNS if c in rows.columns]].reset_index(drop=True)
+        meta = rows[["corpus", "utt_id", "fold"] + [c for c in META_COLUMNS if c in rows.columns]].reset_index(drop=True)
         return cls(folds, fold_index, ScoreArrays.from_table(rows, labels), meta, index)
 
     def predict(self, per_fold: dict[str, dict[str, Rule]]) -> dict[str, np.ndarray]:

@@ -94,7 +94,8 @@ def cascade(df: pd.DataFrame, predictions: pd.DataFrame, systems: dict[str, str]
     fusion switched away from the speech label and how often such a switch was right.
     """
     rng = np.random.default_rng(seed)
-    rows = predictions.set_index("utt_id").loc[df.loc[own_test_rows(df), "utt_id"].to_numpy()]
+    key = ["corpus", "utt_id", "fold"]                   # unique among own test rows (fold = model_fold)
+    rows = predictions.set_index(key).loc[pd.MultiIndex.from_frame(df.loc[own_test_rows(df), key])]
     gold, speech = rows["label"].to_numpy(), rows["pred_speech"].to_numpy()
     out = {}
     for name, system in systems.items():

@@ -127,6 +127,24 @@ def test_tune_every_path_cascade_and_transfer():
     assert sum(b["n"] for b in buckets) == 600 and r["cascade"]["paths"]["reference"][0]["n"] == 600
 
 
+def test_the_cascade_keeps_utterances_of_two_corpora_with_the_same_ids_apart():
+    a = two_path_table()
+    b = two_path_table(seed=3).assign(corpus="other", fold=lambda d: "b-" + d["fold"],
+                                      model_fold=lambda d: "b-" + d["model_fold"])
+    assert set(a["utt_id"]) == set(b["utt_id"])                      # every id occurs in both corpora
+    both = pd.concat([a, b], ignore_index=True)
+    t = ser.tune(both, FAST)
+    buckets = t.to_dict()["cascade"]["paths"]["asr"]
+    assert sum(bk["n"] for bk in buckets) == len(both[both["split"] == "test"])
+    # the bucket of exact transcripts, by hand: join predictions to each corpus' own transcripts
+    pred = t.predictions.merge(both[["corpus", "utt_id", "fold", "transcript:asr", "reference_transcript"]],
+                               on=["corpus", "utt_id", "fold"])
+    exact = pred[pred["transcript:asr"] == pred["reference_transcript"]]
+    assert buckets[0]["n"] == len(exact)
+    assert buckets[0]["speech_accuracy"] == pytest.approx((exact["pred_speech"] == exact["label"]).mean())
+    assert buckets[0]["fused_accuracy"] == pytest.approx((exact["pred_tuned:asr"] == exact["label"]).mean())
+
+
 def _choices(df, path):
     r = ser.tune(df, FAST).to_dict()
     if path is None:
