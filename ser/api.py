@@ -103,7 +103,7 @@ def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reu
                            min_fold_rows=cfg.evaluate.min_fold_rows, path_searches=path_searches)
     predictions = result_predictions(df, cfg.labels, result)
     _add_text_path_studies(df, cfg, result, predictions)
-    return TuneResult(result, trials_table(searches), predictions)
+    return TuneResult(result, trials_table(searches, path_searches), predictions)
 
 
 def tuned_paths(df: pd.DataFrame, text: str | None) -> list[str]:

@@ -270,8 +270,11 @@ def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list
         ("table", Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
                                      f"inner estimate {m}", f"test {m}", "optimism"], honesty)),
     ]
-    if out.trials is not None and len(out.trials):
-        blocks.append(("img", figures.trial_history(out.trials, stem, metric, formats),
+    trials = out.trials
+    if trials is not None and "text_path" in trials:
+        trials = trials[trials["text_path"].isna()]              # the primary path's searches
+    if trials is not None and len(trials):
+        blocks.append(("img", figures.trial_history(trials, stem, metric, formats),
                        "Search history per fold: each trial's inner estimate (dots) and the best so far (lines)."))
     return blocks
 

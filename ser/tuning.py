@@ -30,7 +30,7 @@ from ser.arrays import ScoreArrays
 from ser.config import CHOICES, TuneConfig
 from ser.folds import fold_splits
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
-from ser.io import safe_name, signature, write_json, write_parquet
+from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
 from ser.progress import progress
 from ser.scoring import TestRows, predict_systems, score_predictions
@@ -420,17 +420,13 @@ def format_baselines(result: dict) -> str:
     return "\n".join(lines)
 
 
-def trials_table(searches: dict[str, list[TrialRecord]]) -> pd.DataFrame:
-    """Every trial of every fold: structure, chosen configuration (JSON), tuning score, inner estimate, work done."""
-    rows = [{"fold": fold, "trial": r.number, "variant": r.config["kind"], "params": json.dumps(r.params),
-             "config": json.dumps(r.config), "tuning_score": r.score, "inner_score": r.inner_mean,
-             "n_configs": r.n_configs}
-            for fold, records in searches.items() for r in records]
-    return pd.DataFrame(rows)
-
-
-def write_tuning(out: Path, result: dict, searches: dict[str, list[TrialRecord]], predictions: pd.DataFrame) -> None:
-    """``results.json``, ``trials.parquet`` and ``predictions.parquet`` under ``out`` (each atomically)."""
-    write_parquet(trials_table(searches), out / "trials.parquet")
-    write_parquet(predictions, out / "predictions.parquet")
-    write_json(result, out / "results.json")
+def trials_table(searches: dict[str, list[TrialRecord]],
+                 path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> pd.DataFrame:
+    """Every trial of every fold: structure, chosen configuration (JSON), tuning score, inner estimate, work done;
+    ``text_path`` is empty for the primary text path's searches and names the path of each further one."""
+    by_path = {None: searches, **(path_searches or {})}
+    rows = [{"text_path": path, "fold": fold, "trial": r.number, "variant": r.config["kind"],
+             "params": json.dumps(r.params), "config": json.dumps(r.config), "tuning_score": r.score,
+             "inner_score": r.inner_mean, "n_configs": r.n_configs}
+            for path, found in by_path.items() for fold, records in found.items() for r in records]
+    return pd.DataFrame(rows).astype({"text_path": "string"})

@@ -117,6 +117,9 @@ def test_tune_every_path_cascade_and_transfer():
     r = t.to_dict()
     assert {"tuned", "tuned:asr", "text:asr"} <= set(r["mean"]) and set(r["path_configs"]) == {"asr"}
     assert "pred_tuned:asr" in t.predictions
+    primary, asr = t.trials["text_path"].isna(), t.trials["text_path"] == "asr"
+    assert primary.sum() == asr.sum() == 4 * 5 and (primary | asr).all()              # 4 folds × 5 trials each
+    assert set(t.trials.loc[t.trials["text_path"] == "asr", "fold"]) == set(t.trials.loc[t.trials["text_path"].isna(), "fold"])
     matrix = r["text_transfer"]["matrix"]
     assert set(matrix) == {"reference", "asr"}
     # the diagonal is each path's own tuned system, mean over folds
