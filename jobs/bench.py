@@ -123,8 +123,8 @@ DEMO_SCORES = Path("runs/demo/infer/scores.parquet")
 
 
 def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
-    """The tables fusion quality is judged on: iemocap-like for several seeds, text-strong, and the demo's own
-    scores (``make demo`` makes them; run here first when missing)."""
+    """The tables fusion quality is judged on: iemocap-like for several seeds, text-strong, useless-text, and the
+    demo's own scores (``make demo`` makes them; run here first when missing)."""
     from ser.synthetic import synthetic_scores
 
     if not DEMO_SCORES.exists():
@@ -132,7 +132,8 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
         subprocess.run([sys.executable, "-m", "ser.cli", "-q", "run", "configs/demo.yaml"], check=True)
     tables = {f"iemocap-like seed {s}": (lambda s=s: synthetic_scores(10, rows_per_fold, seed=s, profile="iemocap-like"))
               for s in seeds}
-    tables["text-strong seed 0"] = lambda: synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong")
+    for profile in ("text-strong", "useless-text"):
+        tables[f"{profile} seed 0"] = lambda profile=profile: synthetic_scores(10, rows_per_fold, seed=0, profile=profile)
     tables["demo (configs/demo.yaml)"] = lambda: pd.read_parquet(DEMO_SCORES)
     return tables
 
@@ -156,24 +157,31 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
         base = replace(cfg.tune, engine="optuna", text=None)
         df = validate(make())
         print(f"{table} ({df['fold'].nunique()} folds, {len(df)} rows), {base.objective} mean over folds:")
-        for label, tune in {"default search (one-se)": base,
-                            "tuning-best, no text options": replace(base, choice="tuning-best", space=plain)}.items():
-            t0 = time.perf_counter()
-            r = tuned_results(df, cfg.labels, tune_folds(df, cfg.labels, tune, make_fold_search(tune), cfg.seed),
-                              tune, n_boot=1000)
+        t0 = time.perf_counter()
+        default = tune_folds(df, cfg.labels, base, make_fold_search(base), cfg.seed)
+        seconds = time.perf_counter() - t0
+        runs = {f"default search ({base.choice})": (base, default),
+                "same trials, one-se": (replace(base, choice="one-se"), default)}
+        t0 = time.perf_counter()
+        simple = replace(base, choice="tuning-best", space=plain)
+        runs["tuning-best, no text options"] = (simple, tune_folds(df, cfg.labels, simple, make_fold_search(simple),
+                                                                   cfg.seed))
+        seconds_plain = time.perf_counter() - t0
+        for label, (tune, searches) in runs.items():
+            r = tuned_results(df, cfg.labels, searches, tune, n_boot=1000)
             m = {name: 100 * v[tune.objective] for name, v in r["mean"].items()}
             b, v = r["baselines"], r["baselines"]["versus_best"]
             print(f"  {label:<30} tuned {m['tuned']:.2f} ({m['tuned'] - m['speech']:+.2f} vs speech, "
                   f"{r['comparisons']['tuned']['folds']['improved']}/{len(r['folds'])} folds better); best baseline "
                   f"{b['best']} {m[b['best']]:.2f}; tuned - best {100 * v['diff']:+.2f} [{100 * v['ci_low']:+.2f}, "
-                  f"{100 * v['ci_high']:+.2f}]: {b['verdict']}; optimism {100 * r['tuning']['mean_optimism']:+.2f}; "
-                  f"{time.perf_counter() - t0:.1f} s")
+                  f"{100 * v['ci_high']:+.2f}]: {b['verdict']}; optimism {100 * r['tuning']['mean_optimism']:+.2f}")
             if label.startswith("default") and table.startswith("iemocap"):
                 gaps.append(100 * v["diff"])
                 gains += [100 * (f["systems"]["tuned"][tune.objective] - f["systems"]["speech"][tune.objective])
                           for f in r["folds"]]
                 hopeless += sum(all(f["systems"][n][tune.objective] <= f["systems"]["speech"][tune.objective]
                                     for n in b["systems"]) for f in r["folds"])
+        print(f"  search time: {seconds:.1f} s (default space), {seconds_plain:.1f} s (no text options)")
     print(f"iemocap-like over {len(gaps)} seeds: default search - best baseline {np.mean(gaps):+.2f} points on average "
           f"(per seed {', '.join(f'{g:+.2f}' for g in gaps)}); per-fold gain over speech {np.mean(gains):+.2f} ± "
           f"{np.std(gains, ddof=1):.2f} (mean ± sd of {len(gains)} folds), {sum(g <= 0 for g in gains)} folds not "

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from ser.io import InputError, OutputLocked, output_lock, write_json
 from ser.logs import add_log_file, close_log_files, setup_logging
+from ser.synthetic import PROFILES
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 
@@ -369,9 +370,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("synth", help="write a synthetic score table (iemocap-like: speech strong, text weak)")
     p.add_argument("--out", required=True)
-    p.add_argument("--profile", choices=["iemocap-like", "text-strong"], default="iemocap-like",
+    p.add_argument("--profile", choices=list(PROFILES), default="iemocap-like",
                    help="iemocap-like: speech UA ~65, text-mapped ~46, oracle ~78, top-label sentiment (default); "
-                        "text-strong: text carries valence better than speech, like the demo corpus")
+                        "text-strong: text carries valence better than speech, like the demo corpus; "
+                        "useless-text: iemocap-like speech, a sentiment model that says 'positive' 96%% of the time")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--per-fold", type=int, default=553)
     p.add_argument("--seed", type=int, default=0)

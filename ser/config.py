@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 METHODS = ("search", "published")
 ENGINES = ("ray", "optuna")
-CHOICES = ("one-se", "inner-best", "tuning-best")
+CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
 CORPORA = ("demo", "demo-a", "demo-b", "iemocap", "msp_improv", "manifest")
 
 
@@ -83,8 +83,9 @@ class TuneConfig:
     objective: str = field(default="macro_f1", metadata=doc(f"metric maximized on tuning rows: one of {list(METRICS)}"))
     trials: int = field(default=48, metadata=doc("search trials per fold"))
     max_concurrent_trials: int = field(default=2, metadata=doc("trials running at once (ray engine)"))
-    choice: str = field(default="one-se", metadata=doc(
-        f"which trial is kept: one of {list(CHOICES)} (one-se: simplest within one SE of the best inner estimate)"))
+    choice: str = field(default="levels", metadata=doc(
+        f"which trial is kept: one of {list(CHOICES)} (levels: the best tuning score per number of free "
+        f"parameters, then the simplest of those within one overlap-corrected SE of the best inner estimate)"))
     space: dict = field(default_factory=dict, metadata=doc(
         "search space overrides (`tune.space.*` below); unknown keys are errors"))
     text: str | None = field(default=None, metadata=doc(

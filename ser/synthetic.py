@@ -9,6 +9,9 @@ Two regimes (``profile``):
 - ``text-strong`` — the speech model hears arousal well and valence poorly (ang↔hap, neu↔sad)
   and the sentiment model reads valence well: text is *stronger* than speech, like the demo
   corpus and unlike real corpora. Useful to show fusion working, misleading to tune defaults on.
+- ``useless-text`` — iemocap-like speech beside a near-useless sentiment model that says
+  "positive" for 96% of utterances (confidence 0.5–0.99 whatever it says): fusion should cost
+  nothing here, so a search must be able to keep speech alone.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ AROUSAL = np.array([1.0, 1.0, -1.0, -1.0])     # ang hap neu sad
 VALENCE = np.array([-1.0, 1.0, 0.0, -1.0])
 SENTIMENT_OF_CLASS = np.array([0, 2, 1, 0])     # neg pos neu neg
 CLASS_SHARES = np.array([0.20, 0.29, 0.31, 0.20])
-PROFILES = ("iemocap-like", "text-strong")
+PROFILES = ("iemocap-like", "text-strong", "useless-text")
 
 IEMOCAP_SHARES = np.array([0.200, 0.296, 0.309, 0.195])     # ang, hap+exc, neu, sad of the 5531 utterances
 SPEECH_PROTOTYPES = np.array([[1.00, 0.45, 0.10, -0.30],    # mean speech logits per gold class (rows):
@@ -46,7 +49,8 @@ def synthetic_scores(n_folds: int = 10, per_fold: int = 553, seed: int = 0, corp
     rng = np.random.default_rng(seed)
     n = n_folds * per_fold
     fold = np.repeat(np.arange(n_folds), per_fold)
-    y, p, q = (_iemocap_like if profile == "iemocap-like" else _text_strong)(rng, fold, n_folds)
+    y, p, q = {"iemocap-like": _iemocap_like, "text-strong": _text_strong,
+               "useless-text": _useless_text}[profile](rng, fold, n_folds)
     return _table(corpus, n_folds, fold, y, p, q)
 
 
@@ -65,9 +69,22 @@ def _iemocap_like(rng: np.random.Generator, fold: np.ndarray, n_folds: int) -> t
     wrong = np.where(true == 1, rng.choice([0, 2], size=n), np.where(rng.random(n) < 0.75, 1, 2 - true))
     sent = np.where(right, true, wrong)
     conf = 0.34 + 0.66 * np.where(right, rng.beta(6, 2, n), rng.beta(4, 2.5, n))
-    q = np.repeat(((1 - conf) / 2)[:, None], 3, axis=1)      # what an importer makes of label + confidence
-    q[np.arange(n), sent] = conf
-    return y, p, q
+    return y, p, _label_and_confidence(sent, conf)
+
+
+def _useless_text(rng: np.random.Generator, fold: np.ndarray, n_folds: int) -> tuple[np.ndarray, ...]:
+    """iemocap-like speech; a sentiment top label that is "positive" 96% of the time, with a random confidence."""
+    y, p, _ = _iemocap_like(rng, fold, n_folds)
+    n = len(y)
+    sent = np.where(rng.random(n) < 0.96, 2, rng.integers(0, 2, n))
+    return y, p, _label_and_confidence(sent, rng.uniform(0.5, 0.99, n))
+
+
+def _label_and_confidence(sent: np.ndarray, conf: np.ndarray) -> np.ndarray:
+    """A sentiment given as top label + confidence as an importer reads it: conf on the label, the rest shared."""
+    q = np.repeat(((1 - conf) / 2)[:, None], 3, axis=1)
+    q[np.arange(len(sent)), sent] = conf
+    return q
 
 
 def _text_strong(rng: np.random.Generator, fold: np.ndarray, n_folds: int) -> tuple[np.ndarray, ...]:

@@ -117,30 +117,47 @@ def standard_error(values: Any) -> float | None:
     return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
 
 
-def _within_one_se(best: TrialRecord, other: TrialRecord) -> bool:
-    """Is ``other``'s inner estimate within one standard error of ``best``'s (paired over the same groups)?"""
+def _within_one_se(best: TrialRecord, other: TrialRecord, corrected: bool = False) -> bool:
+    """Is ``other``'s inner estimate within one standard error of ``best``'s (paired over the same groups)?
+
+    ``corrected``: the SE is widened by √(1 + J/(J − 1)) for J groups (Nadeau & Bengio, 2003): the J
+    per-group scores come from refits on overlapping data, so the plain SE understates the noise.
+    """
     d = np.asarray(best.inner) - np.asarray(other.inner)
-    return bool(d.mean() <= (standard_error(d) or 0.0) + 1e-12)
+    se = standard_error(d) or 0.0
+    if corrected:
+        se *= np.sqrt(1 + len(d) / (len(d) - 1))
+    return bool(d.mean() <= se + 1e-12)
 
 
-def choose_trial(records: list[TrialRecord], rule: str = "one-se") -> TrialRecord:
+def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecord:
     """The trial a fold keeps.
 
     ``tuning-best``: highest score on the tuning rows (optimistic: the winner's curse).
     ``inner-best``: highest inner leave-one-group-out estimate.
     ``one-se``: among trials whose inner estimate is within one standard error of the best one
     (the SE of the per-group differences), the one with the fewest free parameters; ties to the
-    higher inner estimate, then the earlier trial. Trials without inner estimates (a tuning set
-    of one group) fall back to ``tuning-best``. Every rule is deterministic.
+    higher inner estimate, then the earlier trial.
+    ``levels``: first, per complexity level (number of free parameters), the trial with the best
+    tuning score. Trials with as many fitted parameters are about equally optimistic, and the
+    tuning score ranks them with less noise than cross-validation does. Then ``one-se`` among
+    these finalists, with the overlap-corrected SE.
+    Trials without inner estimates (a tuning set of one group) fall back to ``tuning-best``. Every
+    rule is deterministic.
     """
     if rule not in CHOICES:
         raise ValueError(f"choice '{rule}' is not one of {list(CHOICES)}")
     if rule == "tuning-best" or any(r.inner is None for r in records):
         return max(records, key=lambda r: (r.score, -r.number))
+    if rule == "levels":
+        by_level: dict[int, list[TrialRecord]] = {}
+        for r in records:
+            by_level.setdefault(free_parameters(r.config), []).append(r)
+        records = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
     best = max(records, key=lambda r: (r.inner_mean, -r.number))
     if rule == "inner-best":
         return best
-    close = [r for r in records if _within_one_se(best, r)]
+    close = [r for r in records if _within_one_se(best, r, corrected=rule == "levels")]
     return min(close, key=lambda r: (free_parameters(r.config), -r.inner_mean, r.number))
 
 

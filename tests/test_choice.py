@@ -44,6 +44,27 @@ def test_one_se_keeps_speech_when_text_adds_nothing_measurable():
     assert choose_trial([noisy, speech], "one-se") is speech
 
 
+TOP_TEXT = {**LOGLINEAR, "text": {"spread": "top", "uniform": 0.0}}                                # 1 parameter
+
+
+def test_levels_ranks_equally_complex_trials_by_their_tuning_score():
+    a = record(0, LOGLINEAR, 0.700, [0.680, 0.681, 0.679, 0.680])
+    b = record(1, TOP_TEXT, 0.690, [0.682, 0.683, 0.681, 0.682])       # better inner estimate, worse tuning score
+    speech = record(2, {"kind": "speech"}, 0.60, [0.60, 0.61, 0.60, 0.61])
+    assert choose_trial([a, b, speech], "one-se") is b
+    assert choose_trial([a, b, speech], "levels") is a
+
+
+def test_levels_widens_the_standard_error_for_overlapping_refits():
+    simple = record(0, LOGLINEAR, 0.70, [0.700, 0.700, 0.700, 0.700])
+    complex_ = record(1, GATED, 0.72, [0.710, 0.697, 0.706, 0.703])
+    # differences 10, -3, 6, 3 (1e-3): mean 4.0 > plain SE 2.74, < corrected SE 2.74 × √(1 + 4/3) = 4.18
+    assert choose_trial([simple, complex_], "one-se") is complex_
+    assert choose_trial([simple, complex_], "levels") is simple
+    clearly = record(1, GATED, 0.72, [0.712, 0.709, 0.711, 0.710])
+    assert choose_trial([simple, clearly], "levels") is clearly
+
+
 def test_without_inner_estimates_the_choice_falls_back_to_the_tuning_score():
     a, b = record(0, GATED, 0.7, None), record(1, LOGLINEAR, 0.6, None)
     assert choose_trial([b, a], "one-se") is a
@@ -116,15 +137,8 @@ def test_iemocap_like_default_search_matches_the_best_simple_baseline():
 
 
 def test_a_useless_text_model_costs_nothing():
-    """A sentiment model that says 'positive' 96% of the time: the search keeps speech where text adds nothing."""
-    df = synthetic_scores(seed=0, profile="iemocap-like")
-    rng = np.random.default_rng(1)
-    n = len(df)
-    sent = np.where(rng.random(n) < 0.96, 2, rng.integers(0, 2, n))
-    conf = rng.uniform(0.5, 0.99, n)
-    q = np.repeat(((1 - conf) / 2)[:, None], 3, axis=1)
-    q[np.arange(n), sent] = conf
-    df[["text_neg", "text_neu", "text_pos"]] = q
-    r = _default_tune(validate(df))
-    assert r["mean"]["tuned"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.001
-    assert sum(f["best"]["config"]["kind"] == "speech" for f in r["folds"]) >= 5
+    """A sentiment model that says 'positive' 96% of the time: the search keeps speech alone in most folds, and
+    what the other folds fuse costs less than half a point (measured over six seeds: −0.36 to +0.24)."""
+    r = _default_tune(validate(synthetic_scores(seed=0, profile="useless-text")))
+    assert r["mean"]["tuned"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.005
+    assert sum(f["best"]["config"]["kind"] == "speech" for f in r["folds"]) >= 7
