@@ -12,6 +12,7 @@ label set comes from the config when it names one, else from the table's ``speec
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,11 +22,14 @@ import pandas as pd
 from ser.config import StudyConfig, load_config
 from ser.io import read_yaml, safe_name
 from ser.labels import LabelSet
+from ser.progress import progress
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
 from ser.schema import path_view, read_table, require_classes, text_path_names, validate
 from ser.scoring import evaluate_systems, evaluation_predictions
 from ser.text_paths import asr_report, cascade, has_references, path_errors, path_summary, paths_of, \
     primary_name, transfer_matrix
+
+log = logging.getLogger(__name__)
 
 ScoresLike = pd.DataFrame | str | Path
 ConfigLike = str | Path | Mapping[str, Any] | StudyConfig | None
@@ -106,6 +110,23 @@ def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reu
     return TuneResult(result, trials_table(searches, path_searches), predictions)
 
 
+def _common_paths(frames: Mapping[str, pd.DataFrame], text: str | None) -> list[str]:
+    """The text paths ``tune.text`` names that every corpus has; a path named outright must be in every corpus,
+    and with ``all`` the paths some corpora lack are left out with a warning."""
+    found = {}
+    for name, df in frames.items():
+        try:
+            found[name] = tuned_paths(df, text)
+        except ValueError as exc:
+            raise ValueError(f"cross: corpus '{name}': {exc}") from None
+    common = [p for p in next(iter(found.values()), []) if all(p in paths for paths in found.values())]
+    lacking = {name: sorted(set().union(*found.values()) - set(paths)) for name, paths in found.items()}
+    if any(lacking.values()):
+        log.warning(f"cross: text path(s) missing from some corpora {({n: m for n, m in lacking.items() if m})}; "
+                    f"transferred: {common or 'none'}")
+    return common
+
+
 def tuned_paths(df: pd.DataFrame, text: str | None) -> list[str]:
     """The further text paths ``tune.text`` names (a path, or ``all``); an unknown name is an error naming the
     table's paths."""
@@ -163,5 +184,13 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     frames = {name: df for name, (df, _) in resolved.items()}
     cfg = next(iter(resolved.values()))[1]
     search = make_fold_search(cfg.tune, search_engine(cfg.tune))
-    return CrossResult(cross_dataset(frames, cfg.labels, cfg.tune, search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap,
-                                     in_corpus=dict(in_corpus or {})))
+    common = _common_paths(frames, cfg.tune.text)
+    with progress(len(frames) * (1 + len(common)), "cross", "tuning corpora") as advance:
+        result = cross_dataset(frames, cfg.labels, cfg.tune, search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap,
+                               in_corpus=dict(in_corpus or {}), advance=advance)
+        if common:
+            result["text_paths"] = {path: cross_dataset({name: path_view(df, path) for name, df in frames.items()},
+                                                        cfg.labels, cfg.tune, search, seed=cfg.seed,
+                                                        n_boot=cfg.evaluate.bootstrap, advance=advance)
+                                    for path in common}
+    return CrossResult(result)

@@ -1,7 +1,8 @@
 """One progress display per long stage: a tqdm bar on a terminal, else a log line every few seconds.
 
 The bar goes to stderr only when stderr is a TTY and the ``ser`` logger shows INFO (not ``-q``); piped
-output, CI logs and ``ser.log`` get plain lines instead of carriage returns.
+output, CI logs and ``ser.log`` get plain lines instead of carriage returns. A progress opened inside
+another one (the searches inside ``ser cross``) shows nothing: the outer one speaks for the stage.
 """
 
 from __future__ import annotations
@@ -10,17 +11,25 @@ import logging
 import sys
 import time
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Callable, Iterator
 
 log = logging.getLogger("ser.progress")
 
-LINE_EVERY_S = 5.0
+LINE_EVERY_S = 10.0
 """Seconds between progress lines when there is no terminal to draw a bar on."""
+
+
+_ACTIVE: ContextVar[bool] = ContextVar("ser_progress_active", default=False)
 
 
 @contextmanager
 def progress(total: int, desc: str, unit: str) -> Iterator[Callable[[int], None]]:
     """Yields ``advance(n)``; shows ``desc: done/total unit`` with rate, and a closing line when done."""
+    if _ACTIVE.get():
+        yield lambda n=1: None
+        return
+    token = _ACTIVE.set(True)
     t0, state = time.perf_counter(), {"done": 0, "last": time.perf_counter()}
     bar = None
     if sys.stderr.isatty() and log.isEnabledFor(logging.INFO) and total > 0:
@@ -40,6 +49,7 @@ def progress(total: int, desc: str, unit: str) -> Iterator[Callable[[int], None]
     try:
         yield advance
     finally:
+        _ACTIVE.reset(token)
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0

@@ -22,7 +22,7 @@ import pandas as pd
 from ser import figures
 from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
-from ser.io import atomic_path
+from ser.io import atomic_path, safe_name
 from ser.metrics import METRICS, summary
 from ser.stats import paired_bootstrap
 from ser.tuning import describe_config, describe_versus_best
@@ -289,21 +289,30 @@ def _versus_best_text(base: dict, choice: str, m: str) -> str:
 
 
 def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
-    names, m = cross["corpora"], metric_name(cross["objective"])
+    m = metric_name(cross["objective"])
+    head = ["tuned on", "tested on", f"tuned {m} (mean over folds)", "gain (mean over folds)",
+            "gain (pooled) [95% CI]", "folds better"]
+    blocks = [("h2", "Cross-dataset transfer"),
+              ("p", "The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
+                    "row corpus is applied to every fold of the column corpus."),
+              ("img", figures.cross_matrix(cross, stem, formats),
+               f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
+              ("table", Table("transfer", head, _transfer_rows(cross)))]
+    for path, part in cross.get("text_paths", {}).items():
+        blocks += [("p", f"The same with text path `{path}` in every corpus (its own tuning and transfer)."),
+                   ("table", Table(f"transfer_{safe_name(path)}", head, _transfer_rows(part)))]
+    return blocks
+
+
+def _transfer_rows(cross: dict) -> list[list[str]]:
     rows = []
-    for a in names:
-        for b in names:
+    for a in cross["corpora"]:
+        for b in cross["corpora"]:
             cell, boot = cross["matrix"][a][b], cross["pairs"][f"{a}->{b}"]["comparisons"]["tuned"]["bootstrap"]
             rows.append([a, b, _pct(cell["tuned"]), f"{100 * cell['gain']:+.2f}",
                          f"{100 * boot['diff']:+.2f} [{100 * boot['ci_low']:+.2f}, {100 * boot['ci_high']:+.2f}]",
                          f"{cell['folds_improved']}/{cell['n_folds']}"])
-    return [("h2", "Cross-dataset transfer"),
-            ("p", "The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
-                  "row corpus is applied to every fold of the column corpus."),
-            ("img", figures.cross_matrix(cross, stem, formats),
-             f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
-            ("table", Table("transfer", ["tuned on", "tested on", f"tuned {m} (mean over folds)",
-                                         "gain (mean over folds)", "gain (pooled) [95% CI]", "folds better"], rows))]
+    return rows
 
 
 def text_path_blocks(r: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:

@@ -14,7 +14,8 @@ from ser.arrays import ScoreArrays
 from ser.config import TuneConfig
 from ser.folds import fold_ids, own_test_rows
 from ser.labels import LabelSet
-from ser.tuning import FoldSearch, annotate_choices, apply_per_fold, choose_trial, tune_folds, tuned_results
+from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, choose_trial, no_progress, \
+    tune_folds, tuned_results
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,12 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch,
-                  *, seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None) -> dict:
+                  *, seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None,
+                  advance: Advance = no_progress) -> dict:
     """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
 
-    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal.
+    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal; ``advance(1)`` is
+    called as each tuning corpus' row is done.
     """
     in_corpus = in_corpus or {}
     objective = tune.objective
@@ -61,16 +64,20 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
             matrix[src][dst] = cell
             log.debug(f"{src} → {dst}: tuned {objective} {100 * cell['tuned']:.2f} vs speech {100 * cell['speech']:.2f} "
                 f"({100 * cell['gain']:+.2f}; {cell['folds_improved']}/{cell['n_folds']} folds improved)")
+        advance(1)
     return {"objective": objective, "corpora": list(tables), "matrix": matrix, "pairs": pairs}
 
 
 def format_matrix(result: dict) -> str:
-    """Gain over speech (points) for each tuning corpus (row) → test corpus (column)."""
+    """Gain over speech (points) for each tuning corpus (row) → test corpus (column), for the primary text path
+    and then each further tuned path (``text_paths``)."""
     names = result["corpora"]
-    width = max(len(n) for n in names) + 2
-    lines = [f"gain in {result['objective']} over speech (points); rows: tuned on, columns: tested on",
-             " " * width + "".join(f"{n:>{width}}" for n in names)]
-    for src in names:
-        lines.append(f"{src:<{width}}" + "".join(f"{100 * result['matrix'][src][dst]['gain']:>+{width}.2f}"
-                                                 for dst in names))
+    parts = {"": result, **{f"text path {path}:": part for path, part in result.get("text_paths", {}).items()}}
+    first = max(len(n) for n in [*names, *parts]) + 2
+    width = max(len("+100.00"), *(len(n) for n in names)) + 2
+    lines = [f"gain in {result['objective']} over speech (points); rows: tuned on, columns: tested on"]
+    for title, part in parts.items():
+        lines.append(f"{title:<{first}}" + "".join(f"{n:>{width}}" for n in names))
+        lines += [f"{src:<{first}}" + "".join(f"{100 * part['matrix'][src][dst]['gain']:>+{width}.2f}" for dst in names)
+                  for src in names]
     return "\n".join(lines)

@@ -71,6 +71,9 @@ def test_two_text_paths_from_one_inference_run(run_dir):
     assert set(r["text_transfer"]["matrix"]) == {"reference", "asr"}
     md = (run_dir / "out" / "report.md").read_text()
     assert "| asr | asr:ser:tiny-random | 100.00 | 100.00 |" in md
+    cross = json.loads((run_dir / "out" / "cross.json").read_text())
+    assert set(cross["text_paths"]) == {"asr"} and set(cross["text_paths"]["asr"]["matrix"]) == {"demo-a", "demo-b"}
+    assert "The same with text path `asr` in every corpus" in md and (run_dir / "out" / "tables" / "transfer_asr.csv").exists()
 
 
 def test_report_holds_every_figure(run_dir):

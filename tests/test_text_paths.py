@@ -13,6 +13,7 @@ from ser.asr_errors import basic_normalize, normalizer, pooled, utterance_errors
 from ser.importers import add_text_path
 from ser.schema import ScoreTableError, validate
 from ser.synthetic import synthetic_scores
+from ser.transfer import format_matrix
 
 FAST = {"tune": {"engine": "optuna", "trials": 5, "text": "all",
                  "space": {"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 8},
@@ -146,6 +147,28 @@ def test_the_cascade_keeps_utterances_of_two_corpora_with_the_same_ids_apart():
     assert buckets[0]["n"] == len(exact)
     assert buckets[0]["speech_accuracy"] == pytest.approx((exact["pred_speech"] == exact["label"]).mean())
     assert buckets[0]["fused_accuracy"] == pytest.approx((exact["pred_tuned:asr"] == exact["label"]).mean())
+
+
+def test_cross_transfers_every_tuned_path_between_corpora(caplog):
+    a = two_path_table()
+    b = two_path_table(seed=3).assign(corpus="other", utt_id=lambda d: "o-" + d["utt_id"])
+    result = ser.cross({"a": a, "b": b}, FAST).to_dict()
+    part = result["text_paths"]["asr"]
+    assert set(part["matrix"]) == {"a", "b"} and set(part["matrix"]["a"]) == {"a", "b"}
+    # the diagonal is the path's own per-fold tuning, as `ser tune --text asr` does it
+    own = ser.tune(b, FAST).to_dict()["mean"]["tuned:asr"]["macro_f1"]
+    assert part["matrix"]["b"]["b"]["tuned"] == pytest.approx(own)
+    assert part["matrix"]["a"]["b"]["tuned"] != result["matrix"]["a"]["b"]["tuned"]       # another text, another result
+    printed = format_matrix(result).splitlines()
+    assert printed[4].split() == ["text", "path", "asr:", "a", "b"]
+    assert printed[5].split() == ["a", *(f"{100 * part['matrix']['a'][d]['gain']:+.2f}" for d in ("a", "b"))]
+    lacking = b.drop(columns=[c for c in b.columns if c.endswith(":asr")])
+    with caplog.at_level("WARNING", logger="ser.api"):
+        assert "text_paths" not in ser.cross({"a": a, "b": lacking}, FAST).to_dict()
+    assert "text path(s) missing from some corpora {'b': ['asr']}" in caplog.text
+    named = {**FAST, "tune": {**FAST["tune"], "text": "asr"}}
+    with pytest.raises(ValueError, match="cross: corpus 'b': tune.text: the score table has no text path 'asr'"):
+        ser.cross({"a": a, "b": lacking}, named)
 
 
 def _choices(df, path):
