@@ -32,3 +32,15 @@ def test_progress_without_a_terminal_logs_a_closing_line(caplog):
             for _ in range(5):
                 advance(1)
     assert len(caplog.records) == 1 and caplog.records[0].getMessage().startswith("scored: 5/5 rows in ")
+
+
+def test_a_progress_inside_another_shows_nothing(caplog):
+    with caplog.at_level(logging.INFO, logger="ser.progress"):
+        with progress(2, "cross", "corpora") as outer:
+            for _ in range(2):
+                with progress(5, "tuning", "trials") as inner:
+                    inner(5)
+                outer(1)
+        with progress(1, "sweep", "folds") as after:                # a later one speaks again
+            after(1)
+    assert [r.getMessage().split(" in ")[0] for r in caplog.records] == ["cross: 2/2 corpora", "sweep: 1/1 folds"]
