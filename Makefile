@@ -22,8 +22,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+SUITE ?= all
 bench: $(STAMP)
-	$(BIN)/python -m jobs.bench core
+	$(BIN)/python -m jobs.bench $(SUITE)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -187,7 +187,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         ds = ds.map_batches(**speech)
         for stage in text_stages(stages, out):
             ds = ds.map_batches(**stage)
-        ds = ds.drop_columns(["audio"], num_cpus=0)      # a column drop must not wait for a CPU the actors hold
+        ds = ds.drop_columns(["audio"], num_cpus=0, concurrency=1)   # needs no CPU the actors hold; one task at a time
         t0, audio_s = time.perf_counter(), 0.0
         with progress(len(todo), "scored", "rows") as advance:
             for batch in ds.iter_batches(batch_size=stages.shard_rows, batch_format="pandas"):
