@@ -43,8 +43,7 @@ def progress(total: int, desc: str, unit: str) -> Iterator[Callable[[int], None]
             bar.update(n)
         elif time.perf_counter() - state["last"] >= LINE_EVERY_S and state["done"] < total:
             state["last"] = time.perf_counter()
-            rate = state["done"] / max(state["last"] - t0, 1e-9)
-            log.info(f"{desc}: {state['done']:,}/{total:,} {unit} ({rate:,.1f} {unit}/s)")
+            log.info(f"{desc}: {state['done']:,}/{total:,} {unit} ({_rate(state['done'], state['last'] - t0, unit)})")
 
     try:
         yield advance
@@ -53,5 +52,10 @@ def progress(total: int, desc: str, unit: str) -> Iterator[Callable[[int], None]
         if bar is not None:
             bar.close()
     elapsed = time.perf_counter() - t0
-    log.info(f"{desc}: {state['done']:,}/{total:,} {unit} in {elapsed:.1f} s "
-             f"({state['done'] / max(elapsed, 1e-9):,.1f} {unit}/s)")
+    log.info(f"{desc}: {state['done']:,}/{total:,} {unit} in {elapsed:.1f} s ({_rate(state['done'], elapsed, unit)})")
+
+
+def _rate(done: int, seconds: float, unit: str) -> str:
+    """'12.3 rows/s', or '8.4 s each' when each unit takes longer than a second."""
+    rate = done / max(seconds, 1e-9)
+    return f"{rate:,.1f} {unit}/s" if rate >= 1 or done == 0 else f"{seconds / done:,.1f} s each"

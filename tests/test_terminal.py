@@ -44,3 +44,12 @@ def test_a_progress_inside_another_shows_nothing(caplog):
         with progress(1, "sweep", "folds") as after:                # a later one speaks again
             after(1)
     assert [r.getMessage().split(" in ")[0] for r in caplog.records] == ["cross: 2/2 corpora", "sweep: 1/1 folds"]
+
+
+def test_slow_units_are_reported_as_seconds_each(caplog, monkeypatch):
+    clock = iter([0.0, 0.0, 0.0])             # start, last line, the check in advance(); then 30 s later
+    monkeypatch.setattr("ser.progress.time.perf_counter", lambda: next(clock, 30.0))
+    with caplog.at_level(logging.INFO, logger="ser.progress"):
+        with progress(2, "cross", "corpora") as advance:
+            advance(2)
+    assert caplog.records[-1].getMessage() == "cross: 2/2 corpora in 30.0 s (15.0 s each)"
