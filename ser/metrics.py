@@ -28,6 +28,16 @@ def batched_confusion(y: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=b * k * k).reshape(b, k, k)
 
 
+def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> np.ndarray:
+    """Per-fold confusion matrices in one bincount: ``y``, ``pred`` and ``fold_index`` broadcast to (..., n),
+    the result is (..., n_folds, K, K)."""
+    y, pred, fold_index = np.broadcast_arrays(y, pred, fold_index)
+    lead = pred.shape[:-1]
+    batches = int(np.prod(lead))
+    flat = ((np.arange(batches).reshape(lead + (1,)) * n_folds + fold_index) * k + y) * k + pred
+    return np.bincount(flat.ravel(), minlength=batches * n_folds * k * k).reshape(lead + (n_folds, k, k))
+
+
 def scores_from_counts(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray) -> dict[str, np.ndarray]:
     """UA, WA, macro-F1 and weighted-F1 from per-class counts (last axis = class)."""
     tp, n_pred, support = (np.asarray(x, dtype=np.float64) for x in (tp, n_pred, support))

@@ -13,14 +13,9 @@ from ser.folds import test_masks
 from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
 from ser.labels import LabelSet
 from ser.schema import path_view, text_path_names
-from ser.metrics import METRICS, confusion, mean_std, per_class, scores_from_confusion, switch_stats
+from ser.metrics import METRICS, confusion, fold_confusions, mean_std, per_class, scores_from_confusion, \
+    switch_stats
 from ser.stats import bootstrap_ci, paired_bootstrap, paired_fold_test
-
-
-def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> np.ndarray:
-    """(n_folds, K, K) confusion matrices in one bincount."""
-    flat = fold_index * (k * k) + y * k + pred
-    return np.bincount(flat, minlength=n_folds * k * k).reshape(n_folds, k, k)
 
 
 def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from ser.metrics import batched_confusion, scores_from_confusion
+from ser.metrics import batched_confusion, fold_confusions, scores_from_confusion
 
 
 def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, *, metric: str = "ua",
@@ -57,11 +57,8 @@ def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: in
 def _fold_means(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, metric: str,
                 idx: np.ndarray) -> np.ndarray:
     """Mean over folds of ``metric`` for S prediction vectors (S, n) on B row draws ``idx`` (B, n): (B, S)."""
-    b, n_systems, n_folds = idx.shape[0], preds.shape[0], int(fold_index.max()) + 1
-    cell = (fold_index * k + y) * k                                   # per row: its fold and gold label
-    flat = (np.arange(b * n_systems).reshape(b, n_systems, 1) * (n_folds * k * k)
-            + cell[idx][:, None, :] + preds[:, idx].transpose(1, 0, 2))
-    conf = np.bincount(flat.ravel(), minlength=b * n_systems * n_folds * k * k).reshape(b, n_systems, n_folds, k, k)
+    conf = fold_confusions(y[idx][:, None], preds[:, idx].transpose(1, 0, 2), fold_index[idx][:, None],
+                           int(fold_index.max()) + 1, k)                      # (B, S, folds, K, K)
     return scores_from_confusion(conf)[metric].mean(axis=2)
 
 

@@ -13,9 +13,9 @@ import pandas as pd
 from ser.asr_errors import pooled, pooled_by, utterance_errors
 from ser.folds import own_test_rows
 from ser.labels import SENTIMENTS, LabelSet
-from ser.metrics import scores_from_confusion
+from ser.metrics import fold_confusions, scores_from_confusion
 from ser.schema import path_view, text_path_names
-from ser.scoring import fold_confusions, headline_metric, predict_systems
+from ser.scoring import headline_metric, predict_systems
 from ser.tuning import per_fold_rules
 
 WER_BUCKETS = ((0.0, 0.0, "0"), (0.0, 0.2, "(0, 0.2]"), (0.2, 0.5, "(0.2, 0.5]"), (0.5, np.inf, "> 0.5"))
@@ -148,8 +148,9 @@ def transfer_matrix(df: pd.DataFrame, labels: LabelSet, configs: dict[str, dict[
         return float(np.mean(scores_from_confusion(conf)[objective]))
 
     speech = mean_score(preds["speech"])
-    matrix = {src: {dst: {"tuned": mean_score(preds[f"{src}->{dst}"]),
-                          "gain": mean_score(preds[f"{src}->{dst}"]) - speech} for dst in names} for src in names}
+    tuned = {pair: mean_score(pred) for pair, pred in preds.items() if pair != "speech"}
+    matrix = {src: {dst: {"tuned": tuned[f"{src}->{dst}"], "gain": tuned[f"{src}->{dst}"] - speech} for dst in names}
+              for src in names}
     return {"objective": objective, "paths": names, "speech": speech, "matrix": matrix}
 
 
