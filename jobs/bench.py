@@ -129,7 +129,7 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
 
     if not DEMO_SCORES.exists():
         print("(running `ser run configs/demo.yaml` for the demo's score table)")
-        subprocess.run([sys.executable, "-m", "ser.cli", "-q", "run", "configs/demo.yaml"], check=True)
+        subprocess.run([sys.executable, "-m", "ser.cli", "run", "configs/demo.yaml", "-q"], check=True)
     tables = {f"iemocap-like seed {s}": (lambda s=s: synthetic_scores(10, rows_per_fold, seed=s, profile="iemocap-like"))
               for s in seeds}
     for profile in ("text-strong", "useless-text"):
