@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ser.config import StudyConfig, load_config
-from ser.io import read_yaml, safe_name
+from ser.io import read_yaml
 from ser.labels import LabelSet
 from ser.progress import progress
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
@@ -95,13 +95,14 @@ def tune(scores: ScoresLike, config: ConfigLike = None) -> TuneResult:
 def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reuse: bool = True,
           experiment_dir: Path | None = None) -> TuneResult:
     from ser.engine import search_engine
-    from ser.tuning import make_fold_search, result_predictions, trials_table, tune_folds, tuned_results
+    from ser.tuning import make_fold_search, path_state_dir, result_predictions, trials_table, tune_folds, \
+        tuned_results
 
     engine = search_engine(cfg.tune, experiment_dir, resume=reuse and experiment_dir is not None)
     search = make_fold_search(cfg.tune, engine)
     searches = tune_folds(df, cfg.labels, cfg.tune, search, cfg.seed, state_dir=state_dir, reuse=reuse)
     path_searches = {name: tune_folds(path_view(df, name), cfg.labels, cfg.tune, search, cfg.seed, reuse=reuse,
-                                      state_dir=state_dir / f"text-{safe_name(name)}" if state_dir else None)
+                                      state_dir=path_state_dir(state_dir, name) if state_dir else None)
                      for name in tuned_paths(df, cfg.tune.text)}
     result = tuned_results(df, cfg.labels, searches, cfg.tune, n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
                            min_fold_rows=cfg.evaluate.min_fold_rows, path_searches=path_searches)
@@ -174,23 +175,31 @@ def _sweep(df: pd.DataFrame, cfg: StudyConfig) -> SweepResult:
 
 
 def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
-          in_corpus: Mapping[str, dict] | None = None) -> CrossResult:
-    """Tune on each corpus, test on every other (and on itself, per fold): the transfer matrix."""
+          in_corpus: Mapping[str, dict] | None = None, state_dirs: Mapping[str, Path] | None = None,
+          reuse: bool = True) -> CrossResult:
+    """Tune on each corpus, test on every other (and on itself, per fold): the transfer matrix.
+
+    ``state_dirs`` ({corpus: directory}): where each corpus' per-fold (diagonal) searches are saved, in the
+    layout ``ser tune`` writes, and with ``reuse`` taken from when their config, seed and table are unchanged.
+    """
     from ser.engine import search_engine
     from ser.transfer import cross_dataset
-    from ser.tuning import make_fold_search
+    from ser.tuning import make_fold_search, path_state_dir
 
     resolved = {name: resolve(table, config) for name, table in tables.items()}
     frames = {name: df for name, (df, _) in resolved.items()}
     cfg = next(iter(resolved.values()))[1]
     search = make_fold_search(cfg.tune, search_engine(cfg.tune))
     common = _common_paths(frames, cfg.tune.text)
+    dirs = dict(state_dirs or {})
     with progress(len(frames) * (1 + len(common)), "cross", "tuning corpora") as advance:
         result = cross_dataset(frames, cfg.labels, cfg.tune, search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap,
-                               in_corpus=dict(in_corpus or {}), advance=advance)
+                               in_corpus=dict(in_corpus or {}), state_dirs=dirs, reuse=reuse, advance=advance)
         if common:
-            result["text_paths"] = {path: cross_dataset({name: path_view(df, path) for name, df in frames.items()},
-                                                        cfg.labels, cfg.tune, search, seed=cfg.seed,
-                                                        n_boot=cfg.evaluate.bootstrap, advance=advance)
-                                    for path in common}
+            result["text_paths"] = {
+                path: cross_dataset({name: path_view(df, path) for name, df in frames.items()}, cfg.labels, cfg.tune,
+                                    search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap, reuse=reuse,
+                                    state_dirs={name: path_state_dir(d, path) for name, d in dirs.items()},
+                                    advance=advance)
+                for path in common}
     return CrossResult(result)

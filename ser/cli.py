@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ser.io import InputError, OutputLocked, output_lock, write_json
+from ser.io import InputError, OutputLocked, output_lock, safe_name, write_json
 from ser.logs import add_log_file, close_log_files, setup_logging
 from ser.synthetic import PROFILES
 
@@ -147,7 +147,8 @@ def _cmd_cross(args: argparse.Namespace) -> int:
     out = Path(cfg.out or "runs/cross")
     with output_lock(out, "cross"):
         add_log_file(out / "ser.log")
-        result = cross_stage(tables, _raw_config(args, scores=args.scores, out=args.out), out)
+        result = cross_stage(tables, _raw_config(args, scores=args.scores, out=args.out), out, reuse=args.resume,
+                             state_dirs={name: out / "folds" / safe_name(name) for name in tables})
         print(format_matrix(result.result))
     log.info(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -349,8 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
     table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged", table,
                   "sweep: gate, tau_h, tau_v, per_class")
-    table_command("cross", _cmd_cross, "cross-dataset transfer: tune on corpus A, test on corpus B",
-                  "one score table with several values in its 'corpus' column", "cross.corpora: {name: table}, tune: ...")
+    p = table_command("cross", _cmd_cross, "cross-dataset transfer: tune on corpus A, test on corpus B",
+                      "one score table with several values in its 'corpus' column",
+                      "cross.corpora: {name: table}, tune: ...")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run (reuse finished fold searches)")
 
     p = command("report", help="report.md + self-contained report.html, figures and CSV/LaTeX tables")
     p.add_argument("--run", required=True, help="run directory (results.json or evaluation.json; optional "
@@ -405,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except KeyboardInterrupt:
-        hint = "; rerun with --resume to continue" if args.command == "tune" else \
+        hint = "; rerun with --resume to continue" if args.command in ("tune", "cross") else \
             "; rerun the same command to continue (finished work is kept)"
         return fail(f"interrupted{hint}", EXIT_INTERRUPTED)
     except OutputLocked as exc:

@@ -2,7 +2,8 @@
 
 The bar goes to stderr only when stderr is a TTY and the ``ser`` logger shows INFO (not ``-q``); piped
 output, CI logs and ``ser.log`` get plain lines instead of carriage returns. A progress opened inside
-another one (the searches inside ``ser cross``) shows nothing: the outer one speaks for the stage.
+another one (the searches inside ``ser cross``) shows nothing: the outer one speaks for the stage, and
+nested steps report at DEBUG (``inside_progress``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,11 @@ LINE_EVERY_S = 10.0
 
 
 _ACTIVE: ContextVar[bool] = ContextVar("ser_progress_active", default=False)
+
+
+def inside_progress() -> bool:
+    """Is a progress display open (so a nested step should report at DEBUG, leaving the terminal to it)?"""
+    return _ACTIVE.get()
 
 
 @contextmanager

@@ -72,9 +72,10 @@ def sweep_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> SweepResult:
 
 
 def cross_stage(tables: Mapping[str, pd.DataFrame], config: ConfigLike, out: Path, *,
-                in_corpus: Mapping[str, dict] | None = None) -> CrossResult:
-    """Transfer matrix → ``cross.json``."""
-    result = cross(tables, config, in_corpus=in_corpus)
+                in_corpus: Mapping[str, dict] | None = None, state_dirs: Mapping[str, Path] | None = None,
+                reuse: bool = True) -> CrossResult:
+    """Transfer matrix → ``cross.json`` (each corpus' per-fold searches kept in ``state_dirs[corpus]``)."""
+    result = cross(tables, config, in_corpus=in_corpus, state_dirs=state_dirs, reuse=reuse)
     write_json(result.result, out / "cross.json")
     return result
 
@@ -189,6 +190,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
 
     if cfg.cross.corpora:
         tables, sigs = {str(primary["corpus"].iloc[0]): primary}, [sig_tune]
+        state_dirs = {next(iter(tables)): out / "folds"}      # the tune stage's searches, reused on the diagonals
         for name, spec in cfg.cross.corpora.items():
             if isinstance(spec, dict):
                 path, sig = _corpus_stages(state, name, cfg.cross.prepare_for(name, cfg.prepare), cfg,
@@ -196,10 +198,11 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
             else:
                 path, sig = Path(spec), _table_signature(Path(spec))
             tables[name], sigs = read_scores(path, labels), sigs + [sig]
+            state_dirs[name] = out / "corpora" / name / "folds"
 
         def do_cross() -> None:
             in_corpus = {next(iter(tables)): json.loads((out / "results.json").read_text())}
-            log.info(format_matrix(cross_stage(tables, cfg, out, in_corpus=in_corpus).result))
+            log.info(format_matrix(cross_stage(tables, cfg, out, in_corpus=in_corpus, state_dirs=state_dirs).result))
 
         state.run("cross", signature(*sigs, cfg.tune), [out / "cross.json"], do_cross)
 

@@ -8,6 +8,9 @@ ordinary leakage-free per-fold tuning on A, so the matrix compares in-corpus wit
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Mapping
+
 import pandas as pd
 
 from ser.arrays import ScoreArrays
@@ -30,13 +33,15 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch,
                   *, seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None,
+                  state_dirs: Mapping[str, Path] | None = None, reuse: bool = True,
                   advance: Advance = no_progress) -> dict:
     """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
 
-    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal; ``advance(1)`` is
-    called as each tuning corpus' row is done.
+    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal; the diagonal's fold
+    searches are saved in (and with ``reuse`` taken from) ``state_dirs[corpus]``; ``advance(1)`` is called as
+    each tuning corpus' row is done.
     """
-    in_corpus = in_corpus or {}
+    in_corpus, state_dirs = in_corpus or {}, state_dirs or {}
     objective = tune.objective
     matrix: dict[str, dict[str, dict]] = {}
     pairs: dict[str, dict] = {}
@@ -48,7 +53,8 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
             if src == dst and src in in_corpus:
                 result = in_corpus[src]
             elif src == dst:
-                searches = tune_folds(dst_df, labels, tune, fold_search, seed)
+                searches = tune_folds(dst_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(dst),
+                                      reuse=reuse)
                 result = tuned_results(dst_df, labels, searches, tune, n_boot=n_boot, seed=seed)
             else:
                 folds = fold_ids(dst_df)

@@ -32,7 +32,7 @@ from ser.folds import fold_splits
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
-from ser.progress import progress
+from ser.progress import inside_progress, progress
 from ser.scoring import TestRows, predict_systems, score_predictions
 from ser.stats import versus_best
 from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
@@ -217,7 +217,8 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
             if saved.get("signature") == fold_signature:
                 done[split.fold] = [TrialRecord(**r) for r in saved["trials"]]
     if done:
-        log.info("resumed %d finished fold(s): %s", len(done), sorted(done))
+        log.log(logging.DEBUG if inside_progress() else logging.INFO, "resumed %d finished fold(s): %s", len(done),
+                sorted(done))
     todo = [s for s in splits if s.fold not in done]
     seeds = {s.fold: seed + i for i, s in enumerate(splits)}
     t0 = time.perf_counter()
@@ -240,6 +241,11 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
         n = sum(r.n_configs for s in todo for r in done[s.fold])
         log.debug(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
     return {s.fold: done[s.fold] for s in splits}
+
+
+def path_state_dir(state_dir: Path, path: str) -> Path:
+    """Where a further text path's fold searches are kept: beside the primary path's, in ``text-NAME``."""
+    return state_dir / f"text-{safe_name(path)}"
 
 
 def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], fold_signature: str) -> None:
