@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -93,13 +93,23 @@ def _predict_fixed(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet
     """Every fold's test rows and each fixed system's labels for them (one rule for every fold), plus text and
     oracle on every further text path (``text:NAME``, ``oracle:NAME``)."""
     folds = sorted(test_masks(df))
+    per_path, paths = path_systems(text_path_names(df.columns), folds)
     rules = {name: dict.fromkeys(folds, rule) for name, rule in systems.items()}
-    paths = {}
-    for path in text_path_names(df.columns):
-        for kind in ("text", "oracle"):
-            rules[f"{kind}:{path}"] = dict.fromkeys(folds, rule_from_config(BUILTIN_SYSTEMS[kind], labels))
-            paths[f"{kind}:{path}"] = path
+    rules |= {name: {f: rule_from_config(c, labels) for f, c in configs.items()} for name, configs in per_path.items()}
     return predict_systems(df, labels, rules, paths=paths)
+
+
+def path_systems(paths: Iterable[str], folds: Iterable[str], tuned: Mapping[str, dict[str, dict]] | None = None
+                 ) -> tuple[dict[str, dict[str, dict]], dict[str, str]]:
+    """Per-fold configs for each further text path: its text and oracle (``text:NAME``, ``oracle:NAME``) and,
+    where ``tuned`` has the path, its own tuned configs (``tuned:NAME``); plus {system: the path it reads}."""
+    folds, tuned = list(folds), tuned or {}
+    systems: dict[str, dict[str, dict]] = {}
+    for path in paths:
+        systems |= {f"{kind}:{path}": dict.fromkeys(folds, BUILTIN_SYSTEMS[kind]) for kind in ("text", "oracle")}
+        if path in tuned:
+            systems[f"tuned:{path}"] = dict(tuned[path])
+    return systems, {name: name.split(":", 1)[1] for name in systems}
 
 
 def predict_systems(df: pd.DataFrame, labels: LabelSet, rules: dict[str, dict[str, Rule]],

@@ -33,7 +33,7 @@ from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
 from ser.progress import inside_progress, progress
-from ser.scoring import TestRows, predict_systems, score_predictions
+from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
 from ser.stats import versus_best
 from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
 
@@ -376,11 +376,10 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     baselines = fit_baselines(df, labels, tune, searches)
     path_configs = {path: {f: choose_trial(records, tune.choice).config for f, records in found.items()}
                     for path, found in (path_searches or {}).items()}
-    per_path = {f"{kind}:{path}": (configs if kind == "tuned" else dict.fromkeys(configs, BUILTIN_SYSTEMS[kind]))
-                for path, configs in path_configs.items() for kind in ("text", "oracle", "tuned")}
+    per_path, paths = path_systems(path_configs, sorted(chosen), path_configs)
     result, test, predictions = apply_per_fold(
         df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path}, objective,
-        n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows, paths={name: name.split(":", 1)[1] for name in per_path})
+        n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows, paths=paths)
     annotate_choices(result, chosen, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
