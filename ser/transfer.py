@@ -13,12 +13,11 @@ from typing import Mapping
 
 import pandas as pd
 
-from ser.arrays import ScoreArrays
 from ser.config import TuneConfig
-from ser.folds import fold_ids, own_test_rows
+from ser.folds import fold_ids
 from ser.labels import LabelSet
 from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, choose_trial, no_progress, \
-    tune_folds, tuned_results
+    pooled_search, tune_folds, tuned_results
 
 log = logging.getLogger(__name__)
 
@@ -37,17 +36,17 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
                   advance: Advance = no_progress) -> dict:
     """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
 
-    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal; the diagonal's fold
-    searches are saved in (and with ``reuse`` taken from) ``state_dirs[corpus]``; ``advance(1)`` is called as
-    each tuning corpus' row is done.
+    ``in_corpus`` may supply already computed per-fold tuning results for the diagonal. Each corpus' searches
+    (per fold for the diagonal, pooled for transfer) are saved in, and with ``reuse`` taken from,
+    ``state_dirs[corpus]``. ``advance(1)`` is called as each tuning corpus' row is done.
     """
     in_corpus, state_dirs = in_corpus or {}, state_dirs or {}
     objective = tune.objective
     matrix: dict[str, dict[str, dict]] = {}
     pairs: dict[str, dict] = {}
     for src, src_df in tables.items():
-        pooled = ScoreArrays.from_table(src_df.loc[own_test_rows(src_df)], labels)
-        chosen = choose_trial(fold_search({src: pooled}, {src: seed})[src], tune.choice)
+        chosen = choose_trial(pooled_search(src_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(src),
+                                            reuse=reuse), tune.choice)
         matrix[src] = {}
         for dst, dst_df in tables.items():
             if src == dst and src in in_corpus:

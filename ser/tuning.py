@@ -28,7 +28,7 @@ import pandas as pd
 
 from ser.arrays import ScoreArrays
 from ser.config import CHOICES, TuneConfig
-from ser.folds import fold_splits
+from ser.folds import fold_splits, own_test_rows
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
@@ -211,11 +211,10 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
     splits = fold_splits(df, tune.protocol)
     done: dict[str, list[TrialRecord]] = {}
     for split in splits:
-        path = state_dir / f"fold-{safe_name(split.fold)}.json" if state_dir and reuse else None
-        if path and path.exists():
-            saved = json.loads(path.read_text())
-            if saved.get("signature") == fold_signature:
-                done[split.fold] = [TrialRecord(**r) for r in saved["trials"]]
+        saved = _saved_search(state_dir / f"fold-{safe_name(split.fold)}.json", fold_signature) \
+            if state_dir and reuse else None
+        if saved is not None:
+            done[split.fold] = saved
     if done:
         log.log(logging.DEBUG if inside_progress() else logging.INFO, "resumed %d finished fold(s): %s", len(done),
                 sorted(done))
@@ -228,7 +227,8 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
             found = fold_search({s.fold: arrays.take(s.tuning) for s in todo}, {s.fold: seeds[s.fold] for s in todo},
                                 advance)
         for fold, records in found.items():
-            _save_fold(state_dir, fold, records, fold_signature)
+            if state_dir:
+                _save_search(state_dir / f"fold-{safe_name(fold)}.json", fold, records, fold_signature)
         done.update(found)
     elapsed = time.perf_counter() - t0
     for split in splits:
@@ -248,11 +248,33 @@ def path_state_dir(state_dir: Path, path: str) -> Path:
     return state_dir / f"text-{safe_name(path)}"
 
 
-def _save_fold(state_dir: Path | None, fold: str, records: list[TrialRecord], fold_signature: str) -> None:
-    """Persist one finished fold atomically, so an interrupted run loses nothing already searched."""
-    if state_dir:
-        write_json({"signature": fold_signature, "fold": fold, "trials": [asdict(r) for r in records]},
-                   state_dir / f"fold-{safe_name(fold)}.json")
+def pooled_search(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
+                  state_dir: Path | None = None, reuse: bool = True) -> list[TrialRecord]:
+    """One search on all of ``df``'s own test rows (each scored out-of-sample: the source side of a transfer),
+    saved as ``state_dir/pooled.json`` and with ``reuse`` taken from there when config, seed and table match."""
+    name = "pooled"
+    search_signature = _signature(tune, seed, labels, table_fingerprint(df))
+    path = state_dir / f"{name}.json" if state_dir else None
+    saved = _saved_search(path, search_signature) if path and reuse else None
+    if saved is not None:
+        return saved
+    records = fold_search({name: ScoreArrays.from_table(df.loc[own_test_rows(df)], labels)}, {name: seed})[name]
+    if path:
+        _save_search(path, name, records, search_signature)
+    return records
+
+
+def _saved_search(path: Path, search_signature: str) -> list[TrialRecord] | None:
+    """The trials saved at ``path`` if they were searched with this signature (config, seed, labels, table)."""
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    return [TrialRecord(**r) for r in saved["trials"]] if saved.get("signature") == search_signature else None
+
+
+def _save_search(path: Path, name: str, records: list[TrialRecord], search_signature: str) -> None:
+    """Persist one finished search atomically, so an interrupted run loses nothing already searched."""
+    write_json({"signature": search_signature, "fold": name, "trials": [asdict(r) for r in records]}, path)
 
 
 GATE_WORDS = {"hv": "where H ≥ τ_H and V ≤ τ_V", "h": "where H ≥ τ_H", "v": "where V ≤ τ_V",

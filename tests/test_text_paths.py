@@ -171,9 +171,9 @@ def test_cross_transfers_every_tuned_path_between_corpora(caplog):
         ser.cross({"a": a, "b": lacking}, named)
 
 
-def test_cross_reuses_saved_fold_searches_on_its_diagonals(tmp_path, monkeypatch):
+def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
     """`ser run`'s cross stage takes the tune stage's searches for the primary corpus (every text path), and a rerun
-    searches no fold again; the matrices are the same either way."""
+    (`ser cross --resume`) searches nothing again; the matrices are the same either way."""
     from ser import tuning
     from ser.api import resolve
     from ser.study import tune_stage
@@ -196,20 +196,20 @@ def test_cross_reuses_saved_fold_searches_on_its_diagonals(tmp_path, monkeypatch
     dirs = {"a": tmp_path / "folds", "b": tmp_path / "b-folds"}
     first = ser.cross({"a": a, "b": b}, FAST, state_dirs=dirs).to_dict()
     folds_a, folds_b = sorted(a["fold"].unique()), sorted(b["fold"].unique())
-    # the pooled searches (one per corpus and path) and b's folds (per path) ran; a's folds came from the tune stage
-    assert sorted(searched) == sorted(["a", "b", "a", "b", *folds_b, *folds_b])
+    # per path: each corpus' pooled test rows (the transfer source) and b's folds; a's folds came from the tune stage
+    assert sorted(searched) == sorted(["pooled"] * 4 + folds_b * 2)
     assert first["matrix"]["a"]["a"]["tuned"] == pytest.approx(tuned["mean"]["tuned"]["macro_f1"])
     assert first["text_paths"]["asr"]["matrix"]["a"]["a"]["tuned"] == pytest.approx(
         tuned["mean"]["tuned:asr"]["macro_f1"])
     assert sorted(p.name for p in (tmp_path / "b-folds" / "text-asr").iterdir()) == \
-        sorted(f"fold-{f}.json" for f in folds_b)
+        sorted(["pooled.json", *(f"fold-{f}.json" for f in folds_b)])
     searched.clear()
     again = ser.cross({"a": a, "b": b}, FAST, state_dirs=dirs).to_dict()
-    assert sorted(searched) == ["a", "a", "b", "b"] and again["matrix"] == first["matrix"]
+    assert searched == [] and again["matrix"] == first["matrix"]
     assert again["text_paths"]["asr"]["matrix"] == first["text_paths"]["asr"]["matrix"]
     searched.clear()
     ser.cross({"a": a, "b": b}, FAST, state_dirs=dirs, reuse=False)
-    assert sorted(searched) == sorted(["a", "b", "a", "b", *folds_a, *folds_b, *folds_a, *folds_b])
+    assert sorted(searched) == sorted(["pooled"] * 4 + folds_a * 2 + folds_b * 2)
 
 
 def _choices(df, path):
