@@ -6,7 +6,6 @@ Timings on shared machines are noisy; compare the ratios, and rerun before trust
 from __future__ import annotations
 
 import argparse
-import json
 from dataclasses import replace
 import subprocess
 import sys
@@ -139,23 +138,6 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
     return tables
 
 
-def _per_fold_pick(searches: dict, result: dict, objective: str) -> tuple[float, float] | None:
-    """(mean test score of picking, per fold, the one-weight log-linear baseline with the best tuning score; mean of
-    those baselines kept fixed): on small folds a per-fold choice among near-equal variants picks against the test
-    fold. None when the searches did not run every such baseline (a space without anchors)."""
-    from ser.tuning import BASELINES
-
-    names = {json.dumps(p, sort_keys=True): n for n, p in BASELINES.items() if n.startswith("loglinear")}
-    picked = []
-    for fold in result["folds"]:
-        ran = [r for r in searches[fold["fold"]] if json.dumps(r.params, sort_keys=True) in names]
-        if len({json.dumps(r.params, sort_keys=True) for r in ran}) < len(names):
-            return None
-        best = max(ran, key=lambda r: (r.score, -r.number))
-        picked.append(fold["systems"][names[json.dumps(best.params, sort_keys=True)]][objective])
-    return 100 * float(np.mean(picked)), 100 * float(np.mean([result["mean"][n][objective] for n in names.values()]))
-
-
 def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
     """Fusion quality: the default search against the best simple baseline (with its bootstrap CI) on every
     table of :func:`_fusion_tables`, beside a search chosen by its tuning score without text-distribution
@@ -193,10 +175,11 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
                   f"{r['comparisons']['tuned']['folds']['improved']}/{len(r['folds'])} folds better); best baseline "
                   f"{b['best']} {m[b['best']]:.2f}; tuned - best {100 * v['diff']:+.2f} [{100 * v['ci_low']:+.2f}, "
                   f"{100 * v['ci_high']:+.2f}]: {b['verdict']}; optimism {100 * r['tuning']['mean_optimism']:+.2f}")
-            pick = _per_fold_pick(searches, r, tune.objective) if label.startswith("default") else None
-            if pick:
-                print(f"  {'':<30} per-fold pick among the one-weight baselines by tuning score {pick[0]:.2f}, the same "
-                      f"baselines fixed {pick[1]:.2f} on average ({pick[0] - pick[1]:+.2f})")
+            if label.startswith("default"):
+                pick = r["baselines"]["per_fold_pick"]
+                print(f"  {'':<30} per-fold pick among the one-weight baselines by tuning score "
+                      f"{100 * pick['score']:.2f}, the same baselines fixed {100 * pick['fixed_mean']:.2f} on average "
+                      f"({100 * pick['diff']:+.2f})")
             if label.startswith("default") and table.startswith("iemocap"):
                 gaps.append(100 * v["diff"])
                 gains += [100 * (f["systems"]["tuned"][tune.objective] - f["systems"]["speech"][tune.objective])

@@ -25,7 +25,7 @@ from ser.figures import metric_name
 from ser.io import atomic_path, safe_name
 from ser.metrics import METRICS, summary
 from ser.stats import paired_bootstrap
-from ser.tuning import describe_config, describe_versus_best
+from ser.tuning import describe_config, describe_per_fold_pick, describe_versus_best
 
 BUILTIN = ("speech", "text", "oracle")
 
@@ -285,7 +285,8 @@ def _versus_best_text(base: dict, choice: str, m: str) -> str:
     head = f"Every baseline was fitted on the same tuning rows as the search (choice rule `{choice}`), in {m}. "
     if "versus_best" not in base:
         return head + f"Tuned − best baseline (`{base['best']}`): {100 * base['tuned_minus_best']:+.2f} points."
-    return head + describe_versus_best(base)
+    pick = f" {describe_per_fold_pick(base['per_fold_pick'])}" if "per_fold_pick" in base else ""
+    return head + describe_versus_best(base) + pick
 
 
 def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:

@@ -12,7 +12,8 @@ from ser.metrics import summary
 from ser.schema import validate
 from ser.search import fit_trial, resolve_space, run_trial
 from ser.synthetic import synthetic_scores
-from ser.tuning import TrialRecord, choose_trial, make_fold_search, tune_folds, tuned_results
+from ser.tuning import ONE_WEIGHT_BASELINES, FittedBaseline, TrialRecord, choose_trial, describe_per_fold_pick, \
+    make_fold_search, per_fold_pick, tune_folds, tuned_results
 
 LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
 GATED = {"kind": "average", "w": 0.5, "weight_gate": "entropy", "tau_h": 1.0, "text": {"uniform": 0.2}}  # 3
@@ -134,6 +135,28 @@ def test_iemocap_like_default_search_matches_the_best_simple_baseline():
     assert mean["tuned"] - mean["speech"] > 0.015
     assert r["comparisons"]["tuned"]["folds"]["improved"] >= 9
     assert r["tuning"]["mean_optimism"] < 0.01        # the kept configurations are honest to within a point
+
+
+def test_per_fold_pick_by_tuning_score_against_the_same_baselines_fixed():
+    """Two folds, four one-weight baselines: fold a's tuning scores pick top,ratio, fold b's tie and go to the first
+    in order (probs,even); the test scores picked are averaged and set against the fixed baselines' means."""
+    names = list(ONE_WEIGHT_BASELINES)
+    assert names == ["loglinear[probs,even]", "loglinear[probs,ratio]", "loglinear[top,even]", "loglinear[top,ratio]"]
+    tuning = {"a": [0.60, 0.61, 0.62, 0.63], "b": [0.70, 0.70, 0.70, 0.70]}
+    test = {"a": [0.50, 0.52, 0.54, 0.40], "b": [0.80, 0.60, 0.60, 0.60]}
+    fits = {n: {f: FittedBaseline({"kind": "loglinear"}, tuning[f][i]) for f in tuning} for i, n in enumerate(names)}
+    result = {"folds": [{"fold": f, "systems": {n: {"ua": test[f][i]} for i, n in enumerate(names)}} for f in test],
+              "mean": {n: {"ua": (test["a"][i] + test["b"][i]) / 2} for i, n in enumerate(names)}}
+    pick = per_fold_pick(fits, result, "ua")
+    assert pick["picked"] == {"a": "loglinear[top,ratio]", "b": "loglinear[probs,even]"}
+    assert pick["score"] == pytest.approx((0.40 + 0.80) / 2)
+    assert pick["fixed_mean"] == pytest.approx((0.65 + 0.56 + 0.57 + 0.50) / 4)
+    assert pick["diff"] == pytest.approx(0.60 - 0.57)
+    assert describe_per_fold_pick(pick) == ("Choosing per fold among the one-weight baselines by tuning score: 60.00 "
+                                            "against 57.00 for the same baselines fixed (+3.00); choosing per fold "
+                                            "pays here.")
+    worse = per_fold_pick(fits, {**result, "mean": {n: {"ua": 0.70} for n in names}}, "ua")
+    assert "(-10.00); on folds this small" in describe_per_fold_pick(worse)
 
 
 def test_a_useless_text_model_costs_nothing():
