@@ -368,9 +368,8 @@ def per_fold_pick(fits: dict[str, dict[str, FittedBaseline]], result: dict, obje
 
 def describe_per_fold_pick(pick: dict) -> str:
     """:func:`per_fold_pick` in one sentence."""
-    verdict = "choosing per fold pays here" if pick["diff"] >= 0 else ("on folds this small, choosing per fold among "
-                                                                       "near-equal fusions picks against the test "
-                                                                       "fold, and so can the search")
+    verdict = "choosing per fold pays here" if pick["diff"] >= 0 else \
+        "choosing per fold among these near-equal fusions does not pay here, and the search chooses per fold too"
     return (f"Choosing per fold among the one-weight baselines by tuning score: {100 * pick['score']:.2f} against "
             f"{100 * pick['fixed_mean']:.2f} for the same baselines fixed ({100 * pick['diff']:+.2f}); {verdict}.")
 

@@ -156,7 +156,8 @@ def test_per_fold_pick_by_tuning_score_against_the_same_baselines_fixed():
                                             "against 57.00 for the same baselines fixed (+3.00); choosing per fold "
                                             "pays here.")
     worse = per_fold_pick(fits, {**result, "mean": {n: {"ua": 0.70} for n in names}}, "ua")
-    assert "(-10.00); on folds this small" in describe_per_fold_pick(worse)
+    assert describe_per_fold_pick(worse).endswith("(-10.00); choosing per fold among these near-equal fusions does "
+                                                  "not pay here, and the search chooses per fold too.")
 
 
 def test_a_useless_text_model_costs_nothing():
