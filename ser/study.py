@@ -2,7 +2,9 @@
 
 ``run_study`` chains prepare → infer → tune → sweep → [cross] → report. Each stage records a signature
 (a hash of its settings, of its inputs' signatures and of the exact models it loads) in ``run.json``; a
-rerun skips stages whose signature is unchanged and whose outputs are intact, unless ``force``.
+rerun skips stages whose signature is unchanged and whose outputs are intact, unless ``force``. The fusion
+stages (tune, sweep, cross) also sign ser's version, so an upgrade recomputes them (seconds to minutes);
+inference does not depend on the fusion code and costs GPU-hours, so it is kept.
 ``run.json`` also holds the resolved config, seed, package versions, git commit, model versions and
 per-stage timings.
 """
@@ -18,6 +20,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
+import ser
 from ser.api import ConfigLike, _evaluate, _sweep, _tune, cross
 from ser.config import PrepareConfig, StudyConfig
 from ser.io import signature, write_json, write_parquet
@@ -183,9 +186,9 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
         log.debug(format_table(result.result))              # every metric and CI: in ser.log and the report
         log.info(format_baselines(result.result))
 
-    sig_tune = signature(sig_scores, cfg.tune, cfg.seed, cfg.evaluate)
+    sig_tune = signature(sig_scores, cfg.tune, cfg.seed, cfg.evaluate, ser.__version__)
     state.run("tune", sig_tune, [out / "results.json", out / "predictions.parquet"], do_tune)
-    state.run("sweep", signature(sig_scores, cfg.sweep, cfg.tune.protocol, cfg.tune.objective),
+    state.run("sweep", signature(sig_scores, cfg.sweep, cfg.tune.protocol, cfg.tune.objective, ser.__version__),
               [out / "sweep" / "sweep.json"], lambda: sweep_stage(primary, cfg, out / "sweep"))
 
     if cfg.cross.corpora:
