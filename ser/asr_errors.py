@@ -8,8 +8,11 @@ missing is left out and counted, never silently dropped.
 
 from __future__ import annotations
 
+import json
 import re
-from typing import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -27,15 +30,51 @@ def basic_normalize(text: str) -> str:
     return " ".join(_OTHER.sub(" ", text).upper().split())
 
 
-def normalizer(kind: str) -> Callable[[str], str]:
-    """``basic``, ``whisper`` (transformers' Whisper English normalizer; its British→American spelling map ships
-    with tokenizer files, not with the library, so it is left out) or ``none`` (whitespace collapsed only)."""
+@dataclass(frozen=True)
+class WerNormalizer:
+    """How transcripts are normalized before WER/CER: ``kind`` (see :func:`normalizer`) and, for ``whisper``, an
+    optional British→American spelling map (Whisper's ``english.json``, which ships with tokenizer files)."""
+
+    kind: str = "whisper"
+    spelling: Mapping[str, str] = field(default_factory=dict)
+    spelling_source: str | None = None
+
+    @classmethod
+    def load(cls, kind: str, spelling_file: str | None = None) -> "WerNormalizer":
+        """The normalizer ``evaluate.wer_normalizer`` / ``evaluate.wer_spelling`` name; a spelling file that is
+        missing or not a JSON object of strings is an error naming it."""
+        if spelling_file is None:
+            return cls(kind)
+        where = f"evaluate.wer_spelling: {spelling_file}"
+        try:
+            mapping = json.loads(Path(spelling_file).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ValueError(f"{where}: no such file") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{where}: not JSON ({exc})") from None
+        if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
+                                                    for k, v in mapping.items()):
+            raise ValueError(f"{where}: expected a JSON object mapping spellings to spellings")
+        return cls(kind, mapping, Path(spelling_file).name)
+
+    @property
+    def label(self) -> str:
+        """What results record as the normalizer."""
+        return self.kind if self.spelling_source is None else f"{self.kind} + {self.spelling_source}"
+
+    def function(self) -> Callable[[str], str]:
+        return normalizer(self.kind, self.spelling)
+
+
+def normalizer(kind: str, spelling: Mapping[str, str] | None = None) -> Callable[[str], str]:
+    """``basic``, ``whisper`` (transformers' Whisper English normalizer, with ``spelling`` as its British→American
+    map: that map ships with tokenizer files, not with the library) or ``none`` (whitespace collapsed only)."""
     if kind == "basic":
         return basic_normalize
     if kind == "whisper":
         from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-        english = EnglishTextNormalizer({})
+        english = EnglishTextNormalizer(dict(spelling or {}))
         return lambda text: " ".join(english(text).split())
     if kind == "none":
         return lambda text: " ".join(text.split())
@@ -58,12 +97,13 @@ def _counts(references: list[str], hypotheses: list[str], process) -> np.ndarray
     return out
 
 
-def utterance_errors(references: pd.Series, hypotheses: pd.Series, kind: str = "whisper") -> pd.DataFrame:
+def utterance_errors(references: pd.Series, hypotheses: pd.Series, kind: str | WerNormalizer = "whisper"
+                     ) -> pd.DataFrame:
     """One row per utterance (index kept): ``scored`` (a non-empty normalized reference), word counts
     ``n_words, sub, del, ins, hits``, ``wer``, and character counts ``n_chars, char_errors``, ``cer``."""
     import jiwer
 
-    norm = normalizer(kind)
+    norm = (kind if isinstance(kind, WerNormalizer) else WerNormalizer(kind)).function()
     refs = references.fillna("").astype(str).map(norm)
     hyps = hypotheses.fillna("").astype(str).map(norm)
     scored = refs.str.len().to_numpy() > 0

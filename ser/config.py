@@ -65,10 +65,16 @@ class EvaluateConfig:
     min_fold_rows: int = field(default=20, metadata=doc("folds with fewer test rows get a warning"))
     wer_normalizer: str = field(default="whisper", metadata=doc(
         f"text normalization before WER/CER: one of {list(NORMALIZERS)} (basic: the paper's)"))
+    wer_spelling: str | None = field(default=None, metadata=doc(
+        "JSON file of British→American spellings for the whisper normalizer (Whisper's english.json; "
+        "null: spellings are left as they are)"))
 
     def __post_init__(self) -> None:
         _one_of(self.metric, tuple(METRICS), "evaluate.metric")
         _one_of(self.wer_normalizer, NORMALIZERS, "evaluate.wer_normalizer")
+        if self.wer_spelling is not None and self.wer_normalizer != "whisper":
+            raise ConfigError(f"evaluate.wer_spelling is used by the whisper normalizer only; "
+                              f"evaluate.wer_normalizer is '{self.wer_normalizer}'")
         _count(self.bootstrap, "evaluate.bootstrap")
         _count(self.min_fold_rows, "evaluate.min_fold_rows")
 

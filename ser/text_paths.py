@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ser.asr_errors import pooled, pooled_by, utterance_errors
+from ser.asr_errors import WerNormalizer, pooled, pooled_by, utterance_errors
 from ser.folds import own_test_rows
 from ser.labels import SENTIMENTS, LabelSet
 from ser.metrics import fold_confusions, scores_from_confusion
@@ -60,7 +60,7 @@ def has_references(df: pd.DataFrame) -> bool:
     return "reference_transcript" in df and bool((df["reference_transcript"].astype(str).str.strip() != "").any())
 
 
-def path_errors(df: pd.DataFrame, normalizer: str) -> dict[str, pd.DataFrame]:
+def path_errors(df: pd.DataFrame, normalizer: str | WerNormalizer) -> dict[str, pd.DataFrame]:
     """Utterance error counts of every path's transcripts (own test rows, table order), by path display name;
     computed once and shared by the ASR report and the cascade."""
     rows = df.loc[own_test_rows(df)]
@@ -70,7 +70,7 @@ def path_errors(df: pd.DataFrame, normalizer: str) -> dict[str, pd.DataFrame]:
 
 def asr_report(df: pd.DataFrame, errors_by_path: dict[str, pd.DataFrame], normalizer: str) -> dict:
     """``evaluation.json["asr"]``: the primary path's pooled WER/CER and per fold, and every path's pooled
-    figures per fold, speaker and gold class (``errors_by_path`` from ``path_errors``)."""
+    figures per fold, speaker and gold class (``errors_by_path`` from ``path_errors``; ``normalizer``: its label)."""
     rows = df.loc[own_test_rows(df)]
     per_path = {}
     for name, errors in errors_by_path.items():

@@ -100,6 +100,27 @@ def test_import_adds_a_path_to_an_existing_table():
         add_text_path(base, other.iloc[2:], "asr2")
 
 
+def test_a_spelling_map_for_the_whisper_normalizer(tmp_path):
+    """Whisper's British→American map ships with tokenizer files; evaluate.wer_spelling points to a copy."""
+    assert normalizer("whisper", {"colour": "color"})("The colour, Mr. Smith!") == "the color mister smith"
+    (tmp_path / "english.json").write_text(json.dumps({"colour": "color", "favourite": "favorite"}))
+    df = two_path_table()
+    df["reference_transcript"] = "my favourite colour"
+    df["transcript:asr"] = "my favorite color"
+    plain = ser.evaluate(df, {**FAST, "evaluate": {"wer_normalizer": "whisper"}}).to_dict()["asr"]
+    assert plain["per_path"]["asr"]["wer"] == pytest.approx(2 / 3) and plain["normalizer"] == "whisper"
+    spelled = ser.evaluate(df, {**FAST, "evaluate": {"wer_normalizer": "whisper",
+                                                     "wer_spelling": str(tmp_path / "english.json")}}).to_dict()["asr"]
+    assert spelled["per_path"]["asr"]["wer"] == 0.0 and spelled["normalizer"] == "whisper + english.json"
+    (tmp_path / "list.json").write_text("[1, 2]")
+    for name, message in [("missing.json", "no such file"), ("list.json", "expected a JSON object")]:
+        bad = {**FAST, "evaluate": {"wer_normalizer": "whisper", "wer_spelling": str(tmp_path / name)}}
+        with pytest.raises(ValueError, match=f"evaluate.wer_spelling: .*{name}: {message}"):
+            ser.evaluate(df, bad)
+    with pytest.raises(ValueError, match="used by the whisper normalizer only; evaluate.wer_normalizer is 'basic'"):
+        ser.evaluate(df, {**FAST, "evaluate": {"wer_normalizer": "basic", "wer_spelling": "english.json"}})
+
+
 def test_evaluate_reports_every_path_and_asr_errors():
     d = ser.evaluate(two_path_table(), FAST).to_dict()
     assert {"text:asr", "oracle:asr", "text", "oracle"} <= set(d["mean"])
