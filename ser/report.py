@@ -25,7 +25,7 @@ from ser.figures import metric_name
 from ser.io import atomic_path, safe_name
 from ser.metrics import METRICS, summary
 from ser.stats import paired_bootstrap
-from ser.tuning import describe_config, describe_per_fold_pick, describe_versus_best
+from ser.tuning import baseline_table, describe_config, describe_per_fold_pick, describe_versus_best
 
 BUILTIN = ("speech", "text", "oracle")
 
@@ -246,14 +246,10 @@ def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list
     """Did the search earn its complexity: tuned vs simple baselines, each fold's tuning vs test score, trials."""
     r, metric = out.result, out.metric
     m = metric_name(metric)
-    speech, tuned = r["mean"]["speech"][metric], r["mean"]["tuned"][metric]
     base, t = r["baselines"], r["tuning"]
-    rows = []
-    for name in ["tuned"] + base["systems"]:
-        folds = r["comparisons"][name]["folds"]
-        rows.append([name, f"{_pct(r['mean'][name][metric])} ± {_pct(r['std'][name][metric])}",
-                     f"{100 * (r['mean'][name][metric] - speech):+.2f}", f"{folds['improved']}/{folds['worse']}",
-                     "" if name == "tuned" else f"{100 * (r['mean'][name][metric] - tuned):+.2f}"])
+    rows = [[row.system, f"{_pct(row.mean)} ± {_pct(row.std)}", f"{100 * row.vs_speech:+.2f}",
+             f"{row.folds_better}/{row.folds_worse}", "" if row.system == "tuned" else f"{100 * row.vs_tuned:+.2f}"]
+            for row in baseline_table(r).itertuples()]
     honesty = [[f["fold"], f["best"].get("description", describe_config(f["best"]["config"])),
                 str(f["best"].get("free_parameters", "")), _pct(f["best"]["tuning_score"]),
                 "" if f["best"].get("inner_score") is None else _pct(f["best"]["inner_score"]),

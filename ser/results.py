@@ -60,6 +60,20 @@ class TuneResult:
         return pd.DataFrame([{"fold": f["fold"], **{k: v for k, v in f["best"].items() if k != "config"}}
                              for f in self.result["folds"]])
 
+    def baselines(self) -> pd.DataFrame:
+        """Did the search earn its complexity: the tuned system and each simple baseline in the tuning objective
+        (mean, std, vs_speech, folds_better, folds_worse, vs_tuned; fractions)."""
+        from ser.tuning import baseline_table
+
+        return baseline_table(self.result)
+
+    def summary(self) -> str:
+        """What ``ser tune`` prints: the table against the simple baselines, the verdict with its CI, whether
+        choosing per fold pays, and the optimism of the kept configurations."""
+        from ser.tuning import format_baselines
+
+        return format_baselines(self.result)
+
     @property
     def warnings(self) -> list[str]:
         return list(self.result.get("warnings", []))

@@ -474,20 +474,30 @@ def describe_versus_best(baselines: dict, sep: str = " ") -> str:
             f"flatters it by ~{100 * v['selection_bias']:.2f} points.")
 
 
+def baseline_table(result: dict) -> pd.DataFrame:
+    """The tuned system and each simple baseline in the tuning objective: mean and std over folds, gain over speech,
+    folds better / worse than speech, and the difference to the tuned system (fractions, not percent)."""
+    r, objective = result, result["tuning"]["objective"]
+    speech, tuned = r["mean"]["speech"][objective], r["mean"]["tuned"][objective]
+    return pd.DataFrame([{"system": name, "mean": r["mean"][name][objective], "std": r["std"][name][objective],
+                          "vs_speech": r["mean"][name][objective] - speech,
+                          "folds_better": r["comparisons"][name]["folds"]["improved"],
+                          "folds_worse": r["comparisons"][name]["folds"]["worse"],
+                          "vs_tuned": r["mean"][name][objective] - tuned}
+                         for name in ["tuned", *r["baselines"]["systems"]]])
+
+
 def format_baselines(result: dict) -> str:
-    """The tuned system against each simple baseline: mean over folds, gain over speech, folds better."""
-    objective = result["tuning"]["objective"]
-    names = ["tuned"] + result["baselines"]["systems"]
-    width = max(len(n) for n in names) + 2
-    speech, tuned = result["mean"]["speech"][objective], result["mean"]["tuned"][objective]
-    lines = [f"search vs simple leakage-free baselines ({objective}, mean over folds, %):",
+    """What ``ser tune`` prints: the tuned system against each simple baseline (mean over folds, gain over speech,
+    folds better), the verdict with its CI, whether choosing per fold pays, and the optimism of the kept trials."""
+    table = baseline_table(result)
+    width = int(table["system"].str.len().max()) + 2
+    lines = [f"search vs simple leakage-free baselines ({result['tuning']['objective']}, mean over folds, %):",
              f"{'system':<{width}}{'mean':>8}{'vs speech':>11}{'folds +/-':>11}{'vs tuned':>10}"]
-    for name in names:
-        mean = result["mean"][name][objective]
-        folds = result["comparisons"][name]["folds"]
-        versus_tuned = "" if name == "tuned" else f"{100 * (mean - tuned):+.2f}"
-        lines.append(f"{name:<{width}}{100 * mean:>8.2f}{100 * (mean - speech):>+11.2f}"
-                     f"{str(folds['improved']) + '/' + str(folds['worse']):>11}{versus_tuned:>10}")
+    for row in table.itertuples():
+        versus_tuned = "" if row.system == "tuned" else f"{100 * row.vs_tuned:+.2f}"
+        lines.append(f"{row.system:<{width}}{100 * row.mean:>8.2f}{100 * row.vs_speech:>+11.2f}"
+                     f"{f'{row.folds_better}/{row.folds_worse}':>11}{versus_tuned:>10}")
     t = result["tuning"]
     inner = "" if t["mean_inner_score"] is None else f", inner estimate {100 * t['mean_inner_score']:.2f}"
     lines.append(describe_versus_best(result["baselines"], sep="\n"))

@@ -77,6 +77,17 @@ def test_results_are_typed_with_a_fold_by_system_table(table, tmp_path):
     assert set(tuned.table()["system"]) >= {"speech", "tuned", "published-rule"}
     assert list(tuned.chosen()["fold"]) == sorted(table["fold"].unique())
     assert len(tuned.trials) == 4 * 4 and set(tuned.predictions.columns) >= {"utt_id", "pred_tuned"}
+    r = tuned.to_dict()
+    versus = tuned.baselines().set_index("system")
+    assert list(versus.index) == ["tuned", *r["baselines"]["systems"]]
+    best = r["baselines"]["best"]
+    assert versus.loc[best, "mean"] == r["mean"][best]["macro_f1"]
+    assert versus.loc[best, "vs_tuned"] == pytest.approx(-r["baselines"]["tuned_minus_best"])
+    assert versus.loc["tuned", "folds_better"] == r["comparisons"]["tuned"]["folds"]["improved"]
+    summary = tuned.summary().splitlines()
+    assert summary[0] == "search vs simple leakage-free baselines (macro_f1, mean over folds, %):"
+    assert summary[2].split()[:2] == ["tuned", f"{100 * versus.loc['tuned', 'mean']:.2f}"]
+    assert summary[-1].startswith("kept configurations: tuning score")
 
 
 def test_config_may_be_a_path_a_mapping_or_the_dataclass(table, tmp_path):
