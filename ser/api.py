@@ -19,7 +19,6 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ser.asr_errors import WerNormalizer
 from ser.config import StudyConfig, load_config
 from ser.io import read_yaml
 from ser.labels import LabelSet
@@ -83,7 +82,7 @@ def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
                               metric=ev.metric, min_fold_rows=ev.min_fold_rows)
     result["text_paths"] = path_summary(df, cfg.labels)
     if has_references(df):
-        wer = WerNormalizer.load(ev.wer_normalizer, ev.wer_spelling)
+        wer = ev.wer()
         result["asr"] = asr_report(df, path_errors(df, wer), wer.label)
     return Evaluation(result, evaluation_predictions(df, rules, cfg.labels))
 
@@ -155,7 +154,7 @@ def _add_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, pre
         tuned |= {name: configs[suffix] for name, suffix in names.items() if suffix in configs}
         result["text_transfer"] = transfer_matrix(df, cfg.labels, tuned, cfg.tune.objective)
     if has_references(df):
-        wer = WerNormalizer.load(cfg.evaluate.wer_normalizer, cfg.evaluate.wer_spelling)
+        wer = cfg.evaluate.wer()
         errors = path_errors(df, wer)
         result["asr"] = asr_report(df, errors, wer.label)
         systems = {name: ("tuned" if suffix is None else f"tuned:{suffix}")

@@ -17,7 +17,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from ser.asr_errors import NORMALIZERS
+from ser.asr_errors import NORMALIZERS, WerNormalizer
 from ser.backends.registry import DEPRECATED_KEYS, STAGE_SCHEDULING, STAGES, Scheduling, StageSpec, doc
 from ser.checks import is_count, is_number
 from ser.fusion import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
@@ -75,8 +75,14 @@ class EvaluateConfig:
         if self.wer_spelling is not None and self.wer_normalizer != "whisper":
             raise ConfigError(f"evaluate.wer_spelling is used by the whisper normalizer only; "
                               f"evaluate.wer_normalizer is '{self.wer_normalizer}'")
+        if self.wer_spelling is not None:
+            self.wer()                  # a missing or malformed spelling file is refused before any work starts
         _count(self.bootstrap, "evaluate.bootstrap")
         _count(self.min_fold_rows, "evaluate.min_fold_rows")
+
+    def wer(self) -> WerNormalizer:
+        """The WER normalizer ``wer_normalizer`` and ``wer_spelling`` name (the spelling file read and checked)."""
+        return WerNormalizer.load(self.wer_normalizer, self.wer_spelling)
 
 
 @dataclass(frozen=True)

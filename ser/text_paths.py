@@ -60,7 +60,7 @@ def has_references(df: pd.DataFrame) -> bool:
     return "reference_transcript" in df and bool((df["reference_transcript"].astype(str).str.strip() != "").any())
 
 
-def path_errors(df: pd.DataFrame, normalizer: str | WerNormalizer) -> dict[str, pd.DataFrame]:
+def path_errors(df: pd.DataFrame, normalizer: WerNormalizer) -> dict[str, pd.DataFrame]:
     """Utterance error counts of every path's transcripts (own test rows, table order), by path display name;
     computed once and shared by the ASR report and the cascade."""
     rows = df.loc[own_test_rows(df)]

@@ -117,6 +117,8 @@ def test_a_spelling_map_for_the_whisper_normalizer(tmp_path):
         bad = {**FAST, "evaluate": {"wer_normalizer": "whisper", "wer_spelling": str(tmp_path / name)}}
         with pytest.raises(ValueError, match=f"evaluate.wer_spelling: .*{name}: {message}"):
             ser.evaluate(df, bad)
+        with pytest.raises(ValueError, match=f"evaluate.wer_spelling: .*{name}: {message}"):
+            ser.load_config(bad)                   # refused with the config, before any stage of `ser run` starts
     with pytest.raises(ValueError, match="used by the whisper normalizer only; evaluate.wer_normalizer is 'basic'"):
         ser.evaluate(df, {**FAST, "evaluate": {"wer_normalizer": "basic", "wer_spelling": "english.json"}})
 
