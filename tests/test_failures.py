@@ -207,18 +207,22 @@ def test_a_damaged_output_of_an_up_to_date_stage_is_recomputed(files, tmp_path):
 
 
 def test_an_upgrade_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, capsys):
-    """Tune and sweep sign ser's version: results written by an older ser are not kept as up to date."""
+    """Tune and sweep sign ser's version: results written by an older ser are not kept as up to date, and the
+    tune stage searches its folds again instead of reusing the searches the older ser saved."""
     import ser
 
     (tmp_path / "c.yaml").write_text(f"scores: {files / 'scores.parquet'}\n" + FAST_TUNE
                                      + "sweep: {tau_h: {range: [0, 1.4], steps: 5}, tau_v: {range: [0, 1], steps: 5}}\n")
-    run = ["run", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run")]
+    out = tmp_path / "run"
+    run = ["run", str(tmp_path / "c.yaml"), "--out", str(out)]
     assert main(run) == 0 and main(run) == 0
     assert capsys.readouterr().err.count("up to date, skipped") == 2
+    n_folds = len(list((out / "folds").glob("fold-*.json")))
     monkeypatch.setattr(ser, "__version__", "99.0")
     assert main(run) == 0
     err = capsys.readouterr().err
     assert "up to date, skipped" not in err and "== tune\n" in err and "== sweep\n" in err
+    assert (out / "ser.log").read_text().split("== tune")[-1].count(f"searched {n_folds} fold(s)") == 1
 
 
 def test_unreadable_audio_names_the_reason(tmp_path, monkeypatch):
