@@ -181,7 +181,7 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     """Tune on each corpus, test on every other (and on itself, per fold): the transfer matrix.
 
     ``state_dirs`` ({corpus: directory}): where each corpus' per-fold (diagonal) searches are saved, in the
-    layout ``ser tune`` writes, and with ``reuse`` taken from when their config, seed, table and ser version are
+    layout ``ser tune`` writes, and with ``reuse`` taken from when their config, seed, table and code are
     unchanged.
     """
     from ser.engine import search_engine

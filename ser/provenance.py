@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import platform
 import subprocess
 import sys
@@ -23,6 +25,23 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+def code_version() -> str:
+    """ser's version plus a digest of its source, signed by every fusion stage and saved search: work done by other
+    code (an upgrade, or an edit in a checkout) is redone rather than reused. Inference does not sign it."""
+    import ser
+
+    return f"{ser.__version__}+{source_digest(Path(ser.__file__).parent)}"
+
+
+@functools.lru_cache(maxsize=None)
+def source_digest(root: Path) -> str:
+    """A short hash of every ``*.py`` file under ``root``, names included (read once per process)."""
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        h.update(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes() + b"\0")
+    return h.hexdigest()[:12]
+
+
 def git_commit(path: Path | None = None) -> str | None:
     """HEAD of the project checkout, with '+dirty' when it has uncommitted changes; None outside git."""
     cwd = path or Path(__file__).resolve().parent.parent
@@ -37,4 +56,4 @@ def git_commit(path: Path | None = None) -> str | None:
 
 def provenance() -> dict:
     return {"python": sys.version.split()[0], "platform": platform.platform(), "git_commit": git_commit(),
-            "packages": package_versions()}
+            "ser_code": code_version(), "packages": package_versions()}

@@ -20,11 +20,10 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
-import ser
 from ser.api import ConfigLike, _evaluate, _sweep, _tune, cross
 from ser.config import PrepareConfig, StudyConfig
 from ser.io import signature, write_json, write_parquet
-from ser.provenance import provenance
+from ser.provenance import code_version, provenance
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 
 log = logging.getLogger(__name__)
@@ -186,9 +185,9 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
         log.debug(format_table(result.result))              # every metric and CI: in ser.log and the report
         log.info(format_baselines(result.result))
 
-    sig_tune = signature(sig_scores, cfg.tune, cfg.seed, cfg.evaluate, ser.__version__)
+    sig_tune = signature(sig_scores, cfg.tune, cfg.seed, cfg.evaluate, code_version())
     state.run("tune", sig_tune, [out / "results.json", out / "predictions.parquet"], do_tune)
-    state.run("sweep", signature(sig_scores, cfg.sweep, cfg.tune.protocol, cfg.tune.objective, ser.__version__),
+    state.run("sweep", signature(sig_scores, cfg.sweep, cfg.tune.protocol, cfg.tune.objective, code_version()),
               [out / "sweep" / "sweep.json"], lambda: sweep_stage(primary, cfg, out / "sweep"))
 
     if cfg.cross.corpora:

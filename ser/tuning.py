@@ -26,7 +26,6 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
-import ser
 from ser.arrays import ScoreArrays
 from ser.config import CHOICES, TuneConfig
 from ser.folds import fold_splits, own_test_rows
@@ -34,6 +33,7 @@ from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
 from ser.progress import inside_progress, progress
+from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
 from ser.stats import versus_best
 from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
@@ -163,9 +163,9 @@ def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecor
 
 
 def _signature(tune: TuneConfig, seed: int, labels: LabelSet, table_key: str) -> str:
-    """What a saved search must match to be reused: config, seed, labels, table, and the ser version that ran it
-    (a search saved by an older ser is redone after an upgrade, like the stages that read it)."""
-    return signature(tune, seed, labels, table_key, ser.__version__)
+    """What a saved search must match to be reused: config, seed, labels, table, and the code that ran it
+    (a search saved by other code is redone, like the stages that read it)."""
+    return signature(tune, seed, labels, table_key, code_version())
 
 
 def table_fingerprint(df: pd.DataFrame) -> str:
@@ -203,7 +203,7 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> Fo
 def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
                state_dir: Path | None = None, reuse: bool = True) -> dict[str, list[TrialRecord]]:
     """Search every fold on its own tuning set; with ``state_dir``, finished folds are saved (and with
-    ``reuse``, reused when their config, seed, table and ser version are unchanged).
+    ``reuse``, reused when their config, seed, table and code are unchanged).
 
     Fold i's sampler is seeded ``seed + i`` (i = position in sorted fold order), so a resumed run
     gives the same trials as an uninterrupted one. Folds are saved when the search returns, each
@@ -254,8 +254,8 @@ def path_state_dir(state_dir: Path, path: str) -> Path:
 def pooled_search(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
                   state_dir: Path | None = None, reuse: bool = True) -> list[TrialRecord]:
     """One search on all of ``df``'s own test rows (each scored out-of-sample: the source side of a transfer),
-    saved as ``state_dir/pooled.json`` and with ``reuse`` taken from there when config, seed, table and ser
-    version match."""
+    saved as ``state_dir/pooled.json`` and with ``reuse`` taken from there when config, seed, table and code
+    match."""
     name = "pooled"
     search_signature = _signature(tune, seed, labels, table_fingerprint(df))
     path = state_dir / f"{name}.json" if state_dir else None

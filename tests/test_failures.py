@@ -206,10 +206,12 @@ def test_a_damaged_output_of_an_up_to_date_stage_is_recomputed(files, tmp_path):
     assert json.loads((out / "results.json").read_text())["mean"] == good["mean"]
 
 
-def test_an_upgrade_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, capsys):
-    """Tune and sweep sign ser's version: results written by an older ser are not kept as up to date, and the
-    tune stage searches its folds again instead of reusing the searches the older ser saved."""
+@pytest.mark.parametrize("change", ["version", "source"])
+def test_other_code_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, capsys, change):
+    """Tune and sweep sign ser's code (version and source digest): results written by an upgraded or edited ser
+    are not kept as up to date, and the tune stage searches its folds again instead of reusing saved searches."""
     import ser
+    from ser import provenance
 
     (tmp_path / "c.yaml").write_text(f"scores: {files / 'scores.parquet'}\n" + FAST_TUNE
                                      + "sweep: {tau_h: {range: [0, 1.4], steps: 5}, tau_v: {range: [0, 1], steps: 5}}\n")
@@ -218,11 +220,30 @@ def test_an_upgrade_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, c
     assert main(run) == 0 and main(run) == 0
     assert capsys.readouterr().err.count("up to date, skipped") == 2
     n_folds = len(list((out / "folds").glob("fold-*.json")))
-    monkeypatch.setattr(ser, "__version__", "99.0")
+    if change == "version":
+        monkeypatch.setattr(ser, "__version__", "99.0")
+    else:
+        monkeypatch.setattr(provenance, "source_digest", lambda root: "edited")
     assert main(run) == 0
     err = capsys.readouterr().err
     assert "up to date, skipped" not in err and "== tune\n" in err and "== sweep\n" in err
     assert (out / "ser.log").read_text().split("== tune")[-1].count(f"searched {n_folds} fold(s)") == 1
+
+
+def test_the_source_digest_changes_with_any_file_content_or_name(tmp_path):
+    from ser.provenance import source_digest
+
+    def digest(files: dict[str, str]) -> str:
+        root = tmp_path / str(len(list(tmp_path.iterdir())))
+        for name, text in files.items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
+        return source_digest(root)
+
+    base = digest({"a.py": "x = 1\n", "sub/b.py": "y = 2\n", "notes.md": "not code"})
+    assert digest({"a.py": "x = 1\n", "sub/b.py": "y = 2\n", "notes.md": "other"}) == base     # only *.py counts
+    assert digest({"a.py": "x = 1\n", "sub/b.py": "y = 3\n"}) != base
+    assert digest({"a.py": "x = 1\n", "sub/c.py": "y = 2\n"}) != base
 
 
 def test_unreadable_audio_names_the_reason(tmp_path, monkeypatch):

@@ -2,13 +2,16 @@
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+import ser
 from ser.cli import main
 from ser.config import ConfigError, TuneConfig, load_config
+from ser.provenance import source_digest
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 from ser.tuning import choose_trial, make_fold_search, tune_folds, tuned_results
@@ -109,6 +112,7 @@ def test_cli_tune_writes_outputs_and_resumes(tmp_path, table, capsys):
     run = json.loads((out / "run.json").read_text())
     assert len(trials) == 5 * 6 and set(trials["fold"]) == {f["fold"] for f in result["folds"]}
     assert run["config"]["tune"]["trials"] == 6 and run["packages"]["numpy"] and run["seed"] == 0
+    assert run["ser_code"] == f"{ser.__version__}+{source_digest(Path(ser.__file__).parent)}"
     # simulate a run killed after 2 folds: drop 3 fold states, resume, and get the same results
     states = sorted((out / "folds").glob("fold-*.json"))
     kept = {p.name: p.read_text() for p in states[:2]}
