@@ -138,27 +138,6 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
     return tables
 
 
-def _hindsight_gains(df: pd.DataFrame, cfg, tune) -> np.ndarray:
-    """Per-fold test gain over speech of the best one-weight fusion fitted on the *whole* table, every test label
-    included: a ceiling for any fixed fusion of that kind, not a method. Its folds not better than speech are
-    failures no choice made on tuning rows could avoid."""
-    from ser.arrays import ScoreArrays
-    from ser.folds import fold_splits
-    from ser.fusion import rule_from_config
-    from ser.metrics import summary
-    from ser.search import fit_trial
-    from ser.tuning import BASELINES, ONE_WEIGHT_BASELINES
-
-    arrays = ScoreArrays.from_table(df, cfg.labels)
-    tests = [arrays.take(split.test) for split in fold_splits(df, tune.protocol)]
-    speech = np.array([summary(t.y, t.speech, t.labels.k)[tune.objective] for t in tests])
-    gains = []
-    for name in ONE_WEIGHT_BASELINES:
-        rule = rule_from_config(fit_trial(BASELINES[name], arrays, tune.space, tune.objective).config, cfg.labels)
-        gains.append(np.array([summary(t.y, rule.decide(t).pred, t.labels.k)[tune.objective] for t in tests]) - speech)
-    return 100 * max(gains, key=np.mean)
-
-
 def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
     """Fusion quality: the default search against the best simple baseline (with its bootstrap CI) on every
     table of :func:`_fusion_tables`, beside a search chosen by its tuning score without text-distribution
@@ -173,7 +152,7 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
     gaps: list[float] = []
     gains: list[float] = []
     ceiling: list[float] = []
-    hopeless = 0
+    hopeless = shared = 0
     for table, make in _fusion_tables(rows_per_fold, seeds).items():
         cfg = load_config("configs/demo.yaml" if table.startswith("demo") else None)
         base = replace(cfg.tune, engine="optuna", text=None)
@@ -202,24 +181,27 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
                 print(f"  {'':<30} per-fold pick among the one-weight baselines by tuning score "
                       f"{100 * pick['score']:.2f}, the same baselines fixed {100 * pick['fixed_mean']:.2f} on average "
                       f"({100 * pick['diff']:+.2f})")
+                hindsight = r["baselines"]["hindsight"]
+                print(f"  {'':<30} hindsight ceiling (one weight fitted on every test label; not a method) "
+                      f"{100 * hindsight['gain']:+.2f} vs speech, "
+                      f"{len(hindsight['per_fold']) - len(hindsight['not_better'])}/{len(hindsight['per_fold'])} "
+                      f"folds better")
             if label.startswith("default") and table.startswith("iemocap"):
                 gaps.append(100 * v["diff"])
                 gains += [100 * (f["systems"]["tuned"][tune.objective] - f["systems"]["speech"][tune.objective])
                           for f in r["folds"]]
+                ceiling += [100 * g for g in r["baselines"]["hindsight"]["per_fold"].values()]
+                shared += sum(f["systems"]["tuned"][tune.objective] <= f["systems"]["speech"][tune.objective]
+                              and f["fold"] in r["baselines"]["hindsight"]["not_better"] for f in r["folds"])
                 hopeless += sum(all(f["systems"][n][tune.objective] <= f["systems"]["speech"][tune.objective]
                                     for n in b["systems"]) for f in r["folds"])
-        hindsight = _hindsight_gains(df, cfg, base)
-        print(f"  {'hindsight ceiling':<30} one weight fitted on every test label (not a method): "
-              f"{hindsight.mean():+.2f} vs speech, {(hindsight > 0).sum()}/{len(hindsight)} folds better")
-        if table.startswith("iemocap"):
-            ceiling += list(hindsight)
         print(f"  search time: {seconds:.1f} s (default space), {seconds_plain:.1f} s (no text options)")
     print(f"iemocap-like over {len(gaps)} seeds: default search - best baseline {np.mean(gaps):+.2f} points on average "
           f"(per seed {', '.join(f'{g:+.2f}' for g in gaps)}); per-fold gain over speech {np.mean(gains):+.2f} ± "
           f"{np.std(gains, ddof=1):.2f} (mean ± sd of {len(gains)} folds), {sum(g <= 0 for g in gains)} folds not "
           f"better than speech; {hopeless} folds where no simple baseline beats speech either; the hindsight "
           f"ceiling {np.mean(ceiling):+.2f} ± {np.std(ceiling, ddof=1):.2f}, {sum(g <= 0 for g in ceiling)} folds not "
-          f"better than speech")
+          f"better than speech ({shared} of them also the search's)")
 
 
 class PeakMemory:

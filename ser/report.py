@@ -25,7 +25,8 @@ from ser.figures import metric_name
 from ser.io import atomic_path, safe_name
 from ser.metrics import METRICS, summary
 from ser.stats import paired_bootstrap
-from ser.tuning import baseline_table, describe_config, describe_per_fold_pick, describe_versus_best
+from ser.tuning import (baseline_table, describe_config, describe_hindsight, describe_per_fold_pick,
+                         describe_versus_best)
 
 BUILTIN = ("speech", "text", "oracle")
 
@@ -257,7 +258,7 @@ def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list
                for f in r["folds"] if "test_score" in f["best"]]
     blocks = [
         ("h2", "Search vs simple baselines"),
-        ("p", _versus_best_text(base, t["choice"], m)),
+        ("p", _versus_best_text(r, m)),
         ("table", Table("baselines", ["system", f"{m} mean ± std", "vs speech", "folds better/worse", "vs tuned"],
                         rows)),
         ("p", f"Kept configurations scored {_pct(t['mean_tuning_score'])} on the rows they were tuned on and "
@@ -275,14 +276,16 @@ def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list
     return blocks
 
 
-def _versus_best_text(base: dict, choice: str, m: str) -> str:
+def _versus_best_text(result: dict, m: str) -> str:
     """The search against the best simple baseline, in words (a results.json written before the CI existed gives
     the difference alone)."""
+    base, choice = result["baselines"], result["tuning"]["choice"]
     head = f"Every baseline was fitted on the same tuning rows as the search (choice rule `{choice}`), in {m}. "
     if "versus_best" not in base:
         return head + f"Tuned − best baseline (`{base['best']}`): {100 * base['tuned_minus_best']:+.2f} points."
     pick = f" {describe_per_fold_pick(base['per_fold_pick'])}" if "per_fold_pick" in base else ""
-    return head + describe_versus_best(base) + pick
+    ceiling = f" {describe_hindsight(result)}" if "hindsight" in base else ""
+    return head + describe_versus_best(base) + pick + ceiling
 
 
 def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:

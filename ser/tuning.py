@@ -32,6 +32,7 @@ from ser.folds import fold_splits, own_test_rows
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
+from ser.metrics import fold_confusions, scores_from_confusion
 from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
@@ -378,6 +379,41 @@ def describe_per_fold_pick(pick: dict) -> str:
             f"{100 * pick['fixed_mean']:.2f} for the same baselines fixed ({100 * pick['diff']:+.2f}); {verdict}.")
 
 
+def hindsight_ceiling(test: TestRows, result: dict, tune: TuneConfig) -> dict:
+    """Each one-weight baseline fitted on every fold's test rows at once, the best by mean over folds: a fixed
+    fusion of that kind chosen with every test label, a ceiling and not a method. A fold it does not lift above
+    speech is one the fold makes hard, not the search."""
+    objective, a = tune.objective, test.arrays
+    speech = np.array([f["systems"]["speech"][objective] for f in result["folds"]])
+    best: dict | None = None
+    for name in ONE_WEIGHT_BASELINES:
+        config = fit_trial(BASELINES[name], a, tune.space, objective).config
+        pred = rule_from_config(config, a.labels).decide(a).pred
+        gains = scores_from_confusion(fold_confusions(a.y, pred, test.fold_index, len(test.folds), a.labels.k))
+        gains = gains[objective] - speech
+        if best is None or gains.mean() > best["gain"]:
+            best = {"system": name, "config": config, "gain": float(gains.mean()),
+                    "per_fold": dict(zip(test.folds, map(float, gains)))}
+    best["not_better"] = [fold for fold, gain in best["per_fold"].items() if gain <= 0]
+    return best
+
+
+def describe_hindsight(result: dict) -> str:
+    """The hindsight ceiling in one sentence, and which of the tuned system's folds not better than speech it
+    does not lift either."""
+    ceiling, objective = result["baselines"]["hindsight"], result["tuning"]["objective"]
+    n = len(ceiling["per_fold"])
+    text = (f"Hindsight ceiling ({ceiling['system']} fitted on every test label; not a method): "
+            f"{100 * ceiling['gain']:+.2f} over speech, better in {n - len(ceiling['not_better'])}/{n} folds")
+    failed = [f["fold"] for f in result["folds"]
+              if f["systems"]["tuned"][objective] <= f["systems"]["speech"][objective]]
+    if not failed:
+        return text + "."
+    hard = [fold for fold in failed if fold in ceiling["not_better"]]
+    return (text + f". The search is not better than speech in {len(failed)} fold(s); neither is the ceiling in "
+            f"{len(hard)} of them" + (f" ({', '.join(hard)})." if hard else "."))
+
+
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
                    *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
                    paths: Mapping[str, str] | None = None) -> tuple[dict, TestRows, dict[str, np.ndarray]]:
@@ -451,6 +487,7 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     }
     result["baselines"] = baseline_comparison(test, predictions, objective, n_boot=n_boot, seed=seed)
     result["baselines"]["per_fold_pick"] = per_fold_pick(fits, result, objective)
+    result["baselines"]["hindsight"] = hindsight_ceiling(test, result, tune)
     if path_configs:
         result["path_configs"] = path_configs
     return result
@@ -507,6 +544,8 @@ def format_baselines(result: dict) -> str:
     lines.append(describe_versus_best(result["baselines"], sep="\n"))
     if "per_fold_pick" in result["baselines"]:
         lines.append(describe_per_fold_pick(result["baselines"]["per_fold_pick"]))
+    if "hindsight" in result["baselines"]:
+        lines.append(describe_hindsight(result))
     lines.append(f"kept configurations: tuning score {100 * t['mean_tuning_score']:.2f}{inner}, test "
                  f"{100 * t['mean_test_score']:.2f}; optimism (tuning − test) {100 * t['mean_optimism']:+.2f} points")
     return "\n".join(lines)

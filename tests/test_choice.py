@@ -3,6 +3,7 @@
 from dataclasses import replace
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ser.arrays import ScoreArrays
@@ -12,8 +13,9 @@ from ser.metrics import summary
 from ser.schema import validate
 from ser.search import fit_trial, resolve_space, run_trial
 from ser.synthetic import synthetic_scores
-from ser.tuning import ONE_WEIGHT_BASELINES, FittedBaseline, TrialRecord, choose_trial, describe_per_fold_pick, \
-    make_fold_search, per_fold_pick, tune_folds, tuned_results
+from ser import scoring
+from ser.tuning import ONE_WEIGHT_BASELINES, FittedBaseline, TrialRecord, choose_trial, describe_hindsight, \
+    describe_per_fold_pick, hindsight_ceiling, make_fold_search, per_fold_pick, tune_folds, tuned_results
 
 LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
 GATED = {"kind": "average", "w": 0.5, "weight_gate": "entropy", "tau_h": 1.0, "text": {"uniform": 0.2}}  # 3
@@ -158,6 +160,48 @@ def test_per_fold_pick_by_tuning_score_against_the_same_baselines_fixed():
     worse = per_fold_pick(fits, {**result, "mean": {n: {"ua": 0.70} for n in names}}, "ua")
     assert describe_per_fold_pick(worse).endswith("(-10.00); choosing per fold among these near-equal fusions does "
                                                   "not pay here, and the search chooses per fold too.")
+
+
+def _row(fold: str, i: int, label: str, speech: list[float], sentiment: str, conf: float) -> dict:
+    text = dict.fromkeys(("text_neg", "text_neu", "text_pos"), (1 - conf) / 2) | {f"text_{sentiment}": conf}
+    return {"utt_id": f"{fold}{i}", "corpus": "c", "label": label, "fold": fold, "speaker": fold,
+            **{f"speech_{c}": v for c, v in zip(("ang", "hap", "neu", "sad"), speech)}, **text}
+
+
+def test_the_hindsight_ceiling_names_the_folds_no_fixed_fusion_lifts():
+    """Fold a: speech takes both hap rows for neu (barely) while the text says positive: any fused weight mends
+    them, macro-F1 (1 + 0 + 2/3 + 1)/4 → 1, a gain of 1/3. Fold b: speech is right and sure, the text sure and
+    wrong: the weight fitted on both folds' test rows leaves it alone, a gain of 0, so b is not better. The four
+    text distributions tie, and the first in order is kept."""
+    sure = {c: [0.97 if j == i else 0.01 for j in range(4)] for i, c in enumerate(("ang", "hap", "neu", "sad"))}
+    right = {"ang": "neg", "hap": "pos", "neu": "neu", "sad": "neg"}
+    wrong = {"ang": "pos", "hap": "neg", "neu": "pos", "sad": "pos"}
+    rows = []
+    for i, label in enumerate(["ang", "hap", "neu", "sad"] * 2):
+        unsure_hap = label == "hap"
+        rows.append(_row("a", i, label, [0.125, 0.35, 0.40, 0.125] if unsure_hap else sure[label], right[label], 0.9))
+        rows.append(_row("b", i, label, sure[label], wrong[label], 0.99))
+    cfg = load_config(None)
+    test = scoring.TestRows.of(validate(pd.DataFrame(rows)), cfg.labels)
+    speech = {"a": (1 + 0 + 2 / 3 + 1) / 4, "b": 1.0}
+    result = {"folds": [{"fold": f, "systems": {"speech": {"macro_f1": speech[f]}, "tuned": {"macro_f1": tuned}}}
+                        for f, tuned in (("a", 1.0), ("b", 1.0))],
+              "tuning": {"objective": "macro_f1"}}
+    ceiling = hindsight_ceiling(test, result, cfg.tune)
+    assert ceiling["system"] == ONE_WEIGHT_BASELINES[0] and ceiling["config"]["w"] > 0
+    assert ceiling["per_fold"] == pytest.approx({"a": 1 / 3, "b": 0.0}) and ceiling["gain"] == pytest.approx(1 / 6)
+    assert ceiling["not_better"] == ["b"]
+    result["baselines"] = {"hindsight": ceiling}
+    head = (f"Hindsight ceiling ({ONE_WEIGHT_BASELINES[0]} fitted on every test label; not a method): +16.67 over "
+            "speech, better in 1/2 folds")
+    assert describe_hindsight(result) == head + (". The search is not better than speech in 1 fold(s); neither is "
+                                                 "the ceiling in 1 of them (b).")
+    result["folds"][0]["systems"]["tuned"]["macro_f1"] = speech["a"]     # the search fails a, which the ceiling lifts
+    assert describe_hindsight(result).endswith(". The search is not better than speech in 2 fold(s); neither is the "
+                                               "ceiling in 1 of them (b).")
+    for fold in result["folds"]:                                         # the search better everywhere: no more
+        fold["systems"]["speech"]["macro_f1"] = 0.5
+    assert describe_hindsight(result) == head + "."
 
 
 def test_a_useless_text_model_costs_nothing():

@@ -12,6 +12,7 @@ from ser.labels import LabelSet
 from ser.report import RunOutputs, headline, tex_escape
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
+from ser.tuning import describe_hindsight
 
 TUNE = "tune: {engine: optuna, trials: 6}\nevaluate: {bootstrap: 100}\n"
 
@@ -97,6 +98,10 @@ def test_the_search_is_judged_against_the_best_baseline_with_its_ci(tuned_run, t
     assert set(pick["picked"]) == {f["fold"] for f in r["folds"]}
     assert pick["score"] == pytest.approx(np.mean([f["systems"][pick["picked"][f["fold"]]]["macro_f1"] for f in r["folds"]]))
     assert f"Choosing per fold among the one-weight baselines by tuning score: {100 * pick['score']:.2f} against " in md
+    ceiling = base["hindsight"]
+    assert set(ceiling["per_fold"]) == {f["fold"] for f in r["folds"]} and ceiling["system"] in pick["systems"]
+    assert ceiling["gain"] == pytest.approx(np.mean(list(ceiling["per_fold"].values())))
+    assert describe_hindsight(r) in md
     old = tmp_path / "old"                        # a results.json written before the comparison had a CI
     old.mkdir()
     for name in ("results.json", "trials.parquet", "predictions.parquet"):
