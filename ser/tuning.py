@@ -410,8 +410,9 @@ def describe_hindsight(result: dict) -> str:
     if not failed:
         return text + "."
     hard = [fold for fold in failed if fold in ceiling["not_better"]]
-    return (text + f". The search is not better than speech in {len(failed)} fold(s); neither is the ceiling in "
-            f"{len(hard)} of them" + (f" ({', '.join(hard)})." if hard else "."))
+    text += f". The search is not better than speech in {len(failed)} fold(s); "
+    return text + (f"neither is the ceiling in {len(hard)} of them ({', '.join(hard)})." if hard else
+                   "the ceiling is better in each of them.")
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,

@@ -199,6 +199,9 @@ def test_the_hindsight_ceiling_names_the_folds_no_fixed_fusion_lifts():
     result["folds"][0]["systems"]["tuned"]["macro_f1"] = speech["a"]     # the search fails a, which the ceiling lifts
     assert describe_hindsight(result).endswith(". The search is not better than speech in 2 fold(s); neither is the "
                                                "ceiling in 1 of them (b).")
+    result["folds"][1]["systems"]["speech"]["macro_f1"] = 0.9                # only a fails: the ceiling lifts it
+    assert describe_hindsight(result).endswith(". The search is not better than speech in 1 fold(s); the ceiling is "
+                                               "better in each of them.")
     for fold in result["folds"]:                                         # the search better everywhere: no more
         fold["systems"]["speech"]["macro_f1"] = 0.5
     assert describe_hindsight(result) == head + "."

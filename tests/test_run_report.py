@@ -41,7 +41,7 @@ def test_terminal_is_short_and_ray_free_while_ser_log_has_everything(run_dir):
     lines = (run_dir / "terminal.txt").read_text().splitlines()
     # progress lines between start and end come every 10 s, so their count depends on the machine's speed
     steady = [line for line in lines if not PROGRESS_LINE.fullmatch(line)]
-    assert 10 <= len(steady) <= 40, "\n".join(lines)
+    assert 10 <= len(steady) <= 45, "\n".join(lines)
     assert not [line for line in lines if RAY_LINE.search(line)], "\n".join(lines)
     assert lines[0] == "== prepare[demo-a]" and "tuned" in "\n".join(lines)
     log = (run_dir / "out" / "ser.log").read_text()
