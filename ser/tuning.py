@@ -389,8 +389,8 @@ def hindsight_ceiling(test: TestRows, result: dict, tune: TuneConfig) -> dict:
     for name in ONE_WEIGHT_BASELINES:
         config = fit_trial(BASELINES[name], a, tune.space, objective).config
         pred = rule_from_config(config, a.labels).decide(a).pred
-        gains = scores_from_confusion(fold_confusions(a.y, pred, test.fold_index, len(test.folds), a.labels.k))
-        gains = gains[objective] - speech
+        per_fold = scores_from_confusion(fold_confusions(a.y, pred, test.fold_index, len(test.folds), a.labels.k))
+        gains = per_fold[objective] - speech
         if best is None or gains.mean() > best["gain"]:
             best = {"system": name, "config": config, "gain": float(gains.mean()),
                     "per_fold": dict(zip(test.folds, map(float, gains)))}
