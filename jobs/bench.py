@@ -176,12 +176,12 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
                   f"{r['comparisons']['tuned']['folds']['improved']}/{len(r['folds'])} folds better); best baseline "
                   f"{b['best']} {m[b['best']]:.2f}; tuned - best {100 * v['diff']:+.2f} [{100 * v['ci_low']:+.2f}, "
                   f"{100 * v['ci_high']:+.2f}]: {b['verdict']}; optimism {100 * r['tuning']['mean_optimism']:+.2f}")
+            hindsight = r["baselines"]["hindsight"]
             if label.startswith("default"):
                 pick = r["baselines"]["per_fold_pick"]
                 print(f"  {'':<30} per-fold pick among the one-weight baselines by tuning score "
                       f"{100 * pick['score']:.2f}, the same baselines fixed {100 * pick['fixed_mean']:.2f} on average "
                       f"({100 * pick['diff']:+.2f})")
-                hindsight = r["baselines"]["hindsight"]
                 print(f"  {'':<30} hindsight ceiling (one weight fitted on every test label; not a method) "
                       f"{100 * hindsight['gain']:+.2f} vs speech, "
                       f"{len(hindsight['per_fold']) - len(hindsight['not_better'])}/{len(hindsight['per_fold'])} "
@@ -190,9 +190,9 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
                 gaps.append(100 * v["diff"])
                 gains += [100 * (f["systems"]["tuned"][tune.objective] - f["systems"]["speech"][tune.objective])
                           for f in r["folds"]]
-                ceiling += [100 * g for g in r["baselines"]["hindsight"]["per_fold"].values()]
+                ceiling += [100 * g for g in hindsight["per_fold"].values()]
                 shared += sum(f["systems"]["tuned"][tune.objective] <= f["systems"]["speech"][tune.objective]
-                              and f["fold"] in r["baselines"]["hindsight"]["not_better"] for f in r["folds"])
+                              and f["fold"] in hindsight["not_better"] for f in r["folds"])
                 hopeless += sum(all(f["systems"][n][tune.objective] <= f["systems"]["speech"][tune.objective]
                                     for n in b["systems"]) for f in r["folds"])
         print(f"  search time: {seconds:.1f} s (default space), {seconds_plain:.1f} s (no text options)")

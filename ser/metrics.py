@@ -61,6 +61,11 @@ def scores_from_confusion(c: np.ndarray) -> dict[str, np.ndarray]:
     return scores_from_counts(np.diagonal(c, axis1=-2, axis2=-1), c.sum(axis=-2), c.sum(axis=-1))
 
 
+def fold_scores(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> dict[str, np.ndarray]:
+    """Every metric per fold (arrays of length ``n_folds``, or (..., n_folds) for batched predictions)."""
+    return scores_from_confusion(fold_confusions(y, pred, fold_index, n_folds, k))
+
+
 def summary(y: np.ndarray, pred: np.ndarray, k: int) -> dict[str, float]:
     """The four headline metrics as plain floats."""
     return {m: float(v) for m, v in scores_from_confusion(confusion(y, pred, k)).items()}

@@ -69,7 +69,7 @@ class TuneResult:
 
     def summary(self) -> str:
         """What ``ser tune`` prints: the table against the simple baselines, the verdict with its CI, whether
-        choosing per fold pays, and the optimism of the kept configurations."""
+        choosing per fold pays, the hindsight ceiling, and the optimism of the kept configurations."""
         from ser.tuning import format_baselines
 
         return format_baselines(self.result)

@@ -13,8 +13,7 @@ from ser.folds import test_masks
 from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
 from ser.labels import LabelSet
 from ser.schema import path_view, text_path_names
-from ser.metrics import METRICS, confusion, fold_confusions, mean_std, per_class, scores_from_confusion, \
-    switch_stats
+from ser.metrics import METRICS, confusion, fold_scores, mean_std, per_class, scores_from_confusion, switch_stats
 from ser.stats import bootstrap_ci, paired_bootstrap, paired_fold_test
 
 
@@ -35,8 +34,7 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
                       seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
     """The evaluation.json layout for given predictions of the same rows by several systems."""
     k, labels = a.labels.k, a.labels
-    per_fold = {name: scores_from_confusion(fold_confusions(a.y, pred, fold_index, len(folds), k))
-                for name, pred in predictions.items()}
+    per_fold = {name: fold_scores(a.y, pred, fold_index, len(folds), k) for name, pred in predictions.items()}
     counts = np.bincount(fold_index, minlength=len(folds))
     result: dict = {
         "labels": list(labels.classes),

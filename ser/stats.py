@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import stats as sps
 
-from ser.metrics import batched_confusion, fold_confusions, scores_from_confusion
+from ser.metrics import batched_confusion, fold_scores, scores_from_confusion
 
 
 def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, *, metric: str = "ua",
@@ -57,9 +57,9 @@ def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: in
 def _fold_means(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, metric: str,
                 idx: np.ndarray) -> np.ndarray:
     """Mean over folds of ``metric`` for S prediction vectors (S, n) on B row draws ``idx`` (B, n): (B, S)."""
-    conf = fold_confusions(y[idx][:, None], preds[:, idx].transpose(1, 0, 2), fold_index[idx][:, None],
-                           int(fold_index.max()) + 1, k)                      # (B, S, folds, K, K)
-    return scores_from_confusion(conf)[metric].mean(axis=2)
+    scores = fold_scores(y[idx][:, None], preds[:, idx].transpose(1, 0, 2), fold_index[idx][:, None],
+                         int(fold_index.max()) + 1, k)                        # (B, S, folds) per metric
+    return scores[metric].mean(axis=2)
 
 
 def fold_mean_bootstrap(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, *, metric: str = "ua",

@@ -13,7 +13,7 @@ import pandas as pd
 from ser.asr_errors import WerNormalizer, pooled, pooled_by, utterance_errors
 from ser.folds import own_test_rows
 from ser.labels import SENTIMENTS, LabelSet
-from ser.metrics import fold_confusions, scores_from_confusion
+from ser.metrics import fold_scores
 from ser.schema import path_view, text_path_names
 from ser.scoring import headline_metric, predict_systems
 from ser.tuning import per_fold_rules
@@ -144,8 +144,7 @@ def transfer_matrix(df: pd.DataFrame, labels: LabelSet, configs: dict[str, dict[
     k = labels.k
 
     def mean_score(pred: np.ndarray) -> float:
-        conf = fold_confusions(test.arrays.y, pred, test.fold_index, len(test.folds), k)
-        return float(np.mean(scores_from_confusion(conf)[objective]))
+        return float(np.mean(fold_scores(test.arrays.y, pred, test.fold_index, len(test.folds), k)[objective]))
 
     speech = mean_score(preds["speech"])
     tuned = {pair: mean_score(pred) for pair, pred in preds.items() if pair != "speech"}

@@ -32,7 +32,7 @@ from ser.folds import fold_splits, own_test_rows
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
-from ser.metrics import fold_confusions, scores_from_confusion
+from ser.metrics import fold_scores
 from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
@@ -215,8 +215,7 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
     splits = fold_splits(df, tune.protocol)
     done: dict[str, list[TrialRecord]] = {}
     for split in splits:
-        saved = _saved_search(state_dir / f"fold-{safe_name(split.fold)}.json", fold_signature) \
-            if state_dir and reuse else None
+        saved = _saved_search(_fold_state(state_dir, split.fold), fold_signature) if state_dir and reuse else None
         if saved is not None:
             done[split.fold] = saved
     if done:
@@ -232,7 +231,7 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
                                 advance)
         for fold, records in found.items():
             if state_dir:
-                _save_search(state_dir / f"fold-{safe_name(fold)}.json", fold, records, fold_signature)
+                _save_search(_fold_state(state_dir, fold), fold, records, fold_signature)
         done.update(found)
     elapsed = time.perf_counter() - t0
     for split in splits:
@@ -245,6 +244,11 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
         n = sum(r.n_configs for s in todo for r in done[s.fold])
         log.debug(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
     return {s.fold: done[s.fold] for s in splits}
+
+
+def _fold_state(state_dir: Path, fold: str) -> Path:
+    """Where one fold's finished search is kept."""
+    return state_dir / f"fold-{safe_name(fold)}.json"
 
 
 def path_state_dir(state_dir: Path, path: str) -> Path:
@@ -389,8 +393,7 @@ def hindsight_ceiling(test: TestRows, result: dict, tune: TuneConfig) -> dict:
     for name in ONE_WEIGHT_BASELINES:
         config = fit_trial(BASELINES[name], a, tune.space, objective).config
         pred = rule_from_config(config, a.labels).decide(a).pred
-        per_fold = scores_from_confusion(fold_confusions(a.y, pred, test.fold_index, len(test.folds), a.labels.k))
-        gains = per_fold[objective] - speech
+        gains = fold_scores(a.y, pred, test.fold_index, len(test.folds), a.labels.k)[objective] - speech
         if best is None or gains.mean() > best["gain"]:
             best = {"system": name, "config": config, "gain": float(gains.mean()),
                     "per_fold": dict(zip(test.folds, map(float, gains)))}
@@ -531,7 +534,8 @@ def baseline_table(result: dict) -> pd.DataFrame:
 
 def format_baselines(result: dict) -> str:
     """What ``ser tune`` prints: the tuned system against each simple baseline (mean over folds, gain over speech,
-    folds better), the verdict with its CI, whether choosing per fold pays, and the optimism of the kept trials."""
+    folds better), the verdict with its CI, whether choosing per fold pays, the hindsight ceiling, and the optimism
+    of the kept trials."""
     table = baseline_table(result)
     width = int(table["system"].str.len().max()) + 2
     lines = [f"search vs simple leakage-free baselines ({result['tuning']['objective']}, mean over folds, %):",
