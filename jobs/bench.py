@@ -37,7 +37,7 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     from ser.schema import read_scores, validate, write_scores
     from ser.synthetic import synthetic_scores
 
-    df = validate(synthetic_scores(10, rows_per_fold, seed=0))
+    df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong"))
     cfg = load_config(None)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scores.parquet"
@@ -50,7 +50,7 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     print(f"ser evaluate, {len(df)} rows, 10 folds, 3 systems, 1000 bootstrap resamples:")
     print(f"  in-process {in_proc:.3f} s; whole CLI incl. interpreter start and imports {cli:.2f} s (goal < 2 s)")
 
-    a = ScoreArrays.from_table(validate(synthetic_scores(10, 500, seed=1)))
+    a = ScoreArrays.from_table(validate(synthetic_scores(10, 500, seed=1, profile="text-strong")))
     th, tv = np.linspace(0.3, 1.38, grid), np.linspace(0.0, 1.0, grid)
     t_grid = _best_of(lambda: class_surfaces(a, th, tv))
     neg = NegativeMapping.from_config("refer", a.labels)
@@ -102,7 +102,7 @@ def bench_tune(rows_per_fold: int = 553) -> None:
     print(f"  Ray Tune / plain Optuna throughput: {rates['ray'] / rates['optuna']:.2f}x "
           f"(goal through Tune >= 1,000/s); ray.init took {t_init:.1f} s")
 
-    tv = validate(with_model_folds(synthetic_scores(10, rows_per_fold, seed=0)))
+    tv = validate(with_model_folds(synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong")))
     pub = replace(cfg.tune, method="published", protocol="trainval", space={})
     t0 = time.perf_counter()
     tune_folds(tv, cfg.labels, pub, make_fold_search(pub), 0)

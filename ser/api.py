@@ -1,10 +1,12 @@
-"""The public API: score tables in, typed results out; no files written, nothing printed (``logging`` only).
+"""The public API: score tables in, typed results out; nothing printed (``logging`` only), no files written but
+by ``.save(directory)`` and ``ser.write_report``.
 
     import ser
     scores = ser.read_scores("runs/demo/infer/scores.parquet")
     ev = ser.evaluate(scores)                                   # speech, text, oracle per fold
     tuned = ser.tune(scores, {"tune": {"engine": "optuna", "trials": 16}})
     tuned.table().pivot(index="fold", columns="system", values="macro_f1")
+    ser.write_report(tuned.save("runs/notebook"))               # report.md/.html, as `ser report` writes them
 
 ``scores`` is a DataFrame or a path; ``config`` a YAML path, a YAML-shaped dict or a ``StudyConfig``. The
 label set comes from the config when it names one, else from the table's ``speech_*`` columns.
@@ -205,3 +207,4 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
                                     advance=advance)
                 for path in common}
     return CrossResult(result)
+

@@ -1,7 +1,9 @@
 """Typed results of the public API: what ``ser.evaluate``, ``ser.tune``, ``ser.sweep`` and ``ser.load_run`` return.
 
 Each wraps the JSON layout of the file the CLI writes (``.to_dict()``) and offers ``.table()``: a DataFrame
-with one row per fold and system, the shape a notebook wants to plot or pivot.
+with one row per fold and system, the shape a notebook wants to plot or pivot. ``.save(directory)`` writes
+the files the matching CLI command writes, so ``ser.load_run`` and ``ser.write_report`` read a notebook's results
+as they read a run directory.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ser.io import InputError
+from ser.io import InputError, write_json, write_parquet
 
 
 def fold_table(result: dict) -> pd.DataFrame:
@@ -35,6 +37,13 @@ class Evaluation:
 
     def table(self) -> pd.DataFrame:
         return fold_table(self.result)
+
+    def save(self, directory: str | Path) -> Path:
+        """``evaluation.json`` and ``predictions.parquet`` in ``directory`` (what ``ser evaluate`` writes)."""
+        out = Path(directory)
+        write_parquet(self.predictions, out / "predictions.parquet")
+        write_json(self.result, out / "evaluation.json")
+        return out
 
     @property
     def warnings(self) -> list[str]:
@@ -74,6 +83,15 @@ class TuneResult:
 
         return format_baselines(self.result)
 
+    def save(self, directory: str | Path) -> Path:
+        """``results.json``, ``trials.parquet`` and ``predictions.parquet`` in ``directory`` (what ``ser tune``
+        writes, less its ``run.json`` record and saved fold searches)."""
+        out = Path(directory)
+        write_parquet(self.trials, out / "trials.parquet")
+        write_parquet(self.predictions, out / "predictions.parquet")
+        write_json(self.result, out / "results.json")
+        return out
+
     @property
     def warnings(self) -> list[str]:
         return list(self.result.get("warnings", []))
@@ -93,6 +111,15 @@ class SweepResult:
     def table(self) -> pd.DataFrame:
         return self.chosen
 
+    def save(self, directory: str | Path) -> Path:
+        """``sweep.parquet``, ``sweep_chosen.parquet`` and ``sweep.json`` in ``directory`` (what ``ser sweep``
+        writes; a run directory or its ``sweep/`` folder)."""
+        out = Path(directory)
+        write_parquet(self.surfaces, out / "sweep.parquet")
+        write_parquet(self.chosen, out / "sweep_chosen.parquet")
+        write_json(self.stats, out / "sweep.json")
+        return out
+
 
 @dataclass(frozen=True)
 class CrossResult:
@@ -106,6 +133,12 @@ class CrossResult:
     def table(self) -> pd.DataFrame:
         return pd.DataFrame([{"tuned_on": src, "tested_on": dst, **cell}
                              for src, row in self.result["matrix"].items() for dst, cell in row.items()])
+
+    def save(self, directory: str | Path) -> Path:
+        """``cross.json`` in ``directory`` (what ``ser cross`` writes)."""
+        out = Path(directory)
+        write_json(self.result, out / "cross.json")
+        return out
 
 
 @dataclass(frozen=True)

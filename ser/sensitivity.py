@@ -9,7 +9,6 @@ grid (hindsight), and the oracle's score.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -19,7 +18,6 @@ from ser.config import SweepConfig
 from ser.folds import fold_splits
 from ser.fusion import NegativeMapping, OracleRule
 from ser.grid import GridSurface, class_surfaces, threshold_surface
-from ser.io import write_json, write_parquet
 from ser.labels import LabelSet
 from ser.metrics import METRICS, summary
 from ser.progress import progress
@@ -85,10 +83,3 @@ def sweep(df: pd.DataFrame, sweep_cfg: SweepConfig, labels: LabelSet, protocol: 
         "gap_to_best_on_grid": float((chosen_df["best_test_score"] - chosen_df["test_score"]).mean()),
     }
     return surfaces, chosen_df, stats
-
-
-def write_sweep(out: Path, surfaces: pd.DataFrame, chosen: pd.DataFrame, stats: dict) -> None:
-    """``sweep.parquet``, ``sweep_chosen.parquet`` and ``sweep.json`` under ``out`` (atomically)."""
-    write_parquet(surfaces, out / "sweep.parquet")
-    write_parquet(chosen, out / "sweep_chosen.parquet")
-    write_json(stats, out / "sweep.json")

@@ -48,8 +48,7 @@ def infer_stage(manifest: pd.DataFrame, cfg: StudyConfig, out: Path) -> tuple[pd
 def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
     """Fixed systems → ``evaluation.json`` and ``predictions.parquet``."""
     evaluation = _evaluate(df, cfg)
-    write_parquet(evaluation.predictions, out / "predictions.parquet")
-    write_json(evaluation.result, out / "evaluation.json")
+    evaluation.save(out)
     return evaluation
 
 
@@ -58,18 +57,14 @@ def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = 
     """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` (finished folds kept in
     ``out/folds`` and reused when ``resume``)."""
     result = _tune(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
-    write_parquet(result.trials, out / "trials.parquet")
-    write_parquet(result.predictions, out / "predictions.parquet")
-    write_json(result.result, out / "results.json")
+    result.save(out)
     return result
 
 
 def sweep_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> SweepResult:
     """Threshold surfaces → ``sweep.parquet``, ``sweep_chosen.parquet``, ``sweep.json``."""
-    from ser.sensitivity import write_sweep
-
     result = _sweep(df, cfg)
-    write_sweep(out, result.surfaces, result.chosen, result.stats)
+    result.save(out)
     return result
 
 
@@ -78,7 +73,7 @@ def cross_stage(tables: Mapping[str, pd.DataFrame], config: ConfigLike, out: Pat
                 reuse: bool = True) -> CrossResult:
     """Transfer matrix → ``cross.json`` (each corpus' per-fold searches kept in ``state_dirs[corpus]``)."""
     result = cross(tables, config, in_corpus=in_corpus, state_dirs=state_dirs, reuse=reuse)
-    write_json(result.result, out / "cross.json")
+    result.save(out)
     return result
 
 

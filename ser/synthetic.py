@@ -1,6 +1,6 @@
 """Synthetic score tables with the confusion structure of real corpora, for demos, tests and benchmarks.
 
-Two regimes (``profile``):
+Three regimes (``profile``):
 
 - ``iemocap-like`` — matched to released IEMOCAP outputs: speech strong (UA ≈ 65, varying by
   speaker from about 52 to 77), text weak (sentiment mapped to emotions UA ≈ 46), oracle switch
@@ -42,7 +42,7 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 
 
 def synthetic_scores(n_folds: int = 10, per_fold: int = 553, seed: int = 0, corpus: str = "synthetic",
-                     profile: str = "text-strong") -> pd.DataFrame:
+                     profile: str = "iemocap-like") -> pd.DataFrame:
     """A validated-shape score table: ``n_folds`` speaker folds of ``per_fold`` utterances each."""
     if profile not in PROFILES:
         raise ValueError(f"unknown synthetic profile '{profile}' (one of {list(PROFILES)})")

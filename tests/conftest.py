@@ -28,7 +28,7 @@ def make_table(labels, speech, text, folds=None, **extra) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def synth_table() -> pd.DataFrame:
-    return validate(synthetic_scores(n_folds=10, per_fold=300, seed=1))
+    return validate(synthetic_scores(n_folds=10, per_fold=300, seed=1, profile="text-strong"))
 
 
 @pytest.fixture(scope="session")

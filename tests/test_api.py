@@ -64,7 +64,7 @@ def test_three_class_study_through_the_public_api_prints_nothing(tmp_path):
 
 @pytest.fixture(scope="module")
 def table():
-    return validate(synthetic_scores(n_folds=4, per_fold=120, seed=5))
+    return validate(synthetic_scores(n_folds=4, per_fold=120, seed=5, profile="text-strong"))
 
 
 def test_results_are_typed_with_a_fold_by_system_table(table, tmp_path):
@@ -154,3 +154,32 @@ def test_readme_examples_run(tmp_path, table):
     for block in blocks:
         done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True, cwd=tmp_path)
         assert done.returncode == 0, block + done.stderr
+
+
+def test_notebook_results_save_reload_and_report_like_a_run_directory(table, tmp_path):
+    tuned, swept, ev = ser.tune(table, FAST), ser.sweep(table, FAST), ser.evaluate(table, FAST)
+    assert tuned.save(tmp_path / "nb") == tmp_path / "nb"
+    swept.save(tmp_path / "nb")
+    ev.save(tmp_path / "ev")
+    run = ser.load_run(tmp_path / "nb")
+    assert run.tune.to_dict() == tuned.to_dict() and run.table().equals(tuned.table())
+    assert run.tune.summary() == tuned.summary()
+    assert run.tune.predictions.equals(tuned.predictions) and len(run.tune.trials) == len(tuned.trials)
+    assert run.sweep.table().equals(swept.table()) and run.sweep.to_dict() == swept.to_dict()
+    assert ser.load_run(tmp_path / "ev").evaluation.table().equals(ev.table())
+    assert not list((tmp_path / "nb").glob(".*.tmp"))                    # written under temporary names, renamed
+    md, page = ser.write_report(tmp_path / "nb")
+    html = page.read_text()
+    assert (md, page) == (tmp_path / "nb" / "report.md", tmp_path / "nb" / "report.html")
+    assert "Search vs simple baselines" in html and "Hindsight ceiling" in html
+    assert (tmp_path / "nb" / "figures" / "sensitivity.png").exists()    # the sweep saved beside it is reported
+    with pytest.raises(FileNotFoundError, match="neither results.json nor evaluation.json"):
+        ser.write_report(tmp_path / "empty")
+
+
+def test_synthetic_scores_match_ser_synth(tmp_path):
+    from ser.cli import main
+
+    assert main(["synth", "--out", str(tmp_path / "s.parquet"), "--folds", "3", "--per-fold", "50"]) == 0
+    written = ser.read_scores(tmp_path / "s.parquet")
+    assert written.equals(validate(ser.synthetic_scores(n_folds=3, per_fold=50)))      # same default profile

@@ -77,7 +77,7 @@ def ser_submit(ray_head):
 
 
 def test_submitted_job_runs_tune_on_the_cluster(ser_submit, tmp_path):
-    validate(synthetic_scores(3, 60, seed=4)).to_parquet(tmp_path / "s.parquet")
+    validate(synthetic_scores(3, 60, seed=4, profile="text-strong")).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "c.yaml").write_text("tune: {trials: 4}\nevaluate: {bootstrap: 50}\n")
     done = ser_submit("--wait", "--", "tune", "--scores", str(tmp_path / "s.parquet"), "--config",
                       str(tmp_path / "c.yaml"), "--out", str(tmp_path / "out"))

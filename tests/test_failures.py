@@ -25,7 +25,7 @@ FAST_TUNE = "tune: {engine: optuna, trials: 4}\nevaluate: {bootstrap: 20}\n"
 def files(tmp_path_factory):
     """A small valid score table, a 3-class config, a manifest, and broken files of every kind."""
     d = tmp_path_factory.mktemp("inputs")
-    table = validate(synthetic_scores(n_folds=4, per_fold=60, seed=3))
+    table = validate(synthetic_scores(n_folds=4, per_fold=60, seed=3, profile="text-strong"))
     table.to_parquet(d / "scores.parquet")
     table.assign(label="neu").to_parquet(d / "one_class.parquet")
     (d / "garbage.parquet").write_bytes(b"PAR1 this is not parquet")
@@ -103,7 +103,7 @@ def test_debug_shows_the_traceback(files, tmp_path):
 
 
 def test_fold_ids_never_escape_the_output_directory(tmp_path):
-    df = synthetic_scores(n_folds=3, per_fold=60, seed=1)
+    df = synthetic_scores(n_folds=3, per_fold=60, seed=1, profile="text-strong")
     evil = "/../../../ESCAPED"
     df["fold"] = df["fold"].replace({df["fold"].iloc[0]: evil})
     validate(df).to_parquet(tmp_path / "s.parquet")
@@ -169,7 +169,8 @@ def test_disk_full_on_rerun_keeps_what_the_first_run_wrote(files, tmp_path, caps
 
 
 def test_ctrl_c_is_exit_130_with_one_line(tmp_path):
-    validate(synthetic_scores(n_folds=10, per_fold=300, seed=2)).to_parquet(tmp_path / "s.parquet")
+    validate(synthetic_scores(n_folds=10, per_fold=300, seed=2,
+                              profile="text-strong")).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "c.yaml").write_text("tune: {engine: optuna, trials: 400}\n")
     proc = subprocess.Popen([sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"),
                              "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")],
@@ -186,7 +187,7 @@ def test_ctrl_c_is_exit_130_with_one_line(tmp_path):
 
 
 def test_small_folds_are_warned_about_and_recorded(files, tmp_path, capsys):
-    df = validate(synthetic_scores(n_folds=4, per_fold=60, seed=3))
+    df = validate(synthetic_scores(n_folds=4, per_fold=60, seed=3, profile="text-strong"))
     df = df[(df["fold"] != df["fold"].iloc[0]) | (np.arange(len(df)) < 5)]
     df.to_parquet(tmp_path / "s.parquet")
     assert main(["evaluate", "--scores", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "o")]) == 0

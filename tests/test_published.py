@@ -55,7 +55,7 @@ def _brute_force_pair(a, c):
 @pytest.mark.parametrize("seed", range(4))
 def test_threshold_pair_ties_go_to_the_first_in_ascending_order(seed):
     """Few rows per class make many pairs tie on the wrong share: the first in (τ_H, τ_V) order must win."""
-    df = validate(synthetic_scores(n_folds=2, per_fold=14, seed=seed))
+    df = validate(synthetic_scores(n_folds=2, per_fold=14, seed=seed, profile="text-strong"))
     a = ScoreArrays.from_table(df)
     for c in range(4):
         if ((a.speech == c) & (a.y != c)).any():
@@ -86,7 +86,7 @@ def test_exclusion_needs_fewer_fixes_than_breaks():
 
 
 def test_thresholds_come_from_misclassified_quantiles_and_maximize_wrong_share():
-    df = validate(synthetic_scores(n_folds=3, per_fold=400, seed=5))
+    df = validate(synthetic_scores(n_folds=3, per_fold=400, seed=5, profile="text-strong"))
     a = ScoreArrays.from_table(df)
     config, score, n = published_procedure(a, "ua")
     assert config["gate"] == "hv" and config["merge"] == "exclude"
@@ -113,7 +113,7 @@ def test_thresholds_come_from_misclassified_quantiles_and_maximize_wrong_share()
 
 
 def test_exclusion_list_removes_net_harmful_transitions():
-    df = validate(synthetic_scores(n_folds=3, per_fold=400, seed=6))
+    df = validate(synthetic_scores(n_folds=3, per_fold=400, seed=6, profile="text-strong"))
     a = ScoreArrays.from_table(df)
     config, *_ = published_procedure(a)
     without = rule_from_config({**config, "merge": "replace", "exclude": []}, L).decide(a).pred
@@ -124,7 +124,7 @@ def test_exclusion_list_removes_net_harmful_transitions():
 
 
 def test_published_preset_end_to_end(tmp_path):
-    df = validate(with_model_folds(synthetic_scores(n_folds=4, per_fold=200, seed=2)))
+    df = validate(with_model_folds(synthetic_scores(n_folds=4, per_fold=200, seed=2, profile="text-strong")))
     df.to_parquet(tmp_path / "s.parquet")
     assert main(["tune", "--config", "configs/presets/published.yaml", "--scores", str(tmp_path / "s.parquet"),
                  "--out", str(tmp_path / "o")]) == 0

@@ -117,7 +117,8 @@ def test_tex_escapes_what_latex_would_choke_on():
 
 
 def test_report_from_an_evaluate_only_directory(tmp_path):
-    validate(synthetic_scores(n_folds=4, per_fold=100, seed=2)).to_parquet(tmp_path / "s.parquet")
+    validate(synthetic_scores(n_folds=4, per_fold=100, seed=2,
+                              profile="text-strong")).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "c.yaml").write_text("systems: {ll: {kind: loglinear, w: 0.4}}\nevaluate: {bootstrap: 50}\n")
     assert main(["evaluate", "--scores", str(tmp_path / "s.parquet"), "--config", str(tmp_path / "c.yaml"),
                  "--out", str(tmp_path / "ev")]) == 0

@@ -20,7 +20,7 @@ SMALL = SweepConfig(tau_h={"range": [0.0, 1.4], "steps": 8}, tau_v={"range": [0.
 
 @pytest.fixture(scope="module")
 def table():
-    return validate(synthetic_scores(n_folds=4, per_fold=250, seed=9))
+    return validate(synthetic_scores(n_folds=4, per_fold=250, seed=9, profile="text-strong"))
 
 
 def test_sweep_surfaces_match_direct_rule_and_mean_is_fold_average(table):
@@ -69,7 +69,7 @@ def test_cli_sweep_writes_outputs(tmp_path, table):
 
 
 def test_cross_dataset_matrix(tmp_path):
-    a = synthetic_scores(3, 200, seed=1, corpus="demo-a")
+    a = synthetic_scores(3, 200, seed=1, corpus="demo-a", profile="text-strong")
     b = synthetic_scores(3, 200, seed=2, corpus="demo-b", profile="iemocap-like")
     pd.concat([a, b]).to_parquet(tmp_path / "two.parquet")
     cfg = tmp_path / "c.yaml"

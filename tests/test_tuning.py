@@ -24,7 +24,7 @@ FAST = TuneConfig(engine="optuna", trials=12, max_concurrent_trials=1,
 
 @pytest.fixture(scope="module")
 def table():
-    return validate(synthetic_scores(n_folds=5, per_fold=240, seed=3))
+    return validate(synthetic_scores(n_folds=5, per_fold=240, seed=3, profile="text-strong"))
 
 
 def chosen(df, tune_cfg=FAST, seed=0):
@@ -147,7 +147,8 @@ def test_interrupted_ray_search_resumes(tmp_path):
     import sys
     import time
 
-    validate(synthetic_scores(n_folds=3, per_fold=400, seed=8)).to_parquet(tmp_path / "s.parquet")
+    validate(synthetic_scores(n_folds=3, per_fold=400, seed=8,
+                              profile="text-strong")).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "c.yaml").write_text("tune: {trials: 40, space: {select: {tau_h: {quantiles: [0.01, 0.99], steps: 90},"
                                      " tau_v: {quantiles: [0.01, 0.99], steps: 90}, rounds: 3}}}\n"
                                      "evaluate: {bootstrap: 50}\n")
@@ -191,7 +192,8 @@ def test_ctrl_c_on_the_ray_engine_exits_130_without_a_traceback(tmp_path):
     import sys
     import time
 
-    validate(synthetic_scores(n_folds=10, per_fold=300, seed=2)).to_parquet(tmp_path / "s.parquet")
+    validate(synthetic_scores(n_folds=10, per_fold=300, seed=2,
+                              profile="text-strong")).to_parquet(tmp_path / "s.parquet")
     (tmp_path / "c.yaml").write_text("tune: {engine: ray, trials: 200}\n")
     out = tmp_path / "o"
     proc = subprocess.Popen([sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"),
