@@ -27,7 +27,8 @@ from typing import Any, Iterator
 
 from ser.arrays import ScoreArrays
 from ser.search import anchor_trials, run_trial, suggest
-from ser.tuning import Advance, TrialRecord, no_progress
+from ser.choice import TrialRecord
+from ser.tuning import Advance, no_progress
 
 log = logging.getLogger(__name__)
 

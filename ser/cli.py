@@ -87,7 +87,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from ser.provenance import provenance
     from ser.study import tune_stage
     from ser.text_paths import format_text_paths
-    from ser.tuning import format_baselines
+    from ser.baselines import format_baselines
 
     t0 = time.perf_counter()
     df, cfg, out = _table_inputs(args)

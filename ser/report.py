@@ -25,8 +25,8 @@ from ser.figures import metric_name
 from ser.io import atomic_path, safe_name
 from ser.metrics import METRICS, summary
 from ser.stats import paired_bootstrap
-from ser.tuning import (baseline_table, describe_config, describe_hindsight, describe_per_fold_pick,
-                         describe_versus_best)
+from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
+from ser.tuning import describe_config
 
 BUILTIN = ("speech", "text", "oracle")
 

@@ -72,14 +72,14 @@ class TuneResult:
     def baselines(self) -> pd.DataFrame:
         """Did the search earn its complexity: the tuned system and each simple baseline in the tuning objective
         (mean, std, vs_speech, folds_better, folds_worse, vs_tuned; fractions)."""
-        from ser.tuning import baseline_table
+        from ser.baselines import baseline_table
 
         return baseline_table(self.result)
 
     def summary(self) -> str:
         """What ``ser tune`` prints: the table against the simple baselines, the verdict with its CI, whether
         choosing per fold pays, the hindsight ceiling, and the optimism of the kept configurations."""
-        from ser.tuning import format_baselines
+        from ser.baselines import format_baselines
 
         return format_baselines(self.result)
 

@@ -9,7 +9,7 @@ weight grid — so a trial evaluates thousands of configurations and amortizes t
 Fitting the best of thousands of configurations to one tuning set is optimistic (the winner's
 curse), so a trial also refits its structure with each of the tuning set's groups (folds) held
 out in turn and scores it on the held-out group: the *inner* estimate, which the sampler
-maximizes and the final choice (``ser.tuning.choose_trial``) uses. Pure numpy: no Ray, no torch,
+maximizes and the final choice (``ser.choice.choose_trial``) uses. Pure numpy: no Ray, no torch,
 no optuna import (the Optuna trial is passed in).
 """
 

@@ -159,7 +159,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     from ser.scoring import format_table
     from ser.schema import read_scores
     from ser.transfer import format_matrix
-    from ser.tuning import format_baselines
+    from ser.baselines import format_baselines
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -16,8 +16,9 @@ import pandas as pd
 from ser.config import TuneConfig
 from ser.folds import fold_ids
 from ser.labels import LabelSet
-from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, choose_trial, no_progress, \
-    pooled_search, tune_folds, tuned_results
+from ser.choice import choose_trial
+from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, no_progress, pooled_search, tune_folds, \
+    tuned_results
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ configuration is then applied once to fold k's test rows. Search engines are plu
 in-process Optuna here, Ray Tune + OptunaSearch in ``jobs.tune``; both run the same trial work
 (``ser.search.run_trial``) and are deterministic by seed, though their samplers draw differently.
 
-Which trial a fold keeps is decided by :func:`choose_trial` from the trials' inner
-leave-one-group-out estimates (default: the one-standard-error rule toward fewer free
-parameters), not by the optimistic score on the rows they were fitted to. Simple leakage-free
-baselines are fitted on the same tuning rows, so results show whether the search earned its keep.
+Which trial a fold keeps is decided by ``ser.choice`` from the trials' inner leave-one-group-out
+estimates, not by the optimistic score on the rows they were fitted to; ``ser.baselines`` fits
+simple leakage-free baselines on the same tuning rows, so results show whether the search earned
+its keep. Finished fold searches are saved, signed, and reused by a resumed or repeated run.
 """
 
 from __future__ import annotations
@@ -19,55 +19,27 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Callable, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
-from ser.config import CHOICES, TuneConfig
+from ser.baselines import baseline_comparison, fit_baselines, hindsight_ceiling, per_fold_pick
+from ser.choice import TrialRecord, choose_trial, standard_error
+from ser.config import TuneConfig
 from ser.folds import fold_splits, own_test_rows
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
-from ser.metrics import fold_scores
 from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
-from ser.stats import versus_best
-from ser.search import TrialResult, anchor_trials, fit_trial, run_trial, suggest
+from ser.search import anchor_trials, run_trial, suggest
 
 log = logging.getLogger(__name__)
-
-
-
-@dataclass(frozen=True)
-class TrialRecord:
-    """One search trial: the sampled structure, the configuration it settled on, its tuning score."""
-
-    number: int
-    params: dict
-    config: dict
-    score: float
-    n_configs: int
-    inner: list[float] | None = None
-
-    @classmethod
-    def from_result(cls, number: int, params: dict, result: TrialResult) -> "TrialRecord":
-        return cls(number, params, result.config, float(result.score), int(result.n_configs),
-                   None if result.inner is None else [float(x) for x in result.inner])
-
-    @property
-    def inner_mean(self) -> float | None:
-        return None if self.inner is None else float(np.mean(self.inner))
-
-    @property
-    def selection_score(self) -> float:
-        """What the sampler maximizes: the inner estimate where there is one, else the tuning score."""
-        return self.score if self.inner is None else self.inner_mean
-
 
 Advance = Callable[[int], None]
 """Progress callback: ``advance(n)`` after n more trials finished."""
@@ -111,56 +83,6 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
             advance(1)
         out[fold] = records
     return out
-
-
-def standard_error(values: Any) -> float | None:
-    """Standard error of the mean (sample std / √n); None for fewer than two values."""
-    v = np.asarray(values, dtype=float)
-    return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
-
-
-def _within_one_se(best: TrialRecord, other: TrialRecord, corrected: bool = False) -> bool:
-    """Is ``other``'s inner estimate within one standard error of ``best``'s (paired over the same groups)?
-
-    ``corrected``: the SE is widened by √(1 + J/(J − 1)) for J groups (Nadeau & Bengio, 2003): the J
-    per-group scores come from refits on overlapping data, so the plain SE understates the noise.
-    """
-    d = np.asarray(best.inner) - np.asarray(other.inner)
-    se = standard_error(d) or 0.0
-    if corrected:
-        se *= np.sqrt(1 + len(d) / (len(d) - 1))
-    return bool(d.mean() <= se + 1e-12)
-
-
-def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecord:
-    """The trial a fold keeps.
-
-    ``tuning-best``: highest score on the tuning rows (optimistic: the winner's curse).
-    ``inner-best``: highest inner leave-one-group-out estimate.
-    ``one-se``: among trials whose inner estimate is within one standard error of the best one
-    (the SE of the per-group differences), the one with the fewest free parameters; ties to the
-    higher inner estimate, then the earlier trial.
-    ``levels``: first, per complexity level (number of free parameters), the trial with the best
-    tuning score. Trials with as many fitted parameters are about equally optimistic, and the
-    tuning score ranks them with less noise than cross-validation does. Then ``one-se`` among
-    these finalists, with the overlap-corrected SE.
-    Trials without inner estimates (a tuning set of one group) fall back to ``tuning-best``. Every
-    rule is deterministic.
-    """
-    if rule not in CHOICES:
-        raise ValueError(f"choice '{rule}' is not one of {list(CHOICES)}")
-    if rule == "tuning-best" or any(r.inner is None for r in records):
-        return max(records, key=lambda r: (r.score, -r.number))
-    if rule == "levels":
-        by_level: dict[int, list[TrialRecord]] = {}
-        for r in records:
-            by_level.setdefault(free_parameters(r.config), []).append(r)
-        records = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
-    best = max(records, key=lambda r: (r.inner_mean, -r.number))
-    if rule == "inner-best":
-        return best
-    close = [r for r in records if _within_one_se(best, r, corrected=rule == "levels")]
-    return min(close, key=lambda r: (free_parameters(r.config), -r.inner_mean, r.number))
 
 
 def _signature(tune: TuneConfig, seed: int, labels: LabelSet, table_key: str) -> str:
@@ -324,100 +246,6 @@ def describe_config(config: dict) -> str:
     return "; ".join(w for w in words if w)
 
 
-BASELINES: dict[str, dict] = {
-    **{f"loglinear[{spread},{split}]": {"variant": "loglinear", "weight_gate": "none", "spread": spread,
-                                        "negative_split": split, "uniform": 0.0}
-       for spread in ("probs", "top") for split in ("even", "ratio")},
-    "published-rule": {"variant": "published"},
-}
-"""Simple leakage-free baselines fitted per fold on the same tuning rows as the search: a single
-text weight for each text distribution, and the published selection rule under the run's protocol."""
-ONE_WEIGHT_BASELINES = tuple(name for name, params in BASELINES.items() if params["variant"] == "loglinear")
-"""The near-equal one-weight fusions, one per text distribution, among which :func:`per_fold_pick` chooses."""
-
-
-@dataclass(frozen=True)
-class FittedBaseline:
-    """A simple baseline fitted on one fold's tuning rows: its configuration and its score on those rows."""
-
-    config: dict
-    tuning_score: float
-
-
-def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
-                  searches: dict[str, list[TrialRecord]]) -> dict[str, dict[str, FittedBaseline]]:
-    """{baseline: {fold: fit}} on each fold's tuning rows (never its test rows).
-
-    A baseline the fold's search already ran as an anchor trial (same structure, same rows, same
-    space: a deterministic fit) is taken from it; the others are fitted here.
-    """
-    arrays = ScoreArrays.from_table(df, labels)
-    out: dict[str, dict[str, FittedBaseline]] = {name: {} for name in BASELINES}
-    for split in fold_splits(df, tune.protocol):
-        ran = {json.dumps(r.params, sort_keys=True): r for r in searches.get(split.fold, [])}
-        a = arrays.take(split.tuning)
-        for name, params in BASELINES.items():
-            fit = ran.get(json.dumps(params, sort_keys=True)) or fit_trial(params, a, tune.space, tune.objective)
-            out[name][split.fold] = FittedBaseline(fit.config, fit.score)
-    return out
-
-
-def per_fold_pick(fits: dict[str, dict[str, FittedBaseline]], result: dict, objective: str) -> dict:
-    """Choose, per fold, the one-weight baseline with the best tuning score (ties to the first) and compare its test
-    scores with those baselines kept fixed. Below zero, choosing per fold among near-equal fusions picks against
-    the test fold: on small folds, a variant that wins on the test fold wins less often on the rest of the corpus.
-    The search chooses the same way, so there it cannot be expected to match the best baseline picked ex post."""
-    picked = {f["fold"]: max(ONE_WEIGHT_BASELINES, key=lambda n: fits[n][f["fold"]].tuning_score)
-              for f in result["folds"]}
-    score = float(np.mean([f["systems"][picked[f["fold"]]][objective] for f in result["folds"]]))
-    fixed = float(np.mean([result["mean"][name][objective] for name in ONE_WEIGHT_BASELINES]))
-    return {"systems": list(ONE_WEIGHT_BASELINES), "picked": picked, "score": score, "fixed_mean": fixed,
-            "diff": score - fixed}
-
-
-def describe_per_fold_pick(pick: dict) -> str:
-    """:func:`per_fold_pick` in one sentence."""
-    verdict = "choosing per fold pays here" if pick["diff"] >= 0 else \
-        "choosing per fold among these near-equal fusions does not pay here, and the search chooses per fold too"
-    return (f"Choosing per fold among the one-weight baselines by tuning score: {100 * pick['score']:.2f} against "
-            f"{100 * pick['fixed_mean']:.2f} for the same baselines fixed ({100 * pick['diff']:+.2f}); {verdict}.")
-
-
-def hindsight_ceiling(test: TestRows, result: dict, tune: TuneConfig) -> dict:
-    """Each one-weight baseline fitted on every fold's test rows at once, the best by mean over folds: a fixed
-    fusion of that kind chosen with every test label, a ceiling and not a method. A fold it does not lift above
-    speech is one the fold makes hard, not the search."""
-    objective, a = tune.objective, test.arrays
-    speech = np.array([f["systems"]["speech"][objective] for f in result["folds"]])
-    best: dict | None = None
-    for name in ONE_WEIGHT_BASELINES:
-        config = fit_trial(BASELINES[name], a, tune.space, objective).config
-        pred = rule_from_config(config, a.labels).decide(a).pred
-        gains = fold_scores(a.y, pred, test.fold_index, len(test.folds), a.labels.k)[objective] - speech
-        if best is None or gains.mean() > best["gain"]:
-            best = {"system": name, "config": config, "gain": float(gains.mean()),
-                    "per_fold": dict(zip(test.folds, map(float, gains)))}
-    best["not_better"] = [fold for fold, gain in best["per_fold"].items() if gain <= 0]
-    return best
-
-
-def describe_hindsight(result: dict) -> str:
-    """The hindsight ceiling in one sentence, and which of the tuned system's folds not better than speech it
-    does not lift either."""
-    ceiling, objective = result["baselines"]["hindsight"], result["tuning"]["objective"]
-    n = len(ceiling["per_fold"])
-    text = (f"Hindsight ceiling ({ceiling['system']} fitted on every test label; not a method): "
-            f"{100 * ceiling['gain']:+.2f} over speech, better in {n - len(ceiling['not_better'])}/{n} folds")
-    failed = [f["fold"] for f in result["folds"]
-              if f["systems"]["tuned"][objective] <= f["systems"]["speech"][objective]]
-    if not failed:
-        return text + "."
-    hard = [fold for fold in failed if fold in ceiling["not_better"]]
-    text += f". The search is not better than speech in {len(failed)} fold(s); "
-    return text + (f"neither is the ceiling in {len(hard)} of them ({', '.join(hard)})." if hard else
-                   "the ceiling is better in each of them.")
-
-
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
                    *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
                    paths: Mapping[str, str] | None = None) -> tuple[dict, TestRows, dict[str, np.ndarray]]:
@@ -495,65 +323,6 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     if path_configs:
         result["path_configs"] = path_configs
     return result
-
-
-def baseline_comparison(test: TestRows, predictions: dict[str, np.ndarray], objective: str, *, n_boot: int,
-                        seed: int) -> dict:
-    """The tuned system against the best simple baseline (mean over folds): the difference, its bootstrap CI
-    over test utterances, how much picking the best baseline on the test rows flatters it, and a verdict."""
-    versus = versus_best(test.arrays.y, predictions["tuned"], np.stack([predictions[b] for b in BASELINES]),
-                         test.fold_index, test.arrays.labels.k, metric=objective, n_boot=n_boot, seed=seed)
-    best = list(BASELINES)[versus.pop("best")]
-    verdict = "beats" if versus["ci_low"] > 0 else "falls short of" if versus["ci_high"] < 0 else "is level with"
-    return {"systems": list(BASELINES), "best": best, "tuned_minus_best": versus["diff"], "versus_best": versus,
-            "verdict": verdict}
-
-
-def describe_versus_best(baselines: dict, sep: str = " ") -> str:
-    """Did the search beat the best simple baseline, with the CI and how much the best pick is flattered
-    (two sentences joined by ``sep``)."""
-    v = baselines["versus_best"]
-    return (f"The search {baselines['verdict']} the best simple baseline, {baselines['best']}: "
-            f"{100 * v['diff']:+.2f} points [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] 95% CI over test "
-            f"utterances.{sep}That baseline is the best of {len(baselines['systems'])} on these test rows, which "
-            f"flatters it by ~{100 * v['selection_bias']:.2f} points.")
-
-
-def baseline_table(result: dict) -> pd.DataFrame:
-    """The tuned system and each simple baseline in the tuning objective: mean and std over folds, gain over speech,
-    folds better / worse than speech, and the difference to the tuned system (fractions, not percent)."""
-    r, objective = result, result["tuning"]["objective"]
-    speech, tuned = r["mean"]["speech"][objective], r["mean"]["tuned"][objective]
-    return pd.DataFrame([{"system": name, "mean": r["mean"][name][objective], "std": r["std"][name][objective],
-                          "vs_speech": r["mean"][name][objective] - speech,
-                          "folds_better": r["comparisons"][name]["folds"]["improved"],
-                          "folds_worse": r["comparisons"][name]["folds"]["worse"],
-                          "vs_tuned": r["mean"][name][objective] - tuned}
-                         for name in ["tuned", *r["baselines"]["systems"]]])
-
-
-def format_baselines(result: dict) -> str:
-    """What ``ser tune`` prints: the tuned system against each simple baseline (mean over folds, gain over speech,
-    folds better), the verdict with its CI, whether choosing per fold pays, the hindsight ceiling, and the optimism
-    of the kept trials."""
-    table = baseline_table(result)
-    width = int(table["system"].str.len().max()) + 2
-    lines = [f"search vs simple leakage-free baselines ({result['tuning']['objective']}, mean over folds, %):",
-             f"{'system':<{width}}{'mean':>8}{'vs speech':>11}{'folds +/-':>11}{'vs tuned':>10}"]
-    for row in table.itertuples():
-        versus_tuned = "" if row.system == "tuned" else f"{100 * row.vs_tuned:+.2f}"
-        lines.append(f"{row.system:<{width}}{100 * row.mean:>8.2f}{100 * row.vs_speech:>+11.2f}"
-                     f"{f'{row.folds_better}/{row.folds_worse}':>11}{versus_tuned:>10}")
-    t = result["tuning"]
-    inner = "" if t["mean_inner_score"] is None else f", inner estimate {100 * t['mean_inner_score']:.2f}"
-    lines.append(describe_versus_best(result["baselines"], sep="\n"))
-    if "per_fold_pick" in result["baselines"]:
-        lines.append(describe_per_fold_pick(result["baselines"]["per_fold_pick"]))
-    if "hindsight" in result["baselines"]:
-        lines.append(describe_hindsight(result))
-    lines.append(f"kept configurations: tuning score {100 * t['mean_tuning_score']:.2f}{inner}, test "
-                 f"{100 * t['mean_test_score']:.2f}; optimism (tuning − test) {100 * t['mean_optimism']:+.2f} points")
-    return "\n".join(lines)
 
 
 def trials_table(searches: dict[str, list[TrialRecord]],

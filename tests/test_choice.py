@@ -14,8 +14,10 @@ from ser.schema import validate
 from ser.search import fit_trial, resolve_space, run_trial
 from ser.synthetic import synthetic_scores
 from ser import scoring
-from ser.tuning import ONE_WEIGHT_BASELINES, FittedBaseline, TrialRecord, choose_trial, describe_hindsight, \
-    describe_per_fold_pick, hindsight_ceiling, make_fold_search, per_fold_pick, tune_folds, tuned_results
+from ser.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
+    hindsight_ceiling, per_fold_pick
+from ser.choice import TrialRecord, choose_trial
+from ser.tuning import make_fold_search, tune_folds, tuned_results
 
 LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
 GATED = {"kind": "average", "w": 0.5, "weight_gate": "entropy", "tau_h": 1.0, "text": {"uniform": 0.2}}  # 3

@@ -12,7 +12,7 @@ from ser.labels import LabelSet
 from ser.report import RunOutputs, headline, tex_escape
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
-from ser.tuning import describe_hindsight
+from ser.baselines import describe_hindsight
 
 TUNE = "tune: {engine: optuna, trials: 6}\nevaluate: {bootstrap: 100}\n"
 

@@ -14,7 +14,8 @@ from ser.config import ConfigError, TuneConfig, load_config
 from ser.provenance import source_digest
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
-from ser.tuning import choose_trial, make_fold_search, tune_folds, tuned_results
+from ser.choice import choose_trial
+from ser.tuning import make_fold_search, tune_folds, tuned_results
 
 FAST = TuneConfig(engine="optuna", trials=12, max_concurrent_trials=1,
                   space={"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 12},
