@@ -1,5 +1,5 @@
-"""The public API: score tables in, typed results out; nothing printed (``logging`` only), no files written but
-by ``.save(directory)`` and ``ser.write_report``.
+"""The public API: score tables in, typed results out; nothing printed (``logging`` only), and files written
+only by a result's ``.save(directory)`` and by ``ser.write_report``.
 
     import ser
     scores = ser.read_scores("runs/demo/infer/scores.parquet")
@@ -207,4 +207,3 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
                                     advance=advance)
                 for path in common}
     return CrossResult(result)
-

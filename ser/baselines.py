@@ -104,18 +104,22 @@ def hindsight_ceiling(test: TestRows, result: dict, tune: TuneConfig) -> dict:
 
 
 def describe_hindsight(result: dict) -> str:
-    """The hindsight ceiling in one sentence, and which of the tuned system's folds not better than speech it
-    does not lift either."""
+    """The hindsight ceiling in one sentence; then in how many folds the search kept speech alone (text adding
+    nothing measurable there), and which folds its fusion leaves not better than speech the ceiling does not lift
+    either."""
     ceiling, objective = result["baselines"]["hindsight"], result["tuning"]["objective"]
     n = len(ceiling["per_fold"])
     text = (f"Hindsight ceiling ({ceiling['system']} fitted on every test label; not a method): "
-            f"{100 * ceiling['gain']:+.2f} over speech, better in {n - len(ceiling['not_better'])}/{n} folds")
-    failed = [f["fold"] for f in result["folds"]
-              if f["systems"]["tuned"][objective] <= f["systems"]["speech"][objective]]
+            f"{100 * ceiling['gain']:+.2f} over speech, better in {n - len(ceiling['not_better'])}/{n} folds.")
+    speech_kept = [f["fold"] for f in result["folds"] if f["best"]["config"]["kind"] == "speech"]
+    if speech_kept:
+        text += f" The search kept speech alone in {len(speech_kept)} fold(s)."
+    failed = [f["fold"] for f in result["folds"] if f["fold"] not in speech_kept
+              and f["systems"]["tuned"][objective] <= f["systems"]["speech"][objective]]
     if not failed:
-        return text + "."
+        return text
     hard = [fold for fold in failed if fold in ceiling["not_better"]]
-    text += f". The search is not better than speech in {len(failed)} fold(s); "
+    text += f" Its fusion is not better than speech in {len(failed)} fold(s); "
     return text + (f"neither is the ceiling in {len(hard)} of them ({', '.join(hard)})." if hard else
                    "the ceiling is better in each of them.")
 

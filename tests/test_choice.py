@@ -186,8 +186,8 @@ def test_the_hindsight_ceiling_names_the_folds_no_fixed_fusion_lifts():
     cfg = load_config(None)
     test = scoring.TestRows.of(validate(pd.DataFrame(rows)), cfg.labels)
     speech = {"a": (1 + 0 + 2 / 3 + 1) / 4, "b": 1.0}
-    result = {"folds": [{"fold": f, "systems": {"speech": {"macro_f1": speech[f]}, "tuned": {"macro_f1": tuned}}}
-                        for f, tuned in (("a", 1.0), ("b", 1.0))],
+    result = {"folds": [{"fold": f, "systems": {"speech": {"macro_f1": speech[f]}, "tuned": {"macro_f1": tuned}},
+                         "best": {"config": LOGLINEAR}} for f, tuned in (("a", 1.0), ("b", 1.0))],
               "tuning": {"objective": "macro_f1"}}
     ceiling = hindsight_ceiling(test, result, cfg.tune)
     assert ceiling["system"] == ONE_WEIGHT_BASELINES[0] and ceiling["config"]["w"] > 0
@@ -195,18 +195,20 @@ def test_the_hindsight_ceiling_names_the_folds_no_fixed_fusion_lifts():
     assert ceiling["not_better"] == ["b"]
     result["baselines"] = {"hindsight": ceiling}
     head = (f"Hindsight ceiling ({ONE_WEIGHT_BASELINES[0]} fitted on every test label; not a method): +16.67 over "
-            "speech, better in 1/2 folds")
-    assert describe_hindsight(result) == head + (". The search is not better than speech in 1 fold(s); neither is "
+            "speech, better in 1/2 folds.")
+    assert describe_hindsight(result) == head + (" Its fusion is not better than speech in 1 fold(s); neither is "
                                                  "the ceiling in 1 of them (b).")
     result["folds"][0]["systems"]["tuned"]["macro_f1"] = speech["a"]     # the search fails a, which the ceiling lifts
-    assert describe_hindsight(result).endswith(". The search is not better than speech in 2 fold(s); neither is the "
-                                               "ceiling in 1 of them (b).")
-    result["folds"][1]["systems"]["speech"]["macro_f1"] = 0.9                # only a fails: the ceiling lifts it
-    assert describe_hindsight(result).endswith(". The search is not better than speech in 1 fold(s); the ceiling is "
-                                               "better in each of them.")
-    for fold in result["folds"]:                                         # the search better everywhere: no more
-        fold["systems"]["speech"]["macro_f1"] = 0.5
-    assert describe_hindsight(result) == head + "."
+    assert describe_hindsight(result) == head + (" Its fusion is not better than speech in 2 fold(s); neither is "
+                                                 "the ceiling in 1 of them (b).")
+    result["folds"][1]["best"]["config"] = {"kind": "speech"}          # b kept speech alone: level by choice
+    assert describe_hindsight(result) == head + (" The search kept speech alone in 1 fold(s). Its fusion is not better "
+                                                 "than speech in 1 fold(s); the ceiling is better in each of them.")
+    result["folds"][0]["best"]["config"] = {"kind": "speech"}
+    assert describe_hindsight(result) == head + " The search kept speech alone in 2 fold(s)."
+    for fold in result["folds"]:                                         # fusion kept and better everywhere: no more
+        fold["best"]["config"], fold["systems"]["speech"]["macro_f1"] = LOGLINEAR, 0.5
+    assert describe_hindsight(result) == head
 
 
 def test_a_useless_text_model_costs_nothing():
