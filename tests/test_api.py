@@ -177,6 +177,22 @@ def test_notebook_results_save_reload_and_report_like_a_run_directory(table, tmp
         ser.write_report(tmp_path / "empty")
 
 
+def test_results_show_a_one_line_summary_in_a_notebook_not_their_whole_contents(table, tmp_path):
+    tuned, swept, ev = ser.tune(table, FAST), ser.sweep(table, FAST), ser.evaluate(table, FAST)
+    r = tuned.to_dict()
+    speech, fused = (100 * r["mean"][s]["macro_f1"] for s in ("speech", "tuned"))
+    assert repr(tuned) == (f"<TuneResult: 4 folds, 16 trials; macro_f1 mean over folds: speech {speech:.2f}, tuned "
+                           f"{fused:.2f} (better in {r['comparisons']['tuned']['folds']['improved']}/4 folds); the search "
+                           f"{r['baselines']['verdict']} the best simple baseline>")
+    metric = ev.to_dict()["comparisons"]["text"]["bootstrap"]["metric"]
+    assert repr(ev).startswith(f"<Evaluation: 4 folds; {metric} mean over folds: speech "
+                               f"{100 * ev.to_dict()['mean']['speech'][metric]:.2f}, text ")
+    assert repr(swept).startswith(f"<SweepResult: 4 folds, {len(swept.surfaces):,} surface rows; chosen τ_H ")
+    tuned.save(tmp_path / "r")
+    assert repr(ser.load_run(tmp_path / "r")) == f"<Run {tmp_path / 'r'}: tune>"
+    assert all(len(repr(x)) < 300 and "\n" not in repr(x) for x in (tuned, swept, ev))
+
+
 def test_synthetic_scores_match_ser_synth(tmp_path):
     from ser.cli import main
 
