@@ -20,7 +20,7 @@ import pickle
 import shutil
 import tempfile
 import uuid
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from functools import partial
 from pathlib import Path
 from typing import Any, Iterator
@@ -179,6 +179,8 @@ def _storage(experiment_dir: str | None) -> Iterator[str]:
     """Where Tune keeps the experiment: ``experiment_dir``, or a temporary folder removed afterwards."""
     if experiment_dir:
         yield str(Path(experiment_dir).resolve())
+        with suppress(OSError):              # finished: an emptied folder is not left behind (interrupted: kept)
+            Path(experiment_dir).rmdir()
         return
     with tempfile.TemporaryDirectory(prefix="ser-tune-") as tmp:
         yield tmp

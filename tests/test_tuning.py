@@ -182,7 +182,7 @@ def test_interrupted_ray_search_resumes(tmp_path):
     assert trials.groupby("fold")["trial"].apply(lambda t: sorted(t) == list(range(40))).all()
     assert len(json.loads((out / "results.json").read_text())["folds"]) == 3
     # finished: Tune's experiment folder (trial dirs, event files) is gone, the fold states remain
-    assert not (out / "tune_experiment" / "ser-tune").exists() and len(list((out / "folds").iterdir())) == 3
+    assert not (out / "tune_experiment").exists() and len(list((out / "folds").iterdir())) == 3
 
 
 @pytest.mark.ray
