@@ -284,7 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                         help="override a config value (YAML value; repeatable), e.g. --set tune.trials=16")
-    common.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    common.add_argument("-q", "--quiet", action="store_true",
+                        help="no headers, progress or log lines: warnings, errors and printed results only")
     common.add_argument("-v", "--verbose", action="count", default=0,
                         help="more detail: -v per-fold lines, -vv also Ray's own log lines")
     common.add_argument("--debug", action="store_true", help="show tracebacks (also SER_DEBUG=1)")

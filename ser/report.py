@@ -142,19 +142,23 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
     blocks.append(("h2", "Per fold"))
     blocks.append(("img", figures.fold_bars(r, metric, fig("folds"), shown, formats),
                    f"{m} per fold (test rows) with 95% bootstrap CIs; dashed lines: means over folds."))
-    if main and out.predictions is not None:
-        gains = fold_gains(out, main)
+    gains = fold_gains(out, main) if main and out.predictions is not None else None
+    if gains is not None:
         blocks.append(("img", figures.gain_bars(gains, metric, fig("gains"), formats),
                        f"{main} − speech per fold, {m} points, with paired 95% bootstrap CIs."))
     head = ["fold", "n"] + [f"{s} {m}" for s in shown] + ([f"gain ({main} − speech)"] if main else [])
+    if gains is not None:
+        head.append("gain 95% CI")
     if out.tuned:
         head.append("chosen configuration")
     rows = []
-    for f in r["folds"]:
+    for i, f in enumerate(r["folds"]):
         s = f["systems"]
         row = [f["fold"], str(f["n"])] + [_pct(s[name][metric]) for name in shown]
         if main:
             row.append(f"{100 * (s[main][metric] - s['speech'][metric]):+.2f}")
+        if gains is not None:
+            row.append(f"[{gains['low'][i]:+.2f}, {gains['high'][i]:+.2f}]")
         if out.tuned:
             row.append(f["best"].get("description") or describe_config(f["best"]["config"]))
         rows.append(row)

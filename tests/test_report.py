@@ -42,7 +42,9 @@ def test_tables_carry_the_numbers_of_results_json(tuned_run):
         assert float(row[2]) == pytest.approx(100 * s["speech"]["macro_f1"], abs=0.006)
         assert float(row[4]) == pytest.approx(100 * s["tuned"]["macro_f1"], abs=0.006)
         assert float(row[5]) == pytest.approx(100 * (s["tuned"]["macro_f1"] - s["speech"]["macro_f1"]), abs=0.006)
-        assert row[6] == f["best"]["description"]
+        low, high = map(float, row[6].strip("[]").split(", "))                  # the gain's paired bootstrap CI
+        assert low <= float(row[5]) <= high
+        assert row[7] == f["best"]["description"]
     per_class = table(tuned_run, "per_class").set_index("class")
     for c in r["labels"]:
         assert float(per_class.loc[c, "tuned F1"]) == pytest.approx(100 * r["pooled"]["tuned"]["per_class"][c]["f1"],
@@ -125,7 +127,7 @@ def test_report_from_an_evaluate_only_directory(tmp_path):
     assert main(["report", "--run", str(tmp_path / "ev")]) == 0
     md = (tmp_path / "ev" / "report.md").read_text()
     assert "The best fixed system, `ll`," in md and "## Search" not in md
-    assert table(tmp_path / "ev", "per_fold").columns[-1] == "gain (ll − speech)"
+    assert list(table(tmp_path / "ev", "per_fold").columns[-2:]) == ["gain (ll − speech)", "gain 95% CI"]
 
 
 def test_report_of_a_three_class_run(tmp_path):
