@@ -100,6 +100,12 @@ class TuneResult:
         return (f"<TuneResult: {len(r['folds'])} folds, {len(self.trials)} trials; {_means(r, ['speech', 'tuned'])} "
                 f"(better in {folds['improved']}/{len(r['folds'])} folds){verdict}>")
 
+    def _repr_html_(self) -> str:
+        """In a notebook cell: the one-line summary and what ``ser tune`` prints against the simple baselines."""
+        from html import escape
+
+        return f"<pre>{escape(repr(self))}\n\n{escape(self.summary())}</pre>"
+
     def save(self, directory: str | Path) -> Path:
         """``results.json``, ``trials.parquet`` and ``predictions.parquet`` in ``directory`` (what ``ser tune``
         writes, less its ``run.json`` record and saved fold searches)."""

@@ -191,6 +191,9 @@ def test_results_show_a_one_line_summary_in_a_notebook_not_their_whole_contents(
     tuned.save(tmp_path / "r")
     assert repr(ser.load_run(tmp_path / "r")) == f"<Run {tmp_path / 'r'}: tune>"
     assert all(len(repr(x)) < 300 and "\n" not in repr(x) for x in (tuned, swept, ev))
+    html = tuned._repr_html_()                                         # what Jupyter shows for the result
+    assert html.startswith("<pre>&lt;TuneResult: 4 folds") and "The search " in html and "&lt;" in html
+    assert html.count("\n") == tuned.summary().count("\n") + 2
 
 
 def test_synthetic_scores_match_ser_synth(tmp_path):
