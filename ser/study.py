@@ -3,8 +3,9 @@
 ``run_study`` chains prepare → infer → tune → sweep → [cross] → report. Each stage records a signature
 (a hash of its settings, of its inputs' signatures and of the exact models it loads) in ``run.json``; a
 rerun skips stages whose signature is unchanged and whose outputs are intact, unless ``force``. The fusion
-stages (tune, sweep, cross) also sign ser's version, so an upgrade recomputes them (seconds to minutes);
-inference does not depend on the fusion code and costs GPU-hours, so it is kept.
+stages (tune, sweep, cross) also sign ser's code (version and source digest, ``provenance.code_version``), so an
+upgrade or an edit recomputes them (seconds to minutes); inference does not depend on the fusion code and costs
+GPU-hours, so it is kept.
 ``run.json`` also holds the resolved config, seed, package versions, git commit, model versions and
 per-stage timings.
 """
