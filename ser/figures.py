@@ -1,54 +1,69 @@
-"""Report figures (matplotlib, Agg). Each function draws one figure from run outputs, saves it as
-``<stem>.png`` (embedded in the HTML) plus any vector formats asked for, and returns the PNG path."""
+"""Report figures. Each function draws one figure from run outputs and returns it as a matplotlib ``Figure``
+(which a notebook cell displays); ``save`` writes ``<stem>.png`` plus any vector formats asked for.
+
+Figures are built without pyplot, in ser's own style (``matplotlib.rc_context``), so drawing one changes
+neither the caller's backend nor their rcParams, and nothing has to be closed."""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from ser.io import atomic_path
 
 COLORS = {"speech": "#7f8c8d", "text": "#e0a458", "tuned": "#2a9d8f", "oracle": "#c9ada7"}
 METRIC_NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 FORMATS = ("png", "svg", "pdf")
 
 
+STYLE = {"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
+         "axes.spines.right": False, "svg.fonttype": "none", "pdf.fonttype": 42}
+
+
 def metric_name(metric: str) -> str:
     return METRIC_NAMES.get(metric, metric)
 
 
-def _plt():
-    import matplotlib
+def _styled(draw: Callable[..., Figure]) -> Callable[..., Figure]:
+    """Run a drawing function inside ser's style, leaving the caller's rcParams untouched."""
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    @functools.wraps(draw)
+    def wrapper(*args, **kwargs) -> Figure:
+        with matplotlib.rc_context(STYLE):
+            return draw(*args, **kwargs)
 
-    plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
-                         "axes.spines.right": False, "svg.fonttype": "none", "pdf.fonttype": 42})
-    return plt
+    return wrapper
 
 
-def _save(fig, stem: Path, formats: tuple[str, ...], tight: bool = True) -> Path:
-    """Write ``stem.png`` and ``stem.<fmt>`` for each vector format; close the figure."""
-    import matplotlib.pyplot as plt
+def _figure(figsize: tuple[float, float], layout: str | None = "tight") -> Figure:
+    return Figure(figsize=figsize, layout=layout)
 
-    if tight:
-        fig.tight_layout()
-    for fmt in dict.fromkeys(("png",) + tuple(formats)):
-        fig.savefig(stem.with_suffix(f".{fmt}"), bbox_inches="tight", pad_inches=0.08)
-    plt.close(fig)
+
+def save(fig: Figure, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+    """Write ``stem.png`` and ``stem.<fmt>`` for each vector format (atomically); return the PNG's path."""
+    with matplotlib.rc_context(STYLE):
+        for fmt in dict.fromkeys(("png",) + tuple(formats)):
+            with atomic_path(stem.with_suffix(f".{fmt}")) as tmp:
+                fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.08)
     return stem.with_suffix(".png")
 
 
-def fold_bars(result: dict, metric: str, stem: Path, systems=("speech", "text", "tuned"),
-              formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def fold_bars(result: dict, metric: str, systems=("speech", "text", "tuned")) -> Figure:
     """Per-fold metric of each system with its 95% bootstrap CI, on an axis from 0; dashed = means over folds."""
-    plt = _plt()
     folds = [f["fold"] for f in result["folds"]]
     systems = [s for s in systems if s in result["mean"]]
     x = np.arange(len(folds))
     width = 0.8 / len(systems)
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.7 * len(folds) + 2), 3.6))
+    fig = _figure((max(6.5, 0.7 * len(folds) + 2), 3.6))
+    ax = fig.subplots()
     for i, s in enumerate(systems):
         vals = np.array([100 * f["systems"][s][metric] for f in result["folds"]])
         ci = [f["systems"][s].get("ci") for f in result["folds"]]
@@ -63,13 +78,14 @@ def fold_bars(result: dict, metric: str, stem: Path, systems=("speech", "text", 
     ax.set_ylabel(f"{metric_name(metric)} (%)")
     ax.set_ylim(0, 100)
     ax.legend(ncol=len(systems), loc="lower center", bbox_to_anchor=(0.5, 1.0), frameon=False)
-    return _save(fig, stem, formats)
+    return fig
 
 
-def gain_bars(gains: pd.DataFrame, metric: str, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def gain_bars(gains: pd.DataFrame, metric: str) -> Figure:
     """Tuned − speech per fold with its paired 95% bootstrap CI, on an axis through zero."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.55 * len(gains) + 2), 3.0))
+    fig = _figure((max(6.5, 0.55 * len(gains) + 2), 3.0))
+    ax = fig.subplots()
     x = np.arange(len(gains))
     colors = np.where(gains["gain"] >= 0, COLORS["tuned"], "#e76f51")
     err = np.array([gains["gain"] - gains["low"], gains["high"] - gains["gain"]])
@@ -77,14 +93,15 @@ def gain_bars(gains: pd.DataFrame, metric: str, stem: Path, formats: tuple[str, 
     ax.axhline(0, color="k", lw=0.8)
     ax.set_xticks(x, gains["fold"], rotation=30, ha="right")
     ax.set_ylabel(f"tuned − speech, {metric_name(metric)} (points)")
-    return _save(fig, stem, formats)
+    return fig
 
 
-def confusions(result: dict, stem: Path, systems: list[str], metric: str, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def confusions(result: dict, systems: list[str], metric: str) -> Figure:
     """Row-normalized pooled confusion matrices (with counts), one panel per system."""
-    plt = _plt()
     labels = result["labels"]
-    fig, axes = plt.subplots(1, len(systems), figsize=(3.3 * len(systems) + 0.4, 3.4), squeeze=False)
+    fig = _figure((3.3 * len(systems) + 0.4, 3.4))
+    axes = fig.subplots(1, len(systems), squeeze=False)
     for ax, name in zip(axes[0], systems):
         c = np.array(result["pooled"][name]["confusion"], dtype=float)
         norm = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
@@ -98,18 +115,19 @@ def confusions(result: dict, stem: Path, systems: list[str], metric: str, format
         ax.set_xlabel("predicted")
         ax.set_title(f"{name}: pooled {metric_name(metric)} {100 * result['pooled'][name][metric]:.1f}%")
     axes[0][0].set_ylabel("gold")
-    return _save(fig, stem, formats)
+    return fig
 
 
-def transitions(result: dict, stem: Path, system: str = "tuned", formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def transitions(result: dict, system: str = "tuned") -> Figure:
     """Label changes by transition: how many fixed an error (wrong→right) vs broke a right label."""
-    plt = _plt()
     trans = result["pooled"][system]["switches"]["transitions"]
     names = sorted(trans, key=lambda t: -trans[t]["n"])
     good = np.array([trans[t]["wrong_to_right"] for t in names])
     bad = np.array([trans[t]["right_to_wrong"] for t in names])
     neutral = np.array([trans[t]["wrong_to_wrong"] for t in names])
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.55 * len(names) + 2), 3.4))
+    fig = _figure((max(5.5, 0.55 * len(names) + 2), 3.4))
+    ax = fig.subplots()
     x = np.arange(len(names))
     ax.bar(x, good, color="#2a9d8f", label="wrong → right")
     ax.bar(x, -bad, color="#e76f51", label="right → wrong")
@@ -118,14 +136,15 @@ def transitions(result: dict, stem: Path, system: str = "tuned", formats: tuple[
     ax.set_xticks(x, [t.replace("->", "→") for t in names], rotation=30, ha="right")
     ax.set_ylabel("utterances (pooled over folds)")
     ax.legend(frameon=False)
-    return _save(fig, stem, formats)
+    return fig
 
 
-def uncertainty(pred: pd.DataFrame, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def uncertainty(pred: pd.DataFrame) -> Figure:
     """Distributions of the speech model's entropy H and varentropy V for its right and wrong predictions."""
-    plt = _plt()
     right = (pred["pred_speech"] == pred["label"]).to_numpy()
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.0))
+    fig = _figure((8, 3.0))
+    axes = fig.subplots(1, 2)
     for ax, col, name in ((axes[0], "h", "entropy H"), (axes[1], "v", "varentropy V")):
         values = pred[col].to_numpy()
         bins = np.linspace(values.min(), values.max(), 31)
@@ -137,16 +156,16 @@ def uncertainty(pred: pd.DataFrame, stem: Path, formats: tuple[str, ...] = ()) -
         ax.set_xlabel(f"{name} of the speech probabilities (nats)")
         ax.set_ylabel("density")
         ax.legend(frameon=False, fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1)
-    return _save(fig, stem, formats)
+    return fig
 
 
-def sensitivity(surfaces: pd.DataFrame, chosen: pd.DataFrame, metric: str, stem: Path,
-                formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def sensitivity(surfaces: pd.DataFrame, chosen: pd.DataFrame, metric: str) -> Figure:
     """Mean-over-folds surfaces of the metric and the switch rate, with each fold's chosen thresholds."""
-    plt = _plt()
     mean = surfaces[(surfaces["fold"] == "mean") & (surfaces["scope"] == "global")]
     th, tv = np.sort(mean["tau_h"].unique()), np.sort(mean["tau_v"].unique())
-    fig, axes = plt.subplots(1, 2, figsize=(9, 4.2))
+    fig = _figure((9, 4.2), layout=None)
+    axes = fig.subplots(1, 2)
     for ax, col, cmap, label in ((axes[0], metric, "viridis", f"test {metric_name(metric)}, mean over folds (%)"),
                                  (axes[1], "switch_rate", "magma", "labels changed (%)")):
         grid = mean.pivot(index="tau_h", columns="tau_v", values=col).loc[th, tv].to_numpy()
@@ -158,26 +177,24 @@ def sensitivity(surfaces: pd.DataFrame, chosen: pd.DataFrame, metric: str, stem:
                    label="mean of the chosen")
         ax.set_xlabel("τ_V (switch if V ≤ τ_V)")
         ax.set_ylabel("τ_H (switch if H ≥ τ_H)")
-    from matplotlib.lines import Line2D
-
     handles = [Line2D([], [], ls="none", marker="o", mfc="none", mec="k", label="chosen per fold (on its tuning rows)"),
                Line2D([], [], ls="none", marker="*", ms=11, color="red", label="mean of the chosen")]
     fig.legend(handles=handles, loc="lower center", ncol=2, frameon=False)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    return _save(fig, stem, formats, tight=False)
+    fig.set_layout_engine("tight", rect=(0, 0.08, 1, 1))
+    return fig
 
 
-def class_sensitivity(surfaces: pd.DataFrame, metric: str, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def class_sensitivity(surfaces: pd.DataFrame, metric: str) -> Figure:
     """Per speech-predicted class, the mean test metric when only that class's thresholds move (one scale)."""
-    plt = _plt()
     scopes = [s for s in surfaces["scope"].unique() if s != "global"]
     mean = surfaces[surfaces["fold"] == "mean"]
     parts = {scope: mean[mean["scope"] == scope] for scope in scopes}
     lo, hi = (100 * min(p[metric].min() for p in parts.values()), 100 * max(p[metric].max() for p in parts.values()))
     ncols = 2 if len(scopes) > 2 else len(scopes)
     nrows = int(np.ceil(len(scopes) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols + 1.2, 3.4 * nrows), squeeze=False,
-                             layout="constrained")
+    fig = _figure((4.2 * ncols + 1.2, 3.4 * nrows), layout="constrained")
+    axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, scope in zip(axes.ravel(), scopes):
         part = parts[scope]
         th, tv = np.sort(part["tau_h"].unique()), np.sort(part["tau_v"].unique())
@@ -192,15 +209,16 @@ def class_sensitivity(surfaces: pd.DataFrame, metric: str, stem: Path, formats: 
     for ax in axes.ravel()[len(scopes):]:
         ax.set_visible(False)
     fig.colorbar(im, ax=axes.ravel().tolist(), label=f"test {metric_name(metric)}, mean over folds (%)")
-    return _save(fig, stem, formats, tight=False)
+    return fig
 
 
-def trial_history(trials: pd.DataFrame, stem: Path, metric: str, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def trial_history(trials: pd.DataFrame, metric: str) -> Figure:
     """Each fold's search: every trial's inner estimate (dots) and the best so far (line)."""
-    plt = _plt()
     score = "inner_score" if "inner_score" in trials and trials["inner_score"].notna().all() else "tuning_score"
-    fig, ax = plt.subplots(figsize=(7, 3.4))
-    cmap = plt.get_cmap("tab10")
+    fig = _figure((7, 3.4))
+    ax = fig.subplots()
+    cmap = matplotlib.colormaps["tab10"]
     for i, (fold, part) in enumerate(trials.sort_values("trial").groupby("fold", sort=True)):
         color = cmap(i % 10)
         ax.scatter(part["trial"], 100 * part[score], s=6, color=color, alpha=0.35)
@@ -209,15 +227,16 @@ def trial_history(trials: pd.DataFrame, stem: Path, metric: str, formats: tuple[
     ax.set_ylabel(f"{'inner estimate' if score == 'inner_score' else 'tuning score'}, "
                   f"{metric_name(metric)} (%)")
     ax.legend(ncol=2, fontsize=7, frameon=False, loc="lower right", title="fold (best so far)")
-    return _save(fig, stem, formats)
+    return fig
 
 
-def cross_matrix(cross: dict, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def cross_matrix(cross: dict) -> Figure:
     """Gain over speech (points, mean over the test corpus' folds) for each tuning corpus → test corpus."""
-    plt = _plt()
     names = cross["corpora"]
     gain = np.array([[100 * cross["matrix"][a][b]["gain"] for b in names] for a in names])
-    fig, ax = plt.subplots(figsize=(1.5 * len(names) + 2.8, 1.3 * len(names) + 1.5))
+    fig = _figure((1.5 * len(names) + 2.8, 1.3 * len(names) + 1.5))
+    ax = fig.subplots()
     lim = max(1.0, np.abs(gain).max())
     im = ax.imshow(gain, cmap="RdBu", vmin=-lim, vmax=lim)
     for i in range(len(names)):
@@ -230,15 +249,16 @@ def cross_matrix(cross: dict, stem: Path, formats: tuple[str, ...] = ()) -> Path
     ax.set_xlabel("tested on")
     ax.set_ylabel("tuned on")
     fig.colorbar(im, ax=ax, label=f"{metric_name(cross['objective'])} gain over speech, mean over folds (points)")
-    return _save(fig, stem, formats)
+    return fig
 
 
-def gain_by_wer(cascade: dict, stem: Path, formats: tuple[str, ...] = ()) -> Path:
+@_styled
+def gain_by_wer(cascade: dict) -> Figure:
     """Accuracy gain of fusion over speech by utterance WER bucket, one bar group per text path, 95% CIs."""
-    plt = _plt()
     paths = list(cascade["paths"])
     buckets = [b["bucket"] for b in cascade["paths"][paths[0]]]
-    fig, ax = plt.subplots(figsize=(1.6 * len(buckets) + 2.5, 3.4))
+    fig = _figure((1.6 * len(buckets) + 2.5, 3.4))
+    ax = fig.subplots()
     width = 0.8 / len(paths)
     for i, path in enumerate(paths):
         rows = cascade["paths"][path]
@@ -254,4 +274,4 @@ def gain_by_wer(cascade: dict, stem: Path, formats: tuple[str, ...] = ()) -> Pat
     ax.set_xticks(range(len(buckets)), [f"WER {b}" for b in buckets])
     ax.set_ylabel("accuracy gain over speech (points)")
     ax.legend(fontsize=8)
-    return _save(fig, stem, formats)
+    return fig

@@ -140,11 +140,11 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
         blocks.append(("p", f"Warning: {warning}."))
 
     blocks.append(("h2", "Per fold"))
-    blocks.append(("img", figures.fold_bars(r, metric, fig("folds"), shown, formats),
+    blocks.append(("img", figures.save(figures.fold_bars(r, metric, shown), fig("folds"), formats),
                    f"{m} per fold (test rows) with 95% bootstrap CIs; dashed lines: means over folds."))
     gains = fold_gains(out, main) if main and out.predictions is not None else None
     if gains is not None:
-        blocks.append(("img", figures.gain_bars(gains, metric, fig("gains"), formats),
+        blocks.append(("img", figures.save(figures.gain_bars(gains, metric), fig("gains"), formats),
                        f"{main} − speech per fold, {m} points, with paired 95% bootstrap CIs."))
     head = ["fold", "n"] + [f"{s} {m}" for s in shown] + ([f"gain ({main} − speech)"] if main else [])
     if gains is not None:
@@ -174,11 +174,11 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
     blocks += per_class_blocks(r, shown)
     changed = [s for s in ("speech", "text", main) if s and s in r["pooled"]]
     blocks.append(("h2", "What changed"))
-    blocks.append(("img", figures.confusions(r, fig("confusions"), changed, metric, formats),
+    blocks.append(("img", figures.save(figures.confusions(r, changed, metric), fig("confusions"), formats),
                    "Pooled confusion matrices, rows = gold, normalized per row (counts in brackets)."))
     if main:
         sw = r["pooled"][main]["switches"]
-        blocks.append(("img", figures.transitions(r, fig("transitions"), main, formats),
+        blocks.append(("img", figures.save(figures.transitions(r, main), fig("transitions"), formats),
                        f"{main}: {sw['switched']} labels changed ({100 * sw['rate']:.1f}%), {sw['wrong_to_right']} "
                        f"errors fixed (up), {sw['right_to_wrong']} right labels broken (down), by transition."))
     if out.predictions is not None:
@@ -216,7 +216,7 @@ def uncertainty_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) ->
         text += (f" Here the median entropy is {med[('h', False)]:.2f} nats on wrong and {med[('h', True)]:.2f} on "
                  f"right predictions; the median varentropy {med[('v', False)]:.2f} vs {med[('v', True)]:.2f}.")
     return [("h2", "Uncertainty of the speech model"), ("p", text),
-            ("img", figures.uncertainty(pred, stem, formats),
+            ("img", figures.save(figures.uncertainty(pred), stem, formats),
              "H and V of the speech probabilities on test rows, for right and wrong speech predictions.")]
 
 
@@ -233,11 +233,11 @@ def sweep_blocks(out: RunOutputs, fig, formats: tuple[str, ...]) -> list[tuple]:
                     f"{_pct(stats['mean_test_score'])} (speech {_pct(stats['mean_speech_score'])}); the best grid "
                     f"point in hindsight {_pct(stats['mean_best_on_grid'])}; the oracle "
                     f"{_pct(stats['mean_oracle_score'])} (gap {100 * stats['gap_to_oracle']:.2f} points)."),
-              ("img", figures.sensitivity(surfaces, chosen, metric, fig("sensitivity"), formats),
+              ("img", figures.save(figures.sensitivity(surfaces, chosen, metric), fig("sensitivity"), formats),
                f"Mean test surfaces over folds ({m} and share of labels changed); circles: each fold's choice, "
                f"star: their mean.")]
     if (surfaces["scope"] != "global").any():
-        blocks.append(("img", figures.class_sensitivity(surfaces, metric, fig("sensitivity_classes"), formats),
+        blocks.append(("img", figures.save(figures.class_sensitivity(surfaces, metric), fig("sensitivity_classes"), formats),
                        f"Per speech-predicted class, only that class's thresholds move (test {m}, one colour scale; "
                        f"x = best)."))
     blocks.append(("table", Table("thresholds", ["fold", "τ_H", "τ_V", f"test {m} (sweep tuner)", f"speech {m}",
@@ -275,7 +275,7 @@ def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list
     if trials is not None and "text_path" in trials:
         trials = trials[trials["text_path"].isna()]              # the primary path's searches
     if trials is not None and len(trials):
-        blocks.append(("img", figures.trial_history(trials, stem, metric, formats),
+        blocks.append(("img", figures.save(figures.trial_history(trials, metric), stem, formats),
                        "Search history per fold: each trial's inner estimate (dots) and the best so far (lines)."))
     return blocks
 
@@ -299,7 +299,7 @@ def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tupl
     blocks = [("h2", "Cross-dataset transfer"),
               ("p", "The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
                     "row corpus is applied to every fold of the column corpus."),
-              ("img", figures.cross_matrix(cross, stem, formats),
+              ("img", figures.save(figures.cross_matrix(cross), stem, formats),
                f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
               ("table", Table("transfer", head, _transfer_rows(cross)))]
     for path, part in cross.get("text_paths", {}).items():
@@ -343,7 +343,7 @@ def text_path_blocks(r: dict, stem: Path, formats: tuple[str, ...]) -> list[tupl
         ("table", Table("text_paths", ["path", "transcripts", "WER", "CER", "sentiment accuracy", f"text {m}",
                                        f"tuned {m}"], rows))]
     if "cascade" in r:
-        blocks.append(("img", figures.gain_by_wer(r["cascade"], stem, formats),
+        blocks.append(("img", figures.save(figures.gain_by_wer(r["cascade"]), stem, formats),
                        "How transcript errors reach the fusion: accuracy gain over speech by utterance WER, with "
                        "95% bootstrap CIs over utterances."))
         rows = [[path, b["bucket"], str(b["n"]), f"{100 * b['gain']:+.2f}" if b["gain"] is not None else "-",
