@@ -199,10 +199,13 @@ def bench_tune_growth(sizes: tuple[int, ...] = (5_000, 50_000, 500_000), trials:
             t0 = time.perf_counter()
             tune_folds(df, cfg.labels, tune, make_fold_search(tune, engine), 0)
             dt = time.perf_counter() - t0
-            growth = f", x{dt / previous[name]:.1f} for x{rows // prev_rows}" if name in previous else ""
+            if name in previous:
+                before, before_rows = previous[name]
+                growth = f", x{dt / before:.1f} for x{rows // before_rows}"
+            else:
+                growth = ""
             line.append(f"{name} {dt:.1f} s{growth}")
-            previous[name] = dt
-        prev_rows = rows
+            previous[name] = (dt, rows)
         print(f"  {rows:>7,} rows: " + "; ".join(line))
 
 

@@ -47,7 +47,6 @@ def synthetic_scores(n_folds: int = 10, per_fold: int = 553, seed: int = 0, corp
     if profile not in PROFILES:
         raise ValueError(f"unknown synthetic profile '{profile}' (one of {list(PROFILES)})")
     rng = np.random.default_rng(seed)
-    n = n_folds * per_fold
     fold = np.repeat(np.arange(n_folds), per_fold)
     y, p, q = {"iemocap-like": _iemocap_like, "text-strong": _text_strong,
                "useless-text": _useless_text}[profile](rng, fold, n_folds)
