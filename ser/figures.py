@@ -7,6 +7,7 @@ neither the caller's backend nor their rcParams, and nothing has to be closed.""
 from __future__ import annotations
 
 import functools
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,6 +54,14 @@ def save(fig: Figure, stem: Path, formats: tuple[str, ...] = ()) -> Path:
             with atomic_path(stem.with_suffix(f".{fmt}")) as tmp:
                 fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.08)
     return stem.with_suffix(".png")
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """The figure as a PNG at screen resolution (its own dpi), as a notebook shows it."""
+    buffer = io.BytesIO()
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(buffer, format="png", dpi="figure", bbox_inches="tight", pad_inches=0.08)
+    return buffer.getvalue()
 
 
 @_styled

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,15 +20,15 @@ import numpy as np
 import pandas as pd
 
 from ser import figures
+from ser.plots import RunOutputs, draw, label_codes
 from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
 from ser.io import atomic_path, safe_name
 from ser.metrics import METRICS, summary
-from ser.stats import paired_bootstrap
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
 from ser.tuning import describe_config
 
-BUILTIN = ("speech", "text", "oracle")
+Image = Callable[[str, str], tuple]          # (figure name, caption) -> its "img" block, the figure saved
 
 
 @dataclass(frozen=True)
@@ -38,51 +38,6 @@ class Table:
     name: str
     head: list[str]
     rows: list[list[str]]
-
-
-@dataclass(frozen=True)
-class RunOutputs:
-    """What a run directory holds that the report reads."""
-
-    name: str
-    result: dict
-    tuned: bool
-    predictions: pd.DataFrame | None
-    trials: pd.DataFrame | None
-    sweep: tuple[pd.DataFrame, pd.DataFrame, dict] | None
-    cross: dict | None
-
-    @classmethod
-    def load(cls, run: Path) -> "RunOutputs":
-        path = run / "results.json" if (run / "results.json").exists() else run / "evaluation.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{run} holds neither results.json nor evaluation.json: run `ser tune`, "
-                                    f"`ser evaluate` or `ser run` into it first")
-        try:
-            result = json.loads(path.read_text())
-        except ValueError:
-            raise ValueError(f"{path} is damaged (not valid JSON): rerun the command that wrote it") from None
-        sweep_dir = run / "sweep" if (run / "sweep").is_dir() else run
-        sweep = None
-        if (sweep_dir / "sweep.parquet").exists():
-            sweep = (pd.read_parquet(sweep_dir / "sweep.parquet"), pd.read_parquet(sweep_dir / "sweep_chosen.parquet"),
-                     json.loads((sweep_dir / "sweep.json").read_text()))
-        read = lambda name: pd.read_parquet(run / name) if (run / name).exists() else None  # noqa: E731
-        cross = json.loads((run / "cross.json").read_text()) if (run / "cross.json").exists() else None
-        return cls(run.name, result, "tuned" in result["mean"], read("predictions.parquet"), read("trials.parquet"),
-                   sweep, cross)
-
-    @property
-    def metric(self) -> str:
-        return headline_metric(self.result)
-
-    @property
-    def main(self) -> str | None:
-        """The system the report is about: tuned, else the best fixed system by mean metric (None if only built-ins)."""
-        if self.tuned:
-            return "tuned"
-        own = [s for s in self.result["mean"] if s not in BUILTIN]
-        return max(own, key=lambda s: self.result["mean"][s][self.metric]) if own else None
 
 
 def _pct(x: float) -> str:
@@ -106,29 +61,15 @@ def headline(out: RunOutputs) -> str:
             f"**{f['improved']} of {f['n_folds']} folds**, worse in {f['worse']}{wilcoxon}.")
 
 
-def _codes(pred: pd.DataFrame, labels: list[str], column: str) -> np.ndarray:
-    return pd.Categorical(pred[column], categories=labels).codes.astype(np.int64)
-
-
-def fold_gains(out: RunOutputs, main: str, n_boot: int = 1000) -> pd.DataFrame:
-    """Per fold: main − speech with a paired bootstrap 95% CI (points), from predictions.parquet."""
-    labels, metric, pred = out.result["labels"], out.metric, out.predictions
-    rows = []
-    for i, fold in enumerate(f["fold"] for f in out.result["folds"]):
-        part = pred[pred["fold"] == fold]
-        y = _codes(part, labels, "label")
-        b = paired_bootstrap(y, _codes(part, labels, "pred_speech"), _codes(part, labels, f"pred_{main}"),
-                             len(labels), metric=metric, n_boot=n_boot, seed=i)
-        rows.append({"fold": fold, "gain": 100 * b["diff"], "low": 100 * b["ci_low"], "high": 100 * b["ci_high"]})
-    return pd.DataFrame(rows)
-
-
 def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> list[tuple]:
     """Everything the report says, in order."""
     r, metric, main = out.result, out.metric, out.main
     m = metric_name(metric)
-    fig = lambda name: fig_dir / name  # noqa: E731
-    shown = [s for s in ("speech", "text", main) if s and s in r["mean"]]
+
+    def image(name: str, caption: str) -> tuple:
+        return "img", figures.save(draw(out, name), fig_dir / name, formats), caption
+
+    shown = out.shown
     blocks: list[tuple] = [("h1", f"Fusion report: {out.name}"), ("p", headline(out))]
     t = r.get("tuning")
     if t:
@@ -140,12 +81,10 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
         blocks.append(("p", f"Warning: {warning}."))
 
     blocks.append(("h2", "Per fold"))
-    blocks.append(("img", figures.save(figures.fold_bars(r, metric, shown), fig("folds"), formats),
-                   f"{m} per fold (test rows) with 95% bootstrap CIs; dashed lines: means over folds."))
-    gains = fold_gains(out, main) if main and out.predictions is not None else None
+    blocks.append(image("folds", f"{m} per fold (test rows) with 95% bootstrap CIs; dashed lines: means over folds."))
+    gains = out.gains
     if gains is not None:
-        blocks.append(("img", figures.save(figures.gain_bars(gains, metric), fig("gains"), formats),
-                       f"{main} − speech per fold, {m} points, with paired 95% bootstrap CIs."))
+        blocks.append(image("gains", f"{main} − speech per fold, {m} points, with paired 95% bootstrap CIs."))
     head = ["fold", "n"] + [f"{s} {m}" for s in shown] + ([f"gain ({main} − speech)"] if main else [])
     if gains is not None:
         head.append("gain 95% CI")
@@ -172,25 +111,24 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
                                    for name in r["mean"]])))
 
     blocks += per_class_blocks(r, shown)
-    changed = [s for s in ("speech", "text", main) if s and s in r["pooled"]]
     blocks.append(("h2", "What changed"))
-    blocks.append(("img", figures.save(figures.confusions(r, changed, metric), fig("confusions"), formats),
-                   "Pooled confusion matrices, rows = gold, normalized per row (counts in brackets)."))
+    blocks.append(image("confusions",
+                        "Pooled confusion matrices, rows = gold, normalized per row (counts in brackets)."))
     if main:
         sw = r["pooled"][main]["switches"]
-        blocks.append(("img", figures.save(figures.transitions(r, main), fig("transitions"), formats),
-                       f"{main}: {sw['switched']} labels changed ({100 * sw['rate']:.1f}%), {sw['wrong_to_right']} "
-                       f"errors fixed (up), {sw['right_to_wrong']} right labels broken (down), by transition."))
+        blocks.append(image("transitions", f"{main}: {sw['switched']} labels changed ({100 * sw['rate']:.1f}%), "
+                                           f"{sw['wrong_to_right']} errors fixed (up), {sw['right_to_wrong']} right "
+                                           f"labels broken (down), by transition."))
     if out.predictions is not None:
-        blocks += uncertainty_blocks(out, fig("uncertainty"), formats)
+        blocks += uncertainty_blocks(out, image)
     if out.sweep:
-        blocks += sweep_blocks(out, fig, formats)
+        blocks += sweep_blocks(out, image)
     if "baselines" in r:
-        blocks += search_blocks(out, fig("trials"), formats)
+        blocks += search_blocks(out, image)
     if out.cross:
-        blocks += cross_blocks(out.cross, fig("cross"), formats)
+        blocks += cross_blocks(out.cross, image)
     if len(r.get("text_paths", {})) > 1 or "asr" in r:
-        blocks += text_path_blocks(r, fig("gain_by_wer"), formats)
+        blocks += text_path_blocks(r, image)
     if main and out.predictions is not None:
         blocks += breakdown_blocks(out, main)
     return blocks
@@ -206,7 +144,7 @@ def per_class_blocks(r: dict, shown: list[str]) -> list[tuple]:
             ("table", Table("per_class", head, rows))]
 
 
-def uncertainty_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+def uncertainty_blocks(out: RunOutputs, image: Image) -> list[tuple]:
     pred = out.predictions
     right = pred["pred_speech"] == pred["label"]
     med = {(col, ok): float(np.median(pred.loc[right == ok, col])) for col in ("h", "v") for ok in (True, False)
@@ -216,11 +154,11 @@ def uncertainty_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) ->
         text += (f" Here the median entropy is {med[('h', False)]:.2f} nats on wrong and {med[('h', True)]:.2f} on "
                  f"right predictions; the median varentropy {med[('v', False)]:.2f} vs {med[('v', True)]:.2f}.")
     return [("h2", "Uncertainty of the speech model"), ("p", text),
-            ("img", figures.save(figures.uncertainty(pred), stem, formats),
-             "H and V of the speech probabilities on test rows, for right and wrong speech predictions.")]
+            image("uncertainty", "H and V of the speech probabilities on test rows, for right and wrong speech "
+                                 "predictions.")]
 
 
-def sweep_blocks(out: RunOutputs, fig, formats: tuple[str, ...]) -> list[tuple]:
+def sweep_blocks(out: RunOutputs, image: Image) -> list[tuple]:
     surfaces, chosen, stats = out.sweep
     metric = stats["objective"]
     m = metric_name(metric)
@@ -233,13 +171,11 @@ def sweep_blocks(out: RunOutputs, fig, formats: tuple[str, ...]) -> list[tuple]:
                     f"{_pct(stats['mean_test_score'])} (speech {_pct(stats['mean_speech_score'])}); the best grid "
                     f"point in hindsight {_pct(stats['mean_best_on_grid'])}; the oracle "
                     f"{_pct(stats['mean_oracle_score'])} (gap {100 * stats['gap_to_oracle']:.2f} points)."),
-              ("img", figures.save(figures.sensitivity(surfaces, chosen, metric), fig("sensitivity"), formats),
-               f"Mean test surfaces over folds ({m} and share of labels changed); circles: each fold's choice, "
-               f"star: their mean.")]
+              image("sensitivity", f"Mean test surfaces over folds ({m} and share of labels changed); circles: each "
+                                   f"fold's choice, star: their mean.")]
     if (surfaces["scope"] != "global").any():
-        blocks.append(("img", figures.save(figures.class_sensitivity(surfaces, metric), fig("sensitivity_classes"), formats),
-                       f"Per speech-predicted class, only that class's thresholds move (test {m}, one colour scale; "
-                       f"x = best)."))
+        blocks.append(image("sensitivity_classes", f"Per speech-predicted class, only that class's thresholds move "
+                                                   f"(test {m}, one colour scale; x = best)."))
     blocks.append(("table", Table("thresholds", ["fold", "τ_H", "τ_V", f"test {m} (sweep tuner)", f"speech {m}",
                                                  f"best on grid {m}", f"oracle {m}"],
                                   [[c.fold, f"{c.tau_h:.3f}", f"{c.tau_v:.3f}", _pct(c.test_score), _pct(c.speech_score),
@@ -247,11 +183,11 @@ def sweep_blocks(out: RunOutputs, fig, formats: tuple[str, ...]) -> list[tuple]:
     return blocks
 
 
-def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+def search_blocks(out: RunOutputs, image: Image) -> list[tuple]:
     """Did the search earn its complexity: tuned vs simple baselines, each fold's tuning vs test score, trials."""
     r, metric = out.result, out.metric
     m = metric_name(metric)
-    base, t = r["baselines"], r["tuning"]
+    t = r["tuning"]
     rows = [[row.system, f"{_pct(row.mean)} ± {_pct(row.std)}", f"{100 * row.vs_speech:+.2f}",
              f"{row.folds_better}/{row.folds_worse}", "" if row.system == "tuned" else f"{100 * row.vs_tuned:+.2f}"]
             for row in baseline_table(r).itertuples()]
@@ -271,12 +207,9 @@ def search_blocks(out: RunOutputs, stem: Path, formats: tuple[str, ...]) -> list
         ("table", Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
                                      f"inner estimate {m}", f"test {m}", "optimism"], honesty)),
     ]
-    trials = out.trials
-    if trials is not None and "text_path" in trials:
-        trials = trials[trials["text_path"].isna()]              # the primary path's searches
-    if trials is not None and len(trials):
-        blocks.append(("img", figures.save(figures.trial_history(trials, metric), stem, formats),
-                       "Search history per fold: each trial's inner estimate (dots) and the best so far (lines)."))
+    if len(out.primary_trials):
+        blocks.append(image("trials", "Search history per fold: each trial's inner estimate (dots) and the best so "
+                                      "far (lines)."))
     return blocks
 
 
@@ -292,15 +225,14 @@ def _versus_best_text(result: dict, m: str) -> str:
     return head + describe_versus_best(base) + pick + ceiling
 
 
-def cross_blocks(cross: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+def cross_blocks(cross: dict, image: Image) -> list[tuple]:
     m = metric_name(cross["objective"])
     head = ["tuned on", "tested on", f"tuned {m} (mean over folds)", "gain (mean over folds)",
             "gain (pooled) [95% CI]", "folds better"]
     blocks = [("h2", "Cross-dataset transfer"),
               ("p", "The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
                     "row corpus is applied to every fold of the column corpus."),
-              ("img", figures.save(figures.cross_matrix(cross), stem, formats),
-               f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
+              image("cross", f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
               ("table", Table("transfer", head, _transfer_rows(cross)))]
     for path, part in cross.get("text_paths", {}).items():
         blocks += [("p", f"The same with text path `{path}` in every corpus (its own tuning and transfer)."),
@@ -319,7 +251,7 @@ def _transfer_rows(cross: dict) -> list[list[str]]:
     return rows
 
 
-def text_path_blocks(r: dict, stem: Path, formats: tuple[str, ...]) -> list[tuple]:
+def text_path_blocks(r: dict, image: Image) -> list[tuple]:
     """Every text path: its ASR errors, sentiment accuracy, text-only and tuned scores; the gain by utterance WER;
     the text-path transfer matrix."""
     metric = headline_metric(r)
@@ -343,9 +275,8 @@ def text_path_blocks(r: dict, stem: Path, formats: tuple[str, ...]) -> list[tupl
         ("table", Table("text_paths", ["path", "transcripts", "WER", "CER", "sentiment accuracy", f"text {m}",
                                        f"tuned {m}"], rows))]
     if "cascade" in r:
-        blocks.append(("img", figures.save(figures.gain_by_wer(r["cascade"]), stem, formats),
-                       "How transcript errors reach the fusion: accuracy gain over speech by utterance WER, with "
-                       "95% bootstrap CIs over utterances."))
+        blocks.append(image("gain_by_wer", "How transcript errors reach the fusion: accuracy gain over speech by "
+                                           "utterance WER, with 95% bootstrap CIs over utterances."))
         rows = [[path, b["bucket"], str(b["n"]), f"{100 * b['gain']:+.2f}" if b["gain"] is not None else "-",
                  str(b["switches"]), _pct(b["switch_right"]) if b["switch_right"] is not None else "-"]
                 for path, buckets in r["cascade"]["paths"].items() for b in buckets]
@@ -370,9 +301,9 @@ def breakdown_blocks(out: RunOutputs, main: str) -> list[tuple]:
             continue
         rows = []
         for value, part in pred.groupby(column, sort=True):
-            y = _codes(part, labels, "label")
-            sp = summary(y, _codes(part, labels, "pred_speech"), k)[metric]
-            mn = summary(y, _codes(part, labels, f"pred_{main}"), k)[metric]
+            y = label_codes(part, labels, "label")
+            sp = summary(y, label_codes(part, labels, "pred_speech"), k)[metric]
+            mn = summary(y, label_codes(part, labels, f"pred_{main}"), k)[metric]
             rows.append([str(value), str(len(part)), _pct(sp), _pct(mn), f"{100 * (mn - sp):+.2f}"])
         blocks.append(("table", Table(f"by_{column}", [column, "n", f"speech {m}", f"{main} {m}", "gain"], rows)))
     if blocks:

@@ -11,11 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ser.io import InputError, write_json, write_parquet
 from ser.scoring import headline_metric
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def fold_table(result: dict) -> pd.DataFrame:
@@ -30,6 +34,21 @@ def _means(result: dict, systems: list[str]) -> str:
     """'macro_f1 mean over folds: speech 64.25, tuned 66.62' — the line a result's repr leads with."""
     metric = headline_metric(result)
     return f"{metric} mean over folds: " + ", ".join(f"{s} {100 * result['mean'][s][metric]:.2f}" for s in systems)
+
+
+def _plot(name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluation | None" = None,
+          sweep: "SweepResult | None" = None, cross: "CrossResult | None" = None) -> "Figure":
+    """The report's figure ``name`` drawn from results in memory (``ser.plots`` names them)."""
+    from ser.plots import RunOutputs, draw, show_in_notebook
+
+    show_in_notebook()
+    main = tune or evaluation
+    predictions = main.predictions if main is not None and len(main.predictions) else None
+    outputs = RunOutputs("notebook", main.result if main is not None else None, tune is not None, predictions,
+                         tune.trials if tune is not None else None,
+                         (sweep.surfaces, sweep.chosen, sweep.stats) if sweep is not None else None,
+                         cross.result if cross is not None else None)
+    return draw(outputs, name)
 
 
 @dataclass(frozen=True, repr=False)
@@ -47,6 +66,11 @@ class Evaluation:
 
     def __repr__(self) -> str:
         return f"<Evaluation: {len(self.result['folds'])} folds; {_means(self.result, list(self.result['mean']))}>"
+
+    def plot(self, name: str = "folds") -> "Figure":
+        """A report figure as a matplotlib Figure: ``folds``, ``confusions``, ``uncertainty``, and with a fusion
+        system among the evaluated ones ``gains`` and ``transitions``."""
+        return _plot(name, evaluation=self)
 
     def save(self, directory: str | Path) -> Path:
         """``evaluation.json`` and ``predictions.parquet`` in ``directory`` (what ``ser evaluate`` writes)."""
@@ -100,6 +124,11 @@ class TuneResult:
         return (f"<TuneResult: {len(r['folds'])} folds, {len(self.trials)} trials; {_means(r, ['speech', 'tuned'])} "
                 f"(better in {folds['improved']}/{len(r['folds'])} folds){verdict}>")
 
+    def plot(self, name: str = "gains") -> "Figure":
+        """A report figure as a matplotlib Figure: ``gains`` (tuned − speech per fold with its 95% CI), ``folds``,
+        ``confusions``, ``transitions``, ``uncertainty`` or ``trials`` (each fold's search history)."""
+        return _plot(name, tune=self)
+
     def _repr_html_(self) -> str:
         """In a notebook cell: the one-line summary and what ``ser tune`` prints against the simple baselines."""
         from html import escape
@@ -139,6 +168,11 @@ class SweepResult:
         return (f"<SweepResult: {len(self.chosen)} folds, {len(self.surfaces):,} surface rows; chosen τ_H "
                 f"{h['mean']:.3f} ± {h['std']:.3f}, τ_V {v['mean']:.3f} ± {v['std']:.3f}>")
 
+    def plot(self, name: str = "sensitivity") -> "Figure":
+        """A report figure as a matplotlib Figure: ``sensitivity`` (the mean test surface with each fold's choice) or
+        ``sensitivity_classes`` (one class's thresholds at a time, when the sweep has per-class scopes)."""
+        return _plot(name, sweep=self)
+
     def save(self, directory: str | Path) -> Path:
         """``sweep.parquet``, ``sweep_chosen.parquet`` and ``sweep.json`` in ``directory`` (what ``ser sweep``
         writes; a run directory or its ``sweep/`` folder)."""
@@ -164,6 +198,10 @@ class CrossResult:
 
     def __repr__(self) -> str:
         return f"<CrossResult: tuned on × tested on {', '.join(self.result['matrix'])}>"
+
+    def plot(self, name: str = "cross") -> "Figure":
+        """The transfer matrix as a matplotlib Figure: gain over speech per (tuned on, tested on) pair."""
+        return _plot(name, cross=self)
 
     def save(self, directory: str | Path) -> Path:
         """``cross.json`` in ``directory`` (what ``ser cross`` writes)."""
@@ -195,6 +233,10 @@ class Run:
         if main is None:
             raise InputError(f"{self.path} holds neither results.json nor evaluation.json")
         return main.table()
+
+    def plot(self, name: str) -> "Figure":
+        """Any figure of the run's report by its file name under ``figures/`` (``gains``, ``sensitivity``, ...)."""
+        return _plot(name, tune=self.tune, evaluation=self.evaluation, sweep=self.sweep, cross=self.cross)
 
     def _parts(self) -> dict:
         parts = {"tune": self.tune, "evaluation": self.evaluation, "sweep": self.sweep, "cross": self.cross}

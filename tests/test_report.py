@@ -9,7 +9,8 @@ import pytest
 from ser.cli import main
 from ser.scoring import format_p
 from ser.labels import LabelSet
-from ser.report import RunOutputs, headline, tex_escape
+from ser.plots import RunOutputs
+from ser.report import headline, tex_escape
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 from ser.baselines import describe_hindsight

@@ -8,7 +8,10 @@ import sys
 import pytest
 import yaml
 
+import ser
 from ser.cli import main
+from ser.figures import save
+from ser.plots import FIGURES
 
 pytestmark = pytest.mark.ray
 
@@ -98,6 +101,15 @@ def test_report_holds_every_figure(run_dir):
     page = (out / "report.html").read_text()
     assert page.count("src='data:image/png;base64,") == len(figures) and "figures/" not in page
     assert (out / "figures" / "folds.png").stat().st_size > 10_000
+
+
+def test_a_notebook_draws_the_report_figures_from_the_run(run_dir, tmp_path):
+    """``ser.load_run(out).plot(name)`` is the report's figure ``name``: saved, the same bytes."""
+    out, run = run_dir / "out", ser.load_run(run_dir / "out")
+    assert sorted(FIGURES) == sorted(p.stem for p in (out / "figures").glob("*.png"))       # this run has them all
+    for name in FIGURES:
+        saved = save(run.plot(name), tmp_path / name)
+        assert saved.read_bytes() == (out / "figures" / f"{name}.png").read_bytes(), name
 
 
 def test_rerun_skips_finished_stages_and_recomputes_lost_outputs(run_dir, capsys):

@@ -1,0 +1,189 @@
+"""A run's outputs and the figures drawn from them, each named like its file under ``figures/``.
+
+The report (``ser report``) and a result's ``.plot(name)`` in a notebook take every figure from ``draw``, so the
+figure a notebook shows is the figure the report puts in a paper.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ser import figures
+from ser.scoring import headline_metric
+from ser.stats import paired_bootstrap
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+BUILTIN = ("speech", "text", "oracle")
+
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run directory, or a notebook's results, holds that the report and its figures read."""
+
+    name: str
+    result: dict | None             # results.json or evaluation.json; None for a sweep or a cross study alone
+    tuned: bool
+    predictions: pd.DataFrame | None
+    trials: pd.DataFrame | None
+    sweep: tuple[pd.DataFrame, pd.DataFrame, dict] | None
+    cross: dict | None
+
+    @classmethod
+    def load(cls, run: Path) -> "RunOutputs":
+        path = run / "results.json" if (run / "results.json").exists() else run / "evaluation.json"
+        if not path.exists():
+            raise FileNotFoundError(f"{run} holds neither results.json nor evaluation.json: run `ser tune`, "
+                                    f"`ser evaluate` or `ser run` into it first")
+        try:
+            result = json.loads(path.read_text())
+        except ValueError:
+            raise ValueError(f"{path} is damaged (not valid JSON): rerun the command that wrote it") from None
+        sweep_dir = run / "sweep" if (run / "sweep").is_dir() else run
+        sweep = None
+        if (sweep_dir / "sweep.parquet").exists():
+            sweep = (pd.read_parquet(sweep_dir / "sweep.parquet"), pd.read_parquet(sweep_dir / "sweep_chosen.parquet"),
+                     json.loads((sweep_dir / "sweep.json").read_text()))
+        read = lambda name: pd.read_parquet(run / name) if (run / name).exists() else None  # noqa: E731
+        cross = json.loads((run / "cross.json").read_text()) if (run / "cross.json").exists() else None
+        return cls(run.name, result, "tuned" in result["mean"], read("predictions.parquet"), read("trials.parquet"),
+                   sweep, cross)
+
+    @property
+    def metric(self) -> str:
+        return headline_metric(self.result)
+
+    @property
+    def main(self) -> str | None:
+        """The system the report is about: tuned, else the best fixed system by mean metric (None if only built-ins)."""
+        if self.result is None:
+            return None
+        if self.tuned:
+            return "tuned"
+        own = [s for s in self.result["mean"] if s not in BUILTIN]
+        return max(own, key=lambda s: self.result["mean"][s][self.metric]) if own else None
+
+    @property
+    def shown(self) -> list[str]:
+        """The systems the per-fold figures and tables show: speech, text and the main system."""
+        return [s for s in ("speech", "text", self.main) if s and s in self.result["mean"]]
+
+    @cached_property
+    def gains(self) -> pd.DataFrame | None:
+        """Per fold: main − speech with a paired bootstrap 95% CI (points); None without a main system or rows."""
+        if self.result is None or self.main is None or self.predictions is None:
+            return None
+        return fold_gains(self.result, self.predictions, self.main)
+
+    @property
+    def primary_trials(self) -> pd.DataFrame:
+        """The trials of the primary text path's searches (others are tuned again per path)."""
+        trials = self.trials if self.trials is not None else pd.DataFrame()
+        return trials[trials["text_path"].isna()] if "text_path" in trials else trials
+
+
+def label_codes(pred: pd.DataFrame, labels: list[str], column: str) -> np.ndarray:
+    return pd.Categorical(pred[column], categories=labels).codes.astype(np.int64)
+
+
+def fold_gains(result: dict, pred: pd.DataFrame, main: str, n_boot: int = 1000) -> pd.DataFrame:
+    """Per fold: main − speech with a paired bootstrap 95% CI (points), from the per-row predictions."""
+    labels, metric = result["labels"], headline_metric(result)
+    rows = []
+    for i, fold in enumerate(f["fold"] for f in result["folds"]):
+        part = pred[pred["fold"] == fold]
+        y = label_codes(part, labels, "label")
+        b = paired_bootstrap(y, label_codes(part, labels, "pred_speech"), label_codes(part, labels, f"pred_{main}"),
+                             len(labels), metric=metric, n_boot=n_boot, seed=i)
+        rows.append({"fold": fold, "gain": 100 * b["diff"], "low": 100 * b["ci_low"], "high": 100 * b["ci_high"]})
+    return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class FigureSpec:
+    """One figure: what it needs (in words, for the error), whether ``out`` has it, and how it is drawn."""
+
+    needs: str
+    available: Callable[[RunOutputs], bool]
+    draw: Callable[[RunOutputs], "Figure"]
+
+
+def _has_result(out: RunOutputs) -> bool:
+    return out.result is not None
+
+
+def _sweep_classes(out: RunOutputs) -> bool:
+    return out.sweep is not None and bool((out.sweep[0]["scope"] != "global").any())
+
+
+FIGURES: dict[str, FigureSpec] = {
+    "folds": FigureSpec("an evaluation or a tuning", _has_result,
+                        lambda out: figures.fold_bars(out.result, out.metric, out.shown)),
+    "gains": FigureSpec("a fusion system and its per-row predictions", lambda out: out.gains is not None,
+                        lambda out: figures.gain_bars(out.gains, out.metric)),
+    "confusions": FigureSpec("an evaluation or a tuning", _has_result,
+                             lambda out: figures.confusions(out.result, out.shown, out.metric)),
+    "transitions": FigureSpec("a fusion system", lambda out: out.main is not None,
+                              lambda out: figures.transitions(out.result, out.main)),
+    "uncertainty": FigureSpec("per-row predictions", lambda out: out.predictions is not None,
+                              lambda out: figures.uncertainty(out.predictions)),
+    "sensitivity": FigureSpec("a sweep", lambda out: out.sweep is not None,
+                              lambda out: figures.sensitivity(out.sweep[0], out.sweep[1], out.sweep[2]["objective"])),
+    "sensitivity_classes": FigureSpec("a sweep with per-class scopes", _sweep_classes,
+                                      lambda out: figures.class_sensitivity(out.sweep[0], out.sweep[2]["objective"])),
+    "trials": FigureSpec("a tuning with its trials",
+                         lambda out: _has_result(out) and "baselines" in out.result and len(out.primary_trials) > 0,
+                         lambda out: figures.trial_history(out.primary_trials, out.metric)),
+    "cross": FigureSpec("a cross-corpus study", lambda out: out.cross is not None,
+                        lambda out: figures.cross_matrix(out.cross)),
+    "gain_by_wer": FigureSpec("text paths scored against reference transcripts",
+                              lambda out: _has_result(out) and "cascade" in out.result,
+                              lambda out: figures.gain_by_wer(out.result["cascade"])),
+}
+
+
+def available(out: RunOutputs) -> list[str]:
+    """The names of the figures ``out`` can draw, in the report's order."""
+    return [name for name, spec in FIGURES.items() if spec.available(out)]
+
+
+def show_in_notebook() -> None:
+    """Under IPython, let a cell that returns a matplotlib Figure show it as a PNG.
+
+    IPython registers that display only once pyplot's inline backend has loaded, which a Figure built without
+    pyplot never triggers. A display already registered for Figure (the inline backend's, the user's) is kept.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    from matplotlib.figure import Figure
+
+    formatters = shell.display_formatter.formatters
+    for formatter in formatters.values():
+        try:
+            formatter.lookup_by_type(Figure)
+            return
+        except KeyError:
+            continue
+    formatters["image/png"].for_type(Figure, figures.png_bytes)
+
+
+def draw(out: RunOutputs, name: str) -> "Figure":
+    """Figure ``name`` of ``out``; a ValueError names what it needs and which figures ``out`` has."""
+    spec = FIGURES.get(name)
+    if spec is None:
+        raise ValueError(f"unknown figure {name!r}; figures are named {', '.join(FIGURES)}")
+    if not spec.available(out):
+        raise ValueError(f"figure {name!r} needs {spec.needs}; this result draws: {', '.join(available(out))}")
+    return spec.draw(out)
