@@ -28,7 +28,7 @@ from typing import Any, Iterator
 from ser.arrays import ScoreArrays
 from ser.search import anchor_trials, run_trial, suggest
 from ser.choice import TrialRecord
-from ser.tuning import Advance, no_progress
+from ser.tuning import Advance, FoldDone, no_progress, nothing_kept
 
 log = logging.getLogger(__name__)
 
@@ -116,12 +116,13 @@ def _per_fold_searcher_class():
 
 
 def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str, trials: int,
-               concurrency: int, advance: Advance = no_progress, experiment_dir: str | None = None,
-               resume: bool = False) -> dict[str, list[TrialRecord]]:
+               concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept,
+               experiment_dir: str | None = None, resume: bool = False) -> dict[str, list[TrialRecord]]:
     """Search every fold's tuning arrays in one Tune experiment, each fold with its own seeded TPE.
 
     With ``experiment_dir`` Tune checkpoints the experiment there; ``resume`` restores an interrupted one
-    (finished trials kept, unfinished ones rerun) instead of starting afresh.
+    (finished trials kept, unfinished ones rerun) instead of starting afresh. Folds run side by side, so
+    ``finished`` is called for each when the experiment ends.
     """
     import optuna
     from ray import tune
@@ -171,6 +172,8 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
         out[fold].append(TrialRecord(number, params, json.loads(r.metrics["chosen"]),
                                      float(r.metrics["tuning_score"]), int(r.metrics["n_configs"]),
                                      json.loads(r.metrics["inner"])))
+    for fold, records in out.items():
+        finished(fold, records)
     return out
 
 

@@ -49,16 +49,27 @@ def no_progress(n: int) -> None:
     """The default progress callback: nothing shown."""
 
 
+FoldDone = Callable[[str, list[TrialRecord]], None]
+"""Called with a fold's trials as soon as its search has finished, so they can be saved before the next fold."""
+
+
+def nothing_kept(fold: str, records: list[TrialRecord]) -> None:
+    """The default fold callback: a finished fold is only returned."""
+
+
 class SearchEngine(Protocol):
     """Searches every fold's tuning arrays independently, each with its own seeded sampler."""
 
     def __call__(self, tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str,
-                 trials: int, concurrency: int, advance: Advance = no_progress) -> dict[str, list[TrialRecord]]: ...
+                 trials: int, concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept
+                 ) -> dict[str, list[TrialRecord]]: ...
 
 
 def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str,
-                  trials: int, concurrency: int, advance: Advance = no_progress) -> dict[str, list[TrialRecord]]:
-    """In-process Optuna TPE (ask/tell), one study per fold, trials one after another.
+                  trials: int, concurrency: int, advance: Advance = no_progress, *,
+                  finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
+    """In-process Optuna TPE (ask/tell), one study per fold, trials one after another; ``finished`` is called
+    after each fold, so an interrupted run keeps the folds it completed.
 
     ``concurrency`` only matters to the Ray engine, whose parallelism is across folds.
     """
@@ -82,6 +93,7 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
             study.tell(trial, record.selection_score)
             advance(1)
         out[fold] = records
+        finished(fold, records)
     return out
 
 
@@ -96,19 +108,20 @@ def table_fingerprint(df: pd.DataFrame) -> str:
     return hashlib.sha256(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes()).hexdigest()[:16]
 
 
-FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int], Advance], dict[str, list[TrialRecord]]]
+FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int], Advance, FoldDone], dict[str, list[TrialRecord]]]
 
 
 def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> FoldSearch:
     """The per-fold search for a ``tune`` config: the published procedure, or a search by ``engine`` (default:
     the engine ``tune.engine`` names, through ``ser.engine``)."""
     if tune.method == "published":
-        def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress
-                          ) -> dict[str, list[TrialRecord]]:
+        def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,
+                          finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
             params, out = {"variant": "published"}, {}
             for fold, a in tuning.items():
                 out[fold] = [TrialRecord.from_result(0, params, run_trial(params, a, tune.space, tune.objective))]
                 advance(1)
+                finished(fold, out[fold])
             return out
         return run_published
     if engine is None:
@@ -117,9 +130,10 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> Fo
         engine = search_engine(tune)
     run = engine
 
-    def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress
-                   ) -> dict[str, list[TrialRecord]]:
-        return run(tuning, seeds, tune.space, tune.objective, tune.trials, tune.max_concurrent_trials, advance)
+    def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,
+                   finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
+        return run(tuning, seeds, tune.space, tune.objective, tune.trials, tune.max_concurrent_trials, advance,
+                   finished=finished)
     return run_search
 
 
@@ -129,8 +143,9 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
     ``reuse``, reused when their config, seed, table and code are unchanged).
 
     Fold i's sampler is seeded ``seed + i`` (i = position in sorted fold order), so a resumed run
-    gives the same trials as an uninterrupted one. Folds are saved when the search returns, each
-    file replaced atomically: a failed rerun never removes what an earlier run saved.
+    gives the same trials as an uninterrupted one. Each fold is saved as soon as the engine reports it
+    finished (in-process: one fold after another; Ray: when the experiment ends, which ``--resume``
+    restores), each file replaced atomically: a failed rerun never removes what an earlier run saved.
     """
     fold_signature = _signature(tune, seed, labels, table_fingerprint(df))
     arrays = ScoreArrays.from_table(df, labels)
@@ -146,15 +161,16 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
     todo = [s for s in splits if s.fold not in done]
     seeds = {s.fold: seed + i for i, s in enumerate(splits)}
     t0 = time.perf_counter()
+
+    def keep(fold: str, records: list[TrialRecord]) -> None:
+        if state_dir:
+            _save_search(_fold_state(state_dir, fold), fold, records, fold_signature)
+
     if todo:
         per_fold = 1 if tune.method == "published" else tune.trials
         with progress(per_fold * len(todo), "tuning", "trials") as advance:
-            found = fold_search({s.fold: arrays.take(s.tuning) for s in todo}, {s.fold: seeds[s.fold] for s in todo},
-                                advance)
-        for fold, records in found.items():
-            if state_dir:
-                _save_search(_fold_state(state_dir, fold), fold, records, fold_signature)
-        done.update(found)
+            done.update(fold_search({s.fold: arrays.take(s.tuning) for s in todo},
+                                    {s.fold: seeds[s.fold] for s in todo}, advance, keep))
     elapsed = time.perf_counter() - t0
     for split in splits:
         records = done[split.fold]

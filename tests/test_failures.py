@@ -168,22 +168,29 @@ def test_disk_full_on_rerun_keeps_what_the_first_run_wrote(files, tmp_path, caps
     assert (tmp_path / "o" / "results.json").read_bytes() == results
 
 
-def test_ctrl_c_is_exit_130_with_one_line(tmp_path):
-    validate(synthetic_scores(n_folds=10, per_fold=300, seed=2,
+def test_ctrl_c_is_exit_130_with_one_line_and_resume_keeps_the_finished_folds(tmp_path):
+    validate(synthetic_scores(n_folds=10, per_fold=200, seed=2,
                               profile="text-strong")).to_parquet(tmp_path / "s.parquet")
-    (tmp_path / "c.yaml").write_text("tune: {engine: optuna, trials: 400}\n")
-    proc = subprocess.Popen([sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"),
-                             "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while not (tmp_path / "o" / ".ser.lock").exists() and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(1.0)
+    (tmp_path / "c.yaml").write_text("tune: {engine: optuna, trials: 50}\n")
+    cmd = [sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"), "--config",
+           str(tmp_path / "c.yaml"), "--out", str(tmp_path / "o")]
+    # as from a terminal: a shell starts background jobs (`make test &`) with SIGINT ignored, and children inherit it
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.time() + 120
+    while not list((tmp_path / "o" / "folds").glob("fold-*.json")) and time.time() < deadline:
+        time.sleep(0.02)                                         # interrupt mid-search: one fold saved, more to do
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert err.strip().count("\n") == 0 and "ser tune: interrupted; rerun with --resume" in err
     assert not (tmp_path / "o" / ".ser.lock").exists()
+    kept = sorted(p.name for p in (tmp_path / "o" / "folds").glob("fold-*.json"))
+    assert 1 <= len(kept) < 10 and not list((tmp_path / "o" / "folds").glob(".*.tmp"))
+    resumed = subprocess.run(cmd + ["--resume", "-v"], capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed {len(kept)} finished fold(s)" in resumed.stderr
+    assert len(json.loads((tmp_path / "o" / "results.json").read_text())["folds"]) == 10
 
 
 def test_small_folds_are_warned_about_and_recorded(files, tmp_path, capsys):

@@ -210,9 +210,9 @@ def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
     def counting(tune, engine=None):
         search = real(tune, engine)
 
-        def run(tuning_sets, seeds, advance=tuning.no_progress):
+        def run(tuning_sets, seeds, advance=tuning.no_progress, finished=tuning.nothing_kept):
             searched.extend(tuning_sets)
-            return search(tuning_sets, seeds, advance)
+            return search(tuning_sets, seeds, advance, finished)
         return run
 
     monkeypatch.setattr(tuning, "make_fold_search", counting)
