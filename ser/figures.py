@@ -47,20 +47,24 @@ def _figure(figsize: tuple[float, float], layout: str | None = "tight") -> Figur
     return Figure(figsize=figsize, layout=layout)
 
 
+def _savefig(fig: Figure, target, fmt: str, **options) -> None:
+    """The one way a figure is written, to a file or a buffer: ser's style, cropped to what is drawn."""
+    with matplotlib.rc_context(STYLE):
+        fig.savefig(target, format=fmt, bbox_inches="tight", pad_inches=0.08, **options)
+
+
 def save(fig: Figure, stem: Path, formats: tuple[str, ...] = ()) -> Path:
     """Write ``stem.png`` and ``stem.<fmt>`` for each vector format (atomically); return the PNG's path."""
-    with matplotlib.rc_context(STYLE):
-        for fmt in dict.fromkeys(("png",) + tuple(formats)):
-            with atomic_path(stem.with_suffix(f".{fmt}")) as tmp:
-                fig.savefig(tmp, format=fmt, bbox_inches="tight", pad_inches=0.08)
+    for fmt in dict.fromkeys(("png",) + tuple(formats)):
+        with atomic_path(stem.with_suffix(f".{fmt}")) as tmp:
+            _savefig(fig, tmp, fmt)
     return stem.with_suffix(".png")
 
 
 def png_bytes(fig: Figure) -> bytes:
     """The figure as a PNG at screen resolution (its own dpi), as a notebook shows it."""
     buffer = io.BytesIO()
-    with matplotlib.rc_context(STYLE):
-        fig.savefig(buffer, format="png", dpi="figure", bbox_inches="tight", pad_inches=0.08)
+    _savefig(fig, buffer, "png", dpi="figure")
     return buffer.getvalue()
 
 

@@ -6,7 +6,6 @@ figure a notebook shows is the figure the report puts in a paper.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ser import figures
+from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 from ser.scoring import headline_metric
 from ser.stats import paired_bootstrap
 
@@ -40,24 +40,25 @@ class RunOutputs:
     cross: dict | None
 
     @classmethod
+    def of(cls, name: str, *, tune: TuneResult | None = None, evaluation: Evaluation | None = None,
+           sweep: SweepResult | None = None, cross: CrossResult | None = None) -> "RunOutputs":
+        """The outputs of typed results: a notebook's, or a run directory's as ``ser.load_run`` reads them."""
+        main = tune or evaluation
+        predictions = main.predictions if main is not None and len(main.predictions) else None
+        return cls(name, main.result if main is not None else None, tune is not None, predictions,
+                   tune.trials if tune is not None else None,
+                   (sweep.surfaces, sweep.chosen, sweep.stats) if sweep is not None else None,
+                   cross.result if cross is not None else None)
+
+    @classmethod
     def load(cls, run: Path) -> "RunOutputs":
-        path = run / "results.json" if (run / "results.json").exists() else run / "evaluation.json"
-        if not path.exists():
+        """A run directory's outputs, which the report needs to hold a tuning or an evaluation."""
+        if not (run / "results.json").exists() and not (run / "evaluation.json").exists():
             raise FileNotFoundError(f"{run} holds neither results.json nor evaluation.json: run `ser tune`, "
                                     f"`ser evaluate` or `ser run` into it first")
-        try:
-            result = json.loads(path.read_text())
-        except ValueError:
-            raise ValueError(f"{path} is damaged (not valid JSON): rerun the command that wrote it") from None
-        sweep_dir = run / "sweep" if (run / "sweep").is_dir() else run
-        sweep = None
-        if (sweep_dir / "sweep.parquet").exists():
-            sweep = (pd.read_parquet(sweep_dir / "sweep.parquet"), pd.read_parquet(sweep_dir / "sweep_chosen.parquet"),
-                     json.loads((sweep_dir / "sweep.json").read_text()))
-        read = lambda name: pd.read_parquet(run / name) if (run / name).exists() else None  # noqa: E731
-        cross = json.loads((run / "cross.json").read_text()) if (run / "cross.json").exists() else None
-        return cls(run.name, result, "tuned" in result["mean"], read("predictions.parquet"), read("trials.parquet"),
-                   sweep, cross)
+        loaded = load_run(run)
+        return cls.of(run.name, tune=loaded.tune, evaluation=loaded.evaluation, sweep=loaded.sweep,
+                      cross=loaded.cross)
 
     @property
     def metric(self) -> str:

@@ -42,12 +42,7 @@ def _plot(name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluatio
     from ser.plots import RunOutputs, draw, show_in_notebook
 
     show_in_notebook()
-    main = tune or evaluation
-    predictions = main.predictions if main is not None and len(main.predictions) else None
-    outputs = RunOutputs("notebook", main.result if main is not None else None, tune is not None, predictions,
-                         tune.trials if tune is not None else None,
-                         (sweep.surfaces, sweep.chosen, sweep.stats) if sweep is not None else None,
-                         cross.result if cross is not None else None)
+    outputs = RunOutputs.of("notebook", tune=tune, evaluation=evaluation, sweep=sweep, cross=cross)
     return draw(outputs, name)
 
 
@@ -249,7 +244,8 @@ def _json(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
     except ValueError:
-        raise InputError(f"{path} is not valid JSON (damaged by an interrupted write?)") from None
+        raise InputError(f"{path} is not valid JSON (damaged by an interrupted write?): rerun the command "
+                         f"that wrote it") from None
 
 
 def _parquet(path: Path) -> pd.DataFrame:
