@@ -123,8 +123,8 @@ DEMO_SCORES = Path("runs/demo/infer/scores.parquet")
 
 
 def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
-    """The tables fusion quality is judged on: iemocap-like for several seeds, text-strong, useless-text, and the
-    demo's own scores (``make demo`` makes them; run here first when missing)."""
+    """The tables fusion quality is judged on: iemocap-like for several seeds, weak-text, text-strong, useless-text,
+    and the demo's own scores (``make demo`` makes them; run here first when missing)."""
     from ser.synthetic import synthetic_scores
 
     if not DEMO_SCORES.exists():
@@ -132,7 +132,7 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
         subprocess.run([sys.executable, "-m", "ser.cli", "run", "configs/demo.yaml", "-q"], check=True)
     tables = {f"iemocap-like seed {s}": (lambda s=s: synthetic_scores(10, rows_per_fold, seed=s, profile="iemocap-like"))
               for s in seeds}
-    for profile in ("text-strong", "useless-text"):
+    for profile in ("weak-text", "text-strong", "useless-text"):
         tables[f"{profile} seed 0"] = lambda profile=profile: synthetic_scores(10, rows_per_fold, seed=0, profile=profile)
     tables["demo (configs/demo.yaml)"] = lambda: pd.read_parquet(DEMO_SCORES)
     return tables

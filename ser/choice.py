@@ -1,9 +1,10 @@
 """Which trial a fold keeps: the choice rules over a search's trials (``tune.choice``).
 
 The best of thousands of configurations fitted to one tuning set scores well there partly by luck, so the
-default rule (``levels``) ranks trials of equal complexity by their tuning score and then prefers the
-fewest free parameters among the finalists within one (overlap-corrected) standard error of the best inner
-leave-one-group-out estimate; speech alone, with nothing fitted, is always a candidate.
+default rule (``levels``) ranks trials of equal complexity by their tuning score, prefers the fewest free
+parameters among the fusion finalists within one (overlap-corrected) standard error of the best inner
+leave-one-group-out estimate, and keeps that fusion over speech alone (nothing fitted) only when its inner
+estimate is better by half a standard error.
 """
 
 from __future__ import annotations
@@ -50,8 +51,12 @@ def standard_error(values: Any) -> float | None:
     return float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
 
 
-def _within_one_se(best: TrialRecord, other: TrialRecord, corrected: bool = False) -> bool:
-    """Is ``other``'s inner estimate within one standard error of ``best``'s (paired over the same groups)?
+SPEECH_MARGIN_SE = 0.5
+"""``levels`` keeps a fusion over speech alone when its inner estimate is better by this many corrected SEs."""
+
+
+def _lead(best: TrialRecord, other: TrialRecord, corrected: bool = False) -> float:
+    """How many standard errors ``best``'s inner estimate leads ``other``'s (paired over the same groups).
 
     ``corrected``: the SE is widened by √(1 + J/(J − 1)) for J groups (Nadeau & Bengio, 2003): the J
     per-group scores come from refits on overlapping data, so the plain SE understates the noise.
@@ -60,7 +65,17 @@ def _within_one_se(best: TrialRecord, other: TrialRecord, corrected: bool = Fals
     se = standard_error(d) or 0.0
     if corrected:
         se *= np.sqrt(1 + len(d) / (len(d) - 1))
-    return bool(d.mean() <= se + 1e-12)
+    if se > 0:
+        return float(d.mean() / se)
+    return 0.0 if abs(d.mean()) <= 1e-12 else float(np.copysign(np.inf, d.mean()))
+
+
+def _one_se(records: list[TrialRecord], corrected: bool) -> TrialRecord:
+    """The fewest free parameters among the trials within one SE of the best inner estimate; ties to the higher
+    inner estimate, then the earlier trial."""
+    best = max(records, key=lambda r: (r.inner_mean, -r.number))
+    close = [r for r in records if _lead(best, r, corrected) <= 1 + 1e-9]
+    return min(close, key=lambda r: (free_parameters(r.config), -r.inner_mean, r.number))
 
 
 def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecord:
@@ -74,7 +89,9 @@ def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecor
     ``levels``: first, per complexity level (number of free parameters), the trial with the best
     tuning score. Trials with as many fitted parameters are about equally optimistic, and the
     tuning score ranks them with less noise than cross-validation does. Then ``one-se`` among
-    these finalists, with the overlap-corrected SE.
+    the fusion finalists, with the overlap-corrected SE. Speech alone is kept instead unless that
+    fusion's inner estimate leads it by ``SPEECH_MARGIN_SE`` corrected SEs: a whole SE forfeits
+    text that helps a little in every group.
     Trials without inner estimates (a tuning set of one group) fall back to ``tuning-best``. Every
     rule is deterministic.
     """
@@ -82,13 +99,19 @@ def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecor
         raise ValueError(f"choice '{rule}' is not one of {list(CHOICES)}")
     if rule == "tuning-best" or any(r.inner is None for r in records):
         return max(records, key=lambda r: (r.score, -r.number))
-    if rule == "levels":
-        by_level: dict[int, list[TrialRecord]] = {}
-        for r in records:
-            by_level.setdefault(free_parameters(r.config), []).append(r)
-        records = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
-    best = max(records, key=lambda r: (r.inner_mean, -r.number))
     if rule == "inner-best":
-        return best
-    close = [r for r in records if _within_one_se(best, r, corrected=rule == "levels")]
-    return min(close, key=lambda r: (free_parameters(r.config), -r.inner_mean, r.number))
+        return max(records, key=lambda r: (r.inner_mean, -r.number))
+    if rule == "one-se":
+        return _one_se(records, corrected=False)
+    by_level: dict[int, list[TrialRecord]] = {}
+    for r in records:
+        by_level.setdefault(free_parameters(r.config), []).append(r)
+    finalists = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
+    fused = [r for r in finalists if r.config["kind"] != "speech"]
+    speech = [r for r in finalists if r.config["kind"] == "speech"]
+    if not fused:
+        return speech[0]
+    kept = _one_se(fused, corrected=True)
+    if speech and _lead(kept, speech[0], corrected=True) <= SPEECH_MARGIN_SE + 1e-9:
+        return speech[0]
+    return kept

@@ -2,7 +2,7 @@
 
 Exit codes: 0 success; 1 runtime failure (disk full, a model or Ray failing); 2 bad input (config,
 score table, manifest, mapping, paths, arguments); 3 the output directory is in use by another
-ser run; 130 interrupted (Ctrl-C). Errors are one line on stderr; ``--debug`` or ``SER_DEBUG=1``
+ser run; 130 interrupted (Ctrl-C). Errors are one line on stderr; --debug or SER_DEBUG=1
 shows the traceback.
 """
 
@@ -376,6 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     p.add_argument("--profile", choices=list(PROFILES), default="iemocap-like",
                    help="iemocap-like: speech UA ~65, text-mapped ~46, oracle ~78, top-label sentiment (default); "
+                        "weak-text: iemocap-like with a weaker sentiment model (text-mapped ~38); "
                         "text-strong: text carries valence better than speech, like the demo corpus; "
                         "useless-text: iemocap-like speech, a sentiment model that says 'positive' 96%% of the time")
     p.add_argument("--folds", type=int, default=10)

@@ -97,7 +97,8 @@ class TuneConfig:
     max_concurrent_trials: int = field(default=2, metadata=doc("trials running at once (ray engine)"))
     choice: str = field(default="levels", metadata=doc(
         f"which trial is kept: one of {list(CHOICES)} (levels: the best tuning score per number of free "
-        f"parameters, then the simplest of those within one overlap-corrected SE of the best inner estimate)"))
+        f"parameters, then the simplest fusion within one overlap-corrected SE of the best inner estimate, kept over "
+        f"speech alone when it leads speech by half an SE)"))
     space: dict = field(default_factory=dict, metadata=doc(
         "search space overrides (`tune.space.*` below); unknown keys are errors"))
     text: str | None = field(default=None, metadata=doc(
