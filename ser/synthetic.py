@@ -1,6 +1,6 @@
 """Synthetic score tables with the confusion structure of real corpora, for demos, tests and benchmarks.
 
-Three regimes (``profile``):
+Four regimes (``profile``):
 
 - ``iemocap-like`` — matched to released IEMOCAP outputs: speech strong (UA ≈ 65, varying by
   speaker from about 52 to 77), text weak (sentiment mapped to emotions UA ≈ 46), oracle switch
