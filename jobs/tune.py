@@ -37,13 +37,31 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")   # experiment state ever
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")   # no per-trial event files nobody reads
 
 
-def _progress_callback(advance: Advance):
-    """A Tune callback counting finished trials (runs in the driver)."""
+_PROGRESS: list[Advance] = [no_progress]
+"""The running experiment's progress callback. Tune pickles its callbacks into the experiment state and a restored
+experiment runs that copy, so the callback looks this up when it runs: a resumed search reports to this process
+(it reported to a stale copy of the killed run's progress: "tuning: 0/120 trials" after finishing all 120)."""
+
+
+def _progress_callback():
+    """A Tune callback counting finished trials, those a restored experiment had finished included (runs in the
+    driver)."""
     from ray.tune import Callback
 
     class TrialsDone(Callback):
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            advance(1)
+        def setup(self, **info: Any) -> None:
+            self.reported = 0
+
+        def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+            import jobs.tune           # this process's module, also in a callback unpickled from a restored state
+
+            done = sum(t.status == "TERMINATED" for t in trials)
+            if done > self.reported:
+                jobs.tune._PROGRESS[0](done - self.reported)
+                self.reported = done
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            self.on_step_end(0, trials)
 
     return TrialsDone()
 
@@ -156,9 +174,13 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
                                             num_samples=trials * len(folds), reuse_actors=True,
                                             max_concurrent_trials=min(concurrency, len(folds))),
                 run_config=tune.RunConfig(storage_path=storage, name="ser-tune", verbose=0,
-                                          callbacks=[_progress_callback(advance)]),
+                                          callbacks=[_progress_callback()]),
             )
-        grid = tuner.fit()
+        _PROGRESS[0] = advance
+        try:
+            grid = tuner.fit()
+        finally:
+            _PROGRESS[0] = no_progress
         if grid.errors:
             raise RuntimeError(f"{len(grid.errors)} Tune trial(s) failed; first: {grid.errors[0]}")
         if len(grid) < trials * len(folds) or any("chosen" not in (r.metrics or {}) for r in grid):

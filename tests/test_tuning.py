@@ -141,7 +141,8 @@ def test_ray_tune_engine_is_deterministic_and_searches_each_fold(table, ray_sess
 
 @pytest.mark.ray
 def test_interrupted_ray_search_resumes(tmp_path):
-    """SIGKILL `ser tune` mid-experiment; `--resume` restores the Tune experiment and finishes every fold."""
+    """SIGKILL `ser tune` mid-experiment; `--resume` restores the Tune experiment, finishes every fold and reports
+    its progress to the resumed process (Tune restores its callbacks from the killed run's pickled state)."""
     import os
     import signal
     import subprocess
@@ -177,6 +178,7 @@ def test_interrupted_ray_search_resumes(tmp_path):
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert "restoring the interrupted Tune experiment" in resumed.stderr
+    assert "tuning: 120/120 trials in " in resumed.stderr      # the trials finished before the kill count too
     trials = pd.read_parquet(out / "trials.parquet")
     assert trials.groupby("fold").size().tolist() == [40, 40, 40]
     assert trials.groupby("fold")["trial"].apply(lambda t: sorted(t) == list(range(40))).all()
