@@ -122,86 +122,99 @@ def bench_tune(rows_per_fold: int = 553) -> None:
 DEMO_SCORES = Path("runs/demo/infer/scores.parquet")
 
 
+SECOND_PATHS = {"two-path, strong and independent": ("llm", 0.6, 0.0),
+                "two-path, repeating the first": ("ref", 0.48, 0.8),
+                "two-path, useless second": ("bad", 1 / 3, 0.0)}
+"""The second text paths of the two-path tables: (name, strength, correlation) for ``ser synth``'s ``SecondPath``."""
+
+
 def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
-    """The tables fusion quality is judged on: iemocap-like for several seeds, weak-text, text-strong, useless-text,
-    and the demo's own scores (``make demo`` makes them; run here first when missing)."""
-    from ser.synthetic import synthetic_scores
+    """The tables fusion quality is judged on: iemocap-like, weak-text and useless-text for every seed, text-strong,
+    iemocap-like with a second text path (strong and independent, repeating the first, useless), and the demo's
+    own scores (``make demo`` makes them; run here first when missing)."""
+    from ser.synthetic import SecondPath, synthetic_scores
 
     if not DEMO_SCORES.exists():
         print("(running `ser run configs/demo.yaml` for the demo's score table)")
         subprocess.run([sys.executable, "-m", "ser.cli", "run", "configs/demo.yaml", "-q"], check=True)
-    tables = {f"iemocap-like seed {s}": (lambda s=s: synthetic_scores(10, rows_per_fold, seed=s, profile="iemocap-like"))
-              for s in seeds}
-    for profile in ("weak-text", "text-strong", "useless-text"):
-        tables[f"{profile} seed 0"] = lambda profile=profile: synthetic_scores(10, rows_per_fold, seed=0, profile=profile)
+    tables = {}
+    for profile in ("iemocap-like", "weak-text", "useless-text"):
+        tables.update({f"{profile} seed {s}": (lambda s=s, p=profile: synthetic_scores(10, rows_per_fold, seed=s,
+                                                                                        profile=p)) for s in seeds})
+    tables["text-strong seed 0"] = lambda: synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong")
+    for label, spec in SECOND_PATHS.items():
+        tables.update({f"{label} seed {s}": (lambda s=s, spec=spec: synthetic_scores(
+            10, rows_per_fold, seed=s, second=SecondPath(*spec))) for s in seeds})
     tables["demo (configs/demo.yaml)"] = lambda: pd.read_parquet(DEMO_SCORES)
     return tables
 
 
+def _fusion_line(r: dict, objective: str) -> tuple[str, list[float]]:
+    """One search's result in one line (gain over speech, folds better, worst fold, against the best baseline and,
+    with joint baselines, against the best one-path one), and its per-fold gains."""
+    gains = [100 * (f["systems"]["tuned"][objective] - f["systems"]["speech"][objective]) for f in r["folds"]]
+    b = r["baselines"]
+
+    def versus(part: dict) -> str:
+        v = part["versus_best"]
+        return (f"{part['best']} {100 * v['diff']:+.2f} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] "
+                f"{part['verdict']}")
+    line = (f"tuned - speech {np.mean(gains):+.2f}, {sum(g > 0 for g in gains)}/{len(gains)} folds better, worst "
+            f"{min(gains):+.2f}; vs best baseline {versus(b)}")
+    if "one_path" in b:
+        line += f"; vs best one-path {versus(b['one_path'])}"
+    kept = [f["best"]["config"]["kind"] for f in r["folds"]]
+    return line + f"; kept speech alone in {kept.count('speech')}, joint in {kept.count('joint')}", gains
+
+
 def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
-    """Fusion quality: the default search against the best simple baseline (with its bootstrap CI) on every
-    table of :func:`_fusion_tables`, beside a search chosen by its tuning score without text-distribution
-    options or anchors (how ``ser tune`` chose before)."""
+    """Fusion quality: the default search against speech and the best simple baseline (with its bootstrap CI) on
+    every table of :func:`_fusion_tables`, fitted and ranked on the fold-mean (default) and on the pooled tuning
+    objective side by side, so the effect of ``tune.aggregate`` is measured on the same tables in one run."""
     from ser.config import load_config
     from ser.schema import validate
-    from ser.search import resolve_space
     from ser.tuning import make_fold_search, tune_folds, tuned_results
 
-    plain = resolve_space({"variants": ["select", "loglinear", "average"], "anchors": False,
-                           "soft": {"spread": ["probs"], "negative_split": ["even"], "uniform": [0.0]}})
-    gaps: list[float] = []
-    gains: list[float] = []
-    ceiling: list[float] = []
-    hopeless = shared = 0
+    summary: dict[tuple[str, str], list[float]] = {}
+    worst: dict[tuple[str, str], float] = {}
     for table, make in _fusion_tables(rows_per_fold, seeds).items():
         cfg = load_config("configs/demo.yaml" if table.startswith("demo") else None)
-        base = replace(cfg.tune, engine="optuna", text=None)
         df = validate(make())
-        print(f"{table} ({df['fold'].nunique()} folds, {len(df)} rows), {base.objective} mean over folds:")
-        t0 = time.perf_counter()
-        default = tune_folds(df, cfg.labels, base, make_fold_search(base), cfg.seed)
-        seconds = time.perf_counter() - t0
-        runs = {f"default search ({base.choice})": (base, default),
-                "same trials, one-se": (replace(base, choice="one-se"), default)}
-        t0 = time.perf_counter()
-        simple = replace(base, choice="tuning-best", space=plain)
-        runs["tuning-best, no text options"] = (simple, tune_folds(df, cfg.labels, simple, make_fold_search(simple),
-                                                                   cfg.seed))
-        seconds_plain = time.perf_counter() - t0
-        for label, (tune, searches) in runs.items():
+        print(f"{table} ({df['fold'].nunique()} folds, {len(df)} rows), {cfg.tune.objective} mean over folds:")
+        for aggregate in ("fold-mean", "pooled"):
+            tune = replace(cfg.tune, engine="optuna", text=None, aggregate=aggregate)
+            t0 = time.perf_counter()
+            searches = tune_folds(df, cfg.labels, tune, make_fold_search(tune), cfg.seed)
+            seconds = time.perf_counter() - t0
             r = tuned_results(df, cfg.labels, searches, tune, n_boot=1000)
-            m = {name: 100 * v[tune.objective] for name, v in r["mean"].items()}
-            b, v = r["baselines"], r["baselines"]["versus_best"]
-            print(f"  {label:<30} tuned {m['tuned']:.2f} ({m['tuned'] - m['speech']:+.2f} vs speech, "
-                  f"{r['comparisons']['tuned']['folds']['improved']}/{len(r['folds'])} folds better); best baseline "
-                  f"{b['best']} {m[b['best']]:.2f}; tuned - best {100 * v['diff']:+.2f} [{100 * v['ci_low']:+.2f}, "
-                  f"{100 * v['ci_high']:+.2f}]: {b['verdict']}; optimism {100 * r['tuning']['mean_optimism']:+.2f}")
-            hindsight = r["baselines"]["hindsight"]
-            if label.startswith("default"):
-                pick = r["baselines"]["per_fold_pick"]
-                print(f"  {'':<30} per-fold pick among the one-weight baselines by tuning score "
-                      f"{100 * pick['score']:.2f}, the same baselines fixed {100 * pick['fixed_mean']:.2f} on average "
-                      f"({100 * pick['diff']:+.2f})")
-                print(f"  {'':<30} hindsight ceiling (one weight fitted on every test label; not a method) "
-                      f"{100 * hindsight['gain']:+.2f} vs speech, "
-                      f"{len(hindsight['per_fold']) - len(hindsight['not_better'])}/{len(hindsight['per_fold'])} "
-                      f"folds better")
-            if label.startswith("default") and table.startswith("iemocap"):
-                gaps.append(100 * v["diff"])
-                gains += [100 * (f["systems"]["tuned"][tune.objective] - f["systems"]["speech"][tune.objective])
-                          for f in r["folds"]]
-                ceiling += [100 * g for g in hindsight["per_fold"].values()]
-                shared += sum(f["systems"]["tuned"][tune.objective] <= f["systems"]["speech"][tune.objective]
-                              and f["fold"] in hindsight["not_better"] for f in r["folds"])
-                hopeless += sum(all(f["systems"][n][tune.objective] <= f["systems"]["speech"][tune.objective]
-                                    for n in b["systems"]) for f in r["folds"])
-        print(f"  search time: {seconds:.1f} s (default space), {seconds_plain:.1f} s (no text options)")
-    print(f"iemocap-like over {len(gaps)} seeds: default search - best baseline {np.mean(gaps):+.2f} points on average "
-          f"(per seed {', '.join(f'{g:+.2f}' for g in gaps)}); per-fold gain over speech {np.mean(gains):+.2f} ± "
-          f"{np.std(gains, ddof=1):.2f} (mean ± sd of {len(gains)} folds), {sum(g <= 0 for g in gains)} folds not "
-          f"better than speech; {hopeless} folds where no simple baseline beats speech either; the hindsight "
-          f"ceiling {np.mean(ceiling):+.2f} ± {np.std(ceiling, ddof=1):.2f}, {sum(g <= 0 for g in ceiling)} folds not "
-          f"better than speech ({shared} of them also the search's)")
+            line, gains = _fusion_line(r, tune.objective)
+            print(f"  {aggregate:<9} {line} ({seconds:.0f} s)")
+            key = (table.rsplit(" seed ", 1)[0], aggregate)
+            summary.setdefault(key, []).append(float(np.mean(gains)))
+            worst[key] = min(worst.get(key, np.inf), min(gains))
+            if aggregate == "fold-mean" and table.startswith("iemocap"):
+                pick, hindsight = r["baselines"]["per_fold_pick"], r["baselines"]["hindsight"]
+                print(f"  {'':<9} per-fold pick among the one-weight baselines {100 * pick['diff']:+.2f} against them "
+                      f"fixed; hindsight ceiling {100 * hindsight['gain']:+.2f} vs speech, "
+                      f"{len(hindsight['per_fold']) - len(hindsight['not_better'])}/{len(hindsight['per_fold'])} folds")
+    print("tuned - speech, mean over seeds (worst fold of any seed):")
+    for (profile, aggregate), values in summary.items():
+        print(f"  {profile:<36} {aggregate:<9} {np.mean(values):+.2f} over {len(values)} table(s) "
+              f"(worst fold {worst[(profile, aggregate)]:+.2f})")
+
+
+def bench_calibration(seeds: range = range(10)) -> None:
+    """``ser synth --profile iemocap-like`` against the released IEMOCAP outputs' summary figures (mean over seeds):
+    the table of docs/design.md §9."""
+    from ser.schema import validate
+    from ser.synthetic import synthetic_scores
+    from ser.table_stats import IEMOCAP_TARGETS, named_figures, table_stats
+
+    figures = [named_figures(table_stats(validate(synthetic_scores(seed=s)))) for s in seeds]
+    print(f"| figure | released IEMOCAP | iemocap-like, mean of seeds {seeds.start}-{seeds.stop - 1} |")
+    print("|---|---|---|")
+    for name, target in IEMOCAP_TARGETS.items():
+        print(f"| {name} | {target:.3f} | {np.mean([f[name] for f in figures]):.3f} |")
 
 
 class PeakMemory:
@@ -311,10 +324,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
     from jobs.bench_real import bench_infer_real, bench_tune_growth
 
-    suites = {"core": bench_core, "fusion": bench_fusion, "tune": bench_tune, "infer": bench_infer,
-              "infer-real": bench_infer_real, "tune-growth": bench_tune_growth}
+    suites = {"core": bench_core, "fusion": bench_fusion, "calibration": bench_calibration, "tune": bench_tune,
+              "infer": bench_infer, "infer-real": bench_infer_real, "tune-growth": bench_tune_growth}
     parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all",
-                        help="all = core, fusion, tune, infer (infer-real and tune-growth take minutes: run them by name)")
+                        help="all = core, fusion, tune, infer (calibration, infer-real and tune-growth: run them by "
+                             "name)")
     args = parser.parse_args(argv)
     for name in ("core", "fusion", "tune", "infer") if args.suite == "all" else [args.suite]:
         print(f"== {name}")

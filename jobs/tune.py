@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ser.arrays import ScoreArrays
+from ser.objective import Objective
 from ser.search import anchor_trials, run_trial, suggest
 from ser.choice import TrialRecord
 from ser.tuning import Advance, FoldDone, no_progress, nothing_kept
@@ -76,7 +77,7 @@ _RESULTS: dict[tuple[str, str, str], Any] = {}
 structure many times and its result is deterministic, so a repeat costs a dictionary lookup."""
 
 
-def _trainable(config: dict, tuning: dict[str, ScoreArrays], space: dict, objective: str,
+def _trainable(config: dict, tuning: dict[str, ScoreArrays], space: dict, objective: Objective,
                experiment: str) -> dict[str, Any]:
     params = dict(config)
     fold, _ = params.pop("fold"), params.pop("number")
@@ -133,7 +134,7 @@ def _per_fold_searcher_class():
     return PerFoldSearcher
 
 
-def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str, trials: int,
+def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: Objective, trials: int,
                concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept,
                experiment_dir: str | None = None, resume: bool = False) -> dict[str, list[TrialRecord]]:
     """Search every fold's tuning arrays in one Tune experiment, each fold with its own seeded TPE.

@@ -36,6 +36,15 @@ BASELINES: dict[str, dict] = {
 text weight for each text distribution, and the published selection rule under the run's protocol."""
 ONE_WEIGHT_BASELINES = tuple(name for name, params in BASELINES.items() if params["variant"] == "loglinear")
 """The near-equal one-weight fusions, one per text distribution, among which :func:`per_fold_pick` chooses."""
+JOINT_BASELINES: dict[str, dict] = {
+    f"joint[{spread},{split}]": {"variant": "joint", "spread": spread, "negative_split": split}
+    for spread in ("probs", "top") for split in ("even", "ratio")}
+"""Where a table carries further text paths: one weight per path (log-linear), for each text distribution."""
+
+
+def baseline_specs(a: ScoreArrays) -> dict[str, dict]:
+    """The baselines that apply to these arrays: :data:`BASELINES`, and :data:`JOINT_BASELINES` with further paths."""
+    return {**BASELINES, **(JOINT_BASELINES if a.texts else {})}
 
 
 @dataclass(frozen=True)
@@ -54,12 +63,13 @@ def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
     space: a deterministic fit) is taken from it; the others are fitted here.
     """
     arrays = ScoreArrays.from_table(df, labels)
-    out: dict[str, dict[str, FittedBaseline]] = {name: {} for name in BASELINES}
+    specs = baseline_specs(arrays)
+    out: dict[str, dict[str, FittedBaseline]] = {name: {} for name in specs}
     for split in fold_splits(df, tune.protocol):
         ran = {json.dumps(r.params, sort_keys=True): r for r in searches.get(split.fold, [])}
         a = arrays.take(split.tuning)
-        for name, params in BASELINES.items():
-            fit = ran.get(json.dumps(params, sort_keys=True)) or fit_trial(params, a, tune.space, tune.objective)
+        for name, params in specs.items():
+            fit = ran.get(json.dumps(params, sort_keys=True)) or fit_trial(params, a, tune.space, tune.target)
             out[name][split.fold] = FittedBaseline(fit.config, fit.score)
     return out
 
@@ -93,7 +103,7 @@ def hindsight_ceiling(test: TestRows, result: dict, tune: TuneConfig) -> dict:
     speech = np.array([f["systems"]["speech"][objective] for f in result["folds"]])
     best: dict | None = None
     for name in ONE_WEIGHT_BASELINES:
-        config = fit_trial(BASELINES[name], a, tune.space, objective).config
+        config = fit_trial(BASELINES[name], a, tune.space, tune.target).config
         pred = rule_from_config(config, a.labels).decide(a).pred
         gains = fold_scores(a.y, pred, test.fold_index, len(test.folds), a.labels.k)[objective] - speech
         if best is None or gains.mean() > best["gain"]:
@@ -128,12 +138,19 @@ def baseline_comparison(test: TestRows, predictions: dict[str, np.ndarray], obje
                         seed: int) -> dict:
     """The tuned system against the best simple baseline (mean over folds): the difference, its bootstrap CI
     over test utterances, how much picking the best baseline on the test rows flatters it, and a verdict."""
-    versus = versus_best(test.arrays.y, predictions["tuned"], np.stack([predictions[b] for b in BASELINES]),
-                         test.fold_index, test.arrays.labels.k, metric=objective, n_boot=n_boot, seed=seed)
-    best = list(BASELINES)[versus.pop("best")]
-    verdict = "beats" if versus["ci_low"] > 0 else "falls short of" if versus["ci_high"] < 0 else "is level with"
-    return {"systems": list(BASELINES), "best": best, "tuned_minus_best": versus["diff"], "versus_best": versus,
-            "verdict": verdict}
+    def against(names: list[str]) -> dict:
+        versus = versus_best(test.arrays.y, predictions["tuned"], np.stack([predictions[b] for b in names]),
+                             test.fold_index, test.arrays.labels.k, metric=objective, n_boot=n_boot, seed=seed)
+        best = names[versus.pop("best")]
+        verdict = "beats" if versus["ci_low"] > 0 else "falls short of" if versus["ci_high"] < 0 else "is level with"
+        return {"systems": names, "best": best, "tuned_minus_best": versus["diff"], "versus_best": versus,
+                "verdict": verdict}
+
+    names = list(baseline_specs(test.arrays))
+    out = against(names)
+    if len(names) > len(BASELINES):             # joint baselines too: also against the one-path ones alone
+        out["one_path"] = against(list(BASELINES))
+    return out
 
 
 def describe_versus_best(baselines: dict, sep: str = " ") -> str:

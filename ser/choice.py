@@ -3,8 +3,9 @@
 The best of thousands of configurations fitted to one tuning set scores well there partly by luck, so the
 default rule (``levels``) ranks trials of equal complexity by their tuning score, prefers the fewest free
 parameters among the fusion finalists within one (overlap-corrected) standard error of the best inner
-leave-one-group-out estimate, and keeps that fusion over speech alone (nothing fitted) only when its inner
-estimate is better by half a standard error.
+leave-one-group-out estimate, and keeps that fusion over speech alone (nothing fitted) only when the evidence
+across the held-out groups is consistent: its inner estimate leads by half a standard error, it is better than
+speech in most groups, and no group loses more than ``WORST_GROUP_LOSS``. Each choice says why (:class:`Choice`).
 """
 
 from __future__ import annotations
@@ -52,7 +53,22 @@ def standard_error(values: Any) -> float | None:
 
 
 SPEECH_MARGIN_SE = 0.5
-"""``levels`` keeps a fusion over speech alone when its inner estimate is better by this many corrected SEs."""
+"""``levels`` keeps a fusion over speech alone only when its inner estimate is better by this many corrected SEs,"""
+WORST_GROUP_LOSS = 0.02
+"""... when no held-out group scores more than this (2 points) below speech alone, ..."""
+MAJORITY = 0.5
+"""... and when it is better than speech alone in more than this share of the held-out groups (do no harm)."""
+PATH_MARGIN_SE = 1.0
+"""A joint fusion (one weight per text path) is kept over the one-path choice only when it passes the same test
+against it with this lead: a further path earns its weight, or the fold goes without it."""
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The trial a fold keeps and, in words, why (``fold["best"]["why"]`` in results)."""
+
+    kept: TrialRecord
+    why: str
 
 
 def _lead(best: TrialRecord, other: TrialRecord, corrected: bool = False) -> float:
@@ -79,7 +95,31 @@ def _one_se(records: list[TrialRecord], corrected: bool) -> TrialRecord:
 
 
 def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecord:
-    """The trial a fold keeps.
+    """The trial a fold keeps (:func:`choose` without the reason)."""
+    return choose(records, rule).kept
+
+
+def _consistently_better(fused: TrialRecord, other: TrialRecord, margin_se: float, other_name: str,
+                         kept_other: str, kept_fused: str) -> tuple[bool, str]:
+    """Is the evidence that ``fused`` beats ``other`` consistent across the held-out groups (a lead of
+    ``margin_se`` corrected SEs, better in most groups, no group worse by more than ``WORST_GROUP_LOSS``)? And
+    the choice in words, beginning with ``kept_other`` or ``kept_fused``."""
+    d = np.asarray(fused.inner) - np.asarray(other.inner)
+    lead, wins, worst = _lead(fused, other, corrected=True), int((d > 1e-12).sum()), float(d.min())
+    facts = (f"{100 * d.mean():+.2f} points over {other_name} in the inner estimate ({lead:.1f} SE), better in "
+             f"{wins}/{len(d)} held-out folds, worst {100 * worst:+.2f}")
+    if lead <= margin_se + 1e-9:
+        return False, f"{kept_other} kept: the fusion leads by {lead:.1f} SE, under {margin_se} ({facts})"
+    if wins <= MAJORITY * len(d):
+        return False, f"{kept_other} kept: the fusion is better in only {wins}/{len(d)} held-out folds ({facts})"
+    if worst < -WORST_GROUP_LOSS - 1e-12:
+        return False, (f"{kept_other} kept: the fusion loses {100 * -worst:.2f} points in a held-out fold, more "
+                       f"than {100 * WORST_GROUP_LOSS:.0f} ({facts})")
+    return True, f"{kept_fused} kept: {facts}"
+
+
+def choose(records: list[TrialRecord], rule: str = "levels") -> Choice:
+    """The trial a fold keeps, and why.
 
     ``tuning-best``: highest score on the tuning rows (optimistic: the winner's curse).
     ``inner-best``: highest inner leave-one-group-out estimate.
@@ -90,19 +130,25 @@ def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecor
     tuning score. Trials with as many fitted parameters are about equally optimistic, and the
     tuning score ranks them with less noise than cross-validation does. Then ``one-se`` among
     the fusion finalists, with the overlap-corrected SE. Speech alone is kept instead unless that
-    fusion's inner estimate leads it by ``SPEECH_MARGIN_SE`` corrected SEs: a whole SE forfeits
-    text that helps a little in every group.
+    fusion's inner estimate leads it by ``SPEECH_MARGIN_SE`` corrected SEs (a whole SE forfeits
+    text that helps a little in every group), it is better in most held-out groups, and none of
+    them loses more than ``WORST_GROUP_LOSS``: a fusion that helps on average but hurts some
+    speakers is not kept.
     Trials without inner estimates (a tuning set of one group) fall back to ``tuning-best``. Every
     rule is deterministic.
     """
     if rule not in CHOICES:
         raise ValueError(f"choice '{rule}' is not one of {list(CHOICES)}")
-    if rule == "tuning-best" or any(r.inner is None for r in records):
-        return max(records, key=lambda r: (r.score, -r.number))
+    if any(r.inner is None for r in records):
+        return Choice(max(records, key=lambda r: (r.score, -r.number)),
+                      "best tuning score (a single tuning fold: no inner estimate)")
+    if rule == "tuning-best":
+        return Choice(max(records, key=lambda r: (r.score, -r.number)), "best tuning score")
     if rule == "inner-best":
-        return max(records, key=lambda r: (r.inner_mean, -r.number))
+        return Choice(max(records, key=lambda r: (r.inner_mean, -r.number)), "best inner estimate")
     if rule == "one-se":
-        return _one_se(records, corrected=False)
+        return Choice(_one_se(records, corrected=False),
+                      "fewest free parameters within one SE of the best inner estimate")
     by_level: dict[int, list[TrialRecord]] = {}
     for r in records:
         by_level.setdefault(free_parameters(r.config), []).append(r)
@@ -110,8 +156,19 @@ def choose_trial(records: list[TrialRecord], rule: str = "levels") -> TrialRecor
     fused = [r for r in finalists if r.config["kind"] != "speech"]
     speech = [r for r in finalists if r.config["kind"] == "speech"]
     if not fused:
-        return speech[0]
+        return Choice(speech[0], "speech alone: no fusion was searched")
     kept = _one_se(fused, corrected=True)
-    if speech and _lead(kept, speech[0], corrected=True) <= SPEECH_MARGIN_SE + 1e-9:
-        return speech[0]
-    return kept
+    if kept.config["kind"] == "joint":
+        simpler = choose([r for r in records if r.config["kind"] != "joint"], rule)
+        if simpler.kept.config["kind"] != "speech":
+            keep_joint, why = _consistently_better(kept, simpler.kept, PATH_MARGIN_SE, "the one-path fusion",
+                                                   "one-path fusion", "joint fusion")
+            if not keep_joint:
+                return Choice(simpler.kept, f"{why}; then {simpler.why}")
+            return Choice(kept, f"{why}; then {simpler.why}")
+    if not speech:
+        return Choice(kept, "fewest free parameters within one SE of the best inner estimate (speech alone not "
+                            "searched)")
+    keep_fusion, why = _consistently_better(kept, speech[0], SPEECH_MARGIN_SE, "speech alone", "speech alone",
+                                            "fusion")
+    return Choice(kept if keep_fusion else speech[0], why)

@@ -257,11 +257,18 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 def _cmd_synth(args: argparse.Namespace) -> int:
     from ser.schema import validate, write_scores
-    from ser.synthetic import synthetic_scores
+    from ser.synthetic import SecondPath, synthetic_scores
 
-    df = validate(synthetic_scores(args.folds, args.per_fold, args.seed, args.corpus, profile=args.profile))
+    try:
+        second = SecondPath(args.second_path, args.second_strength, args.second_correlation) \
+            if args.second_path else None
+    except ValueError as exc:
+        raise InputError(f"ser synth: {exc}") from None
+    df = validate(synthetic_scores(args.folds, args.per_fold, args.seed, args.corpus, profile=args.profile,
+                                   second=second))
     write_scores(df, args.out)
-    log.info(f"wrote {args.out}: {len(df)} rows, {args.folds} folds ({args.profile} profile)")
+    extra = f", second text path '{second.name}'" if second else ""
+    log.info(f"wrote {args.out}: {len(df)} rows, {args.folds} folds ({args.profile} profile{extra})")
     return 0
 
 
@@ -383,6 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--per-fold", type=int, default=553)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--corpus", default="synthetic")
+    p.add_argument("--second-path", metavar="NAME",
+                   help="add a further text path text_*:NAME (joint fusion fuses it with the primary one)")
+    p.add_argument("--second-strength", type=float, default=0.7, metavar="P",
+                   help="share of rows whose second-path polarity is right (1/3: useless; primary ~0.48; default 0.7)")
+    p.add_argument("--second-correlation", type=float, default=0.0, metavar="R",
+                   help="chance that a row repeats the primary path's sentiment (1: a copy; default 0)")
     p.set_defaults(func=_cmd_synth)
 
     p = command("config", help="show a config with every default filled in, or the key reference")

@@ -25,6 +25,7 @@ from ser.folds import TUNING_PROTOCOLS
 from ser.io import InputError, read_yaml
 from ser.labels import LabelSet
 from ser.metrics import METRICS
+from ser.objective import AGGREGATES, Objective
 from ser.search import DEFAULT_SPACE, check_candidates, resolve_space
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,10 @@ class TuneConfig:
     engine: str = field(default="ray", metadata=doc(f"one of {list(ENGINES)} (optuna: in-process, no Ray)"))
     protocol: str = field(default="oof", metadata=doc(f"tuning rows per fold: one of {list(TUNING_PROTOCOLS)}"))
     objective: str = field(default="macro_f1", metadata=doc(f"metric maximized on tuning rows: one of {list(METRICS)}"))
+    aggregate: str = field(default="fold-mean", metadata=doc(
+        f"how the objective is aggregated over the tuning rows' folds when fitting weights and thresholds and "
+        f"ranking trials: one of {list(AGGREGATES)} (fold-mean: the mean over folds of per-fold scores, the "
+        f"aggregation every reported figure uses)"))
     trials: int = field(default=48, metadata=doc("search trials per fold"))
     max_concurrent_trials: int = field(default=2, metadata=doc("trials running at once (ray engine)"))
     choice: str = field(default="levels", metadata=doc(
@@ -106,11 +111,16 @@ class TuneConfig:
 
     def __post_init__(self) -> None:
         for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
-                             ("objective", tuple(METRICS)), ("choice", CHOICES)):
+                             ("objective", tuple(METRICS)), ("aggregate", AGGREGATES), ("choice", CHOICES)):
             _one_of(getattr(self, key), allowed, f"tune.{key}")
         _count(self.trials, "tune.trials")
         _count(self.max_concurrent_trials, "tune.max_concurrent_trials")
         object.__setattr__(self, "space", resolve_space(self.space))
+
+    @property
+    def target(self) -> Objective:
+        """What each fold's search maximizes on its tuning rows: ``objective`` aggregated as ``aggregate``."""
+        return Objective(self.objective, self.aggregate)
 
 
 @dataclass(frozen=True)

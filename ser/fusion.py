@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from ser.arrays import ScoreArrays
+from ser.arrays import PRIMARY_PATH, ScoreArrays
 from ser.labels import LabelSet
 
 EPS = 1e-6
@@ -160,9 +160,11 @@ class TextDistribution:
     def to_config(self) -> dict:
         return {"spread": self.spread, "negative_split": self.negative_split, "uniform": self.uniform}
 
-    def apply(self, a: ScoreArrays) -> np.ndarray:
-        """(n, K) rows summing to 1."""
+    def apply(self, a: ScoreArrays, path: str = PRIMARY_PATH) -> np.ndarray:
+        """(n, K) rows summing to 1, from text path ``path``'s sentiment."""
         labels, n = a.labels, len(a)
+        sentiment = a.text(path)
+        top_label = np.argmax(sentiment, axis=1)
         neg_idx = np.array([labels.index(c) for c in labels.negative])
         if self.negative_split == "ratio":
             p_neg = a.p[:, neg_idx]
@@ -171,12 +173,12 @@ class TextDistribution:
         else:
             share = np.full((n, len(neg_idx)), 1.0 / len(neg_idx))
         if self.spread == "top":
-            conf = a.q[np.arange(n), a.sentiment]
-            mass = np.zeros_like(a.q)
-            mass[np.arange(n), a.sentiment] = conf
+            conf = sentiment[np.arange(n), top_label]
+            mass = np.zeros_like(sentiment)
+            mass[np.arange(n), top_label] = conf
             floor = (1.0 - conf) / labels.k
         else:
-            mass, floor = a.q, np.zeros(n)
+            mass, floor = sentiment, np.zeros(n)
         q = np.zeros((n, labels.k))
         q[:, neg_idx] += mass[:, [0]] * share
         q[:, labels.index(labels.neutral)] += mass[:, 1]
@@ -296,7 +298,27 @@ class AverageRule(SoftRule):
         return (1 - w) * p + w * q
 
 
-Rule = SpeechRule | TextRule | OracleRule | SelectRule | LogLinearRule | AverageRule
+@dataclass(frozen=True)
+class JointRule:
+    """Log-linear fusion of speech with several text paths, one weight each:
+    (1 − Σ w_i) · log p + Σ w_i · log q_i, with Σ w_i ≤ 1 (a weight of 0 leaves a path out)."""
+
+    weights: tuple[tuple[str, float], ...]
+    text: TextDistribution = TextDistribution()
+
+    @staticmethod
+    def combine(log_p: np.ndarray, log_q: list[np.ndarray], w: np.ndarray) -> np.ndarray:
+        """Fused log-scores for weight rows ``w`` (..., P): (..., n, K) from log p (n, K) and P log q's."""
+        w = w[..., None, None, :]
+        return (1 - w.sum(axis=-1)) * log_p + sum(w[..., i] * q for i, q in enumerate(log_q))
+
+    def decide(self, a: ScoreArrays) -> Decision:
+        log_q = [np.log(np.maximum(self.text.apply(a, path), EPS)) for path, _ in self.weights]
+        w = np.array([w for _, w in self.weights])
+        return _decision(a, np.argmax(self.combine(np.log(np.maximum(a.p, EPS)), log_q, w), axis=-1))
+
+
+Rule = SpeechRule | TextRule | OracleRule | SelectRule | LogLinearRule | AverageRule | JointRule
 SOFT_RULES: dict[str, type[SoftRule]] = {"loglinear": LogLinearRule, "average": AverageRule}
 
 _KEYS: dict[str, set[str]] = {
@@ -306,6 +328,7 @@ _KEYS: dict[str, set[str]] = {
     "select": {"gate", "tau_h", "tau_v", "negative", "merge", "exclude"},
     "loglinear": {"w", "weight_gate", "tau_h", "text"},
     "average": {"w", "weight_gate", "tau_h", "text"},
+    "joint": {"w", "text"},
 }
 WEIGHT_GATES = ("none", "entropy", "scaled")
 MERGES = ("replace", "exclude")
@@ -364,6 +387,8 @@ def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
         tau_v = _per_class(raw["tau_v"], labels, "tau_v") if v_op else np.zeros(labels.k)
         exclude = exclusion_matrix(raw.get("exclude", []), labels) if merge == "exclude" else None
         return SelectRule(gate, tau_h, tau_v, negative, exclude)
+    if kind == "joint":
+        return JointRule(_path_weights(raw["w"]), TextDistribution.from_config(raw.get("text")))
     w = float(raw["w"])
     if not 0.0 <= w <= 1.0:
         raise ValueError(f"w must be in [0, 1], got {w}")
@@ -371,6 +396,17 @@ def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
     if weight_gate not in WEIGHT_GATES:
         raise ValueError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
     return SOFT_RULES[kind](w, weight_gate, float(raw.get("tau_h", 0.0)), TextDistribution.from_config(raw.get("text")))
+
+
+def _path_weights(raw: Any) -> tuple[tuple[str, float], ...]:
+    """A joint fusion's ``w``: {path: weight} over at least two paths, each in [0, 1], summing to at most 1."""
+    if not isinstance(raw, Mapping) or len(raw) < 2:
+        raise ValueError(f"w must map at least two text paths to weights (e.g. {{{PRIMARY_PATH}: 0.3, llm: 0.2}}), "
+                         f"got {raw!r}")
+    weights = tuple((str(path), float(w)) for path, w in raw.items())
+    if any(not 0.0 <= w <= 1.0 for _, w in weights) or sum(w for _, w in weights) > 1.0 + 1e-9:
+        raise ValueError(f"w: each weight must be in [0, 1] and their sum at most 1, got {dict(weights)}")
+    return weights
 
 
 BUILTIN_SYSTEMS: dict[str, dict[str, Any]] = {
@@ -400,9 +436,10 @@ def free_parameters(config: Mapping[str, Any]) -> int:
     kind = config["kind"]
     if kind in ("speech", "text", "oracle"):
         return 0
-    if kind in SOFT_RULES:
+    if kind in SOFT_RULES or kind == "joint":
         text = config.get("text") or {}
-        return 1 + (config.get("weight_gate", "none") != "none") + (float(text.get("uniform", 0.0)) > 0)
+        weights = len(config["w"]) if kind == "joint" else 1
+        return weights + (config.get("weight_gate", "none") != "none") + (float(text.get("uniform", 0.0)) > 0)
     count = sum(len(v) if isinstance(v, Mapping) else 1 for key in ("tau_h", "tau_v") if (v := config.get(key)) is not None)
     negative = config.get("negative", REFER)
     if isinstance(negative, Mapping) and "mode" not in negative:

@@ -16,6 +16,7 @@ import numpy as np
 from ser.arrays import ScoreArrays
 from ser.fusion import GATES, NegativeMapping, text_labels
 from ser.metrics import scores_from_counts
+from ser.objective import group_codes
 
 
 def _index_range(x: np.ndarray, taus: np.ndarray, op: str | None) -> tuple[np.ndarray, np.ndarray]:
@@ -129,3 +130,36 @@ def class_surfaces(a: ScoreArrays, tau_h: np.ndarray, tau_v: np.ndarray, gate: s
     th = np.broadcast_to(th, (k, th.shape[-1])) if th.ndim == 1 else th
     tv = np.broadcast_to(tv, (k, tv.shape[-1])) if tv.ndim == 1 else tv
     return [threshold_surface(a, th[c], tv[c], gate, negative, rows=a.speech == c) for c in range(k)]
+
+
+def group_base_counts(a: ScoreArrays) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`base_counts` per tuning-set group: three (G, K) arrays in sorted group order."""
+    k = a.labels.k
+    n_groups, codes = group_codes(a.group)
+    right = a.speech == a.y
+
+    def count(values: np.ndarray, mask: np.ndarray | None = None) -> np.ndarray:
+        keep = slice(None) if mask is None else mask
+        return np.bincount(codes[keep] * k + values[keep], minlength=n_groups * k).reshape(n_groups, k)
+    return count(a.y, right), count(a.speech), count(a.y)
+
+
+def group_deltas(a: ScoreArrays, tau_h: np.ndarray, tau_v: np.ndarray, gate: str, negative: NegativeMapping,
+                 rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per tuning-set group, the change of true positives and of predicted counts against speech for every
+    (τ_H, τ_V) of a select rule gating only ``rows``: two (G, len(tau_h), len(tau_v), K) arrays from one pass
+    (each group's counts are channels of the same difference array)."""
+    k = a.labels.k
+    n_groups, codes = group_codes(a.group)
+    sel = np.ones(len(a), dtype=bool) if rows is None else np.asarray(rows)
+    y, s, t, g = a.y[sel], a.speech[sel], text_labels(a, negative)[sel], codes[sel]
+    idx = np.arange(len(y))
+    w = np.zeros((len(y), n_groups, 2, k))
+    w[idx, g, 0, y] = (t == y).astype(float) - (s == y)
+    changed = t != s
+    w[idx[changed], g[changed], 1, t[changed]] += 1
+    w[idx[changed], g[changed], 1, s[changed]] -= 1
+    h_op, v_op = GATES[gate]
+    sums = gated_sums(a.h[sel], a.v[sel], tau_h, tau_v, w.reshape(len(y), -1), h_op, v_op)
+    sums = np.moveaxis(sums.reshape(len(tau_h), len(tau_v), n_groups, 2, k), 2, 0)
+    return sums[..., 0, :], sums[..., 1, :]

@@ -79,6 +79,9 @@ def validate(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS, source: str = 
 
     paths = text_path_names(out.columns)
     for name in paths:
+        if name == "primary":
+            fail("text path 'primary': that name means the unsuffixed text_* columns (joint fusions name paths "
+                 "by it); rename the columns text_*:primary")
         missing_path = [c for c in path_columns(name)[:3] if c not in out.columns]
         if missing_path:
             fail(f"text path '{name}': missing column(s) {missing_path} (a path needs text_neg:, text_neu: and "

@@ -24,16 +24,17 @@ import numpy as np
 from ser.arrays import ScoreArrays
 from ser.checks import is_count
 from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
-    TextDistribution, learned_exclusions, rule_from_config, weight_scale
-from ser.grid import base_counts, threshold_surface
+    EPS, JointRule, TextDistribution, learned_exclusions, rule_from_config, weight_scale
+from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
-from ser.metrics import METRICS, scores_from_confusion, scores_from_counts, summary
+from ser.metrics import scores_from_confusion, summary
+from ser.objective import Objective, group_codes
 from ser.published import published_procedure
 
-VARIANTS = ("speech", "select", "loglinear", "average", "published")
+VARIANTS = ("speech", "select", "loglinear", "average", "joint", "published")
 
 DEFAULT_SPACE: dict[str, Any] = {
-    "variants": ["speech", "select", "loglinear", "average", "published"],
+    "variants": ["speech", "select", "loglinear", "average", "joint", "published"],
     "anchors": True,
     "select": {
         "gate": ["hv", "h", "v"],
@@ -52,9 +53,11 @@ DEFAULT_SPACE: dict[str, Any] = {
         "spread": ["probs", "top"],
         "negative_split": ["even", "ratio"],
         "uniform": [0.0, 0.2, 0.5],
+        "joint_w": {"range": [0.0, 1.0], "steps": 26},
     },
 }
-"""Default search space; a config's ``tune.space`` overrides keys (unknown keys are errors)."""
+"""Default search space; a config's ``tune.space`` overrides keys (unknown keys are errors). ``joint`` (one weight
+per text path) is searched only where the tuning rows carry further text paths (``text_*:NAME``)."""
 
 
 def _check_space(space: dict, default: dict, where: str) -> None:
@@ -94,7 +97,8 @@ def resolve_space(raw: dict | None) -> dict:
         raise ValueError(f"tune.space.anchors must be true or false, got {space['anchors']!r}")
     _interval(sel["split_t"], "tune.space.select.split_t", 0.0, 1.0)
     _interval(soft["gate_quantile"], "tune.space.soft.gate_quantile", 0.0, 1.0)
-    for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"])):
+    for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"]),
+                       ("soft.joint_w", soft["joint_w"])):
         check_candidates(spec, f"tune.space.{name}")
     if not is_count(sel["rounds"]):
         raise ValueError(f"tune.space.select.rounds must be a positive integer, got {sel['rounds']!r}")
@@ -156,6 +160,9 @@ def suggest(trial: Any, space: dict) -> dict:
             params["flip"] = trial.suggest_categorical("flip", [False, True])
         return params
     soft = space["soft"]
+    if variant == "joint":
+        return {"variant": variant, **{key: trial.suggest_categorical(key, soft[key])
+                                       for key in ("spread", "negative_split")}}
     params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", soft["weight_gate"])}
     if params["weight_gate"] == "entropy":
         params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft["gate_quantile"])
@@ -178,9 +185,23 @@ def anchor_trials(space: dict) -> list[dict]:
     if "loglinear" in space["variants"] and "none" in soft["weight_gate"] and 0.0 in soft["uniform"]:
         out += [{"variant": "loglinear", "weight_gate": "none", "spread": spread, "negative_split": split,
                  "uniform": 0.0} for spread in soft["spread"] for split in soft["negative_split"]]
+    if "joint" in space["variants"]:
+        out += [{"variant": "joint", "spread": spread, "negative_split": split}
+                for spread in soft["spread"] for split in soft["negative_split"]]
     if "published" in space["variants"]:
         out.append({"variant": "published"})
     return out
+
+
+def space_for(space: dict, tuning: dict[str, ScoreArrays]) -> dict:
+    """``space`` as it applies to these tuning arrays: without ``joint`` where they carry a single text path."""
+    if "joint" not in space["variants"] or all(a.texts for a in tuning.values()):
+        return space
+    variants = [v for v in space["variants"] if v != "joint"]
+    if not variants:
+        raise ValueError("tune.space.variants: joint fusion needs further text paths (text_*:NAME columns), and the "
+                         "score table has none; add another variant")
+    return {**space, "variants": variants}
 
 
 @dataclass(frozen=True)
@@ -203,20 +224,20 @@ class TrialResult:
         return float(np.mean(self.inner)) if self.inner else self.score
 
 
-def fit_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
-    """Optimize the continuous parameters of a sampled structure on tuning arrays ``a``."""
-    if objective not in METRICS:
-        raise ValueError(f"objective '{objective}' is not one of {list(METRICS)}")
+def fit_trial(params: dict, a: ScoreArrays, space: dict, objective: Objective = Objective()) -> TrialResult:
+    """Optimize the continuous parameters of a sampled structure on tuning arrays ``a``, maximizing ``objective``
+    (the published procedure keeps the paper's pooled criterion)."""
     if params["variant"] == "speech":
-        return TrialResult({"kind": "speech"}, summary(a.y, a.speech, a.labels.k)[objective], 1)
+        return TrialResult({"kind": "speech"}, objective.score(a.y, a.speech, a.group, a.labels.k), 1)
     if params["variant"] == "published":
-        return TrialResult(*published_procedure(a, objective))
+        return TrialResult(*published_procedure(a, objective.metric))
     if params["variant"] == "select":
         return _select_trial(params, a, space["select"], objective)
     return _soft_trial(params, a, space["soft"], objective)
 
 
-def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: str) -> tuple[tuple[float, ...] | None, int]:
+def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: Objective
+                 ) -> tuple[tuple[float, ...] | None, int]:
     """Leave-one-group-out over the tuning set's groups: refit without a group, score on it.
 
     Returns (per-group scores in group order, configurations evaluated), or (None, 0) when the
@@ -230,12 +251,13 @@ def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: str) -> t
         held = a.group == g
         fit = fit_trial(params, a.take(~held), space, objective)
         test = a.take(held)
-        scores.append(summary(test.y, rule_from_config(fit.config, a.labels).decide(test).pred, a.labels.k)[objective])
+        scores.append(summary(test.y, rule_from_config(fit.config, a.labels).decide(test).pred,
+                              a.labels.k)[objective.metric])
         n_configs += fit.n_configs
     return tuple(scores), n_configs
 
 
-def run_trial(params: dict, a: ScoreArrays, space: dict, objective: str = "macro_f1") -> TrialResult:
+def run_trial(params: dict, a: ScoreArrays, space: dict, objective: Objective = Objective()) -> TrialResult:
     """Fit a sampled structure to the whole tuning set and estimate it by inner cross-validation
     (soft trials whose fit depends on counts alone bring their estimate from the fit itself)."""
     result = fit_trial(params, a, space, objective)
@@ -252,7 +274,7 @@ def _negative_config(params: dict, labels: LabelSet) -> Any:
     return "refer"
 
 
-def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> TrialResult:
+def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: Objective) -> TrialResult:
     gate = params["gate"]
     negative_cfg = _negative_config(params, a.labels)
     negative = NegativeMapping.from_config(negative_cfg, a.labels)
@@ -260,8 +282,10 @@ def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> Tr
     if params["thresholds"] == "global":
         th = candidates(sel["tau_h"], a.h) if h_op else np.zeros(1)
         tv = candidates(sel["tau_v"], a.v) if v_op else np.zeros(1)
-        surf = threshold_surface(a, th, tv, gate, negative)
-        i, j = np.unravel_index(np.argmax(surf.metrics[objective]), surf.metrics[objective].shape)
+        d_tp, d_pred = group_deltas(a, th, tv, gate, negative)
+        tp, n_pred, support = (c[:, None, None] for c in group_base_counts(a))
+        values = objective.of_counts(tp + d_tp, n_pred + d_pred, np.broadcast_to(support, d_tp.shape))
+        i, j = np.unravel_index(np.argmax(values), values.shape)
         tau_h, tau_v = float(th[i]), float(tv[j])
         n_configs = th.size * tv.size
     else:
@@ -275,16 +299,17 @@ def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: str) -> Tr
         config["merge"] = "exclude"
         config["exclude"] = learned_exclusions(a, rule_from_config(config, a.labels).decide(a).pred)
         n_configs += 1
-    score = summary(a.y, rule_from_config(config, a.labels).decide(a).pred, a.labels.k)[objective]
+    score = objective.score(a.y, rule_from_config(config, a.labels).decide(a).pred, a.group, a.labels.k)
     return TrialResult(config, score, int(n_configs))
 
 
 def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel: dict,
-                      objective: str) -> tuple[dict, dict, int]:
-    """Per-class thresholds by coordinate ascent: class surfaces add independent count changes."""
+                      objective: Objective) -> tuple[dict, dict, int]:
+    """Per-class thresholds by coordinate ascent: class surfaces add independent count changes (per group, so
+    any aggregation of the groups is scored exactly)."""
     k = a.labels.k
     h_op, v_op = GATES[gate]
-    base_tp, base_pred, support = base_counts(a)
+    base_tp, base_pred, support = group_base_counts(a)                  # (G, K)
     surfaces, grids = [], []
     for c in range(k):
         rows = a.speech == c
@@ -293,17 +318,17 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
         # one extra candidate per axis that admits no row (H, V ≥ 0) = "never switch"
         th = np.r_[th, NEVER[h_op]] if h_op else th
         tv = np.r_[tv, NEVER[v_op]] if v_op else tv
-        surfaces.append(threshold_surface(a, th, tv, gate, negative, rows=rows))
+        surfaces.append(group_deltas(a, th, tv, gate, negative, rows=rows))     # (G, A, B, K) each
         grids.append((th, tv))
     choice = [(len(th) - 1, len(tv) - 1) for th, tv in grids]      # start: no class switches
     n_configs = 0
     for _ in range(sel["rounds"]):
         for c in range(k):
-            other_tp = sum(surfaces[o].delta_tp[choice[o]] for o in range(k) if o != c)
-            other_pred = sum(surfaces[o].delta_pred[choice[o]] for o in range(k) if o != c)
-            s = surfaces[c]
-            values = scores_from_counts(base_tp + other_tp + s.delta_tp, base_pred + other_pred + s.delta_pred,
-                                        np.broadcast_to(support, s.delta_tp.shape))[objective]
+            other_tp = base_tp + sum(surfaces[o][0][:, choice[o][0], choice[o][1]] for o in range(k) if o != c)
+            other_pred = base_pred + sum(surfaces[o][1][:, choice[o][0], choice[o][1]] for o in range(k) if o != c)
+            d_tp, d_pred = surfaces[c]
+            values = objective.of_counts(other_tp[:, None, None] + d_tp, other_pred[:, None, None] + d_pred,
+                                         np.broadcast_to(support[:, None, None], d_tp.shape))
             n_configs += values.size
             best = np.unravel_index(np.argmax(values), values.shape)
             if values[best] > values[choice[c]]:
@@ -313,8 +338,33 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
     return tau_h, tau_v, n_configs
 
 
+def joint_weight_grid(spec: dict, n_paths: int) -> np.ndarray:
+    """Every combination (C, n_paths) of per-path weights from the ``joint_w`` candidates whose sum is at most 1."""
+    values = candidates(spec, np.array([]))
+    grid = np.stack(np.meshgrid(*[values] * n_paths, indexing="ij"), axis=-1).reshape(-1, n_paths)
+    return grid[grid.sum(axis=1) <= 1.0 + 1e-9]
+
+
+JOINT_CHUNK = 64
+"""Weight combinations fused at once in a joint trial (bounds its memory to chunk × rows × K floats)."""
+
+
+def _joint_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+    """(weight combinations (C, P), configuration without ``w``, fused labels for each combination (C, n))."""
+    text = TextDistribution(params["spread"], params["negative_split"])
+    paths = a.paths
+    grid = joint_weight_grid(soft["joint_w"], len(paths))
+    log_p = np.log(np.maximum(a.p, EPS))
+    log_q = [np.log(np.maximum(text.apply(a, path), EPS)) for path in paths]
+    preds = np.concatenate([np.argmax(JointRule.combine(log_p, log_q, grid[i:i + JOINT_CHUNK]), axis=-1)
+                            for i in range(0, len(grid), JOINT_CHUNK)])
+    return grid, {"kind": "joint", "text": text.to_config()}, preds
+
+
 def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndarray, dict, np.ndarray]:
     """(weight grid, configuration without ``w``, fused labels for every weight: (W, n)) in one batched pass."""
+    if params["variant"] == "joint":
+        return _joint_predictions(params, a, soft)
     weights = candidates(soft["w"], np.array([]))
     gate = params["weight_gate"]
     text = TextDistribution.from_config({k: params[k] for k in ("spread", "negative_split", "uniform") if k in params})
@@ -326,7 +376,7 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndar
     return weights, config, np.argmax(fused, axis=2)
 
 
-def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> TrialResult:
+def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: Objective) -> TrialResult:
     """The best text weight on the tuning rows, from per-(group, weight) confusion counts in one pass.
 
     Where the fit depends on counts alone (every weight gate but ``entropy``, whose threshold is a
@@ -336,17 +386,17 @@ def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: str) -> Tri
     """
     k = a.labels.k
     weights, config, preds = _soft_predictions(params, a, soft)
-    groups, g = np.unique(a.group, return_inverse=True)
+    n_groups, g = group_codes(a.group)
     n_w = len(weights)
     flat = ((g[None, :] * n_w + np.arange(n_w)[:, None]) * k + a.y[None, :]) * k + preds
-    per_group = np.bincount(flat.ravel(), minlength=len(groups) * n_w * k * k).reshape(len(groups), n_w, k, k)
-    total = per_group.sum(axis=0)
-    values = scores_from_confusion(total)[objective]
+    per_group = np.bincount(flat.ravel(), minlength=n_groups * n_w * k * k).reshape(n_groups, n_w, k, k)
+    values = objective.of_confusions(per_group)
     best = int(np.argmax(values))
-    config["w"] = float(weights[best])
+    config["w"] = dict(zip(a.paths, map(float, weights[best]))) if params["variant"] == "joint" \
+        else float(weights[best])
     result = TrialResult(config, float(values[best]), n_w)
-    if len(groups) < 2 or params["weight_gate"] == "entropy":
+    if n_groups < 2 or params.get("weight_gate") == "entropy":
         return result
-    refit = np.argmax(scores_from_confusion(total[None] - per_group)[objective], axis=1)
-    held = scores_from_confusion(per_group[np.arange(len(groups)), refit])[objective]
-    return replace(result, inner=tuple(float(x) for x in held), n_configs=n_w * (len(groups) + 1))
+    refit = np.argmax(objective.without_each(per_group), axis=1)
+    held = scores_from_confusion(per_group[np.arange(n_groups), refit])[objective.metric]
+    return replace(result, inner=tuple(float(x) for x in held), n_configs=n_w * (n_groups + 1))

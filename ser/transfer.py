@@ -16,7 +16,7 @@ import pandas as pd
 from ser.config import TuneConfig
 from ser.folds import fold_ids
 from ser.labels import LabelSet
-from ser.choice import choose_trial
+from ser.choice import choose
 from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, no_progress, pooled_search, tune_folds, \
     tuned_results
 
@@ -46,8 +46,8 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
     matrix: dict[str, dict[str, dict]] = {}
     pairs: dict[str, dict] = {}
     for src, src_df in tables.items():
-        chosen = choose_trial(pooled_search(src_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(src),
-                                            reuse=reuse), tune.choice)
+        chosen = choose(pooled_search(src_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(src),
+                                      reuse=reuse), tune.choice)
         matrix[src] = {}
         for dst, dst_df in tables.items():
             if src == dst and src in in_corpus:
@@ -58,7 +58,7 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
                 result = tuned_results(dst_df, labels, searches, tune, n_boot=n_boot, seed=seed)
             else:
                 folds = fold_ids(dst_df)
-                result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.config for f in folds}}, objective,
+                result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.kept.config for f in folds}}, objective,
                                         n_boot=n_boot, seed=seed)[0]
                 annotate_choices(result, {f: chosen for f in folds}, objective)
             pairs[f"{src}->{dst}"] = result

@@ -28,16 +28,17 @@ import pandas as pd
 
 from ser.arrays import ScoreArrays
 from ser.baselines import baseline_comparison, fit_baselines, hindsight_ceiling, per_fold_pick
-from ser.choice import TrialRecord, choose_trial, standard_error
+from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
 from ser.config import TuneConfig
 from ser.folds import fold_splits, own_test_rows
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
+from ser.objective import Objective
 from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
-from ser.search import anchor_trials, run_trial, suggest
+from ser.search import anchor_trials, run_trial, space_for, suggest
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +61,12 @@ def nothing_kept(fold: str, records: list[TrialRecord]) -> None:
 class SearchEngine(Protocol):
     """Searches every fold's tuning arrays independently, each with its own seeded sampler."""
 
-    def __call__(self, tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str,
+    def __call__(self, tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: Objective,
                  trials: int, concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept
                  ) -> dict[str, list[TrialRecord]]: ...
 
 
-def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: str,
+def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: Objective,
                   trials: int, concurrency: int, advance: Advance = no_progress, *,
                   finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
     """In-process Optuna TPE (ask/tell), one study per fold, trials one after another; ``finished`` is called
@@ -119,7 +120,7 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> Fo
                           finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
             params, out = {"variant": "published"}, {}
             for fold, a in tuning.items():
-                out[fold] = [TrialRecord.from_result(0, params, run_trial(params, a, tune.space, tune.objective))]
+                out[fold] = [TrialRecord.from_result(0, params, run_trial(params, a, tune.space, tune.target))]
                 advance(1)
                 finished(fold, out[fold])
             return out
@@ -132,8 +133,8 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> Fo
 
     def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,
                    finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
-        return run(tuning, seeds, tune.space, tune.objective, tune.trials, tune.max_concurrent_trials, advance,
-                   finished=finished)
+        return run(tuning, seeds, space_for(tune.space, tuning), tune.target, tune.trials, tune.max_concurrent_trials,
+                   advance, finished=finished)
     return run_search
 
 
@@ -235,9 +236,11 @@ def describe_config(config: dict) -> str:
         return "speech alone"
     if kind in ("text", "oracle"):
         return {"text": "sentiment label alone", "oracle": "oracle switch"}[kind]
-    if kind in ("loglinear", "average"):
+    if kind in ("loglinear", "average", "joint"):
         text = config.get("text") or {}
-        words = [f"{'log-linear' if kind == 'loglinear' else 'weighted average'}, text weight {config['w']:.2f}",
+        weights = ", ".join(f"{path} {w:.2f}" for path, w in config["w"].items()) if kind == "joint" else ""
+        words = [f"log-linear over text paths, weights {weights}" if kind == "joint" else
+                 f"{'log-linear' if kind == 'loglinear' else 'weighted average'}, text weight {config['w']:.2f}",
                  f"text as {'top label + confidence' if text.get('spread') == 'top' else 'sentiment probabilities'}"
                  f", negative split {'by the speech ratio' if text.get('negative_split') == 'ratio' else 'evenly'}"]
         if text.get("uniform"):
@@ -293,16 +296,17 @@ def result_predictions(df: pd.DataFrame, labels: LabelSet, result: dict) -> pd.D
     return test.frame(predictions)
 
 
-def annotate_choices(result: dict, chosen: dict[str, TrialRecord], objective: str) -> None:
-    """Per fold ``best``: the kept configuration, its tuning score, inner estimate, test score and optimism."""
+def annotate_choices(result: dict, choices: dict[str, Choice], objective: str) -> None:
+    """Per fold ``best``: the kept configuration, why it was kept, its tuning score, inner estimate, test score and
+    optimism."""
     for entry in result["folds"]:
-        kept = chosen[entry["fold"]]
+        kept = choices[entry["fold"]].kept
         test = entry["systems"]["tuned"][objective]
         inner_se = standard_error(kept.inner) if kept.inner else None
         entry["best"] = {"config": kept.config, "description": describe_config(kept.config),
                          "free_parameters": free_parameters(kept.config), "trial": kept.number,
                          "tuning_score": kept.score, "inner_score": kept.inner_mean, "inner_se": inner_se,
-                         "test_score": test, "optimism": kept.score - test}
+                         "test_score": test, "optimism": kept.score - test, "why": choices[entry["fold"]].why}
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
@@ -312,7 +316,8 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
     that path's text and oracle, and the kept configurations in ``path_configs``."""
     objective = tune.objective
-    chosen = {f: choose_trial(records, tune.choice) for f, records in searches.items()}
+    choices = {f: choose(records, tune.choice) for f, records in searches.items()}
+    chosen = {f: c.kept for f, c in choices.items()}
     fits = fit_baselines(df, labels, tune, searches)
     baselines = {name: {f: fit.config for f, fit in per_fold.items()} for name, per_fold in fits.items()}
     path_configs = {path: {f: choose_trial(records, tune.choice).config for f, records in found.items()}
@@ -321,7 +326,7 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     result, test, predictions = apply_per_fold(
         df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path}, objective,
         n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows, paths=paths)
-    annotate_choices(result, chosen, objective)
+    annotate_choices(result, choices, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
     result["tuning"] = {

@@ -16,7 +16,7 @@ from ser.synthetic import synthetic_scores
 from ser import scoring
 from ser.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
     hindsight_ceiling, per_fold_pick
-from ser.choice import TrialRecord, choose_trial
+from ser.choice import TrialRecord, choose, choose_trial
 from ser.tuning import make_fold_search, tune_folds, tuned_results
 
 LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
@@ -71,17 +71,39 @@ def test_levels_widens_the_standard_error_for_overlapping_refits():
 
 
 def test_levels_keeps_a_fusion_that_leads_speech_by_half_a_standard_error():
-    """4 groups: the SE of the paired differences is widened by √(1 + 4/3). Differences 6, −2, 4, 0 (1e-3): mean 2,
-    SE 1.83, corrected 2.79, a lead of 0.72 SE: the fusion is kept (asking a whole SE would keep speech). Differences
-    5, −3, 3, −1: mean 1, a lead of 0.36 SE: speech alone."""
+    """4 groups: the SE of the paired differences is widened by √(1 + 4/3). Differences 6, −2, 4, 1 (1e-3): mean
+    2.25, SE 1.75, corrected 2.67, a lead of 0.84 SE, better in 3 of 4 groups, worst −0.2 points: the fusion is
+    kept (asking a whole SE would keep speech). Differences 4, −4, 3, 1: mean 1, sd 3.56, a lead of 0.37 SE:
+    speech alone."""
     speech = record(0, {"kind": "speech"}, 0.60, [0.600, 0.600, 0.600, 0.600])
-    fusion = record(1, LOGLINEAR, 0.61, [0.606, 0.598, 0.604, 0.600])
+    fusion = record(1, LOGLINEAR, 0.61, [0.606, 0.598, 0.604, 0.601])
     assert choose_trial([speech, fusion], "levels") is fusion
-    barely = record(1, LOGLINEAR, 0.61, [0.605, 0.597, 0.603, 0.599])
+    assert choose([speech, fusion], "levels").why == (
+        "fusion kept: +0.23 points over speech alone in the inner estimate (0.8 SE), better in 3/4 held-out folds, "
+        "worst -0.20")
+    barely = record(1, LOGLINEAR, 0.61, [0.604, 0.596, 0.603, 0.601])
     assert choose_trial([speech, barely], "levels") is speech
+    assert choose([speech, barely], "levels").why.startswith("speech alone kept: the fusion leads by 0.4 SE, under 0.5")
     # among fusions a whole corrected SE still buys the simpler one: the complex one leads by 0.72 SE
-    complex_ = record(2, GATED, 0.62, [0.612, 0.596, 0.608, 0.600])
+    complex_ = record(2, GATED, 0.62, [0.612, 0.596, 0.608, 0.602])
     assert choose_trial([speech, fusion, complex_], "levels") is fusion
+
+
+def test_levels_keeps_speech_when_the_fusion_helps_only_some_held_out_folds():
+    """Do no harm: a lead on average is not enough. Differences 9, 8, −1, −1 (1e-3): a lead of 0.9 SE, but better in
+    only 2 of 4 groups. Differences 30, 30, 30, −25: better in 3 of 4 and a lead of 0.6 SE, but one group loses 2.5
+    points (more than 2). Differences 30, 30, 30, −15: kept."""
+    speech = record(0, {"kind": "speech"}, 0.60, [0.600, 0.600, 0.600, 0.600])
+    half = record(1, LOGLINEAR, 0.61, [0.609, 0.608, 0.599, 0.599])
+    assert choose_trial([speech, half], "levels") is speech
+    assert choose([speech, half], "levels").why.startswith(
+        "speech alone kept: the fusion is better in only 2/4 held-out folds")
+    harmful = record(1, LOGLINEAR, 0.61, [0.630, 0.630, 0.630, 0.575])
+    assert choose_trial([speech, harmful], "levels") is speech
+    assert choose([speech, harmful], "levels").why.startswith(
+        "speech alone kept: the fusion loses 2.50 points in a held-out fold, more than 2")
+    tolerable = record(1, LOGLINEAR, 0.61, [0.630, 0.630, 0.630, 0.585])
+    assert choose_trial([speech, tolerable], "levels") is tolerable
 
 
 def test_without_inner_estimates_the_choice_falls_back_to_the_tuning_score():
@@ -146,10 +168,12 @@ def _default_tune(df):
 
 
 def test_iemocap_like_default_search_matches_the_best_simple_baseline():
-    """Speech strong, text weak: the default search keeps up with the best single-weight fusion."""
+    """Speech strong, text weak (the calibrated generator, seed 0): the default search is level with the best
+    single-weight fusion (measured −0.30 [−0.71, +0.15]) and gains about two points over speech."""
     r = _default_tune(validate(synthetic_scores(seed=0, profile="iemocap-like")))
     mean = {name: r["mean"][name]["macro_f1"] for name in r["mean"]}
-    assert mean["tuned"] >= max(mean[b] for b in r["baselines"]["systems"]) - 1e-9
+    assert r["baselines"]["verdict"] != "falls short of"
+    assert mean["tuned"] >= max(mean[b] for b in r["baselines"]["systems"]) - 0.005
     assert mean["tuned"] - mean["speech"] > 0.015
     assert r["comparisons"]["tuned"]["folds"]["improved"] >= 9
     assert r["tuning"]["mean_optimism"] < 0.01        # the kept configurations are honest to within a point
@@ -234,8 +258,12 @@ def test_a_weakly_useful_text_model_is_used():
 
 
 def test_a_useless_text_model_costs_nothing():
-    """A sentiment model that says 'positive' 96% of the time: the search keeps speech alone in most folds, and
-    what the other folds fuse costs less than half a point (measured over 18 seeds: −0.35 to +1.11, mean −0.03)."""
-    r = _default_tune(validate(synthetic_scores(seed=0, profile="useless-text")))
-    assert r["mean"]["tuned"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.005
+    """A sentiment model that says 'positive' 96% of the time (seed 2): without the do-no-harm test one fold kept a
+    fusion that led speech on average but lost in most held-out folds, and lost 4.49 points on its test fold. Now
+    the search keeps speech alone in most folds and no fold loses anything measurable."""
+    r = _default_tune(validate(synthetic_scores(seed=2, profile="useless-text")))
+    assert r["mean"]["tuned"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.0005
     assert sum(f["best"]["config"]["kind"] == "speech" for f in r["folds"]) >= 7
+    assert min(f["systems"]["tuned"]["macro_f1"] - f["systems"]["speech"]["macro_f1"] for f in r["folds"]) > -0.005
+    kept = [f["best"]["why"] for f in r["folds"] if f["best"]["config"]["kind"] == "speech"]
+    assert any("held-out folds" in why for why in kept) and all(why.startswith("speech alone kept") for why in kept)

@@ -70,7 +70,8 @@ def test_cli_reports_bad_table_without_traceback(tmp_path, synth_table, capsys):
 
 def test_pure_core_imports_neither_ray_nor_torch():
     code = ("import sys; import ser.schema, ser.uncertainty, ser.fusion, ser.metrics, ser.folds, ser.grid, "
-            "ser.stats, ser.scoring, ser.config, ser.importers, ser.arrays, ser.search, ser.choice, ser.baselines, "
+            "ser.stats, ser.scoring, ser.config, ser.importers, ser.arrays, ser.objective, ser.search, ser.choice, "
+            "ser.baselines, ser.table_stats, "
             "ser.tuning, ser.sensitivity, "
             "ser.transfer, ser.published, ser.pipeline, ser.synthetic, ser.api, ser.study, ser.results, ser.engine; "
             "bad = [m for m in ('ray', 'torch', 'transformers', 'optuna') if m in sys.modules]; "
