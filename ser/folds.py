@@ -114,3 +114,14 @@ def fold_splits(df: pd.DataFrame, protocol: str = "oof") -> list[FoldSplit]:
                              f"{'[test] of other folds' if protocol == 'oof' else protocol})")
         out.append(FoldSplit(k, tuning, test))
     return out
+
+
+def group_sizes(folds: np.ndarray) -> tuple[int, ...]:
+    """Rows of each distinct fold in sorted fold order: the held-out groups of an inner estimate on these rows."""
+    return tuple(int(n) for n in np.unique(np.asarray(folds).astype(str), return_counts=True)[1])
+
+
+def tuning_group_sizes(df: pd.DataFrame, protocol: str = "oof") -> dict[str, tuple[int, ...]]:
+    """Per fold, :func:`group_sizes` of its tuning rows (what ``ser.choice.loss_allowed`` scales by)."""
+    fold = df["fold"].to_numpy()
+    return {s.fold: group_sizes(fold[s.tuning]) for s in fold_splits(df, protocol)}

@@ -14,7 +14,7 @@ from typing import Mapping
 import pandas as pd
 
 from ser.config import TuneConfig
-from ser.folds import fold_ids
+from ser.folds import fold_ids, group_sizes, own_test_rows
 from ser.labels import LabelSet
 from ser.choice import choose
 from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, no_progress, pooled_search, tune_folds, \
@@ -47,7 +47,8 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
     pairs: dict[str, dict] = {}
     for src, src_df in tables.items():
         chosen = choose(pooled_search(src_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(src),
-                                      reuse=reuse), tune.choice)
+                                      reuse=reuse), tune.choice,
+                        group_sizes(src_df.loc[own_test_rows(src_df), "fold"].to_numpy()))
         matrix[src] = {}
         for dst, dst_df in tables.items():
             if src == dst and src in in_corpus:

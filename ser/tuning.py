@@ -30,7 +30,7 @@ from ser.arrays import ScoreArrays
 from ser.baselines import baseline_comparison, fit_baselines, hindsight_ceiling, per_fold_pick
 from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
 from ser.config import TuneConfig
-from ser.folds import fold_splits, own_test_rows
+from ser.folds import fold_splits, group_sizes, own_test_rows, tuning_group_sizes
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import safe_name, signature, write_json
 from ser.labels import LabelSet
@@ -173,9 +173,10 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
             done.update(fold_search({s.fold: arrays.take(s.tuning) for s in todo},
                                     {s.fold: seeds[s.fold] for s in todo}, advance, keep))
     elapsed = time.perf_counter() - t0
+    fold = df["fold"].to_numpy()
     for split in splits:
         records = done[split.fold]
-        kept = choose_trial(records, tune.choice)
+        kept = choose_trial(records, tune.choice, group_sizes(fold[split.tuning]))
         inner = "" if kept.inner is None else f", inner {kept.inner_mean:.4f}"
         log.debug(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations; "
             f"kept {describe_config(kept.config)} (tuning {tune.objective} {kept.score:.4f}{inner})")
@@ -316,11 +317,12 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
     that path's text and oracle, and the kept configurations in ``path_configs``."""
     objective = tune.objective
-    choices = {f: choose(records, tune.choice) for f, records in searches.items()}
+    sizes = tuning_group_sizes(df, tune.protocol)
+    choices = {f: choose(records, tune.choice, sizes[f]) for f, records in searches.items()}
     chosen = {f: c.kept for f, c in choices.items()}
     fits = fit_baselines(df, labels, tune, searches)
     baselines = {name: {f: fit.config for f, fit in per_fold.items()} for name, per_fold in fits.items()}
-    path_configs = {path: {f: choose_trial(records, tune.choice).config for f, records in found.items()}
+    path_configs = {path: {f: choose_trial(records, tune.choice, sizes[f]).config for f, records in found.items()}
                     for path, found in (path_searches or {}).items()}
     per_path, paths = path_systems(path_configs, sorted(chosen), path_configs)
     result, test, predictions = apply_per_fold(

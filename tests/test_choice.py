@@ -16,7 +16,7 @@ from ser.synthetic import synthetic_scores
 from ser import scoring
 from ser.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
     hindsight_ceiling, per_fold_pick
-from ser.choice import TrialRecord, choose, choose_trial
+from ser.choice import TrialRecord, choose, choose_trial, loss_allowed
 from ser.tuning import make_fold_search, tune_folds, tuned_results
 
 LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
@@ -101,9 +101,23 @@ def test_levels_keeps_speech_when_the_fusion_helps_only_some_held_out_folds():
     harmful = record(1, LOGLINEAR, 0.61, [0.630, 0.630, 0.630, 0.575])
     assert choose_trial([speech, harmful], "levels") is speech
     assert choose([speech, harmful], "levels").why.startswith(
-        "speech alone kept: the fusion loses 2.50 points in a held-out fold, more than 2")
+        "speech alone kept: the fusion loses 2.50 points in a held-out fold, more than the 2.00 allowed")
     tolerable = record(1, LOGLINEAR, 0.61, [0.630, 0.630, 0.630, 0.585])
     assert choose_trial([speech, tolerable], "levels") is tolerable
+
+
+def test_a_small_held_out_fold_may_lose_more_before_it_counts_as_harm():
+    """2 points at 400 rows or more, widened by √(400 / rows) below: a 14-row fold may lose 2·√(400/14) = 10.69
+    points (one utterance moves its macro-F1 by several), a 100-row fold 4."""
+    np.testing.assert_allclose(loss_allowed([14, 100, 400, 650], 4), [0.02 * np.sqrt(400 / 14), 0.04, 0.02, 0.02])
+    speech = record(0, {"kind": "speech"}, 0.60, [0.600, 0.600, 0.600, 0.600])
+    big_gain = record(1, LOGLINEAR, 0.70, [0.800, 0.750, 0.800, 0.552])    # +15 on average, one fold −4.8
+    assert choose_trial([speech, big_gain], "levels", group_rows=[14, 14, 14, 14]) is big_gain
+    assert choose_trial([speech, big_gain], "levels", group_rows=[600, 600, 600, 600]) is speech
+    assert choose([speech, big_gain], "levels", group_rows=[600, 600, 600, 600]).why.startswith(
+        "speech alone kept: the fusion loses 4.80 points in a held-out fold of 600 rows, more than the 2.00 allowed")
+    with pytest.raises(ValueError, match="group_rows has 3 entries for 4 held-out groups"):
+        choose([speech, big_gain], "levels", group_rows=[14, 14, 14])
 
 
 def test_without_inner_estimates_the_choice_falls_back_to_the_tuning_score():
