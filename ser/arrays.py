@@ -7,8 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ser.labels import DEFAULT_LABELS, LabelSet
-from ser.labels import SENTIMENTS
+from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
 from ser.schema import TEXT_COLUMNS, text_path_names
 from ser.uncertainty import entropy_varentropy
 

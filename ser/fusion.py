@@ -164,7 +164,6 @@ class TextDistribution:
         """(n, K) rows summing to 1, from text path ``path``'s sentiment."""
         labels, n = a.labels, len(a)
         sentiment = a.text(path)
-        top_label = np.argmax(sentiment, axis=1)
         neg_idx = np.array([labels.index(c) for c in labels.negative])
         if self.negative_split == "ratio":
             p_neg = a.p[:, neg_idx]
@@ -173,6 +172,7 @@ class TextDistribution:
         else:
             share = np.full((n, len(neg_idx)), 1.0 / len(neg_idx))
         if self.spread == "top":
+            top_label = a.sentiment if path == PRIMARY_PATH else np.argmax(sentiment, axis=1)
             conf = sentiment[np.arange(n), top_label]
             mass = np.zeros_like(sentiment)
             mass[np.arange(n), top_label] = conf

@@ -100,16 +100,8 @@ def threshold_surface(a: ScoreArrays, tau_h: np.ndarray, tau_v: np.ndarray, gate
     y, s, t = a.y[sel], a.speech[sel], text[sel]
     n_sel = len(y)
     # channels: Δtp (K) | Δpred (K) | gated | gated & speech wrong | label changed
-    w = np.zeros((n_sel, 2 * k + 3))
-    idx = np.arange(n_sel)
-    gain = (t == y).astype(float) - (s == y)
-    w[idx, y] = gain
-    changed = t != s
-    w[idx[changed], k + t[changed]] += 1
-    w[idx[changed], k + s[changed]] -= 1
-    w[:, 2 * k] = 1
-    w[:, 2 * k + 1] = s != y
-    w[:, 2 * k + 2] = changed
+    w = np.concatenate([_count_changes(y, s, t, np.zeros(n_sel, dtype=np.int64), 1, k).reshape(n_sel, 2 * k),
+                        np.stack([np.ones(n_sel), s != y, t != s], axis=1)], axis=1)
     h_op, v_op = GATES[gate]
     sums = gated_sums(a.h[sel], a.v[sel], tau_h, tau_v, w, h_op, v_op)
     d_tp, d_pred = sums[..., :k], sums[..., k:2 * k]
@@ -144,6 +136,19 @@ def group_base_counts(a: ScoreArrays) -> tuple[np.ndarray, np.ndarray, np.ndarra
     return count(a.y, right), count(a.speech), count(a.y)
 
 
+def _count_changes(y: np.ndarray, s: np.ndarray, t: np.ndarray, g: np.ndarray, n_groups: int, k: int
+                   ) -> np.ndarray:
+    """Per row, what switching it from its speech label ``s`` to its text label ``t`` changes, in its group ``g``'s
+    channels: (n, G, 2, K) weights, [..., 0, :] true positives and [..., 1, :] predicted counts per class."""
+    idx = np.arange(len(y))
+    w = np.zeros((len(y), n_groups, 2, k))
+    w[idx, g, 0, y] = (t == y).astype(float) - (s == y)
+    changed = t != s
+    w[idx[changed], g[changed], 1, t[changed]] += 1
+    w[idx[changed], g[changed], 1, s[changed]] -= 1
+    return w
+
+
 def group_deltas(a: ScoreArrays, tau_h: np.ndarray, tau_v: np.ndarray, gate: str, negative: NegativeMapping,
                  rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per tuning-set group, the change of true positives and of predicted counts against speech for every
@@ -153,12 +158,7 @@ def group_deltas(a: ScoreArrays, tau_h: np.ndarray, tau_v: np.ndarray, gate: str
     n_groups, codes = group_codes(a.group)
     sel = np.ones(len(a), dtype=bool) if rows is None else np.asarray(rows)
     y, s, t, g = a.y[sel], a.speech[sel], text_labels(a, negative)[sel], codes[sel]
-    idx = np.arange(len(y))
-    w = np.zeros((len(y), n_groups, 2, k))
-    w[idx, g, 0, y] = (t == y).astype(float) - (s == y)
-    changed = t != s
-    w[idx[changed], g[changed], 1, t[changed]] += 1
-    w[idx[changed], g[changed], 1, s[changed]] -= 1
+    w = _count_changes(y, s, t, g, n_groups, k)
     h_op, v_op = GATES[gate]
     sums = gated_sums(a.h[sel], a.v[sel], tau_h, tau_v, w.reshape(len(y), -1), h_op, v_op)
     sums = np.moveaxis(sums.reshape(len(tau_h), len(tau_v), n_groups, 2, k), 2, 0)

@@ -40,6 +40,12 @@ class LabelSet:
         return self.classes.index(name)
 
     @property
+    def polarity(self) -> tuple[int, ...]:
+        """Each class's sentiment index in ``SENTIMENTS`` order (neg 0, neu 1, pos 2); -1 for a class with no role."""
+        return tuple(0 if c in self.negative else 1 if c == self.neutral else 2 if c == self.positive else -1
+                     for c in self.classes)
+
+    @property
     def speech_columns(self) -> list[str]:
         return [f"speech_{c}" for c in self.classes]
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser.metrics import METRICS, confusion, scores_from_confusion, scores_from_counts
+from ser.metrics import METRICS, confusion, fold_confusions, scores_from_confusion, scores_from_counts
 
 AGGREGATES = ("fold-mean", "pooled")
 
@@ -55,16 +55,11 @@ class Objective:
         """The aggregated objective of one labelling of the tuning rows (``group``: any integer codes)."""
         if self.aggregate == "pooled":
             return float(scores_from_confusion(confusion(y, pred, k))[self.metric])
-        return float(self.of_confusions(group_confusions(y, pred, group, k)))
+        n_groups, codes = group_codes(group)
+        return float(self.of_confusions(fold_confusions(y, pred, codes, n_groups, k)))
 
 
 def group_codes(group: np.ndarray) -> tuple[int, np.ndarray]:
     """(number of groups, 0-based code per row) of any integer group labels."""
     values, codes = np.unique(group, return_inverse=True)
     return len(values), codes
-
-
-def group_confusions(y: np.ndarray, pred: np.ndarray, group: np.ndarray, k: int) -> np.ndarray:
-    """(G, K, K) confusion counts, one per group in sorted group order."""
-    n_groups, codes = group_codes(group)
-    return np.bincount((codes * k + y) * k + pred, minlength=n_groups * k * k).reshape(n_groups, k, k)

@@ -51,15 +51,6 @@ class TableStats:
     fusion_gain: tuple[float, ...]              # per fold, macro-F1 of REFERENCE_FUSION − speech
 
 
-def gold_polarity(y: np.ndarray, labels: LabelSet) -> np.ndarray:
-    """Each gold class's sentiment index (neg 0, neu 1, pos 2); -1 for a class with no sentiment role."""
-    role = np.full(labels.k, -1)
-    role[[labels.index(c) for c in labels.negative]] = 0
-    role[labels.index(labels.neutral)] = 1
-    role[labels.index(labels.positive)] = 2
-    return role[y]
-
-
 def expected_calibration_error(confidence: np.ndarray, correct: np.ndarray, bins: int = ECE_BINS) -> float:
     """Σ over equal-width confidence bins of (bin share) · |accuracy − mean confidence|."""
     index = np.minimum((confidence * bins).astype(int), bins - 1)
@@ -79,7 +70,7 @@ def table_stats(df: pd.DataFrame, labels: LabelSet = DEFAULT_LABELS) -> TableSta
     top = a.p.max(axis=1)
     right = a.speech == y
     h = entropy(a.p)
-    polarity = gold_polarity(y, labels)
+    polarity = np.array(labels.polarity)[y]
     by_class = np.bincount(y * 3 + a.sentiment, minlength=k * 3).reshape(k, 3).astype(float)
     text_right = a.sentiment == polarity
     conf = a.q[np.arange(len(a)), a.sentiment]

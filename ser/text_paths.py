@@ -36,8 +36,7 @@ def paths_of(df: pd.DataFrame) -> dict[str, str | None]:
 def gold_sentiment(df: pd.DataFrame, labels: LabelSet) -> np.ndarray:
     """Gold emotion mapped to sentiment indices (negative classes → neg, neutral → neu, positive → pos); -1 for a
     class with no sentiment role."""
-    role = {c: 0 for c in labels.negative} | {labels.neutral: 1, labels.positive: 2}
-    return df["label"].map(role).fillna(-1).to_numpy(dtype=np.int64)
+    return df["label"].map(dict(zip(labels.classes, labels.polarity))).fillna(-1).to_numpy(dtype=np.int64)
 
 
 def path_summary(df: pd.DataFrame, labels: LabelSet) -> dict[str, dict]:
