@@ -207,6 +207,12 @@ def search_blocks(out: RunOutputs, image: Image) -> list[tuple]:
         ("table", Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
                                      f"inner estimate {m}", f"test {m}", "optimism"], honesty)),
     ]
+    why = [[f["fold"], f["best"]["why"]] for f in r["folds"] if f["best"].get("why")]
+    if why:
+        blocks += [("p", "Why each fold kept its configuration: a fusion is kept over speech alone (and a joint fusion "
+                         "over the one-path one) only when its inner estimate leads by the required SEs, it is better "
+                         "in most held-out folds, and no held-out fold loses more than its size allows."),
+                   ("table", Table("choices", ["fold", "why"], why))]
     if len(out.primary_trials):
         blocks.append(image("trials", "Search history per fold: each trial's inner estimate (dots) and the best so "
                                       "far (lines)."))

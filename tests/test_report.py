@@ -57,6 +57,9 @@ def test_tables_carry_the_numbers_of_results_json(tuned_run):
     optimism = table(tuned_run, "optimism")
     assert [float(x) for x in optimism["optimism"]] == pytest.approx(
         [100 * f["best"]["optimism"] for f in r["folds"]], abs=0.006)
+    choices = table(tuned_run, "choices")
+    assert list(choices["why"]) == [f["best"]["why"] for f in r["folds"]]
+    assert all(why.startswith(("fusion kept: ", "speech alone kept: ")) for why in choices["why"])
     by_condition = table(tuned_run, "by_condition")
     assert list(by_condition["condition"]) == ["improvised", "scripted"]
     assert sum(int(n) for n in by_condition["n"]) == sum(f["n"] for f in r["folds"])
@@ -71,7 +74,7 @@ def test_every_figure_and_table_in_every_format(tuned_run):
     assert (tuned_run / "figures" / "folds.pdf").read_bytes()[:4] == b"%PDF"
     names = {p.stem for p in (tuned_run / "tables").glob("*.csv")}
     assert names == {p.stem for p in (tuned_run / "tables").glob("*.tex")}
-    assert names >= {"per_fold", "metrics", "per_class", "baselines", "optimism", "by_condition"}
+    assert names >= {"per_fold", "metrics", "per_class", "baselines", "optimism", "choices", "by_condition"}
     tex = (tuned_run / "tables" / "metrics.tex").read_text()
     assert tex.startswith("\\begin{tabular}{lrrrrrr}\n\\toprule") and "\\bottomrule" in tex and "$\\pm$" in tex
 
