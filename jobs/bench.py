@@ -6,6 +6,7 @@ Timings on shared machines are noisy; compare the ratios, and rerun before trust
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import replace
 import subprocess
 import sys
@@ -320,15 +321,46 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
               f"Ray/sequential = {(s2 - s1) / (r2 - r1):.2f}x. (Peak RSS sums pages shared with the object store.)")
 
 
+def _peak_rss(cmd: list[str]) -> tuple[float, float]:
+    """(seconds, peak resident MiB) of one command run as a child process (its own rusage, from wait4)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-500:]}")
+    return time.perf_counter() - t0, usage.ru_maxrss / 1024
+
+
+def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
+    """Peak RSS of ``ser evaluate`` and ``ser tune`` (in-process engine, default search) against rows: memory is
+    bounded by chunking, so it grows linearly with the table, not with rows × bootstrap resamples."""
+    ser = [sys.executable, "-m", "ser.cli"]
+    print(f"{'rows':>9}  {'evaluate s':>10} {'peak MiB':>9}  {'tune s':>8} {'peak MiB':>9}")
+    peaks = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for rows in sizes:
+            table = f"{tmp}/s{rows}.parquet"
+            subprocess.run(ser + ["synth", "--out", table, "--folds", "10", "--per-fold", str(rows // 10), "-q"],
+                           check=True)
+            ev = _peak_rss(ser + ["evaluate", "--scores", table, "--out", f"{tmp}/e{rows}", "-q"])
+            tu = _peak_rss(ser + ["tune", "--scores", table, "--out", f"{tmp}/t{rows}", "--engine", "optuna", "-q"])
+            peaks.append((rows, ev[1], tu[1]))
+            print(f"{rows:>9,}  {ev[0]:>10.1f} {ev[1]:>9,.0f}  {tu[0]:>8.1f} {tu[1]:>9,.0f}", flush=True)
+    (r0, e0, t0), (r1, e1, t1) = peaks[0], peaks[-1]
+    print(f"growth from {r0:,} to {r1:,} rows: evaluate {(e1 - e0) / (r1 - r0) * 1e3:.2f} MiB per 1k rows, tune "
+          f"{(t1 - t0) / (r1 - r0) * 1e3:.2f} MiB per 1k rows (the 1M-row table itself is ~"
+          f"{r1 * 8 * 14 / 2**20:,.0f} MiB as float64 columns)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
     from jobs.bench_real import bench_infer_real, bench_tune_growth
 
     suites = {"core": bench_core, "fusion": bench_fusion, "calibration": bench_calibration, "tune": bench_tune,
-              "infer": bench_infer, "infer-real": bench_infer_real, "tune-growth": bench_tune_growth}
+              "infer": bench_infer, "infer-real": bench_infer_real, "tune-growth": bench_tune_growth, "memory": bench_memory}
     parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all",
-                        help="all = core, fusion, tune, infer (calibration, infer-real and tune-growth: run them by "
-                             "name)")
+                        help="all = core, fusion, tune, infer (calibration, infer-real, tune-growth and memory: run "
+                             "them by name)")
     args = parser.parse_args(argv)
     for name in ("core", "fusion", "tune", "infer") if args.suite == "all" else [args.suite]:
         print(f"== {name}")

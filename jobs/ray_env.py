@@ -10,6 +10,18 @@ def local_ray() -> bool:
     return not os.environ.get("RAY_ADDRESS")
 
 
+# Ray's switch for "this node may be part of a multi-machine cluster". Off, Ray takes 127.0.0.1 as the node's
+# address and every server it starts (GCS, raylet, workers, agents) listens there only, as on macOS.
+_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+def keep_local_ray_on_loopback() -> None:
+    """Make a Ray that ser starts itself reachable from this machine only; a ``RAY_ADDRESS`` to join, or
+    ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1`` set by the user, leaves Ray's own choice alone."""
+    if local_ray():
+        os.environ.setdefault(_CLUSTER_SWITCH, "0")
+
+
 def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:
     """Join ``RAY_ADDRESS`` if set (a cluster or ``ray job submit``), else start a local Ray."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -35,7 +35,14 @@ def runtime_env(working_dir: str, extra_yaml: str | None) -> dict:
 def _client(address: str):
     from ray.job_submission import JobSubmissionClient
 
-    return JobSubmissionClient(address)
+    from ser.io import InputError
+
+    try:
+        return JobSubmissionClient(address)
+    except ConnectionError as exc:
+        detail = " ".join(str(exc).split())[:160] or type(exc).__name__
+        raise InputError(f"--address {address}: no Ray job server answers there ({detail}); check the address and "
+                         f"that the cluster's head runs its dashboard (the job server)") from None
 
 
 def submit(address: str, ser_args: list[str], working_dir: str = ".", runtime_env_yaml: str | None = None,

@@ -26,7 +26,7 @@ from ser.io import read_yaml
 from ser.labels import LabelSet
 from ser.progress import progress
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
-from ser.schema import path_view, read_table, require_classes, text_path_names, validate
+from ser.schema import labels_of, path_view, read_table, require_classes, text_path_names, validate
 from ser.scoring import evaluate_systems, evaluation_predictions
 from ser.text_paths import asr_report, cascade, has_references, path_errors, path_summary, paths_of, \
     primary_name, transfer_matrix
@@ -49,10 +49,7 @@ def _names_labels(config: ConfigLike) -> bool:
 def read_scores(path: str | Path, labels: LabelSet | None = None) -> pd.DataFrame:
     """A validated score table (Parquet or CSV); the label set defaults to the one its columns imply."""
     table = read_table(path)
-    try:
-        labels = labels or LabelSet.from_columns(list(table.columns))
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
+    labels = labels or labels_of(table, str(path))
     return validate(table, labels, source=str(path))
 
 
@@ -63,10 +60,7 @@ def resolve(scores: ScoresLike, config: ConfigLike = None, *, overrides: Mapping
     source = str(scores) if isinstance(scores, (str, Path)) else "score table"
     table = read_table(scores) if isinstance(scores, (str, Path)) else scores
     if not (_names_labels(config) or any(s.split("=")[0].startswith("labels") for s in sets)):
-        try:
-            cfg = replace(cfg, labels=LabelSet.from_columns(list(table.columns)))
-        except ValueError as exc:
-            raise ValueError(f"{source}: {exc}") from None
+        cfg = replace(cfg, labels=labels_of(table, source))
     df = validate(table, cfg.labels, source=source)
     require_classes(df, source)
     return df, cfg

@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from ser.io import InputError, OutputLocked, output_lock, safe_name, write_json
+from ser.io import DiskFull, InputError, OutputLocked, file_component, output_lock, write_json
 from ser.logs import add_log_file, close_log_files, setup_logging
 from ser.synthetic import PROFILES
 
@@ -96,16 +96,17 @@ def _cmd_tune(args: argparse.Namespace) -> int:
                                                     if v}))
     with output_lock(out, "tune"):
         add_log_file(out / "ser.log")
-        result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment").result
+        def record(result: dict) -> dict:
+            return {"command": "tune", "config_file": args.config, "config": cfg.to_dict(), "seed": cfg.seed,
+                    "timings_s": {"total": time.perf_counter() - t0}, "warnings": result["warnings"], **provenance()}
+        result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment",
+                            record=record).result
         print(format_table(result))
         print(format_baselines(result))
         paths = format_text_paths(result)
         if paths:
             print(paths)
         _warn(result)
-        write_json({"command": "tune", "config_file": args.config, "config": cfg.to_dict(), "seed": cfg.seed,
-                    "timings_s": {"total": time.perf_counter() - t0}, "warnings": result["warnings"],
-                    **provenance()}, out / "run.json")
     log.info(f"wrote {out}/results.json, trials.parquet, predictions.parquet, run.json "
              f"({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -148,7 +149,7 @@ def _cmd_cross(args: argparse.Namespace) -> int:
     with output_lock(out, "cross"):
         add_log_file(out / "ser.log")
         result = cross_stage(tables, _raw_config(args, scores=args.scores, out=args.out), out, reuse=args.resume,
-                             state_dirs={name: out / "folds" / safe_name(name) for name in tables})
+                             state_dirs={name: out / "folds" / file_component(name) for name in tables})
         print(format_matrix(result.result))
     log.info(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
     return 0
@@ -198,6 +199,9 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from ser.study import report_stage
 
     formats = tuple(args.format)
+    if not Path(args.run).is_dir():
+        raise InputError(f"--run {args.run} is not a run directory (it does not exist): give the --out of a ser "
+                         f"tune, evaluate or run")
     with output_lock(args.run, "report"):
         md, page = report_stage(Path(args.run), formats)
     log.info(f"wrote {md}, {page}, {Path(args.run) / 'figures'}/*.{{{','.join(dict.fromkeys(('png',) + formats))}}} "
@@ -430,6 +434,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"error: {_one_line(exc)}", EXIT_LOCKED)
     except (InputError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         return fail(f"error: {_one_line(exc)}", EXIT_BAD_INPUT)
+    except DiskFull as exc:
+        return fail(f"error: {exc.strerror}; files already written are complete and were kept", EXIT_FAILURE)
     except OSError as exc:
         what = "disk full" if exc.errno == errno.ENOSPC else exc.strerror or type(exc).__name__
         where = f" while writing {exc.filename}" if exc.filename else ""

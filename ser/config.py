@@ -369,6 +369,9 @@ def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
             value = from_mapping(kind, value, f"{where}{f.name}.")
         elif value is None and f.default is MISSING:
             continue                                    # `section:` left empty in YAML → the default
+        elif kind in (str, str | None) and value is not None and not isinstance(value, str):
+            raise ValueError(f"{where}{f.name} must be text, got {type(value).__name__} {value!r}"
+                             + (" (quote it in YAML)" if isinstance(value, (int, float, bool)) else ""))
         kwargs[f.name] = value
     return cls(**kwargs)
 

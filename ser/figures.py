@@ -25,7 +25,8 @@ FORMATS = ("png", "svg", "pdf")
 
 
 STYLE = {"figure.dpi": 100, "savefig.dpi": 150, "font.size": 9, "axes.spines.top": False,
-         "axes.spines.right": False, "svg.fonttype": "none", "pdf.fonttype": 42}
+         "axes.spines.right": False, "svg.fonttype": "none", "pdf.fonttype": 42,
+         "text.parse_math": False}    # labels come from data (fold names): a "$" is a dollar, never mathtext
 
 
 def metric_name(metric: str) -> str:

@@ -6,6 +6,8 @@ import errno
 import hashlib
 import json
 import os
+import re
+import shutil
 import socket
 import tempfile
 import time
@@ -23,11 +25,22 @@ import yaml
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only if the block succeeds."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+            raise InputError(f"{target.parent} is not writable ({exc.strerror}): cannot write {target.name} "
+                             f"there") from None
+        raise _disk_full(exc, target, 0) if exc.errno == errno.ENOSPC else exc
     os.close(fd)
     try:
-        yield Path(tmp)
+        try:
+            yield Path(tmp)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            raise _disk_full(exc, target, os.path.getsize(tmp) if os.path.exists(tmp) else 0) from None
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)      # mkstemp creates 0600; finished files follow the umask
@@ -35,6 +48,70 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+STAGED_PREFIX = ".staged-"
+_COMPLETE = ".complete"
+_STALE_TMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")         # what atomic_path's mkstemp names look like
+
+
+@contextmanager
+def file_set(out: str | os.PathLike) -> Iterator[Path]:
+    """Write files that belong together (a result and its tables) into a hidden staging directory of ``out``;
+    they replace the files of the same names in ``out`` only once all are written.
+
+    A failure or a kill before that leaves ``out`` exactly as it was. The move itself is a list of renames
+    recorded first in the staging directory, so a kill during it is finished by the next command that locks
+    ``out`` (:func:`recover_file_sets`): a reader sees the old set or the new one, never a mix.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=STAGED_PREFIX, dir=out))
+    try:
+        yield stage
+        files = sorted(p.relative_to(stage).as_posix() for p in stage.rglob("*") if p.is_file())
+        with atomic_path(stage / _COMPLETE) as tmp:
+            tmp.write_text("\n".join(files))
+        _finish(stage, out)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+def _finish(stage: Path, out: Path) -> None:
+    """Move a complete staged set into ``out`` (what is already moved is skipped), then drop the stage."""
+    for rel in filter(None, (stage / _COMPLETE).read_text().split("\n")):
+        source = stage / rel
+        if source.exists():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            os.replace(source, out / rel)
+    shutil.rmtree(stage, ignore_errors=True)
+
+
+def recover_file_sets(out: Path) -> None:
+    """Leave ``out`` as the last completed command left it: finish a set whose move a kill interrupted, drop
+    sets that were never complete, and remove temporary files of killed writes (``.NAME.XXXXXXXX.tmp``)."""
+    for stage in sorted(out.glob(f"{STAGED_PREFIX}*")):
+        if (stage / _COMPLETE).is_file():
+            _finish(stage, out)
+        else:
+            shutil.rmtree(stage, ignore_errors=True)
+    for tmp in out.rglob("*.tmp"):
+        if _STALE_TMP.match(tmp.name) and (tmp.is_file() or tmp.is_symlink()):
+            tmp.unlink(missing_ok=True)
+
+
+class DiskFull(OSError):
+    """A write ran out of space; the message names the file, what it had written and what was free."""
+
+
+def _disk_full(exc: OSError, target: Path, written: int) -> DiskFull:
+    free = shutil.disk_usage(target.parent if target.parent.exists() else Path.cwd()).free
+    return DiskFull(errno.ENOSPC, f"disk full writing {target} ({_size(written)} written when it failed, "
+                                  f"{_size(free)} free on that file system); free space or use another --out")
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def write_json(obj: Any, path: str | os.PathLike) -> None:
@@ -72,6 +149,19 @@ def safe_name(value: object) -> str:
     characters cannot leave the directory; ``unsafe_name`` reverses it exactly."""
     name = quote(str(value), safe="-_.")
     return name.replace(".", "%2E") if set(name) <= {"."} else name
+
+
+MAX_FILE_NAME = 120
+"""File names derived from ids stay this short (file systems refuse names over 255 bytes)."""
+
+
+def file_component(value: object) -> str:
+    """An id as a file-name component: :func:`safe_name`, and past :data:`MAX_FILE_NAME` characters its head
+    plus a hash of the whole, so two long ids never share a file."""
+    name = safe_name(value)
+    if len(name) <= MAX_FILE_NAME:
+        return name
+    return f"{name[:MAX_FILE_NAME - 17]}~{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
 def unsafe_name(name: str) -> str:
@@ -113,7 +203,7 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
     except UnicodeDecodeError:
         raise InputError(f"{what} {p} is not a text file") from None
     try:
-        return yaml.load(text, Loader=_StrictLoader)
+        return _load_bounded(text, what, p)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -125,6 +215,42 @@ def read_yaml(path: str | os.PathLike, what: str) -> Any:
         raise InputError(f"{what} {p}: invalid YAML: {' '.join(str(exc).split())}") from None
 
 
+MAX_YAML_NODES = 100_000
+"""A config expands to at most this many values: anchors and aliases that multiply past it (a "billion laughs"
+file) are refused before anything is expanded."""
+
+
+def _load_bounded(text: str, what: str, path: Path) -> Any:
+    """Compose the YAML node graph (aliases stay shared), count what it would expand to, then construct it."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        size = _expanded_size(node, {})
+        if size > MAX_YAML_NODES:
+            raise InputError(f"{what} {path}: its anchors and aliases expand to {size:,} values, more than "
+                             f"{MAX_YAML_NODES:,}; refused before expanding it")
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    """How many nodes ``node`` stands for once every alias is copied out (memoized per shared node)."""
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = 1                                  # a node that contains itself counts once
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
 class OutputLocked(RuntimeError):
     """Another live ser process holds the output directory."""
 
@@ -133,7 +259,8 @@ class OutputLocked(RuntimeError):
 def output_lock(out: str | os.PathLike, command: str) -> Iterator[Path]:
     """Hold ``out/.ser.lock`` while a command writes into ``out``.
 
-    Creating the lock also proves ``out`` is a writable directory before any work starts. A second
+    Creating the lock also proves ``out`` is a writable directory before any work starts; holding it, what
+    a killed command left half-done is tidied (:func:`recover_file_sets`). A second
     run on the same directory is refused with the holder's pid, host, command and start time; a
     lock left by a process that is gone (same host, pid not running) is stale and taken over.
     """
@@ -168,6 +295,7 @@ def output_lock(out: str | os.PathLike, command: str) -> Iterator[Path]:
     else:
         raise OutputLocked(f"{out}: could not take the lock {lock}")
     try:
+        recover_file_sets(out)
         yield lock
     finally:
         if _read_lock(lock) == record:

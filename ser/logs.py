@@ -73,6 +73,8 @@ def setup_logging(command: str, verbosity: int = 0, quiet: bool = False) -> None
 def add_log_file(path: Path) -> None:
     """Append every record (ser's at DEBUG, other libraries' at INFO) to ``path``, e.g. ``run_dir/ser.log``."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():                 # a planted link would make ser append to a file outside the run
+        path.unlink()
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.ser_file = True  # type: ignore[attr-defined]
     handler.setFormatter(logging.Formatter(FILE_FORMAT))

@@ -10,7 +10,6 @@ uncertainty (H/V) → sensitivity → search → transfer → breakdowns. Works 
 from __future__ import annotations
 
 import base64
-import html
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +22,8 @@ from ser import figures
 from ser.plots import RunOutputs, draw, label_codes
 from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
-from ser.io import atomic_path, safe_name
+from ser.escape import csv_cell, html_text, markdown_cell, markdown_text, tex_text
+from ser.io import InputError, file_component, file_set
 from ser.metrics import METRICS, summary
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
 from ser.tuning import describe_config
@@ -242,7 +242,7 @@ def cross_blocks(cross: dict, image: Image) -> list[tuple]:
               ("table", Table("transfer", head, _transfer_rows(cross)))]
     for path, part in cross.get("text_paths", {}).items():
         blocks += [("p", f"The same with text path `{path}` in every corpus (its own tuning and transfer)."),
-                   ("table", Table(f"transfer_{safe_name(path)}", head, _transfer_rows(part)))]
+                   ("table", Table(f"transfer_{file_component(path)}", head, _transfer_rows(part)))]
     return blocks
 
 
@@ -322,23 +322,25 @@ def to_markdown(blocks: list[tuple], base: Path) -> str:
     out = []
     for b in blocks:
         if b[0] == "h1":
-            out.append(f"# {b[1]}\n")
+            out.append(f"# {markdown_cell(b[1])}\n")
         elif b[0] == "h2":
-            out.append(f"## {b[1]}\n")
+            out.append(f"## {markdown_cell(b[1])}\n")
         elif b[0] == "p":
-            out.append(f"{b[1]}\n")
+            out.append(f"{markdown_text(b[1])}\n")
         elif b[0] == "img":
-            out.append(f"![{b[2]}]({b[1].relative_to(base).as_posix()})\n\n*{b[2]}*\n")
+            caption = markdown_cell(b[2])
+            out.append(f"![{caption.replace('[', '(').replace(']', ')')}]({b[1].relative_to(base).as_posix()})"
+                       f"\n\n*{caption}*\n")
         elif b[0] == "table":
             t = b[1]
-            out.append("| " + " | ".join(t.head) + " |\n|" + "---|" * len(t.head) + "\n"
-                       + "".join("| " + " | ".join(r) + " |\n" for r in t.rows))
+            out.append("| " + " | ".join(map(markdown_cell, t.head)) + " |\n|" + "---|" * len(t.head) + "\n"
+                       + "".join("| " + " | ".join(map(markdown_cell, r)) + " |\n" for r in t.rows))
     return "\n".join(out)
 
 
 def _inline(text: str) -> str:
     """Escape, then render **bold** and `code` spans."""
-    text = html.escape(text)
+    text = html_text(text)
     text = re.sub(r"\*\*(.+?)\*\*", r"<strong>\1</strong>", text)
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
@@ -350,7 +352,7 @@ CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;c
 
 
 def to_html(blocks: list[tuple], title: str) -> str:
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
+    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html_text(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     for b in blocks:
         if b[0] in ("h1", "h2"):
@@ -359,32 +361,23 @@ def to_html(blocks: list[tuple], title: str) -> str:
             out.append(f"<p>{_inline(b[1])}</p>")
         elif b[0] == "img":
             data = base64.b64encode(b[1].read_bytes()).decode()
-            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(b[2])}'>"
+            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html_text(b[2])}'>"
                        f"<figcaption>{_inline(b[2])}</figcaption></figure>")
         elif b[0] == "table":
             t = b[1]
-            out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in t.head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in t.rows)
+            out.append("<table><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in t.head) + "</tr>"
+                       + "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in r) + "</tr>" for r in t.rows)
                        + "</table>")
     out.append("</body></html>")
     return "\n".join(out)
 
 
-_TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
-        "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "→": r"$\rightarrow$",
-        "≥": r"$\geq$", "≤": r"$\leq$", "τ": r"$\tau$", "−": "-", "…": r"\ldots{}"}
-
-
-def tex_escape(text: str) -> str:
-    return "".join(_TEX.get(ch, ch) for ch in text)
-
-
 def to_tex(table: Table) -> str:
     """A booktabs tabular: first column left-aligned, the rest right-aligned."""
     cols = "l" + "r" * (len(table.head) - 1)
-    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_escape(h) for h in table.head) + r" \\",
+    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_text(h) for h in table.head) + r" \\",
              r"\midrule"]
-    lines += [" & ".join(tex_escape(c) for c in row) + r" \\" for row in table.rows]
+    lines += [" & ".join(tex_text(c) for c in row) + r" \\" for row in table.rows]
     lines += [r"\bottomrule", r"\end{tabular}", ""]
     return "\n".join(lines)
 
@@ -396,20 +389,22 @@ def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[
     if bad:
         raise ValueError(f"figure format(s) {bad} are not one of {list(figures.FORMATS)}")
     outputs = RunOutputs.load(run)
-    fig_dir, table_dir = run / "figures", run / "tables"
-    fig_dir.mkdir(parents=True, exist_ok=True)
-    table_dir.mkdir(parents=True, exist_ok=True)
-    blocks = build_blocks(outputs, fig_dir, tuple(formats))
-    for block in blocks:
-        if block[0] == "table":
-            t = block[1]
-            with atomic_path(table_dir / f"{t.name}.csv") as tmp:
-                pd.DataFrame(t.rows, columns=t.head).to_csv(tmp, index=False)
-            with atomic_path(table_dir / f"{t.name}.tex") as tmp:
-                tmp.write_text(to_tex(t))
+    with file_set(run) as staged:                 # a failed rebuild leaves the previous report whole
+        fig_dir, table_dir = staged / "figures", staged / "tables"
+        fig_dir.mkdir()
+        table_dir.mkdir()
+        try:
+            blocks = build_blocks(outputs, fig_dir, tuple(formats))
+        except (KeyError, TypeError, IndexError) as exc:
+            raise InputError(f"{run}: its results lack {exc} (damaged, or written by another ser version); rerun "
+                             f"the command that wrote them") from exc
+        for block in blocks:
+            if block[0] == "table":
+                t = block[1]
+                pd.DataFrame([[csv_cell(c) for c in r] for r in t.rows], columns=[csv_cell(h) for h in t.head]
+                             ).to_csv(table_dir / f"{t.name}.csv", index=False)
+                (table_dir / f"{t.name}.tex").write_text(to_tex(t))
+        (staged / "report.md").write_text(to_markdown(blocks, staged))
+        (staged / "report.html").write_text(to_html(blocks, f"ser report: {run.name}"))
     md, page = run / "report.md", run / "report.html"
-    with atomic_path(md) as tmp:
-        tmp.write_text(to_markdown(blocks, run))
-    with atomic_path(page) as tmp:
-        tmp.write_text(to_html(blocks, f"ser report: {run.name}"))
     return md, page

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ser.io import InputError, write_json, write_parquet
+from ser.escape import html_text
+from ser.io import InputError, file_set, write_json, write_parquet
 from ser.scoring import headline_metric
 
 if TYPE_CHECKING:
@@ -70,8 +71,9 @@ class Evaluation:
     def save(self, directory: str | Path) -> Path:
         """``evaluation.json`` and ``predictions.parquet`` in ``directory`` (what ``ser evaluate`` writes)."""
         out = Path(directory)
-        write_parquet(self.predictions, out / "predictions.parquet")
-        write_json(self.result, out / "evaluation.json")
+        with file_set(out) as staged:
+            write_parquet(self.predictions, staged / "predictions.parquet")
+            write_json(self.result, staged / "evaluation.json")
         return out
 
     @property
@@ -126,17 +128,19 @@ class TuneResult:
 
     def _repr_html_(self) -> str:
         """In a notebook cell: the one-line summary and what ``ser tune`` prints against the simple baselines."""
-        from html import escape
+        return f"<pre>{html_text(repr(self))}\n\n{html_text(self.summary())}</pre>"
 
-        return f"<pre>{escape(repr(self))}\n\n{escape(self.summary())}</pre>"
-
-    def save(self, directory: str | Path) -> Path:
-        """``results.json``, ``trials.parquet`` and ``predictions.parquet`` in ``directory`` (what ``ser tune``
-        writes, less its ``run.json`` record and saved fold searches)."""
+    def save(self, directory: str | Path, record: dict | None = None) -> Path:
+        """``results.json``, ``trials.parquet``, ``predictions.parquet`` (and ``run.json`` from ``record``) in
+        ``directory``, replacing an earlier run's as one set (what ``ser tune`` writes, less its saved fold
+        searches)."""
         out = Path(directory)
-        write_parquet(self.trials, out / "trials.parquet")
-        write_parquet(self.predictions, out / "predictions.parquet")
-        write_json(self.result, out / "results.json")
+        with file_set(out) as staged:
+            write_parquet(self.trials, staged / "trials.parquet")
+            write_parquet(self.predictions, staged / "predictions.parquet")
+            write_json(self.result, staged / "results.json")
+            if record is not None:
+                write_json(record, staged / "run.json")
         return out
 
     @property
@@ -172,9 +176,10 @@ class SweepResult:
         """``sweep.parquet``, ``sweep_chosen.parquet`` and ``sweep.json`` in ``directory`` (what ``ser sweep``
         writes; a run directory or its ``sweep/`` folder)."""
         out = Path(directory)
-        write_parquet(self.surfaces, out / "sweep.parquet")
-        write_parquet(self.chosen, out / "sweep_chosen.parquet")
-        write_json(self.stats, out / "sweep.json")
+        with file_set(out) as staged:
+            write_parquet(self.surfaces, staged / "sweep.parquet")
+            write_parquet(self.chosen, staged / "sweep_chosen.parquet")
+            write_json(self.stats, staged / "sweep.json")
         return out
 
 

@@ -175,9 +175,9 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             text_cols = ID_COLUMNS + ["model_fold", "split", "transcript", "speaker", "session"]
-            return pd.read_csv(p, dtype={c: str for c in text_cols}, keep_default_na=False,
-                               na_values=["", "nan", "NaN"])
-        return pd.read_parquet(p)
+            df = pd.read_csv(p, dtype={c: str for c in text_cols}, keep_default_na=False, na_values=["", "nan", "NaN"])
+        else:
+            df = pd.read_parquet(p)
     except pd.errors.EmptyDataError:
         raise ScoreTableError(f"score table {p} is empty (no header, no rows)") from None
     except PermissionError as exc:
@@ -186,6 +186,39 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
         kind = "CSV" if suffix == ".csv" else "Parquet"
         raise ScoreTableError(f"score table {p} is not a readable {kind} file: {' '.join(str(exc).split())[:200]}") \
             from None
+    return _shaped(df, p)
+
+
+def _shaped(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Refuse what is not a table of columns at all: no columns, or one column holding another delimiter."""
+    if len(df.columns) == 0:
+        raise ScoreTableError(f"score table {path} has no columns (an empty schema)")
+    if len(df.columns) == 1:
+        header = str(df.columns[0])
+        for name, sep in (("semicolons", ";"), ("tabs", "\t"), ("'|'", "|")):
+            if sep in header:
+                raise ScoreTableError(f"score table {path}: its header is one column separated by {name} "
+                                      f"({header[:60]!r}); write it comma-separated (or as Parquet)")
+    return df
+
+
+def labels_of(table: pd.DataFrame, source: str) -> LabelSet:
+    """The label set a score table's ``speech_*`` columns imply, or an error naming what the table lacks."""
+    speech = [c for c in table.columns if str(c).startswith("speech_") and c != "speech_worker"]
+    if not speech:
+        if {"path", "label"} <= set(table.columns):
+            raise ScoreTableError(f"{source} is a manifest (audio paths and labels, no scores): run `ser infer "
+                                  f"--manifest {source}` to score it first")
+        raise ScoreTableError(f"{source} has no speech_* probability columns; have {list(table.columns)[:12]}")
+    if "label" in table:
+        named = {f"speech_{c}" for c in DEFAULT_LABELS.classes if (table["label"].astype(str) == c).any()}
+        missing = sorted(named - set(speech))
+        if missing:
+            raise ScoreTableError(f"{source}: missing column(s) {missing}, for labels the 'label' column uses")
+    try:
+        return LabelSet.from_columns(list(table.columns))
+    except ValueError as exc:
+        raise ScoreTableError(f"{source}: {exc}") from None
 
 
 def read_scores(path: str | os.PathLike, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:

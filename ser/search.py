@@ -28,6 +28,7 @@ from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGH
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
 from ser.metrics import scores_from_confusion, summary
+from ser.limits import refuse_oversized
 from ser.objective import Objective, group_codes
 from ser.published import published_procedure
 
@@ -194,7 +195,9 @@ def anchor_trials(space: dict) -> list[dict]:
 
 
 def space_for(space: dict, tuning: dict[str, ScoreArrays]) -> dict:
-    """``space`` as it applies to these tuning arrays: without ``joint`` where they carry a single text path."""
+    """``space`` as it applies to these tuning arrays: without ``joint`` where they carry a single text path,
+    refused (naming the key) where a candidate grid would not fit in memory on the largest tuning set."""
+    _refuse_oversized_grids(space, tuning)
     if "joint" not in space["variants"] or all(a.texts for a in tuning.values()):
         return space
     variants = [v for v in space["variants"] if v != "joint"]
@@ -202,6 +205,31 @@ def space_for(space: dict, tuning: dict[str, ScoreArrays]) -> dict:
         raise ValueError("tune.space.variants: joint fusion needs further text paths (text_*:NAME columns), and the "
                          "score table has none; add another variant")
     return {**space, "variants": variants}
+
+
+def _refuse_oversized_grids(space: dict, tuning: dict[str, ScoreArrays]) -> None:
+    """Estimate the largest arrays a trial builds (float64) and refuse a space whose grids cannot fit."""
+    if not tuning:
+        return
+    n = max(len(a) for a in tuning.values())
+    k = next(iter(tuning.values())).labels.k
+    groups = max(int(a.group.max()) + 1 if a.group is not None and len(a) else 1 for a in tuning.values())
+    sel, soft = space["select"], space["soft"]
+
+    def steps(spec: dict) -> int:
+        count = spec.get("steps", 40)
+        return min(count, n) if "quantiles" in spec else count
+    if "select" in space["variants"]:
+        cells = (steps(sel["tau_h"]) + 1) * (steps(sel["tau_v"]) + 1)
+        refuse_oversized("tune.space.select.tau_h/tau_v steps", f"a {cells:,}-cell threshold grid",
+                         cells * (groups * 2 * k + 3) * 8 * 10)   # channels × the sums, metrics and concurrent trials
+    if {"loglinear", "average"} & set(space["variants"]):
+        refuse_oversized("tune.space.soft.w.steps", f"{steps(soft['w']):,} weights", steps(soft["w"]) * n * 8 * 3)
+    paths = max(len(a.texts) for a in tuning.values())
+    if "joint" in space["variants"] and paths:
+        combos = steps(soft["joint_w"]) ** (paths + 1)
+        refuse_oversized("tune.space.soft.joint_w.steps", f"{combos:,} weight combinations",
+                         combos * ((paths + 1) * 8 * 2 + n * 8))
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from ser.grid import GridSurface, class_surfaces, threshold_surface
 from ser.labels import LabelSet
 from ser.metrics import METRICS, summary
 from ser.progress import progress
+from ser.limits import refuse_oversized
 from ser.search import candidates
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,9 @@ def sweep(df: pd.DataFrame, sweep_cfg: SweepConfig, labels: LabelSet, protocol: 
     labels = a_all.labels
     th = candidates(sweep_cfg.tau_h, np.array([]))
     tv = candidates(sweep_cfg.tau_v, np.array([]))
+    scopes = 1 + labels.k * sweep_cfg.per_class
+    refuse_oversized("sweep.tau_h/tau_v steps", f"a {len(th) * len(tv):,}-cell grid over {df['fold'].nunique()} folds",
+                     len(th) * len(tv) * scopes * (df["fold"].nunique() + 1) * 16 * 8)    # its long table's rows
     gate = sweep_cfg.gate
     refer = NegativeMapping.from_config("refer", labels)
     frames, chosen = [], []

@@ -8,6 +8,19 @@ from scipy import stats as sps
 from ser.metrics import batched_confusion, fold_scores, scores_from_confusion
 
 
+# The most index entries one bootstrap chunk may hold (int64: 128 MB per array of this size); every
+# resampling function draws its resamples in chunks below it, so memory is linear in the rows, not in
+# rows × resamples, and the resamples (one generator, drawn in order) are the same whatever the chunk size.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def resample_chunks(n_boot: int, per_resample: int) -> list[int]:
+    """Sizes of consecutive chunks of ``n_boot`` resamples, each holding at most :data:`CHUNK_ELEMENTS` index
+    entries when one resample costs ``per_resample`` (at least one resample per chunk)."""
+    step = max(1, CHUNK_ELEMENTS // max(1, per_resample))
+    return [min(step, n_boot - start) for start in range(0, n_boot, step)]
+
+
 def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, *, metric: str = "ua",
                      n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
                      strata: np.ndarray | None = None) -> dict[str, float]:
@@ -17,14 +30,14 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: i
     """
     rng = np.random.default_rng(seed)
     n = len(y)
-    if strata is None:
-        idx = rng.integers(0, n, size=(n_boot, n))
-    else:
-        idx = _stratified_indices(rng, np.asarray(strata), n_boot)
-    both = np.concatenate([pred_a[idx], pred_b[idx]])
-    conf = batched_confusion(np.concatenate([y[idx], y[idx]]), both, k)
-    values = scores_from_confusion(conf)[metric]
-    diffs = values[n_boot:] - values[:n_boot]
+    diffs = []
+    for size in resample_chunks(n_boot, 4 * n):            # index, gold and two prediction arrays per resample
+        idx = rng.integers(0, n, size=(size, n)) if strata is None else _stratified_indices(rng, np.asarray(strata),
+                                                                                             size)
+        conf = batched_confusion(np.concatenate([y[idx], y[idx]]), np.concatenate([pred_a[idx], pred_b[idx]]), k)
+        values = scores_from_confusion(conf)[metric]
+        diffs.append(values[size:] - values[:size])
+    diffs = np.concatenate(diffs)
     observed = scores_from_confusion(batched_confusion(y, np.stack([pred_a, pred_b]), k))[metric]
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
@@ -37,11 +50,13 @@ def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, *, metric: str = "ua"
     """Percentile CIs of ``metric`` for S prediction vectors of the same rows: (S, n) → (S, 2)."""
     rng = np.random.default_rng(seed)
     preds = np.atleast_2d(preds)
-    idx = rng.integers(0, len(y), size=(n_boot, len(y)))
-    s = preds.shape[0]
-    conf = batched_confusion(np.tile(y[idx], (s, 1)), preds[:, idx].reshape(s * n_boot, -1), k)
-    values = scores_from_confusion(conf)[metric].reshape(s, n_boot)
-    return np.quantile(values, [alpha / 2, 1 - alpha / 2], axis=1).T
+    s, n = preds.shape
+    values = []
+    for size in resample_chunks(n_boot, (2 * s + 1) * n):
+        idx = rng.integers(0, n, size=(size, n))
+        conf = batched_confusion(np.tile(y[idx], (s, 1)), preds[:, idx].reshape(s * size, -1), k)
+        values.append(scores_from_confusion(conf)[metric].reshape(s, size))
+    return np.quantile(np.hstack(values), [alpha / 2, 1 - alpha / 2], axis=1).T
 
 
 def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: int) -> np.ndarray:
@@ -63,15 +78,14 @@ def _fold_means(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int
 
 
 def fold_mean_bootstrap(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, *, metric: str = "ua",
-                        n_boot: int = 1000, seed: int = 0, chunk: int = 100) -> np.ndarray:
+                        n_boot: int = 1000, seed: int = 0) -> np.ndarray:
     """The mean over folds of ``metric`` for S prediction vectors of the same rows, on ``n_boot`` resamples
-    that draw utterances with replacement within each fold: (S, n) → (S, n_boot). Chunked over resamples
-    so memory stays at ``chunk`` × S × n indices."""
+    that draw utterances with replacement within each fold: (S, n) → (S, n_boot), in bounded chunks."""
     rng = np.random.default_rng(seed)
     preds = np.atleast_2d(preds)
-    return np.hstack([_fold_means(y, preds, fold_index, k, metric,
-                                  _stratified_indices(rng, fold_index, min(chunk, n_boot - start))).T
-                      for start in range(0, n_boot, chunk)])
+    per_resample = (2 * preds.shape[0] + 3) * len(y)        # indices, draws, gold, folds and S·2 predictions
+    return np.hstack([_fold_means(y, preds, fold_index, k, metric, _stratified_indices(rng, fold_index, size)).T
+                      for size in resample_chunks(n_boot, per_resample)])
 
 
 def versus_best(y: np.ndarray, preds: np.ndarray, candidates: np.ndarray, fold_index: np.ndarray, k: int, *,

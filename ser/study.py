@@ -54,11 +54,12 @@ def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
 
 
 def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = True,
-               experiment_dir: Path | None = None) -> TuneResult:
-    """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` (finished folds kept in
-    ``out/folds`` and reused when ``resume``)."""
+               experiment_dir: Path | None = None, record: Callable[[dict], dict] | None = None) -> TuneResult:
+    """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` and, with ``record``
+    (the result → the run's record), ``run.json``, as one set (finished folds kept in ``out/folds`` and reused
+    when ``resume``)."""
     result = _tune(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
-    result.save(out)
+    result.save(out, None if record is None else record(result.result))
     return result
 
 

@@ -32,7 +32,7 @@ from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
 from ser.config import TuneConfig
 from ser.folds import fold_splits, group_sizes, own_test_rows, tuning_group_sizes
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
-from ser.io import safe_name, signature, write_json
+from ser.io import file_component, signature, write_json
 from ser.labels import LabelSet
 from ser.objective import Objective
 from ser.progress import inside_progress, progress
@@ -188,12 +188,12 @@ def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search
 
 def _fold_state(state_dir: Path, fold: str) -> Path:
     """Where one fold's finished search is kept."""
-    return state_dir / f"fold-{safe_name(fold)}.json"
+    return state_dir / f"fold-{file_component(fold)}.json"
 
 
 def path_state_dir(state_dir: Path, path: str) -> Path:
     """Where a further text path's fold searches are kept: beside the primary path's, in ``text-NAME``."""
-    return state_dir / f"text-{safe_name(path)}"
+    return state_dir / f"text-{file_component(path)}"
 
 
 def pooled_search(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
@@ -217,8 +217,14 @@ def _saved_search(path: Path, search_signature: str) -> list[TrialRecord] | None
     """The trials saved at ``path`` if they were searched with this signature (:func:`_signature`)."""
     if not path.exists():
         return None
-    saved = json.loads(path.read_text())
-    return [TrialRecord(**r) for r in saved["trials"]] if saved.get("signature") == search_signature else None
+    try:
+        saved = json.loads(path.read_text())
+        if saved.get("signature") != search_signature:
+            return None
+        return [TrialRecord(**r) for r in saved["trials"]]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning(f"{path} is damaged ({' '.join(str(exc).split())}); searching that fold again")
+        return None
 
 
 def _save_search(path: Path, name: str, records: list[TrialRecord], search_signature: str) -> None:

@@ -5,7 +5,8 @@ from sklearn import metrics as skm
 from ser.labels import DEFAULT_LABELS as L
 from ser.metrics import batched_confusion, confusion, mean_std, per_class, scores_from_confusion, summary, \
     switch_stats
-from ser.stats import _stratified_indices, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
+from ser import stats
+from ser.stats import _stratified_indices, bootstrap_ci, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
 
 
 def test_hand_computed_case():
@@ -91,11 +92,13 @@ def _noisy(y, accuracy, rng):
     return np.where(rng.random(len(y)) < accuracy, y, rng.integers(0, 4, len(y)))
 
 
-def test_fold_mean_bootstrap_equals_a_plain_loop_over_resamples_and_folds():
+def test_fold_mean_bootstrap_equals_a_plain_loop_over_resamples_and_folds(monkeypatch):
+    monkeypatch.setattr(stats, "CHUNK_ELEMENTS", 3 * 90 * 7)        # three resamples per chunk
+    assert stats.resample_chunks(7, 90 * 7) == [3, 3, 1]
     rng = np.random.default_rng(3)
     y, folds = rng.integers(0, 4, 90), np.repeat([0, 1, 2], 30)
     preds = np.stack([_noisy(y, 0.5, rng), _noisy(y, 0.7, rng)])
-    fast = fold_mean_bootstrap(y, preds, folds, 4, metric="macro_f1", n_boot=7, seed=5, chunk=3)
+    fast = fold_mean_bootstrap(y, preds, folds, 4, metric="macro_f1", n_boot=7, seed=5)
     idx = _stratified_indices(np.random.default_rng(5), folds, 7)            # the same draws, in one go
     for b in range(7):
         for s in range(2):
@@ -125,3 +128,18 @@ def test_versus_best_measures_how_much_picking_among_equals_flatters_the_pick():
     assert r["selection_bias"] > 0.004            # the best of five equals looks better than any one of them is
     lone = versus_best(y, equals[0], equals[:1], folds, 4, metric="wa", n_boot=300)
     assert lone["selection_bias"] == 0
+
+
+@pytest.mark.parametrize("strata", [None, np.repeat([0, 1, 2], 40)])
+def test_bootstraps_give_the_same_resamples_whatever_the_chunk_size(monkeypatch, strata):
+    """Memory is bounded by drawing resamples in chunks; the figures must not depend on the chunking."""
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, 4, 120)
+    a, b = _noisy(y, 0.5, rng), _noisy(y, 0.7, rng)
+    whole = (paired_bootstrap(y, a, b, 4, n_boot=50, seed=2, strata=strata), bootstrap_ci(y, np.stack([a, b]), 4,
+                                                                                           n_boot=50, seed=2))
+    monkeypatch.setattr(stats, "CHUNK_ELEMENTS", 1)                 # one resample per chunk
+    chunked = (paired_bootstrap(y, a, b, 4, n_boot=50, seed=2, strata=strata), bootstrap_ci(y, np.stack([a, b]), 4,
+                                                                                             n_boot=50, seed=2))
+    assert chunked[0] == whole[0]
+    np.testing.assert_array_equal(chunked[1], whole[1])

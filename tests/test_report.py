@@ -10,7 +10,8 @@ from ser.cli import main
 from ser.scoring import format_p
 from ser.labels import LabelSet
 from ser.plots import RunOutputs
-from ser.report import headline, tex_escape
+from ser.escape import tex_text
+from ser.report import headline
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 from ser.baselines import describe_hindsight
@@ -119,7 +120,7 @@ def test_the_search_is_judged_against_the_best_baseline_with_its_ci(tuned_run, t
 
 
 def test_tex_escapes_what_latex_would_choke_on():
-    assert tex_escape("a_b & 50% ± τ_H ≥ 1 → #") == r"a\_b \& 50\% $\pm$ $\tau$\_H $\geq$ 1 $\rightarrow$ \#"
+    assert tex_text("a_b & 50% ± τ_H ≥ 1 → #") == r"a\_b \& 50\% $\pm$ $\tau$\_H $\geq$ 1 $\rightarrow$ \#"
 
 
 def test_report_from_an_evaluate_only_directory(tmp_path):

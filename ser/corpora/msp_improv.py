@@ -8,12 +8,15 @@ Conditions: R read, S improvised (target sentence), P natural interaction, T oth
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
 import pandas as pd
 
 from ser.corpora import finish_manifest
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LABEL_MAP = {"A": "ang", "H": "hap", "N": "neu", "S": "sad"}
 CONDITIONS = {"R": "read", "S": "improvised", "P": "natural", "T": "other"}
@@ -44,7 +47,7 @@ def prepare_msp_improv(root: str | Path, label_map: dict[str, str] | None = None
     label_map = label_map or DEFAULT_LABEL_MAP
     consensus = read_consensus(root)
     wavs = {p.stem: p for p in root.rglob("*.wav")}
-    rows = []
+    rows, unreadable = [], []
     for utt, code in sorted(consensus.items()):
         if code not in label_map:
             continue
@@ -52,11 +55,23 @@ def prepare_msp_improv(root: str | Path, label_map: dict[str, str] | None = None
         if not m:
             raise ValueError(f"MSP-IMPROV: cannot parse utterance id '{utt}'")
         path = wavs.get(utt)
-        duration = float(sf.info(str(path)).duration) if path else float("nan")
+        duration = float("nan")
+        if path:
+            try:
+                duration = float(sf.info(str(path)).duration)
+            except (RuntimeError, OSError, ValueError):   # soundfile's LibsndfileError is a RuntimeError
+                unreadable.append(path)
         rows.append({
             "utt_id": utt, "corpus": "msp_improv", "label": label_map[code],
             "path": str(path) if path else str(root / "Audio" / f"{utt}.wav"),
             "speaker": m["speaker"], "session": f"session{int(m['session'])}", "gender": m["gender"],
             "duration_s": duration, "transcript": "", "condition": CONDITIONS.get(m["cond"], m["cond"]),
         })
+    if unreadable:
+        shown = ", ".join(str(p) for p in unreadable[:3]) + (" …" if len(unreadable) > 3 else "")
+        if len(unreadable) == sum(1 for r in rows if r["utt_id"] in wavs):
+            raise ValueError(f"MSP-IMPROV: none of the {len(unreadable)} WAV files under {root} is readable "
+                             f"audio ({shown})")
+        log.warning(f"MSP-IMPROV: {len(unreadable)} WAV file(s) are not readable audio ({shown}); kept in the "
+                    f"manifest without a duration, and `ser infer` records them in errors.parquet")
     return finish_manifest(rows, "msp_improv")
