@@ -171,7 +171,8 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
     rows = scoring_rows(manifest, stages.in_sample, stages.val_share)
     done = _written_keys(shards)
     todo = rows[[key not in done for key in zip(rows["utt_id"], rows["model_fold"])]]
-    log.info(f"{len(rows)} rows ({len(manifest)} utterances), {len(done)} already scored, {len(todo)} to go")
+    log.log(logging.INFO if len(done) else logging.DEBUG,
+            f"{len(rows)} rows ({len(manifest)} utterances), {len(done)} already scored, {len(todo)} to go")
     if len(todo):
         if not speech_stage:
             ensure_acoustic_models(manifest, stages.speech, labels, out)
@@ -194,7 +195,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
                 _write_shard(shards, batch)
                 advance(len(batch))
                 audio_s += float(batch["duration_s"].sum())
-        log.info(f"{audio_s:.0f} s of audio at {audio_s / (time.perf_counter() - t0):.1f} audio-s/s")
+        log.debug(f"{audio_s:.0f} s of audio at {audio_s / (time.perf_counter() - t0):.1f} audio-s/s")
     return merge_shards(shards, labels, out, path_sources(stages))
 
 

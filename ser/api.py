@@ -10,6 +10,9 @@ only by a result's ``.save(directory)`` and by ``ser.write_report``.
 
 ``scores`` is a DataFrame or a path; ``config`` a YAML path, a YAML-shaped dict or a ``StudyConfig``. The
 label set comes from the config when it names one, else from the table's ``speech_*`` columns.
+
+Units: every score the API returns (result dictionaries, ``.table()``, ``.chosen()``, ``.baselines()``) is a
+fraction in [0, 1]; the terminal, ``summary()``, reports and the CSV/TeX tables show percent (points).
 """
 
 from __future__ import annotations
@@ -54,9 +57,10 @@ def read_scores(path: str | Path, labels: LabelSet | None = None) -> pd.DataFram
 
 
 def resolve(scores: ScoresLike, config: ConfigLike = None, *, overrides: Mapping | None = None,
-            sets: tuple[str, ...] = ()) -> tuple[pd.DataFrame, StudyConfig]:
-    """(validated table, config) with the label set from the config, else from the table's columns."""
-    cfg = load_config(config, overrides, sets)
+            sets: tuple[str, ...] = (), origin: str | None = None) -> tuple[pd.DataFrame, StudyConfig]:
+    """(validated table, config) with the label set from the config, else from the table's columns; ``origin``
+    names where a mapping ``config`` was read from, for its errors."""
+    cfg = load_config(config, overrides, sets, origin=origin)
     source = str(scores) if isinstance(scores, (str, Path)) else "score table"
     table = read_table(scores) if isinstance(scores, (str, Path)) else scores
     if not (_names_labels(config) or any(s.split("=")[0].startswith("labels") for s in sets)):

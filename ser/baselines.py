@@ -176,6 +176,18 @@ def baseline_table(result: dict) -> pd.DataFrame:
                          for name in ["tuned", *r["baselines"]["systems"]]])
 
 
+def format_verdict(result: dict) -> str:
+    """Two lines for a terminal that shows a whole study (``ser run``): the tuned system against speech and the
+    best simple baseline, and the verdict with its CI and the optimism; :func:`format_baselines` has the rest."""
+    b, t, objective = result["baselines"], result["tuning"], result["tuning"]["objective"]
+    mean, folds = result["mean"], result["comparisons"]["tuned"]["folds"]
+    v = b["versus_best"]
+    return (f"tuned {objective} {100 * mean['tuned'][objective]:.2f} (speech {100 * mean['speech'][objective]:.2f}, "
+            f"better in {folds['improved']}/{folds['n_folds']} folds); optimism {100 * t['mean_optimism']:+.2f} points\n"
+            f"the search {b['verdict']} the best simple baseline, {b['best']} ({100 * mean[b['best']][objective]:.2f}): "
+            f"{100 * v['diff']:+.2f} points [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] 95% CI")
+
+
 def format_baselines(result: dict) -> str:
     """What ``ser tune`` prints: the tuned system against each simple baseline (mean over folds, gain over speech,
     folds better), the verdict with its CI, whether choosing per fold pays, the hindsight ceiling, and the optimism

@@ -16,11 +16,16 @@ import sys
 import time
 from pathlib import Path
 
+from ser import __version__
 from ser.io import DiskFull, InputError, OutputLocked, file_component, output_lock, write_json
 from ser.logs import add_log_file, close_log_files, setup_logging
 from ser.synthetic import PROFILES
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXTRAS = {"ray": "ray", "optuna": "ray", "torch": "models", "transformers": "models", "faster_whisper": "models",
+          "ctranslate2": "models", "soundfile": "models", "soxr": "models", "vaderSentiment": "models",
+          "sentencepiece": "models"}
+"""Which pip extra (pyproject's optional-dependencies) brings a module a command imports on demand."""
 
 
 log = logging.getLogger("ser")
@@ -30,7 +35,7 @@ def _config(args: argparse.Namespace, **overrides):
     """The study config of a subcommand: ``--config``, then its own flags, then every ``--set``."""
     from ser.config import load_config
 
-    return load_config(getattr(args, "config", None), overrides, tuple(args.set or ()))
+    return load_config(getattr(args, "config", None), overrides, tuple(getattr(args, 'set', None) or ()))
 
 
 def _raw_config(args: argparse.Namespace, **overrides) -> dict:
@@ -40,7 +45,7 @@ def _raw_config(args: argparse.Namespace, **overrides) -> dict:
     from ser.io import read_yaml
 
     raw = read_yaml(Path(args.config), "config") or {} if getattr(args, "config", None) else {}
-    raw = apply_sets(raw, tuple(args.set or ()))
+    raw = apply_sets(raw, tuple(getattr(args, 'set', None) or ()))
     return {**raw, **{k: v for k, v in overrides.items() if v is not None}}
 
 
@@ -48,10 +53,13 @@ def _table_inputs(args: argparse.Namespace):
     """(validated score table, config, output dir) for a subcommand that reads one score table."""
     from ser.api import resolve
 
-    raw = _raw_config(args, scores=args.scores, out=args.out)
+    if args.table and args.scores and args.table != args.scores:
+        raise InputError(f"two score tables given: {args.table} and --scores {args.scores}; give one")
+    raw = _raw_config(args, scores=args.scores or args.table, out=args.out)
     if not raw.get("scores"):
         raise InputError("no score table given (--scores FILE or 'scores:' in the config)")
-    df, cfg = resolve(raw["scores"], raw)
+    origin = f"config {args.config}" if getattr(args, "config", None) else "config"
+    df, cfg = resolve(raw["scores"], raw, origin=origin + (" with --set" if getattr(args, "set", None) else ""))
     return df, cfg, Path(cfg.out or f"runs/{args.command}")
 
 
@@ -134,7 +142,7 @@ def _cmd_cross(args: argparse.Namespace) -> int:
     from ser.study import cross_stage
     from ser.transfer import format_matrix, split_corpora
 
-    cfg = _config(args, scores=args.scores, out=args.out)
+    cfg = _config(args, scores=args.scores or args.table, out=args.out)
     corpora = cfg.cross.corpora
     if corpora:
         if len(corpora) < 2 or not all(isinstance(v, str) for v in corpora.values()):
@@ -148,7 +156,8 @@ def _cmd_cross(args: argparse.Namespace) -> int:
     out = Path(cfg.out or "runs/cross")
     with output_lock(out, "cross"):
         add_log_file(out / "ser.log")
-        result = cross_stage(tables, _raw_config(args, scores=args.scores, out=args.out), out, reuse=args.resume,
+        result = cross_stage(tables, _raw_config(args, scores=args.scores or args.table, out=args.out), out,
+                             reuse=args.resume,
                              state_dirs={name: out / "folds" / file_component(name) for name in tables})
         print(format_matrix(result.result))
     log.info(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
@@ -204,14 +213,29 @@ def _cmd_report(args: argparse.Namespace) -> int:
                          f"tune, evaluate or run")
     with output_lock(args.run, "report"):
         md, page = report_stage(Path(args.run), formats)
-    log.info(f"wrote {md}, {page}, {Path(args.run) / 'figures'}/*.{{{','.join(dict.fromkeys(('png',) + formats))}}} "
-             f"and {Path(args.run) / 'tables'}/*.{{csv,tex}}")
+    kinds = list(dict.fromkeys(("png",) + formats))
+    pattern = kinds[0] if len(kinds) == 1 else "{" + ",".join(kinds) + "}"
+    log.info(f"wrote {md}, {page}, {Path(args.run) / 'figures'}/*.{pattern} and {Path(args.run) / 'tables'}/*.{{csv,tex}}")
     return 0
+
+
+def _study_config_path(given: str) -> str:
+    """A config file as given, or, when no such file exists, a config shipped with ser by its name (``demo``,
+    ``iemocap``, ``presets/published``): what a pip user has instead of a checkout's ``configs/``."""
+    if Path(given).exists():
+        return given
+    base = Path(__file__).parent / "configs"
+    shipped = base / f"{given.removesuffix('.yaml')}.yaml"
+    if shipped.is_file():
+        return str(shipped)
+    names = sorted(p.relative_to(base).with_suffix("").as_posix() for p in base.rglob("*.yaml"))
+    raise InputError(f"config {given} does not exist (nor is it one of ser's own configs: {', '.join(names)})")
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from ser.study import run_study
 
+    args.config = _study_config_path(args.config)
     cfg = _config(args, out=args.out)
     out = Path(cfg.out or f"runs/{cfg.name}")
     t0 = time.perf_counter()
@@ -232,6 +256,7 @@ def _cmd_config(args: argparse.Namespace) -> int:
         return 0
     if not args.config:
         raise InputError("ser config show needs a config file")
+    args.config = _study_config_path(args.config)
     print(yaml.safe_dump(_plain(_config(args).to_dict()), sort_keys=False, allow_unicode=True,
                          default_flow_style=None), end="")
     return 0
@@ -291,119 +316,148 @@ def _cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and examples as written; an option's default shown where it has one worth saying."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default not in (None, False, 0, argparse.SUPPRESS) and "default" not in text and \
+                not isinstance(action, argparse._VersionAction):
+            shown = " ".join(action.default) if isinstance(action.default, list) else action.default
+            text += f" (default: {shown})"
+        return text
+
+
 def build_parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
-                        help="override a config value (YAML value; repeatable), e.g. --set tune.trials=16")
-    common.add_argument("-q", "--quiet", action="store_true",
-                        help="no headers, progress or log lines: warnings, errors and printed results only")
-    common.add_argument("-v", "--verbose", action="count", default=0,
-                        help="more detail: -v per-fold lines, -vv also Ray's own log lines")
-    common.add_argument("--debug", action="store_true", help="show tracebacks (also SER_DEBUG=1)")
-    parser = argparse.ArgumentParser(prog="ser", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    quiet = argparse.ArgumentParser(add_help=False)
+    quiet.add_argument("-q", "--quiet", action="store_true",
+                       help="no headers, progress or log lines: warnings, errors and printed results only")
+    quiet.add_argument("-v", "--verbose", action="count", default=0,
+                       help="more detail: -v per-fold lines, -vv also Ray's own log lines")
+    quiet.add_argument("--debug", action="store_true", help="show tracebacks (also SER_DEBUG=1)")
+    settings = argparse.ArgumentParser(add_help=False)
+    settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                          help="override a config value (YAML value; repeatable), e.g. --set tune.trials=16")
+    parser = argparse.ArgumentParser(prog="ser", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--debug", dest="debug_anywhere", action="store_true", help="show tracebacks")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"ser (entropy-ser) {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, **kwargs) -> argparse.ArgumentParser:
-        """A subcommand with the common options (--set, -q, -v, --debug)."""
-        return sub.add_parser(name, parents=[common], **kwargs)
+    def command(name: str, help: str, example: str, reads_config: bool = True) -> argparse.ArgumentParser:
+        """A subcommand: its one-line help, a description with an example, and the common options (``--set``
+        only where the command reads a config)."""
+        p = sub.add_parser(name, help=help, description=f"{help[0].upper()}{help[1:]}.",
+                           epilog=f"example:\n  {example}", formatter_class=_HelpFormatter,
+                           parents=[quiet, settings] if reads_config else [quiet])
+        p.required_group = p.add_argument_group("required")
+        return p
 
-    p = command("run", help="all stages: prepare → infer → tune → sweep → [cross] → report")
+    p = command("run", "all stages: prepare → infer → tune → sweep → [cross] → report, into one run directory",
+                "ser run configs/demo.yaml --out runs/demo")
     p.add_argument("config", help="study YAML (e.g. configs/demo.yaml)")
-    p.add_argument("--out", help="run directory (default runs/<name>)")
+    p.add_argument("--out", help="run directory (default: runs/<name>)")
     p.add_argument("--force", action="store_true", help="rerun stages that are up to date")
     p.set_defaults(func=_cmd_run)
 
-    p = command("submit", help="run a ser command as a Ray job on a cluster: ser submit --address URL -- run X.yaml")
+    p = command("submit", "run a ser command as a Ray job on a cluster",
+                "ser submit --address http://127.0.0.1:8265 --wait -- run configs/iemocap.yaml", reads_config=False)
     p.add_argument("--address", default=os.environ.get("RAY_ADDRESS", "http://127.0.0.1:8265"),
-                   help="Ray job server (dashboard) URL (default $RAY_ADDRESS or http://127.0.0.1:8265)")
+                   help="Ray job server (dashboard) URL ($RAY_ADDRESS when set)")
     p.add_argument("--wait", action="store_true", help="stream logs; exit non-zero if the job fails")
     p.add_argument("--runtime-env", help="YAML merged into the runtime env (pip, env_vars, excludes, ...)")
-    p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working dir (default .)")
+    p.add_argument("--working-dir", default=".", help="directory uploaded as the job's working dir")
     p.add_argument("--status", metavar="ID", help="print a job's status")
     p.add_argument("--stop", metavar="ID", help="stop a job")
     p.add_argument("--logs", metavar="ID", help="print a job's logs")
     p.add_argument("ser_args", nargs=argparse.REMAINDER, help="-- then the ser command and its arguments")
     p.set_defaults(func=_cmd_submit)
 
-    p = command("prepare", help="corpus directory → manifest (utterances, labels, folds)")
-    p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest")
+    p = command("prepare", "corpus directory → manifest (utterances, labels, folds)",
+                "ser prepare --corpus iemocap --root /data/IEMOCAP_full_release --out runs/iemocap/manifest.parquet")
+    p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest (default: "
+                                    "prepare.corpus of the config)")
     p.add_argument("--root", help="corpus directory (for demo: where to write its audio)")
     p.add_argument("--table", help="for --corpus manifest: the CSV/JSONL/Parquet listing utterances")
     p.add_argument("--folds", help="fold protocol: iemocap-speaker, iemocap-session, msp_improv-session, "
-                                   "msp_improv-speaker, or column:NAME (default column:speaker)")
-    p.add_argument("--config", help="study YAML (prepare: ... section)")
-    p.add_argument("--out", required=True, help="manifest to write (.parquet)")
+                                   "msp_improv-speaker, or column:NAME (default: column:speaker)")
+    p.add_argument("--config", help="study YAML (its prepare: section)")
+    p.required_group.add_argument("--out", required=True, help="manifest to write (.parquet)")
     p.set_defaults(func=_cmd_prepare)
 
-    p = command("infer", help="manifest → score table with Ray Data (speech, ASR, sentiment actors)")
+    p = command("infer", "manifest → score table with Ray Data (speech, ASR, sentiment actors)",
+                "ser infer --config configs/iemocap.yaml --manifest runs/iemocap/manifest.parquet --out runs/iemocap")
     p.add_argument("--config", help="study YAML (infer: speech/asr/sentiment stages)")
-    p.add_argument("--manifest", help="manifest from `ser prepare` (default infer.manifest)")
-    p.add_argument("--out", help="output directory (default runs/infer)")
+    p.add_argument("--manifest", help="manifest from `ser prepare` (default: infer.manifest of the config)")
+    p.add_argument("--out", help="output directory (default: runs/infer)")
     p.set_defaults(func=_cmd_infer)
 
-    def table_command(name: str, func, help: str, scores: str, config: str) -> argparse.ArgumentParser:
-        """A subcommand reading a score table: --scores, --config, --out."""
-        p = command(name, help=help)
-        p.add_argument("--scores", help=scores)
+    def table_command(name: str, func, help: str, config: str, example: str) -> argparse.ArgumentParser:
+        """A subcommand reading a score table: SCORES (or --scores), --config, --out."""
+        p = command(name, help, example)
+        p.add_argument("table", nargs="?", metavar="SCORES", help="score table (.parquet or .csv); or --scores")
+        p.add_argument("--scores", help="score table (.parquet or .csv); required unless given as SCORES or as "
+                                        "scores: in the config")
         p.add_argument("--config", help=f"study YAML ({config})")
-        p.add_argument("--out", help=f"output directory (default runs/{name})")
+        p.add_argument("--out", help=f"output directory (default: runs/{name})")
         p.set_defaults(func=func)
         return p
 
-    table = "score table (.parquet or .csv)"
-    table_command("evaluate", _cmd_evaluate, "evaluate fixed fusion systems per fold on a score table", table,
-                  "labels, systems, evaluate options")
+    table_command("evaluate", _cmd_evaluate, "evaluate fixed fusion systems per fold on a score table",
+                  "labels, systems, evaluate options", "ser evaluate --scores scores.parquet --out runs/eval")
     p = table_command("tune", _cmd_tune, "search fusion configurations per fold, leakage-free (Ray Tune + Optuna)",
-                      table, "tune: protocol, objective, trials, space, ...")
+                      "tune: protocol, objective, trials, space, ...", "ser tune --scores scores.parquet --out runs/mine")
     p.add_argument("--engine", choices=["ray", "optuna"], help="override tune.engine")
     p.add_argument("--text", metavar="NAME|all", help="also tune each further text path (override tune.text)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
-    table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged", table,
-                  "sweep: gate, tau_h, tau_v, per_class")
+    table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged",
+                  "sweep: gate, tau_h, tau_v, per_class", "ser sweep --scores scores.parquet --out runs/mine/sweep")
     p = table_command("cross", _cmd_cross, "cross-dataset transfer: tune on corpus A, test on corpus B",
-                      "one score table with several values in its 'corpus' column",
-                      "cross.corpora: {name: table}, tune: ...")
+                      "cross.corpora: {name: table}, tune: ...",
+                      "ser cross --scores both_corpora.parquet --out runs/cross")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run (reuse finished fold searches)")
 
-    p = command("report", help="report.md + self-contained report.html, figures and CSV/LaTeX tables")
-    p.add_argument("--run", required=True, help="run directory (results.json or evaluation.json; optional "
-                                                "predictions.parquet, trials.parquet, sweep/, cross.json)")
+    p = command("report", "report.md, a self-contained report.html, figures and CSV/TeX tables of a run directory",
+                "ser report --run runs/mine --format svg pdf", reads_config=False)
+    p.required_group.add_argument("--run", required=True, help="run directory (results.json or evaluation.json; "
+                                  "optional predictions.parquet, trials.parquet, sweep/, cross.json)")
     p.add_argument("--format", nargs="+", choices=["png", "svg", "pdf"], default=["png"],
                    help="figure formats besides the PNGs the HTML embeds (svg/pdf: vector, for papers)")
     p.set_defaults(func=_cmd_report)
 
-    p = command("import", help="convert another tool's score table through a YAML column/label mapping")
-    p.add_argument("--input", required=True, help="source table (.csv or .parquet)")
-    p.add_argument("--mapping", required=True, help="YAML mapping (columns, labels, sentiment, constants)")
-    p.add_argument("--out", required=True, help="validated score table to write (.parquet)")
+    p = command("import", "convert another tool's score table through a YAML column/label mapping",
+                "ser import --input examples/outputs.csv --mapping examples/map.yaml --out scores.parquet")
+    p.required_group.add_argument("--input", required=True, help="source table (.csv or .parquet)")
+    p.required_group.add_argument("--mapping", required=True,
+                                  help="YAML mapping (columns, labels, sentiment, constants)")
+    p.required_group.add_argument("--out", required=True, help="validated score table to write (.parquet)")
     p.add_argument("--config", help="study YAML, for a non-default label set")
     p.add_argument("--add-to", metavar="TABLE", help="add the imported text path to this existing score table")
     p.add_argument("--path", metavar="NAME", help="with --add-to: the name of the added path (text_neg:NAME ...)")
     p.set_defaults(func=_cmd_import)
 
-    p = command("synth", help="write a synthetic score table (iemocap-like: speech strong, text weak)")
-    p.add_argument("--out", required=True)
+    p = command("synth", "write a synthetic score table (iemocap-like: speech strong, text weak)",
+                "ser synth --profile iemocap-like --out runs/synth.parquet", reads_config=False)
+    p.required_group.add_argument("--out", required=True, help="score table to write (.parquet)")
     p.add_argument("--profile", choices=list(PROFILES), default="iemocap-like",
-                   help="iemocap-like: speech UA ~65, text-mapped ~46, oracle ~78, top-label sentiment (default); "
+                   help="iemocap-like: speech UA ~65, text-mapped ~46, oracle ~78, top-label sentiment; "
                         "weak-text: iemocap-like with a weaker sentiment model (text-mapped ~38); "
                         "text-strong: text carries valence better than speech, like the demo corpus; "
                         "useless-text: iemocap-like speech, a sentiment model that says 'positive' 96%% of the time")
-    p.add_argument("--folds", type=int, default=10)
-    p.add_argument("--per-fold", type=int, default=553)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--corpus", default="synthetic")
+    p.add_argument("--folds", type=int, default=10, help="speaker folds")
+    p.add_argument("--per-fold", type=int, default=553, help="mean utterances per fold (sizes vary around it)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (the same seed writes the same table)")
+    p.add_argument("--corpus", default="synthetic", help="value of the corpus column")
     p.add_argument("--second-path", metavar="NAME",
                    help="add a further text path text_*:NAME (joint fusion fuses it with the primary one)")
     p.add_argument("--second-strength", type=float, default=0.7, metavar="P",
-                   help="share of rows whose second-path polarity is right (1/3: useless; primary ~0.48; default 0.7)")
+                   help="share of rows whose second-path polarity is right (1/3: useless; primary ~0.48)")
     p.add_argument("--second-correlation", type=float, default=0.0, metavar="R",
-                   help="chance that a row repeats the primary path's sentiment (1: a copy; default 0)")
+                   help="chance that a row repeats the primary path's sentiment (1: a copy)")
     p.set_defaults(func=_cmd_synth)
 
-    p = command("config", help="show a config with every default filled in, or the key reference")
-    p.add_argument("action", choices=["show", "reference"], help="show: the resolved CFG; reference: every key")
+    p = command("config", "show a config with every default filled in, or the key reference",
+                "ser config show configs/demo.yaml --set tune.trials=16")
+    p.add_argument("action", choices=["show", "reference"], help="show: the resolved config; reference: every key")
     p.add_argument("config", nargs="?", help="study YAML (for show)")
     p.set_defaults(func=_cmd_config)
     return parser
@@ -426,6 +480,15 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.func(args)
+    except BrokenPipeError:                  # `ser evaluate ... | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    except ModuleNotFoundError as exc:
+        extra = EXTRAS.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        return fail(f"error: this command needs {exc.name}, which is not installed: pip install "
+                    f"\"entropy-ser[{extra}]\"", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         hint = "; rerun with --resume to continue" if args.command in ("tune", "cross") else \
             "; rerun the same command to continue (finished work is kept)"
@@ -451,7 +514,12 @@ def entry() -> None:
     from ser.logs import divert_native_stderr
 
     divert_native_stderr()
-    sys.exit(main())
+    code = main()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:               # the pipe closed after the last write: nothing left to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ metadata here (``config_reference``) and kept in sync by a test.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
@@ -22,7 +21,7 @@ from ser.backends.registry import DEPRECATED_KEYS, STAGE_SCHEDULING, STAGES, Sch
 from ser.checks import is_count, is_number
 from ser.fusion import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
 from ser.folds import TUNING_PROTOCOLS
-from ser.io import InputError, read_yaml
+from ser.io import InputError, check_keys, read_yaml
 from ser.labels import LabelSet
 from ser.metrics import METRICS
 from ser.objective import AGGREGATES, Objective
@@ -301,19 +300,6 @@ class StudyConfig:
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
 
-def _suggest(key: str, allowed: list[str]) -> str:
-    close = difflib.get_close_matches(key, allowed, n=1)
-    return f"; did you mean '{close[0]}'?" if close else ""
-
-
-def check_keys(raw: Mapping, allowed: list[str], where: str) -> None:
-    """Refuse keys outside ``allowed``, naming the first with a close match."""
-    unknown = sorted(set(raw) - set(allowed))
-    if unknown:
-        raise ValueError(f"{where}: unknown key '{unknown[0]}'{_suggest(unknown[0], allowed)} "
-                         f"(allowed: {', '.join(sorted(allowed))})")
-
-
 def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> StageSpec:
     """A flat stage mapping (backend + its options + scheduling) → ``StageSpec``; ``checkpoint`` → ``model``."""
     where = where or f"infer.{stage}"
@@ -350,7 +336,7 @@ def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
     """Build dataclass ``cls`` from a YAML mapping: keys checked, nested sections built the same way."""
     if raw is None:
         raw = {}
-    label = where.rstrip(".") or "config"
+    label = where.rstrip(".") or "top level"
     if not isinstance(raw, Mapping):
         raise ValueError(f"{label} must be a mapping, got {type(raw).__name__}")
     names = [f.name for f in fields(cls)]
@@ -407,14 +393,15 @@ def apply_sets(raw: dict, assignments: list[str] | tuple[str, ...]) -> dict:
 
 
 def load_config(source: str | Path | Mapping | StudyConfig | None = None, overrides: Mapping | None = None,
-                sets: list[str] | tuple[str, ...] = ()) -> StudyConfig:
+                sets: list[str] | tuple[str, ...] = (), *, origin: str | None = None) -> StudyConfig:
     """A study config from a YAML path, a YAML-shaped mapping or a ``StudyConfig``; ``overrides`` set top-level
-    keys (None values ignored), ``sets`` are ``section.key=value`` strings. Errors name the source and key."""
+    keys (None values ignored), ``sets`` are ``section.key=value`` strings. Errors name the source (``origin``
+    for a mapping read from a file) and key."""
     if isinstance(source, StudyConfig):
         if not sets:
             return source.with_overrides(**(overrides or {}))
         source = source.to_dict()
-    name = "config"
+    name = origin or "config"
     if isinstance(source, (str, Path)):
         name = f"config {source}"
         try:

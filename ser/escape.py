@@ -12,6 +12,8 @@ import re
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _CODE_SPAN = re.compile(r"(`[^`\n]*`)")
+_MD_TAG = re.compile(r"<(?=[A-Za-z/!?])")             # what could open raw HTML; "p < 0.001" stays as written
+_MD_ENTITY = re.compile(r"&(?=#?\w+;)")               # what could spell an entity
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "|", "%")
 
 
@@ -26,10 +28,11 @@ def html_text(text: str) -> str:
 
 
 def markdown_text(text: str) -> str:
-    """A Markdown paragraph that keeps its own ``**bold**`` and `` `code` `` markup but no raw HTML: ``& < >``
-    outside code spans become entities (inside a code span everything is literal already)."""
+    """A Markdown paragraph that keeps its own ``**bold**`` and `` `code` `` markup but no raw HTML: outside code
+    spans a ``<`` that could open a tag and an ``&`` that could spell an entity are escaped (inside a code span
+    everything is literal already)."""
     parts = _CODE_SPAN.split(str(text))
-    return "".join(p if i % 2 else html.escape(p, quote=False) for i, p in enumerate(parts))
+    return "".join(p if i % 2 else _MD_TAG.sub("&lt;", _MD_ENTITY.sub("&amp;", p)) for i, p in enumerate(parts))
 
 
 def markdown_cell(text: str) -> str:
@@ -55,6 +58,12 @@ _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#
         "−": "-", "…": r"\ldots{}"}
 
 
+_TEX.update({"Δ": r"$\Delta$", "×": r"$\times$", "·": r"$\cdot$"})
+_TEX_SUBSCRIPT = re.compile(r"τ_([A-Za-z])")
+
+
 def tex_text(text: str) -> str:
-    """Text in a TeX document: one line (a blank line would end a tabular row's paragraph), specials escaped."""
-    return "".join(_TEX.get(ch, ch) for ch in one_line(text))
+    """Text in a TeX document: one line (a blank line would end a tabular row's paragraph), specials escaped,
+    ``τ_H`` as the math ``$\tau_H$``."""
+    parts = _TEX_SUBSCRIPT.split(one_line(text))
+    return "".join(rf"$\tau_{p}$" if i % 2 else "".join(_TEX.get(ch, ch) for ch in p) for i, p in enumerate(parts))

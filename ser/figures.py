@@ -20,6 +20,8 @@ from matplotlib.lines import Line2D
 from ser.io import atomic_path
 
 COLORS = {"speech": "#7f8c8d", "text": "#e0a458", "tuned": "#2a9d8f", "oracle": "#c9ada7"}
+PATH_COLORS = ("#2a9d8f", "#e0a458", "#6d597a", "#457b9d", "#e76f51")
+"""Text paths in figures, the primary first (ser's tuned colour)."""
 METRIC_NAMES = {"ua": "UA", "wa": "WA", "macro_f1": "macro-F1", "weighted_f1": "weighted-F1"}
 FORMATS = ("png", "svg", "pdf")
 
@@ -240,7 +242,8 @@ def trial_history(trials: pd.DataFrame, metric: str) -> Figure:
     ax.set_xlabel("trial")
     ax.set_ylabel(f"{'inner estimate' if score == 'inner_score' else 'tuning score'}, "
                   f"{metric_name(metric)} (%)")
-    ax.legend(ncol=2, fontsize=7, frameon=False, loc="lower right", title="fold (best so far)")
+    ax.legend(ncol=1 + len(ax.lines) // 13, fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+              title="fold (best so far)")                      # beside the axes: it never covers a point
     return fig
 
 
@@ -280,12 +283,14 @@ def gain_by_wer(cascade: dict) -> Figure:
         gain = np.array([100 * (b["gain"] or 0.0) for b in rows])
         low = np.array([100 * (b["ci_low"] if b["ci_low"] is not None else 0.0) for b in rows])
         high = np.array([100 * (b["ci_high"] if b["ci_high"] is not None else 0.0) for b in rows])
-        ax.bar(x, gain, width, label=f"{path} ({cascade['systems'][path]})",
-               yerr=[gain - low, high - gain], capsize=3)
-        for xi, b in zip(x, rows):
-            ax.text(xi, 0, f"n={b['n']}", ha="center", va="top", fontsize=7, rotation=90)
+        ax.bar(x, gain, width, label=f"{path} ({cascade['systems'][path]})", color=PATH_COLORS[i % len(PATH_COLORS)],
+               yerr=[gain - low, high - gain], capsize=3, error_kw={"elinewidth": 0.8})
+        for xi, top, b in zip(x, np.maximum(high, 0), rows):      # each bar's count above its CI, clear of the axis
+            ax.annotate(f"n={b['n']}", (xi, top), xytext=(0, 2), textcoords="offset points", ha="center",
+                        va="bottom", fontsize=7, color="#555")
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(range(len(buckets)), [f"WER {b}" for b in buckets])
     ax.set_ylabel("accuracy gain over speech (points)")
-    ax.legend(fontsize=8)
+    ax.margins(y=0.12)
+    ax.legend(fontsize=8, frameon=False, ncol=len(paths), loc="lower center", bbox_to_anchor=(0.5, 1.0))
     return fig

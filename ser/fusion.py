@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ser.arrays import PRIMARY_PATH, ScoreArrays
+from ser.io import check_keys
 from ser.labels import LabelSet
 
 EPS = 1e-6
@@ -84,9 +85,7 @@ class NegativeMapping:
         if raw == "refer":
             return False, 0.0, False
         if isinstance(raw, Mapping) and raw.get("mode") == "score-split":
-            extra = sorted(set(raw) - {"mode", "t", "flip"})
-            if extra:
-                raise ValueError(f"negative: unknown key(s) {extra} for score-split")
+            check_keys(raw, {"mode", "t", "flip"}, "negative (score-split)")
             if len(labels.negative) != 2:
                 raise ValueError("negative: score-split needs exactly two negative classes")
             t = float(raw.get("t", 0.5))
@@ -151,9 +150,7 @@ class TextDistribution:
         raw = raw or {}
         if not isinstance(raw, Mapping):
             raise ValueError(f"text must be a mapping {{spread, negative_split, uniform}}, got {raw!r}")
-        extra = sorted(set(raw) - {"spread", "negative_split", "uniform"})
-        if extra:
-            raise ValueError(f"text: unknown key(s) {extra}; allowed: ['negative_split', 'spread', 'uniform']")
+        check_keys(raw, {"spread", "negative_split", "uniform"}, "text")
         return cls(str(raw.get("spread", "probs")), str(raw.get("negative_split", "even")),
                    float(raw.get("uniform", 0.0)))
 
@@ -354,9 +351,7 @@ def rule_from_config(raw: Mapping[str, Any], labels: LabelSet, name: str = "syst
         raise ValueError(f"{name}: missing 'kind' (one of {sorted(_KEYS)})") from None
     if kind not in _KEYS:
         raise ValueError(f"{name}: unknown kind '{kind}' (one of {sorted(_KEYS)})")
-    extra = sorted(set(raw) - _KEYS[kind] - {"kind"})
-    if extra:
-        raise ValueError(f"{name}: unknown key(s) {extra} for kind '{kind}'; allowed: {sorted(_KEYS[kind])}")
+    check_keys(raw, _KEYS[kind] | {"kind"}, f"{name} (kind {kind})")
     try:
         return _build(kind, raw, labels)
     except KeyError as exc:

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ser.io import InputError, read_yaml
+from ser.io import InputError, check_keys, read_yaml
 from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
 from ser.schema import TEXT_COLUMNS, ScoreTableError, path_columns, text_path_names, validate
 
@@ -35,9 +35,7 @@ def load_mapping(path: str | Path) -> dict[str, Any]:
 def apply_mapping(df: pd.DataFrame, mapping: dict[str, Any], labels: LabelSet = DEFAULT_LABELS,
                   source: str = "imported table") -> pd.DataFrame:
     """Rename columns, recode labels, expand top-label sentiment, then validate."""
-    unknown = sorted(set(mapping) - MAPPING_KEYS)
-    if unknown:
-        raise ValueError(f"import mapping: unknown key(s) {unknown}; allowed: {sorted(MAPPING_KEYS)}")
+    check_keys(mapping, MAPPING_KEYS, "import mapping")
     columns = mapping.get("columns") or {}
     missing = [c for c in columns if c not in df.columns]
     if missing:
@@ -61,9 +59,7 @@ def apply_mapping(df: pd.DataFrame, mapping: dict[str, Any], labels: LabelSet = 
 
 def _expand_top_label(df: pd.DataFrame, spec: dict[str, Any], source: str) -> pd.DataFrame:
     """Top sentiment label + confidence c → probabilities: c on the label, (1 - c)/2 on each other."""
-    unknown = sorted(set(spec) - SENTIMENT_KEYS)
-    if unknown:
-        raise ValueError(f"import mapping: sentiment has unknown key(s) {unknown}; allowed: {sorted(SENTIMENT_KEYS)}")
+    check_keys(spec, SENTIMENT_KEYS, "import mapping: sentiment")
     label_col, score_col = spec.get("label", "sentiment_label"), spec.get("score", "sentiment_score")
     for col in (label_col, score_col):
         if col not in df.columns:

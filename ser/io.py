@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import errno
 import hashlib
 import json
@@ -144,6 +145,15 @@ def signature(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def file_digest(path: str | os.PathLike) -> str:
+    """A short SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def safe_name(value: object) -> str:
     """An id (fold, speaker, …) as one file-name component: percent-encoded, so ``/``, ``..`` and control
     characters cannot leave the directory; ``unsafe_name`` reverses it exactly."""
@@ -166,6 +176,21 @@ def file_component(value: object) -> str:
 
 def unsafe_name(name: str) -> str:
     return unquote(name)
+
+
+def did_you_mean(key: str, allowed: list[str]) -> str:
+    """``; did you mean 'KEY'?`` for the closest allowed key, or nothing when none is close."""
+    close = difflib.get_close_matches(str(key), [str(a) for a in allowed], n=1)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def check_keys(raw: object, allowed: list[str] | set[str], where: str) -> None:
+    """Refuse keys outside ``allowed``, naming the first with its closest allowed key (``did you mean``)."""
+    allowed = sorted(allowed)
+    unknown = sorted(set(raw) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"{where}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], allowed)} "
+                         f"(allowed: {', '.join(allowed)})")
 
 
 class InputError(ValueError):

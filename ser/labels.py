@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ser.io import check_keys
+
 SENTIMENTS = ("neg", "neu", "pos")
 """Sentiment classes in the column order of the score table (text_neg, text_neu, text_pos)."""
 
@@ -55,9 +57,7 @@ class LabelSet:
         if not raw:
             return cls()
         allowed = {"classes", "positive", "neutral", "negative"}
-        extra = sorted(set(raw) - allowed)
-        if extra:
-            raise ValueError(f"labels: unknown key(s) {extra}; allowed: {sorted(allowed)}")
+        check_keys(raw, allowed, "labels")
         kwargs = dict(raw)
         for key in ("classes", "negative"):
             if key in kwargs:

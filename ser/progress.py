@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 
 log = logging.getLogger("ser.progress")
 
-LINE_EVERY_S = 10.0
+LINE_EVERY_S = 30.0
 """Seconds between progress lines when there is no terminal to draw a bar on."""
 
 

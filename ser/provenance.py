@@ -7,6 +7,7 @@ import hashlib
 import platform
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 
@@ -55,5 +56,6 @@ def git_commit(path: Path | None = None) -> str | None:
 
 
 def provenance() -> dict:
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "git_commit": git_commit(),
+    return {"created": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "python": sys.version.split()[0],
+            "platform": platform.platform(), "git_commit": git_commit(),
             "ser_code": code_version(), "packages": package_versions()}

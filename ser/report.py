@@ -10,34 +10,25 @@ uncertainty (H/V) → sensitivity → search → transfer → breakdowns. Works 
 from __future__ import annotations
 
 import base64
+import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from ser import figures
 from ser.plots import RunOutputs, draw, label_codes
 from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
-from ser.escape import csv_cell, html_text, markdown_cell, markdown_text, tex_text
+from ser.escape import html_text, markdown_cell, markdown_text
 from ser.io import InputError, file_component, file_set
+from ser.paper_tables import Table, numeric_columns, numeric_frame, to_tex
 from ser.metrics import METRICS, summary
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
 from ser.tuning import describe_config
 
 Image = Callable[[str, str], tuple]          # (figure name, caption) -> its "img" block, the figure saved
-
-
-@dataclass(frozen=True)
-class Table:
-    """A report table: ``name`` is its file stem under tables/."""
-
-    name: str
-    head: list[str]
-    rows: list[list[str]]
 
 
 def _pct(x: float) -> str:
@@ -61,6 +52,35 @@ def headline(out: RunOutputs) -> str:
             f"**{f['improved']} of {f['n_folds']} folds**, worse in {f['worse']}{wilcoxon}.")
 
 
+FAMILIES = {"speech": "speech alone", "loglinear": "one-weight log-linear fusion", "average": "one-weight average",
+            "joint": "joint fusion of several text paths", "select": "entropy-gated selection",
+            "text": "the sentiment label alone", "oracle": "the oracle switch"}
+
+
+def kept_per_fold(result: dict) -> str:
+    """What the tuned system is, fold by fold, in families a reader recognizes (and when it is a baseline)."""
+    folds = result["folds"]
+    families: dict[str, int] = {}
+    for f in folds:
+        name = FAMILIES.get(f["best"]["config"]["kind"], f["best"]["config"]["kind"])
+        families[name] = families.get(name, 0) + 1
+    parts = ", ".join(f"{name} in {n}/{len(folds)} folds" for name, n in sorted(families.items(), key=lambda x: -x[1]))
+    shapes = {_baseline_shape(f["best"]["config"]) for f in folds}
+    shape = next(iter(shapes)) if len(shapes) == 1 else None
+    tail = (f": in every fold the family of the fixed baseline `{shape}`, its weight refitted per fold"
+            if shape and shape in result.get("mean", {}) else "")
+    return f"The tuned system is {parts}{tail}."
+
+
+def _baseline_shape(config: dict) -> str | None:
+    """The one-weight baseline a configuration is a refit of (``loglinear[probs,ratio]``), if it is one."""
+    text = config.get("text") or {}
+    if config["kind"] not in ("loglinear", "average") or config.get("weight_gate", "none") != "none" or \
+            text.get("uniform"):
+        return None
+    return f"{config['kind']}[{text.get('spread', 'probs')},{text.get('negative_split', 'even')}]"
+
+
 def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> list[tuple]:
     """Everything the report says, in order."""
     r, metric, main = out.result, out.metric, out.main
@@ -71,6 +91,8 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
 
     shown = out.shown
     blocks: list[tuple] = [("h1", f"Fusion report: {out.name}"), ("p", headline(out))]
+    if out.tuned:
+        blocks.append(("p", kept_per_fold(r)))
     t = r.get("tuning")
     if t:
         blocks.append(("p", f"Protocol `{t['protocol']}`, objective {m}, method `{t['method']}`, choice rule "
@@ -327,6 +349,8 @@ def to_markdown(blocks: list[tuple], base: Path) -> str:
             out.append(f"## {markdown_cell(b[1])}\n")
         elif b[0] == "p":
             out.append(f"{markdown_text(b[1])}\n")
+        elif b[0] == "provenance":
+            out.append(f"*{markdown_text(b[1])}*\n")
         elif b[0] == "img":
             caption = markdown_cell(b[2])
             out.append(f"![{caption.replace('[', '(').replace(']', ')')}]({b[1].relative_to(base).as_posix()})"
@@ -345,41 +369,93 @@ def _inline(text: str) -> str:
     return re.sub(r"`(.+?)`", r"<code>\1</code>", text)
 
 
-CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#222;line-height:1.45}"
+CSS = ("body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;color:#222;"
+       "line-height:1.45}h2{scroll-margin-top:1em}.scroll{overflow-x:auto;max-width:100%}"
        "table{border-collapse:collapse;font-size:13px;margin:1em 0}td,th{border:1px solid #ddd;padding:3px 8px;"
-       "text-align:right}th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}"
-       "img{max-width:100%}figcaption{font-size:13px;color:#555;margin-bottom:1.5em}code{background:#f4f4f4}")
+       "text-align:right;vertical-align:top}th{background:#f4f4f4}td.t,th.t{text-align:left}td.t{min-width:9em}"
+       "td:first-child{white-space:nowrap}img{max-width:100%;height:auto}"
+       "figcaption{font-size:13px;color:#555;margin-bottom:1.5em}code{background:#f4f4f4;overflow-wrap:anywhere}"
+       "nav.toc{font-size:14px;background:#f8f8f8;border:1px solid #e4e4e4;padding:.4em 1em;margin:1em 0}"
+       "nav.toc ol{margin:.3em 0;padding-left:1.4em;columns:2}"
+       ".provenance{font-size:12px;color:#555;border-left:3px solid #2a9d8f;padding:.2em .8em;margin:1em 0}")
+
+
+def anchor(heading: str) -> str:
+    """A heading's id: lower-case words joined by hyphens (``Per fold`` → ``per-fold``)."""
+    return re.sub(r"[^a-z0-9]+", "-", heading.lower()).strip("-") or "section"
+
+
+def _table_html(t: Table) -> str:
+    """A table that scrolls sideways on a narrow screen; text columns left-aligned, figures right-aligned."""
+    text = [j == 0 or numeric_columns(h, [r[j] for r in t.rows]) is None for j, h in enumerate(t.head)]
+    cls = [" class='t'" if is_text else "" for is_text in text]
+    return ("<div class='scroll'><table><tr>" + "".join(f"<th{c}>{html_text(h)}</th>" for c, h in zip(cls, t.head))
+            + "</tr>" + "".join("<tr>" + "".join(f"<td{c}>{html_text(v)}</td>" for c, v in zip(cls, r)) + "</tr>"
+                                for r in t.rows) + "</table></div>")
 
 
 def to_html(blocks: list[tuple], title: str) -> str:
-    out = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html_text(title)}</title>"
+    """A self-contained page: a table of contents after the title, anchored sections, the provenance box."""
+    sections = [b[1] for b in blocks if b[0] == "h2"]
+    toc = ("<nav class='toc'><strong>Contents</strong><ol>"
+           + "".join(f"<li><a href='#{anchor(h)}'>{html_text(h)}</a></li>" for h in sections) + "</ol></nav>")
+    out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+           f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     for b in blocks:
-        if b[0] in ("h1", "h2"):
-            out.append(f"<{b[0]}>{_inline(b[1])}</{b[0]}>")
+        if b[0] == "h1":
+            out.append(f"<h1>{_inline(b[1])}</h1>")
+        elif b[0] == "h2":
+            if toc:
+                out.append(toc)
+                toc = ""
+            out.append(f"<h2 id='{anchor(b[1])}'>{_inline(b[1])}</h2>")
         elif b[0] == "p":
             out.append(f"<p>{_inline(b[1])}</p>")
+        elif b[0] == "provenance":
+            out.append(f"<p class='provenance'>{_inline(b[1])}</p>")
         elif b[0] == "img":
             data = base64.b64encode(b[1].read_bytes()).decode()
             out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html_text(b[2])}'>"
                        f"<figcaption>{_inline(b[2])}</figcaption></figure>")
         elif b[0] == "table":
-            t = b[1]
-            out.append("<table><tr>" + "".join(f"<th>{html_text(h)}</th>" for h in t.head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{html_text(c)}</td>" for c in r) + "</tr>" for r in t.rows)
-                       + "</table>")
+            out.append(_table_html(b[1]))
     out.append("</body></html>")
     return "\n".join(out)
 
 
-def to_tex(table: Table) -> str:
-    """A booktabs tabular: first column left-aligned, the rest right-aligned."""
-    cols = "l" + "r" * (len(table.head) - 1)
-    lines = [rf"\begin{{tabular}}{{{cols}}}", r"\toprule", " & ".join(tex_text(h) for h in table.head) + r" \\",
-             r"\midrule"]
-    lines += [" & ".join(tex_text(c) for c in row) + r" \\" for row in table.rows]
-    lines += [r"\bottomrule", r"\end{tabular}", ""]
-    return "\n".join(lines)
+def provenance_text(record: dict) -> str:
+    """Where the numbers come from, in one line: ser version, commit, command, seed, date (``run.json``)."""
+    if not record:
+        return "Provenance: this directory has no run.json (written by `ser tune`, `ser run` or `ser infer`)."
+    commit = record.get("git_commit") or "no git checkout"
+    parts = [f"ser `{record.get('ser_code', '?')}`", f"commit `{commit}`", f"`ser {record.get('command', '?')}`",
+             f"seed {record.get('seed', '?')}", f"created {record.get('created', 'before ser recorded dates')}",
+             f"Python {record.get('python', '?')}"]
+    return "Provenance: " + ", ".join(parts) + " (all in run.json)."
+
+
+def tables_with_captions(blocks: list[tuple]) -> list[tuple[Table, str]]:
+    """Each table with a caption from its section: the heading, and the paragraph that introduces it."""
+    out, heading, text = [], "", ""
+    for b in blocks:
+        if b[0] in ("h1", "h2"):
+            heading, text = b[1], ""
+        elif b[0] == "p":
+            text = b[1]
+        elif b[0] == "table":
+            first = re.split(r"(?<=[.;:])\s", text.replace("**", "").replace("`", ""), maxsplit=1)[0]
+            out.append((b[1], f"{heading}. {first}".strip(" .") + "." if first else f"{heading}."))
+    return out
+
+
+def _record(run: Path) -> dict:
+    """``run.json`` of a run directory ({} when it has none or it is damaged: the report still builds)."""
+    try:
+        record = json.loads((run / "run.json").read_text())
+        return record if isinstance(record, dict) else {}
+    except (OSError, ValueError):
+        return {}
 
 
 def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[Path, Path]:
@@ -395,15 +471,13 @@ def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[
         table_dir.mkdir()
         try:
             blocks = build_blocks(outputs, fig_dir, tuple(formats))
+            blocks.insert(1, ("provenance", provenance_text(_record(run))))
         except (KeyError, TypeError, IndexError) as exc:
             raise InputError(f"{run}: its results lack {exc} (damaged, or written by another ser version); rerun "
                              f"the command that wrote them") from exc
-        for block in blocks:
-            if block[0] == "table":
-                t = block[1]
-                pd.DataFrame([[csv_cell(c) for c in r] for r in t.rows], columns=[csv_cell(h) for h in t.head]
-                             ).to_csv(table_dir / f"{t.name}.csv", index=False)
-                (table_dir / f"{t.name}.tex").write_text(to_tex(t))
+        for table, caption in tables_with_captions(blocks):
+            numeric_frame(table).to_csv(table_dir / f"{table.name}.csv", index=False)
+            (table_dir / f"{table.name}.tex").write_text(to_tex(table, caption))
         (staged / "report.md").write_text(to_markdown(blocks, staged))
         (staged / "report.html").write_text(to_html(blocks, f"ser report: {run.name}"))
     md, page = run / "report.md", run / "report.html"

@@ -58,6 +58,7 @@ class Evaluation:
         return self.result
 
     def table(self) -> pd.DataFrame:
+        """One row per fold and system: its metrics (fractions in [0, 1], not percent)."""
         return fold_table(self.result)
 
     def __repr__(self) -> str:
@@ -93,10 +94,12 @@ class TuneResult:
         return self.result
 
     def table(self) -> pd.DataFrame:
+        """One row per fold and system: its metrics (fractions in [0, 1], not percent)."""
         return fold_table(self.result)
 
     def chosen(self) -> pd.DataFrame:
-        """One row per fold: the kept configuration in words, its tuning, inner and test scores, optimism."""
+        """One row per fold: the kept configuration in words, its tuning, inner and test scores, optimism
+        (fractions in [0, 1], not percent)."""
         return pd.DataFrame([{"fold": f["fold"], **{k: v for k, v in f["best"].items() if k != "config"}}
                              for f in self.result["folds"]])
 
@@ -160,6 +163,7 @@ class SweepResult:
         return self.stats
 
     def table(self) -> pd.DataFrame:
+        """One row per fold: the thresholds chosen on its tuning rows and their test scores (fractions)."""
         return self.chosen
 
     def __repr__(self) -> str:
@@ -193,6 +197,7 @@ class CrossResult:
         return self.result
 
     def table(self) -> pd.DataFrame:
+        """One row per (tuned on, tested on) pair: its scores and gain over speech (fractions in [0, 1])."""
         return pd.DataFrame([{"tuned_on": src, "tested_on": dst, **cell}
                              for src, row in self.result["matrix"].items() for dst, cell in row.items()])
 

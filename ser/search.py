@@ -28,6 +28,7 @@ from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGH
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
 from ser.metrics import scores_from_confusion, summary
+from ser.io import check_keys
 from ser.limits import refuse_oversized
 from ser.objective import Objective, group_codes
 from ser.published import published_procedure
@@ -62,9 +63,7 @@ per text path) is searched only where the tuning rows carry further text paths (
 
 
 def _check_space(space: dict, default: dict, where: str) -> None:
-    unknown = sorted(set(space) - set(default))
-    if unknown:
-        raise ValueError(f"{where}unknown key(s) {unknown}; allowed: {sorted(default)}")
+    check_keys(space, list(default), where.rstrip("."))
     for key, value in space.items():
         if isinstance(default[key], dict) and key in ("select", "soft"):
             if not isinstance(value, dict):

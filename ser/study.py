@@ -23,7 +23,7 @@ import pandas as pd
 
 from ser.api import ConfigLike, _evaluate, _sweep, _tune, cross
 from ser.config import PrepareConfig, StudyConfig
-from ser.io import signature, write_json, write_parquet
+from ser.io import file_digest, signature, write_json, write_parquet
 from ser.provenance import code_version, provenance
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 
@@ -139,10 +139,10 @@ def _corpus_stages(state: RunState, name: str, spec: PrepareConfig, cfg: StudyCo
     """prepare + infer for one corpus under ``root``; returns (scores path, signature)."""
     from ser.pipeline import model_versions
 
+    sig_prepare = signature(spec)                 # before the demo's root is placed: a copied run stays up to date
     if spec.corpus and spec.corpus.startswith("demo") and not spec.root:
         spec = replace(spec, root=str(root / "corpus"))
     manifest, scores = root / "manifest.parquet", root / "infer" / "scores.parquet"
-    sig_prepare = signature(spec)
     state.run(f"prepare[{name}]", sig_prepare, [manifest], lambda: prepare_stage(spec, cfg, manifest))
     folds = sorted(pd.read_parquet(manifest, columns=["fold"])["fold"].astype(str).unique())
     state.models[name] = model_versions(cfg.infer, folds)
@@ -153,7 +153,8 @@ def _corpus_stages(state: RunState, name: str, spec: PrepareConfig, cfg: StudyCo
 
 
 def _table_signature(path: Path) -> str:
-    return signature(str(path), path.stat().st_mtime)
+    """A score table's content digest: the same table copied or moved is up to date, an edited one is not."""
+    return file_digest(path)
 
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
@@ -161,7 +162,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     from ser.scoring import format_table
     from ser.schema import read_scores
     from ser.transfer import format_matrix
-    from ser.baselines import format_baselines
+    from ser.baselines import format_baselines, format_verdict
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +181,8 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     def do_tune() -> None:
         result = tune_stage(primary, cfg, out)
         log.debug(format_table(result.result))              # every metric and CI: in ser.log and the report
-        log.info(format_baselines(result.result))
+        log.debug(format_baselines(result.result))
+        log.info(format_verdict(result.result))
 
     sig_tune = signature(sig_scores, cfg.tune, cfg.seed, cfg.evaluate, code_version())
     state.run("tune", sig_tune, [out / "results.json", out / "predictions.parquet"], do_tune)

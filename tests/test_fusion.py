@@ -145,9 +145,9 @@ def test_free_parameters_count_what_was_fitted():
 
 @pytest.mark.parametrize("raw, message", [
     ({"kind": "loglinear", "w": 0.3, "text": {"spread": "toop"}}, "text.spread 'toop' is not one of"),
-    ({"kind": "loglinear", "w": 0.3, "text": {"negative": "even"}}, "text: unknown key(s) ['negative']"),
+    ({"kind": "loglinear", "w": 0.3, "text": {"negative": "even"}}, "text: unknown key 'negative'; did you mean 'negative_split'?"),
     ({"kind": "selekt"}, "unknown kind 'selekt'"),
-    ({"kind": "select", "tau_h": 1, "tau_v": 1, "tauh": 2}, "unknown key(s) ['tauh']"),
+    ({"kind": "select", "tau_h": 1, "tau_v": 1, "tauh": 2}, "unknown key 'tauh'; did you mean 'tau_h'?"),
     ({"kind": "select", "gate": "hv", "tau_h": 1}, "missing key 'tau_v'"),
     ({"kind": "select", "gate": "xx", "tau_h": 1}, "gate 'xx' is not one of"),
     ({"kind": "select", "gate": "h", "tau_h": {"ang": 1}}, "missing ['hap', 'neu', 'sad']"),

@@ -1,6 +1,9 @@
 """`ser report`: tables against the numbers they come from, formats, evaluate-only and 3-class runs."""
 
 import json
+import re
+import shutil
+import subprocess
 
 import numpy as np
 import pandas as pd
@@ -32,21 +35,22 @@ def tuned_run(tmp_path_factory):
 
 
 def table(run, name):
-    return pd.read_csv(run / "tables" / f"{name}.csv", dtype=str)
+    return pd.read_csv(run / "tables" / f"{name}.csv", dtype={"fold": str, "system": str, "class": str})
 
 
 def test_tables_carry_the_numbers_of_results_json(tuned_run):
     r = json.loads((tuned_run / "results.json").read_text())
     per_fold = table(tuned_run, "per_fold")
+    assert list(per_fold.columns) == ["fold", "n", "speech macro-F1", "text macro-F1", "tuned macro-F1",
+                                      "gain (tuned − speech)", "gain ci_low", "gain ci_high", "chosen configuration"]
     for row, f in zip(per_fold.itertuples(index=False), r["folds"]):
         s = f["systems"]
-        assert row[0] == f["fold"] and int(row[1]) == f["n"]
-        assert float(row[2]) == pytest.approx(100 * s["speech"]["macro_f1"], abs=0.006)
-        assert float(row[4]) == pytest.approx(100 * s["tuned"]["macro_f1"], abs=0.006)
-        assert float(row[5]) == pytest.approx(100 * (s["tuned"]["macro_f1"] - s["speech"]["macro_f1"]), abs=0.006)
-        low, high = map(float, row[6].strip("[]").split(", "))                  # the gain's paired bootstrap CI
-        assert low <= float(row[5]) <= high
-        assert row[7] == f["best"]["description"]
+        assert row[0] == f["fold"] and row[1] == f["n"]
+        assert row[2] == pytest.approx(100 * s["speech"]["macro_f1"], abs=0.006)
+        assert row[4] == pytest.approx(100 * s["tuned"]["macro_f1"], abs=0.006)
+        assert row[5] == pytest.approx(100 * (s["tuned"]["macro_f1"] - s["speech"]["macro_f1"]), abs=0.006)
+        assert row[6] <= row[5] <= row[7]                                       # the gain's paired bootstrap CI
+        assert row[8] == f["best"]["description"]
     per_class = table(tuned_run, "per_class").set_index("class")
     for c in r["labels"]:
         assert float(per_class.loc[c, "tuned F1"]) == pytest.approx(100 * r["pooled"]["tuned"]["per_class"][c]["f1"],
@@ -54,7 +58,10 @@ def test_tables_carry_the_numbers_of_results_json(tuned_run):
         assert int(per_class.loc[c, "support"]) == r["pooled"]["speech"]["per_class"][c]["support"]
     base = table(tuned_run, "baselines").set_index("system")
     for name in ["tuned"] + r["baselines"]["systems"]:
-        assert base.loc[name, "macro-F1 mean ± std"].startswith(f"{100 * r['mean'][name]['macro_f1']:.2f} ± ")
+        assert base.loc[name, "macro-F1 mean"] == pytest.approx(100 * r["mean"][name]["macro_f1"], abs=0.006)
+        assert base.loc[name, "macro-F1 std"] == pytest.approx(100 * r["std"][name]["macro_f1"], abs=0.006)
+    metrics = table(tuned_run, "metrics")
+    assert all(pd.api.types.is_numeric_dtype(metrics[c]) for c in metrics.columns if c != "system")
     optimism = table(tuned_run, "optimism")
     assert [float(x) for x in optimism["optimism"]] == pytest.approx(
         [100 * f["best"]["optimism"] for f in r["folds"]], abs=0.006)
@@ -77,7 +84,9 @@ def test_every_figure_and_table_in_every_format(tuned_run):
     assert names == {p.stem for p in (tuned_run / "tables").glob("*.tex")}
     assert names >= {"per_fold", "metrics", "per_class", "baselines", "optimism", "choices", "by_condition"}
     tex = (tuned_run / "tables" / "metrics.tex").read_text()
-    assert tex.startswith("\\begin{tabular}{lrrrrrr}\n\\toprule") and "\\bottomrule" in tex and "$\\pm$" in tex
+    assert tex.startswith("\\begin{table}[htbp]\n\\centering\n\\small\n\\caption{All metrics. Mean $\\pm$ standard")
+    assert "\\label{tab:ser-metrics}\n\\begin{tabular}{lrrrrrr}\n\\toprule" in tex
+    assert "\\bottomrule" in tex and tex.endswith("\\end{table}\n")
 
 
 def test_p_values_are_never_printed_as_zero(tuned_run):
@@ -120,7 +129,7 @@ def test_the_search_is_judged_against_the_best_baseline_with_its_ci(tuned_run, t
 
 
 def test_tex_escapes_what_latex_would_choke_on():
-    assert tex_text("a_b & 50% ± τ_H ≥ 1 → #") == r"a\_b \& 50\% $\pm$ $\tau$\_H $\geq$ 1 $\rightarrow$ \#"
+    assert tex_text("a_b & 50% ± τ_H ≥ 1 → #") == r"a\_b \& 50\% $\pm$ $\tau_H$ $\geq$ 1 $\rightarrow$ \#"
 
 
 def test_report_from_an_evaluate_only_directory(tmp_path):
@@ -132,7 +141,7 @@ def test_report_from_an_evaluate_only_directory(tmp_path):
     assert main(["report", "--run", str(tmp_path / "ev")]) == 0
     md = (tmp_path / "ev" / "report.md").read_text()
     assert "The best fixed system, `ll`," in md and "## Search" not in md
-    assert list(table(tmp_path / "ev", "per_fold").columns[-2:]) == ["gain (ll − speech)", "gain 95% CI"]
+    assert list(table(tmp_path / "ev", "per_fold").columns[-3:]) == ["gain (ll − speech)", "gain ci_low", "gain ci_high"]
 
 
 def test_report_of_a_three_class_run(tmp_path):
@@ -156,3 +165,38 @@ def test_report_of_a_three_class_run(tmp_path):
 def test_report_refuses_a_directory_without_results(tmp_path, capsys):
     assert main(["report", "--run", str(tmp_path)]) == 2
     assert "holds neither results.json nor evaluation.json" in capsys.readouterr().err
+
+
+CHROMIUM = ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
+
+
+@pytest.mark.skipif(not shutil.which("chromium"), reason="needs Debian's chromium (apt-get install chromium)")
+@pytest.mark.parametrize("width", [420, 1400])
+def test_the_report_fits_a_phone_and_a_wide_screen_in_a_real_browser(tuned_run, tmp_path, width):
+    """The report in a frame of the width (a headless window is at least 500 px wide): measured in the browser,
+    its page never scrolls sideways (wide tables scroll inside their box); a screenshot is taken."""
+    probe = tmp_path / "probe.html"
+    probe.write_text(f"<!doctype html><html><head><title>loading</title></head><body style='margin:0'>"
+                     f"<iframe id=f src='{(tuned_run / 'report.html').as_uri()}' style='width:{width}px;"
+                     f"height:1600px;border:0'></iframe><script>document.getElementById('f').onload = function() {{"
+                     f"var d = this.contentDocument.documentElement; document.title = 'W' + d.scrollWidth + 'x' + "
+                     f"d.clientWidth; }};</script></body></html>")
+    run = CHROMIUM + [f"--user-data-dir={tmp_path / 'profile'}", "--allow-file-access-from-files",
+                      "--virtual-time-budget=5000", f"--window-size={width + 100},1600"]
+    dom = subprocess.run(run + ["--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    scroll, client = map(int, re.search(r"<title>W(\d+)x(\d+)</title>", dom).groups())
+    assert width - 20 <= client <= width and scroll <= client, f"the page is {scroll} px wide in {client} px"
+    shot = tmp_path / f"report-{width}.png"
+    subprocess.run(run + [f"--screenshot={shot}", probe.as_uri()], capture_output=True, timeout=120)
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_table_of_contents_links_every_section_and_the_provenance_is_shown(tuned_run):
+    page = (tuned_run / "report.html").read_text()
+    links = re.findall(r"<a href='#([^']+)'>", page)
+    ids = re.findall(r"<h2 id='([^']+)'>", page)
+    assert links == ids and len(ids) >= 5
+    record = json.loads((tuned_run / "run.json").read_text())
+    assert "name='viewport'" in page and str(record["git_commit"] or "no git checkout") in page
+    assert f"seed {record['seed']}" in page and record["created"] in page and record["ser_code"] in page

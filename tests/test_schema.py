@@ -77,5 +77,5 @@ def test_importer_errors_name_the_problem():
         apply_mapping(raw, {"columns": {"id": "utt_id"}})
     with pytest.raises(ScoreTableError, match=r"label code\(s\) \['X'\] are not in the mapping"):
         apply_mapping(raw.rename(columns={"emo": "label"}), {"labels": {"A": "ang"}})
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['colums'\]"):
+    with pytest.raises(ValueError, match=r"unknown key 'colums'; did you mean 'columns'\?"):
         apply_mapping(raw, {"colums": {}})

@@ -1,0 +1,5 @@
+"""``python -m ser``: the ``ser`` command."""
+
+from ser.cli import entry
+
+entry()

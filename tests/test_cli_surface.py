@@ -1,0 +1,47 @@
+"""The outer surface of the ``ser`` command: version, ``python -m ser``, pipes, and missing extras."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+import ser
+from ser.cli import main
+from ser.schema import validate
+from ser.synthetic import synthetic_scores
+
+
+def test_version_from_the_command_and_python_dash_m():
+    for cmd in (["ser", "--version"], [sys.executable, "-m", "ser", "--version"]):
+        if cmd[0] == "ser":
+            cmd[0] = os.path.join(os.path.dirname(sys.executable), "ser")
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0 and done.stdout.strip() == f"ser (entropy-ser) {ser.__version__}"
+
+
+@pytest.fixture
+def table(tmp_path):
+    path = tmp_path / "s.parquet"
+    validate(synthetic_scores(n_folds=3, per_fold=40, seed=1, profile="text-strong")).to_parquet(path)
+    return path
+
+
+def test_a_closed_pipe_ends_the_command_quietly_with_exit_0(table, tmp_path, monkeypatch, capsys):
+    read_end, write_end = os.pipe()
+    os.close(read_end)                               # `| head` that has already exited
+    monkeypatch.setattr(sys, "stdout", os.fdopen(write_end, "w", buffering=1))
+    assert main(["evaluate", "--scores", str(table), "--out", str(tmp_path / "e")]) == 0
+    assert "Broken pipe" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("module,extra", [("optuna", "ray"), ("ray", "ray")])
+def test_a_missing_extra_is_one_line_naming_it(table, tmp_path, monkeypatch, capsys, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)   # what `pip install .` without extras leaves
+    assert main(["tune", "--scores", str(table), "--out", str(tmp_path / "t"), "--engine",
+                 "optuna" if module == "optuna" else "ray"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"ser tune: error: this command needs {module}, which is not installed: "
+                   f"pip install \"entropy-ser[{extra}]\"")
