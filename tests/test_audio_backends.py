@@ -163,3 +163,37 @@ def test_scorings_round_trip_fold_ids_that_look_like_separators():
     out = expand_scorings({c: grouped[c].to_numpy() for c in grouped.columns})
     assert sorted(zip(out["utt_id"], out["model_fold"], out["split"])) == \
         sorted(zip(rows["utt_id"], rows["model_fold"], rows["split"]))
+
+
+@pytest.mark.parametrize("norm", ["group", "layer"])
+def test_batched_speech_scores_equal_one_utterance_at_a_time(tmp_path, norm):
+    """A GPU scores sub-batches; the scores must not depend on which utterances share one. A layer-norm
+    checkpoint pads under an attention mask; a group-norm one (wav2vec2-base) batches equal lengths only."""
+    import torch
+
+    from ser.backends.hf_speech import HFSpeechStage, pads_safely
+
+    path = build_wav2vec2(tmp_path / norm, ["ang", "hap", "neu", "sad"], seed=3, norm=norm)
+    stage = HFSpeechStage(str(path), ("ang", "hap", "neu", "sad"), device="cpu")
+    loaded = stage.load("f1")
+    rng = np.random.default_rng(0)
+    waves = [0.1 * rng.standard_normal(n).astype(np.float32) for n in (8000, 12000, 12000, 16000, 20000, 9000)]
+    stage.sub_batch = 1
+    one = stage.score(loaded, waves)
+    stage.sub_batch = 4
+    np.testing.assert_allclose(stage.score(loaded, waves), one, atol=2e-5)
+    extractor, model, _ = loaded
+    assert pads_safely(extractor, model) == (norm == "layer")
+    if norm == "group":                  # why: padding the short utterances moves a group-norm model's scores
+        padded = extractor(waves, sampling_rate=16000, padding=True, return_tensors="pt")
+        with torch.inference_mode():
+            probs = torch.softmax(model(**padded).logits, dim=-1).numpy()
+        assert np.abs(probs[:, loaded[2]] - one).max() > 10 * 2e-5         # well beyond the tolerance above
+
+
+def test_sub_batches_keep_lengths_apart_unless_padding_is_safe():
+    from ser.backends.hf_speech import sub_batches
+
+    lengths = np.array([5, 3, 5, 3, 7, 5])
+    assert [list(b) for b in sub_batches(lengths, 2, pad=False)] == [[1, 3], [0, 2], [5], [4]]
+    assert [list(b) for b in sub_batches(lengths, 4, pad=True)] == [[1, 3, 0, 2], [5, 4]]

@@ -2,7 +2,10 @@
 
 The model (a local directory or hub id) may contain ``{fold}``: every row is scored by its ``model_fold``'s model.
 The model's ``id2label`` is mapped to the label set's codes. fp16 on GPU; within a batch, rows
-are sorted by duration and run in sub-batches so padding stays small.
+are sorted by duration and run in sub-batches so padding stays small. Padding is used only where it cannot
+change a score: a layer-norm feature encoder whose extractor returns an attention mask (wav2vec2-large-lv60
+style). A group-norm encoder (wav2vec2-base style, extractor ``return_attention_mask: false``) normalizes over
+time, padding included, so such a model batches only utterances of the same length, as Hugging Face advises.
 """
 
 from __future__ import annotations
@@ -16,15 +19,34 @@ SPEECH_LABEL_MAP = {"angry": "ang", "anger": "ang", "happy": "hap", "happiness":
                     "neutral": "neu", "sad": "sad", "sadness": "sad"}
 
 
+def pads_safely(extractor, model) -> bool:
+    """Whether padding leaves this checkpoint's scores unchanged: a layer-norm encoder given an attention mask."""
+    return bool(getattr(extractor, "return_attention_mask", False)) and \
+        getattr(model.config, "feat_extract_norm", "group") == "layer"
+
+
+def sub_batches(lengths: np.ndarray, size: int, pad: bool) -> list[np.ndarray]:
+    """Row indices in sub-batches of at most ``size``, shortest first; without ``pad`` a sub-batch holds one length."""
+    by_length = np.argsort(lengths, kind="stable")
+    out: list[list[int]] = []
+    for i in by_length:
+        if out and len(out[-1]) < size and (pad or lengths[out[-1][0]] == lengths[i]):
+            out[-1].append(int(i))
+        else:
+            out.append([int(i)])
+    return [np.array(chunk) for chunk in out]
+
+
 class HFSpeechStage(FoldSpeechStage):
     def __init__(self, model: str, classes: tuple[str, ...], revision: str | None = None,
                  label_map: dict[str, str] | None = None, fp16: bool = True, sub_batch: int = 8,
-                 device: str | None = None, cpu_threads: int | None = None):
+                 pad_group_norm: bool = False, device: str | None = None, cpu_threads: int | None = None):
         import torch
 
         super().__init__(model, classes)
         self.revision = revision
         self.label_map = {**SPEECH_LABEL_MAP, **(label_map or {})}
+        self.pad_group_norm = pad_group_norm
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = torch.float16 if fp16 and self.device.startswith("cuda") else torch.float32
         on_cpu = not self.device.startswith("cuda")
@@ -50,11 +72,10 @@ class HFSpeechStage(FoldSpeechStage):
 
         extractor, model, order = loaded
         probs = np.empty((len(waves), len(self.classes)))
-        by_length = np.argsort([len(w) for w in waves], kind="stable")
-        for start in range(0, len(waves), self.sub_batch):
-            chunk = by_length[start:start + self.sub_batch]
-            inputs = extractor([waves[i] for i in chunk], sampling_rate=16000, padding=True, return_tensors="pt",
-                               return_attention_mask=True)
+        lengths = np.array([len(w) for w in waves])
+        pad = self.pad_group_norm or pads_safely(extractor, model)
+        for chunk in sub_batches(lengths, self.sub_batch, pad):
+            inputs = extractor([waves[i] for i in chunk], sampling_rate=16000, padding=True, return_tensors="pt")
             inputs = {k: v.to(self.device, self.dtype if v.is_floating_point() else v.dtype)
                       for k, v in inputs.items()}
             with torch.inference_mode():

@@ -54,6 +54,9 @@ class HFSpeechOptions:
     label_map: dict | None = field(default=None, metadata=doc("model label name → class code, beyond the built-in names"))
     fp16: bool = field(default=True, metadata=doc("half precision on GPU"))
     sub_batch: int = field(default=8, metadata=doc("utterances per forward pass on GPU (sorted by length)"))
+    pad_group_norm: bool = field(default=False, metadata=doc(
+        "let a group-norm checkpoint (wav2vec2-base style) batch utterances of different lengths: faster, but "
+        "padding moves its scores (by default it batches equal lengths only; layer-norm checkpoints always pad)"))
     cpu_threads: int | None = field(default=None, metadata=doc(
         "torch threads per CPU actor (default: the node's cores shared by the speech actors)"))
 

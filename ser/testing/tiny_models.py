@@ -37,8 +37,10 @@ def _quiet_transformers() -> None:
     hf_logging.disable_progress_bar()
 
 
-def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed: int = 0) -> Path:
-    """A wav2vec2 sequence classifier with its feature extractor, saved with ``save_pretrained``."""
+def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed: int = 0, norm: str = "group"
+                   ) -> Path:
+    """A wav2vec2 sequence classifier with its feature extractor, saved with ``save_pretrained``. ``norm``:
+    ``group`` (wav2vec2-base style, no attention mask) or ``layer`` (large-lv60 style, with an attention mask)."""
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
 
@@ -49,13 +51,13 @@ def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed
         cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                              conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
                              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
-                             **kw)
+                             feat_extract_norm=norm, do_stable_layer_norm=norm == "layer", **kw)
     else:
-        cfg = Wav2Vec2Config(**kw)     # wav2vec2-base architecture
+        cfg = Wav2Vec2Config(feat_extract_norm=norm, do_stable_layer_norm=norm == "layer", **kw)   # base-sized
     path = Path(path)
     Wav2Vec2ForSequenceClassification(cfg).save_pretrained(path)
     Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16000, padding_value=0.0, do_normalize=True,
-                             return_attention_mask=True).save_pretrained(path)
+                             return_attention_mask=norm == "layer").save_pretrained(path)
     return path
 
 
