@@ -354,17 +354,20 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
+    from jobs.bench_gpu import bench_gpu
     from jobs.bench_real import bench_infer_real, bench_tune_growth
 
     suites = {"core": bench_core, "fusion": bench_fusion, "calibration": bench_calibration, "tune": bench_tune,
-              "infer": bench_infer, "infer-real": bench_infer_real, "tune-growth": bench_tune_growth, "memory": bench_memory}
+              "infer": bench_infer, "infer-real": bench_infer_real, "tune-growth": bench_tune_growth, "memory": bench_memory,
+              "gpu": bench_gpu}
     parser.add_argument("suite", choices=list(suites) + ["all"], nargs="?", default="all",
-                        help="all = core, fusion, tune, infer (calibration, infer-real, tune-growth and memory: run "
-                             "them by name)")
+                        help="all = core, fusion, tune, infer (calibration, infer-real, tune-growth, memory and gpu: "
+                             "run them by name)")
+    parser.add_argument("--tiny", action="store_true", help="gpu: tiny models on the CPU (checks the script)")
     args = parser.parse_args(argv)
     for name in ("core", "fusion", "tune", "infer") if args.suite == "all" else [args.suite]:
         print(f"== {name}")
-        suites[name]()
+        suites[name](tiny=args.tiny) if name == "gpu" else suites[name]()
     return 0
 
 

@@ -38,6 +38,7 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     if not local_ray():
         ray.init(configure_logging=False, log_to_driver=False)
     else:
-        ray.init(num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False, dashboard_host="127.0.0.1",
-                 configure_logging=False, log_to_driver=False)
+        # address="local": a Ray of this run's own, never one that another process started on this machine
+        ray.init(address="local", num_cpus=num_cpus, num_gpus=num_gpus, include_dashboard=False,
+                 dashboard_host="127.0.0.1", configure_logging=False, log_to_driver=False)
     adopt_ray_loggers()

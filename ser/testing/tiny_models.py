@@ -39,7 +39,8 @@ def _quiet_transformers() -> None:
 
 def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed: int = 0, norm: str = "group"
                    ) -> Path:
-    """A wav2vec2 sequence classifier with its feature extractor, saved with ``save_pretrained``. ``norm``:
+    """A wav2vec2 sequence classifier with its feature extractor, saved with ``save_pretrained`` (``size``: tiny,
+    base or large shapes). ``norm``:
     ``group`` (wav2vec2-base style, no attention mask) or ``layer`` (large-lv60 style, with an attention mask)."""
     import torch
     from transformers import Wav2Vec2Config, Wav2Vec2FeatureExtractor, Wav2Vec2ForSequenceClassification
@@ -51,6 +52,9 @@ def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed
         cfg = Wav2Vec2Config(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37,
                              conv_dim=(16, 16, 16), conv_stride=(5, 4, 4), conv_kernel=(10, 4, 4),
                              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, classifier_proj_size=16,
+                             feat_extract_norm=norm, do_stable_layer_norm=norm == "layer", **kw)
+    elif size == "large":                          # wav2vec2-large shapes
+        cfg = Wav2Vec2Config(hidden_size=1024, num_hidden_layers=24, num_attention_heads=16, intermediate_size=4096,
                              feat_extract_norm=norm, do_stable_layer_norm=norm == "layer", **kw)
     else:
         cfg = Wav2Vec2Config(feat_extract_norm=norm, do_stable_layer_norm=norm == "layer", **kw)   # base-sized
