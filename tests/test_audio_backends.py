@@ -197,3 +197,17 @@ def test_sub_batches_keep_lengths_apart_unless_padding_is_safe():
     lengths = np.array([5, 3, 5, 3, 7, 5])
     assert [list(b) for b in sub_batches(lengths, 2, pad=False)] == [[1, 3], [0, 2], [5], [4]]
     assert [list(b) for b in sub_batches(lengths, 4, pad=True)] == [[1, 3, 0, 2], [5, 4]]
+
+
+def test_batched_sentiment_scores_equal_one_text_at_a_time(tmp_path):
+    """Texts padded together under the tokenizer's attention mask score as they do alone."""
+    from ser.backends.sentiment import HFSentimentStage
+    from ser.testing.tiny_models import WORDS
+
+    stage = HFSentimentStage(str(build_sentiment(tmp_path / "sentiment")), device="cpu")
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, int(rng.integers(1, 40)))) for _ in range(40)]
+    stage.sub_batch = 1
+    one = stage.score(texts)
+    stage.sub_batch = 32
+    np.testing.assert_allclose(stage.score(texts), one, atol=1e-6)
