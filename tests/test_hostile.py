@@ -354,13 +354,12 @@ def test_a_complete_staged_set_cut_short_by_a_kill_is_finished_by_the_next_comma
 
 # ---- Ray listens on loopback only --------------------------------------------------------------------------------
 
-def test_a_local_ray_run_listens_on_loopback_only(tmp_path):
+def _listening_sockets_of(argv: list[str], tmp_path: Path) -> set[tuple[str, int, str]]:
+    """Run ``ser ARGV`` as its own process and collect every TCP socket its process tree listens on."""
     psutil = pytest.importorskip("psutil")
-    validate(synthetic_scores(n_folds=3, per_fold=60, seed=6, profile="text-strong")).to_parquet(tmp_path / "s.parquet")
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
-    proc = subprocess.Popen([sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"),
-                             "--out", str(tmp_path / "out"), "--engine", "ray", "--set", "tune.trials=6"],
-                            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-m", "ser.cli", *argv], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
     listening: set[tuple[str, int, str]] = set()
     while proc.poll() is None:
         try:
@@ -376,6 +375,24 @@ def test_a_local_ray_run_listens_on_loopback_only(tmp_path):
                 pass
         time.sleep(0.1)
     assert proc.wait() == 0, proc.stderr.read()
+    return listening
+
+
+@pytest.mark.parametrize("command", ["tune", "infer"])
+def test_a_local_ray_run_listens_on_loopback_only(tmp_path, command):
+    if command == "tune":
+        validate(synthetic_scores(n_folds=3, per_fold=60, seed=6, profile="text-strong")).to_parquet(
+            tmp_path / "s.parquet")
+        argv = ["tune", "--scores", str(tmp_path / "s.parquet"), "--out", str(tmp_path / "out"), "--engine", "ray",
+                "--set", "tune.trials=6"]
+    else:
+        (tmp_path / "c.yaml").write_text("prepare: {corpus: demo-a, per_speaker: 3, root: %s}\n"
+                                         "infer: {speech: {backend: acoustic}, sentiment: {backend: vader}}\n"
+                                         % (tmp_path / "corpus"))
+        assert main(["prepare", "--config", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "m.parquet")]) == 0
+        argv = ["infer", "--config", str(tmp_path / "c.yaml"), "--manifest", str(tmp_path / "m.parquet"), "--out",
+                str(tmp_path / "out")]
+    listening = _listening_sockets_of(argv, tmp_path)
     assert len(listening) >= 3, listening                    # the GCS, the raylet and workers were seen
     off = {s for s in listening if s[0] not in ("127.0.0.1", "::ffff:127.0.0.1", "::1")}
     assert not off, f"listening beyond loopback: {sorted(off)}"
