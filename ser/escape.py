@@ -55,10 +55,7 @@ def csv_cell(value: object) -> object:
 _TEX = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{": r"\{",
         "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}", ">": r"\textgreater{}",
         "|": r"\textbar{}", "±": r"$\pm$", "→": r"$\rightarrow$", "≥": r"$\geq$", "≤": r"$\leq$", "τ": r"$\tau$",
-        "−": "-", "…": r"\ldots{}"}
-
-
-_TEX.update({"Δ": r"$\Delta$", "×": r"$\times$", "·": r"$\cdot$"})
+        "−": "-", "…": r"\ldots{}", "Δ": r"$\Delta$", "×": r"$\times$", "·": r"$\cdot$"}
 _TEX_SUBSCRIPT = re.compile(r"τ_([A-Za-z])")
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import stats as sps
 
@@ -30,10 +32,10 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: i
     """
     rng = np.random.default_rng(seed)
     n = len(y)
+    layout = None if strata is None else StrataLayout.of(np.asarray(strata))
     diffs = []
     for size in resample_chunks(n_boot, 4 * n):            # index, gold and two prediction arrays per resample
-        idx = rng.integers(0, n, size=(size, n)) if strata is None else _stratified_indices(rng, np.asarray(strata),
-                                                                                             size)
+        idx = rng.integers(0, n, size=(size, n)) if layout is None else layout.draw(rng, size)
         conf = batched_confusion(np.concatenate([y[idx], y[idx]]), np.concatenate([pred_a[idx], pred_b[idx]]), k)
         values = scores_from_confusion(conf)[metric]
         diffs.append(values[size:] - values[:size])
@@ -59,14 +61,30 @@ def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, *, metric: str = "ua"
     return np.quantile(np.hstack(values), [alpha / 2, 1 - alpha / 2], axis=1).T
 
 
+@dataclass(frozen=True)
+class StrataLayout:
+    """Rows grouped by stratum (e.g. fold), computed once per bootstrap rather than once per chunk of resamples:
+    each row's position in the sorted order, its stratum's first position and its stratum's size."""
+
+    order: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, strata: np.ndarray) -> "StrataLayout":
+        order = np.argsort(strata, kind="stable")
+        _, starts, counts = np.unique(strata[order], return_index=True, return_counts=True)
+        return cls(order, np.repeat(starts, counts), np.repeat(counts, counts))
+
+    def draw(self, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+        """Bootstrap index matrix (n_boot, n) resampling each stratum with replacement within itself."""
+        draws = (rng.random((n_boot, len(self.order))) * self.sizes).astype(np.int64)
+        return self.order[self.offsets + draws]
+
+
 def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: int) -> np.ndarray:
     """Bootstrap index matrix resampling each stratum (e.g. fold) with replacement within itself."""
-    order = np.argsort(strata, kind="stable")
-    _, starts, counts = np.unique(strata[order], return_index=True, return_counts=True)
-    offsets = np.repeat(starts, counts)
-    sizes = np.repeat(counts, counts)
-    draws = (rng.random((n_boot, len(strata))) * sizes).astype(np.int64)
-    return order[offsets + draws]
+    return StrataLayout.of(strata).draw(rng, n_boot)
 
 
 def _fold_means(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, metric: str,
@@ -84,7 +102,8 @@ def fold_mean_bootstrap(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray
     rng = np.random.default_rng(seed)
     preds = np.atleast_2d(preds)
     per_resample = (2 * preds.shape[0] + 3) * len(y)        # indices, draws, gold, folds and S·2 predictions
-    return np.hstack([_fold_means(y, preds, fold_index, k, metric, _stratified_indices(rng, fold_index, size)).T
+    layout = StrataLayout.of(fold_index)
+    return np.hstack([_fold_means(y, preds, fold_index, k, metric, layout.draw(rng, size)).T
                       for size in resample_chunks(n_boot, per_resample)])
 
 
