@@ -77,8 +77,8 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
 
 def bench_tune(rows_per_fold: int = 553) -> None:
     """Configurations/s through Ray Tune and through in-process Optuna; `ser tune` and preset wall times."""
-    from jobs.ray_env import ensure_ray
-    from jobs.tune import ray_engine
+    from .ray_env import ensure_ray
+    from .tune import ray_engine
     from ser.config import load_config
     from ser.schema import validate, write_scores
     from ser.synthetic import synthetic_scores, with_model_folds
@@ -268,8 +268,8 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     Tiny locally built models (wav2vec2 per fold, Whisper, XLM-R) on CPU: the numbers measure the
     pipeline's overheads and parallelism, not model speed.
     """
-    from jobs.infer import run_infer
-    from jobs.ray_env import ensure_ray
+    from .infer import run_infer
+    from .ray_env import ensure_ray
     from ser.backends.audio_stage import load_batch
     from ser.backends.hf_speech import HFSpeechStage
     from ser.backends.sentiment import HFSentimentStage
@@ -354,8 +354,8 @@ def bench_memory(sizes: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m jobs.bench", description=__doc__)
-    from jobs.bench_gpu import bench_gpu
-    from jobs.bench_real import bench_infer_real, bench_tune_growth
+    from .bench_gpu import bench_gpu
+    from .bench_real import bench_infer_real, bench_tune_growth
 
     suites = {"core": bench_core, "fusion": bench_fusion, "calibration": bench_calibration, "tune": bench_tune,
               "infer": bench_infer, "infer-real": bench_infer_real, "tune-growth": bench_tune_growth, "memory": bench_memory,

@@ -45,7 +45,7 @@ def _timed(fn, cuda: bool) -> float:
 
 
 def _speech_rows(root: Path, waves: list[np.ndarray], device: str, tiny: bool) -> list[dict]:
-    from jobs.bench_real import padding_waste
+    from .bench_real import padding_waste
     from ser.backends.hf_speech import HFSpeechStage
     from ser.testing.tiny_models import build_wav2vec2
 
@@ -114,8 +114,8 @@ def _ray_row(root: Path, waves: list[np.ndarray], cuda: bool) -> dict:
 
     import soundfile as sf
 
-    from jobs.infer import run_infer
-    from jobs.ray_env import ensure_ray
+    from .infer import run_infer
+    from .ray_env import ensure_ray
     from ser.config import load_config
     from ser.labels import LabelSet
 

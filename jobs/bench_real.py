@@ -63,9 +63,9 @@ def padding_waste(durations: np.ndarray, batch_size: int, sub_batch: int, sort: 
 
 
 def _ray(root: Path, manifest: pd.DataFrame) -> dict:
-    from jobs.bench import PeakMemory
-    from jobs.infer import run_infer
-    from jobs.ray_env import ensure_ray
+    from .bench import PeakMemory
+    from .infer import run_infer
+    from .ray_env import ensure_ray
     from ser.config import load_config
     from ser.labels import LabelSet
 
@@ -181,7 +181,7 @@ def bench_infer_real(n: int = 96, folds: int = 4) -> None:
 
 def bench_tune_growth(sizes: tuple[int, ...] = (5_000, 50_000, 500_000), trials: int = 8) -> None:
     """`ser tune` search time on iemocap-like tables of growing size, in-process and on the Ray engine."""
-    from jobs.tune import ray_engine
+    from .tune import ray_engine
     from ser.config import load_config
     from ser.schema import validate
     from ser.synthetic import synthetic_scores

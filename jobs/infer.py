@@ -160,7 +160,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
     """
     import ray
 
-    from jobs.ray_env import ensure_ray
+    from .ray_env import ensure_ray
     from ser.backends.audio_stage import load_batch
 
     ensure_ray()

@@ -1,8 +1,9 @@
 """``ser submit``: run any ``ser`` command as a Ray job on a cluster (Ray Jobs API).
 
 The entrypoint is ``python -m ser.cli <arguments>`` run in the uploaded working directory, so
-the cluster needs ser's dependencies but not ser itself. ``--wait`` streams the job's logs and
-exits non-zero when the job fails or is stopped.
+the cluster needs ser's dependencies but not ser itself: a working directory that is not a ser source tree
+(a pip-installed ser) uploads the installed package too, as a ``py_modules`` entry. ``--wait`` streams the job's
+logs and exits non-zero when the job fails or is stopped.
 """
 
 from __future__ import annotations
@@ -14,14 +15,21 @@ from pathlib import Path
 
 import yaml
 
+import ser
+from ser.engine import SOURCE_TREE_JOBS
+
 EXCLUDES = [".venv", ".git", "runs", "**/__pycache__", ".pytest_cache", "*.egg-info", "build", ".whl"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
 
 
 def runtime_env(working_dir: str, extra_yaml: str | None) -> dict:
-    """The working directory (with sensible excludes) merged with a user runtime-env YAML."""
-    env = {"working_dir": str(Path(working_dir).resolve()), "excludes": list(EXCLUDES),
-           "env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}}
+    """The working directory (with sensible excludes) and ser's own code unless the directory holds it, merged with
+    a user runtime-env YAML."""
+    root = Path(working_dir).resolve()
+    env = {"working_dir": str(root), "excludes": list(EXCLUDES), "env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}}
+    package = Path(ser.__file__).resolve().parent
+    if not package.is_relative_to(root):
+        env["py_modules"] = [str(package)] + ([str(SOURCE_TREE_JOBS)] if SOURCE_TREE_JOBS.is_dir() else [])
     if extra_yaml:
         extra = yaml.safe_load(Path(extra_yaml).read_text()) or {}
         if not isinstance(extra, dict):

@@ -54,11 +54,11 @@ def _progress_callback():
             self.reported = 0
 
         def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
-            import jobs.tune           # this process's module, also in a callback unpickled from a restored state
+            import sys                 # this process's module, also in a callback unpickled from a restored state
 
             done = sum(t.status == "TERMINATED" for t in trials)
             if done > self.reported:
-                jobs.tune._PROGRESS[0](done - self.reported)
+                sys.modules[__name__]._PROGRESS[0](done - self.reported)
                 self.reported = done
 
         def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -147,7 +147,7 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dic
     from ray import tune
     from ray.tune.search.optuna import OptunaSearch
 
-    from jobs.ray_env import ensure_ray
+    from .ray_env import ensure_ray
 
     ensure_ray()
     optuna.logging.set_verbosity(optuna.logging.WARNING)

@@ -272,8 +272,9 @@ def _plain(value):
 
 
 def _cmd_submit(args: argparse.Namespace) -> int:
-    from jobs import submit
+    from ser.engine import ray_layer
 
+    submit = ray_layer("submit")
     if args.status:
         return submit.status(args.address, args.status)
     if args.stop:

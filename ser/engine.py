@@ -1,12 +1,18 @@
-"""The one hook from ``ser/`` to the Ray layer in ``jobs/``: the Tune search engine and the Ray Data pipeline.
+"""The one hook from ``ser/`` to the Ray layer in ``jobs/``: the Tune search engine, the Ray Data pipeline, job
+submission.
 
-Everything else in ``ser/`` is pure (no Ray, no torch); these functions import ``jobs`` only when called.
+Everything else in ``ser/`` is pure (no Ray, no torch); these functions import the Ray layer only when called.
+In a source tree it is the top-level ``jobs`` package; an installed wheel carries the same folder as ``ser.jobs``
+(pyproject's ``package-dir``), so ``pip install`` adds no bare top-level ``jobs`` beside a user's own.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING
 
 import pandas as pd
@@ -17,21 +23,28 @@ if TYPE_CHECKING:
     from ser.tuning import SearchEngine
 
 
+SOURCE_TREE_JOBS = Path(__file__).resolve().parent.parent / "jobs"
+
+
+def ray_layer(module: str) -> ModuleType:
+    """``jobs.<module>`` where the ``jobs`` on the path is this source tree's, else the wheel's ``ser.jobs.<module>``."""
+    spec = importlib.util.find_spec("jobs")
+    in_tree = spec is not None and spec.origin is not None and Path(spec.origin).resolve().parent == SOURCE_TREE_JOBS
+    return importlib.import_module(f"{'jobs' if in_tree else 'ser.jobs'}.{module}")
+
+
 def search_engine(tune: "TuneConfig", experiment_dir: str | Path | None = None, resume: bool = False
                   ) -> "SearchEngine":
     """The engine ``tune.engine`` names: Ray Tune (one experiment for all folds) or in-process Optuna."""
     from ser.tuning import optuna_engine
 
     if tune.engine == "ray":
-        from jobs.tune import ray_engine
-
-        return partial(ray_engine, experiment_dir=str(experiment_dir) if experiment_dir else None, resume=resume)
+        return partial(ray_layer("tune").ray_engine, experiment_dir=str(experiment_dir) if experiment_dir else None,
+                       resume=resume)
     return optuna_engine
 
 
 def run_inference(manifest: pd.DataFrame, infer: "InferConfig", labels: "LabelSet", out: Path
                   ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Score a manifest with the Ray Data pipeline into ``out`` (scores.parquet, errors.parquet)."""
-    from jobs.infer import run_infer
-
-    return run_infer(manifest, infer, labels, out)
+    return ray_layer("infer").run_infer(manifest, infer, labels, out)
