@@ -187,7 +187,7 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
             t0 = time.perf_counter()
             searches = tune_folds(df, cfg.labels, tune, make_fold_search(tune), cfg.seed)
             seconds = time.perf_counter() - t0
-            r = tuned_results(df, cfg.labels, searches, tune, n_boot=1000)
+            r = tuned_results(df, cfg.labels, searches, tune, cfg.evaluate, 0)
             line, gains = _fusion_line(r, tune.objective)
             print(f"  {aggregate:<9} {line} ({seconds:.0f} s)")
             key = (table.rsplit(" seed ", 1)[0], aggregate)

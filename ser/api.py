@@ -78,8 +78,7 @@ def evaluate(scores: ScoresLike, config: ConfigLike = None) -> Evaluation:
 
 def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
     ev, rules = cfg.evaluate, cfg.rules()
-    result = evaluate_systems(df, rules, cfg.labels, baseline=ev.baseline, n_boot=ev.bootstrap, seed=cfg.seed,
-                              metric=ev.metric, min_fold_rows=ev.min_fold_rows)
+    result = evaluate_systems(df, rules, cfg.labels, ev, cfg.seed)
     result["text_paths"] = path_summary(df, cfg.labels)
     if has_references(df):
         wer = ev.wer()
@@ -105,8 +104,7 @@ def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reu
     path_searches = {name: tune_folds(path_view(df, name), cfg.labels, cfg.tune, search, cfg.seed, reuse=reuse,
                                       state_dir=path_state_dir(state_dir, name) if state_dir else None)
                      for name in tuned_paths(df, cfg.tune.text)}
-    result = tuned_results(df, cfg.labels, searches, cfg.tune, n_boot=cfg.evaluate.bootstrap, seed=cfg.seed,
-                           min_fold_rows=cfg.evaluate.min_fold_rows, path_searches=path_searches)
+    result = tuned_results(df, cfg.labels, searches, cfg.tune, cfg.evaluate, cfg.seed, path_searches=path_searches)
     predictions = result_predictions(df, cfg.labels, result)
     _add_text_path_studies(df, cfg, result, predictions)
     return TuneResult(result, trials_table(searches, path_searches), predictions)
@@ -195,12 +193,12 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     common = _common_paths(frames, cfg.tune.text)
     dirs = dict(state_dirs or {})
     with progress(len(frames) * (1 + len(common)), "cross", "tuning corpora") as advance:
-        result = cross_dataset(frames, cfg.labels, cfg.tune, search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap,
+        result = cross_dataset(frames, cfg.labels, cfg.tune, search, cfg.evaluate, cfg.seed,
                                in_corpus=dict(in_corpus or {}), state_dirs=dirs, reuse=reuse, advance=advance)
         if common:
             result["text_paths"] = {
                 path: cross_dataset({name: path_view(df, path) for name, df in frames.items()}, cfg.labels, cfg.tune,
-                                    search, seed=cfg.seed, n_boot=cfg.evaluate.bootstrap, reuse=reuse,
+                                    search, cfg.evaluate, cfg.seed, reuse=reuse,
                                     state_dirs={name: path_state_dir(d, path) for name, d in dirs.items()},
                                     advance=advance)
                 for path in common}

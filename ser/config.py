@@ -80,6 +80,10 @@ class EvaluateConfig:
         _count(self.bootstrap, "evaluate.bootstrap")
         _count(self.min_fold_rows, "evaluate.min_fold_rows")
 
+    def for_tuning(self, objective: str) -> "EvaluateConfig":
+        """The settings a tuned result is scored with: against speech, on the tuning objective."""
+        return replace(self, baseline="speech", metric=objective)
+
     def wer(self) -> WerNormalizer:
         """The WER normalizer ``wer_normalizer`` and ``wer_spelling`` name (the spelling file read and checked)."""
         return WerNormalizer.load(self.wer_normalizer, self.wer_spelling)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from ser import figures
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
+from ser.config import EvaluateConfig
 from ser.scoring import headline_metric
 from ser.stats import paired_bootstrap
 
@@ -97,9 +98,12 @@ def label_codes(pred: pd.DataFrame, labels: list[str], column: str) -> np.ndarra
     return pd.Categorical(pred[column], categories=labels).codes.astype(np.int64)
 
 
-def fold_gains(result: dict, pred: pd.DataFrame, main: str, n_boot: int = 1000) -> pd.DataFrame:
-    """Per fold: main − speech with a paired bootstrap 95% CI (points), from the per-row predictions."""
+def fold_gains(result: dict, pred: pd.DataFrame, main: str) -> pd.DataFrame:
+    """Per fold: main − speech with a paired bootstrap 95% CI (points), from the per-row predictions, resampled as
+    often as the result's own comparisons were (``evaluate.bootstrap``)."""
     labels, metric = result["labels"], headline_metric(result)
+    compared = next(iter(result["comparisons"].values()), None)
+    n_boot = compared["bootstrap"]["n_boot"] if compared else EvaluateConfig().bootstrap
     rows = []
     for i, fold in enumerate(f["fold"] for f in result["folds"]):
         part = pred[pred["fold"] == fold]

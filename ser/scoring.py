@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ser.arrays import ScoreArrays
+from ser.config import EvaluateConfig
 from ser.folds import test_masks
 from ser.fusion import BUILTIN_SYSTEMS, Rule, rule_from_config
 from ser.labels import LabelSet
@@ -30,10 +31,10 @@ def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> l
 
 
 def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
-                      predictions: dict[str, np.ndarray], *, baseline: str = "speech", n_boot: int = 1000,
-                      seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
-    """The evaluation.json layout for given predictions of the same rows by several systems."""
-    k, labels = a.labels.k, a.labels
+                      predictions: dict[str, np.ndarray], ev: EvaluateConfig, seed: int) -> dict:
+    """The evaluation.json layout for given predictions of the same rows by several systems, scored and compared
+    as ``ev`` says (its baseline, metric, resamples and small-fold warning)."""
+    k, labels, metric = a.labels.k, a.labels, ev.metric
     per_fold = {name: fold_scores(a.y, pred, fold_index, len(folds), k) for name, pred in predictions.items()}
     counts = np.bincount(fold_index, minlength=len(folds))
     result: dict = {
@@ -42,13 +43,13 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
                    "systems": {name: {m: float(per_fold[name][m][i]) for m in METRICS} for name in predictions}}
                   for i, f in enumerate(folds)],
         "mean": {}, "std": {}, "pooled": {}, "comparisons": {},
-        "warnings": fold_warnings(folds, counts, min_fold_rows),
+        "warnings": fold_warnings(folds, counts, ev.min_fold_rows),
     }
     names = list(predictions)
     stacked = np.stack([predictions[n] for n in names])
     for i, entry in enumerate(result["folds"]):
         rows = fold_index == i
-        ci = bootstrap_ci(a.y[rows], stacked[:, rows], k, metric=metric, seed=seed + i)
+        ci = bootstrap_ci(a.y[rows], stacked[:, rows], k, metric=metric, n_boot=ev.bootstrap, seed=seed + i)
         for name, (lo, hi) in zip(names, ci):
             entry["systems"][name]["ci"] = {"metric": metric, "low": float(lo), "high": float(hi)}
     for name, pred in predictions.items():
@@ -59,6 +60,7 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
         result["pooled"][name] = {**{m: float(v) for m, v in scores_from_confusion(c).items()},
                                   "per_class": per_class(c, labels), "confusion": c.tolist(),
                                   "switches": switch_stats(a.y, a.speech, pred, labels)}
+    baseline = ev.baseline
     if baseline in predictions:
         for name, pred in predictions.items():
             if name == baseline:
@@ -66,18 +68,17 @@ def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
             result["comparisons"][name] = {
                 "baseline": baseline,
                 "bootstrap": paired_bootstrap(a.y, predictions[baseline], pred, k, metric=metric,
-                                              n_boot=n_boot, seed=seed, strata=fold_index),
+                                              n_boot=ev.bootstrap, seed=seed, strata=fold_index),
                 "folds": paired_fold_test(per_fold[baseline][metric], per_fold[name][metric]),
             }
     return result
 
 
-def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet, *, baseline: str = "speech",
-                     n_boot: int = 1000, seed: int = 0, metric: str = "ua", min_fold_rows: int = 20) -> dict:
+def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet,
+                     ev: EvaluateConfig = EvaluateConfig(), seed: int = 0) -> dict:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
     test, predictions = _predict_fixed(df, systems, labels)
-    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline=baseline,
-                             n_boot=n_boot, seed=seed, metric=metric, min_fold_rows=min_fold_rows)
+    return score_predictions(test.folds, test.fold_index, test.arrays, predictions, ev, seed)
 
 
 def evaluation_predictions(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet) -> pd.DataFrame:

@@ -13,7 +13,7 @@ from typing import Mapping
 
 import pandas as pd
 
-from ser.config import TuneConfig
+from ser.config import EvaluateConfig, TuneConfig
 from ser.folds import fold_ids, group_sizes, own_test_rows
 from ser.labels import LabelSet
 from ser.choice import choose
@@ -32,10 +32,11 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch,
-                  *, seed: int = 0, n_boot: int = 1000, in_corpus: dict[str, dict] | None = None,
+                  ev: EvaluateConfig, seed: int, *, in_corpus: dict[str, dict] | None = None,
                   state_dirs: Mapping[str, Path] | None = None, reuse: bool = True,
                   advance: Advance = no_progress) -> dict:
-    """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout.
+    """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout, scored
+    against speech on the objective with ``ev``'s resamples and small-fold warning.
 
     ``in_corpus`` may supply already computed per-fold tuning results for the diagonal. Each corpus' searches
     (per fold for the diagonal, pooled for transfer) are saved in, and with ``reuse`` taken from,
@@ -56,11 +57,11 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
             elif src == dst:
                 searches = tune_folds(dst_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(dst),
                                       reuse=reuse)
-                result = tuned_results(dst_df, labels, searches, tune, n_boot=n_boot, seed=seed)
+                result = tuned_results(dst_df, labels, searches, tune, ev, seed)
             else:
                 folds = fold_ids(dst_df)
-                result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.kept.config for f in folds}}, objective,
-                                        n_boot=n_boot, seed=seed)[0]
+                result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.kept.config for f in folds}},
+                                        ev.for_tuning(objective), seed)[0]
                 annotate_choices(result, {f: chosen for f in folds}, objective)
             pairs[f"{src}->{dst}"] = result
             mean = result["mean"]

@@ -29,7 +29,7 @@ import pandas as pd
 from ser.arrays import ScoreArrays
 from ser.baselines import baseline_comparison, fit_baselines, hindsight_ceiling, per_fold_pick
 from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
-from ser.config import TuneConfig
+from ser.config import EvaluateConfig, TuneConfig
 from ser.folds import fold_splits, group_sizes, own_test_rows, tuning_group_sizes
 from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
 from ser.io import file_component, signature, write_json
@@ -272,16 +272,14 @@ def describe_config(config: dict) -> str:
     return "; ".join(w for w in words if w)
 
 
-def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], objective: str,
-                   *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
-                   paths: Mapping[str, str] | None = None) -> tuple[dict, TestRows, dict[str, np.ndarray]]:
+def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], ev: EvaluateConfig,
+                   seed: int, paths: Mapping[str, str] | None = None) -> tuple[dict, TestRows, dict[str, np.ndarray]]:
     """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows; a system named in
     ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along. Returns the result
-    (evaluation.json layout), the test rows and every system's predictions for them."""
+    (evaluation.json layout, scored as ``ev`` says), the test rows and every system's predictions for them."""
     test, predictions = predict_systems(df, labels, per_fold_rules(sorted(next(iter(per_fold.values()))), labels,
                                                                    per_fold), paths=paths)
-    result = score_predictions(test.folds, test.fold_index, test.arrays, predictions, baseline="speech",
-                               n_boot=n_boot, seed=seed, metric=objective, min_fold_rows=min_fold_rows)
+    result = score_predictions(test.folds, test.fold_index, test.arrays, predictions, ev, seed)
     return result, test, predictions
 
 
@@ -317,11 +315,12 @@ def annotate_choices(result: dict, choices: dict[str, Choice], objective: str) -
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
-                  *, n_boot: int = 1000, seed: int = 0, min_fold_rows: int = 20,
+                  ev: EvaluateConfig, seed: int,
                   path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> dict:
     """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did; with
     ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
-    that path's text and oracle, and the kept configurations in ``path_configs``."""
+    that path's text and oracle, and the kept configurations in ``path_configs``. Scored against speech on the
+    objective, with ``ev``'s resamples and small-fold warning."""
     objective = tune.objective
     sizes = tuning_group_sizes(df, tune.protocol)
     choices = {f: choose(records, tune.choice, sizes[f]) for f, records in searches.items()}
@@ -332,8 +331,8 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
                     for path, found in (path_searches or {}).items()}
     per_path, paths = path_systems(path_configs, sorted(chosen), path_configs)
     result, test, predictions = apply_per_fold(
-        df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path}, objective,
-        n_boot=n_boot, seed=seed, min_fold_rows=min_fold_rows, paths=paths)
+        df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path},
+        ev.for_tuning(objective), seed, paths=paths)
     annotate_choices(result, choices, objective)
     bests = [f["best"] for f in result["folds"]]
     inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
@@ -346,7 +345,7 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
         "mean_test_score": float(np.mean([b["test_score"] for b in bests])),
         "mean_optimism": float(np.mean([b["optimism"] for b in bests])),
     }
-    result["baselines"] = baseline_comparison(test, predictions, objective, n_boot=n_boot, seed=seed)
+    result["baselines"] = baseline_comparison(test, predictions, objective, n_boot=ev.bootstrap, seed=seed)
     result["baselines"]["per_fold_pick"] = per_fold_pick(fits, result, objective)
     result["baselines"]["hindsight"] = hindsight_ceiling(test, result, tune)
     if path_configs:

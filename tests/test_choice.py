@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from ser.arrays import ScoreArrays
-from ser.config import load_config
+from ser.config import EvaluateConfig, load_config
 from ser.fusion import rule_from_config
 from ser.metrics import summary
 from ser.schema import validate
@@ -178,7 +178,7 @@ def _default_tune(df):
     cfg = load_config(None)
     tune = replace(cfg.tune, engine="optuna")
     searches = tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0)
-    return tuned_results(df, cfg.labels, searches, tune, n_boot=50)
+    return tuned_results(df, cfg.labels, searches, tune, EvaluateConfig(bootstrap=50), 0)
 
 
 def test_iemocap_like_default_search_matches_the_best_simple_baseline():

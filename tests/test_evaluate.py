@@ -6,16 +6,20 @@ import sys
 import numpy as np
 import pytest
 
+import ser
 from ser.arrays import ScoreArrays
 from ser.cli import main
-from ser.config import ConfigError, load_config
+from ser.config import ConfigError, EvaluateConfig, load_config
 from ser.scoring import evaluate_systems
 from ser.metrics import METRICS, summary
+from ser.plots import RunOutputs, label_codes
+from ser.stats import bootstrap_ci, paired_bootstrap
+from ser.synthetic import synthetic_scores
 
 
 def test_evaluate_per_fold_equals_direct_computation(synth_table):
     cfg = load_config(None)
-    r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, n_boot=50)
+    r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, EvaluateConfig(bootstrap=50))
     assert [f["fold"] for f in r["folds"]] == sorted(synth_table["fold"].unique())
     f3 = r["folds"][3]
     rows = synth_table[synth_table["fold"] == f3["fold"]]
@@ -86,3 +90,33 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.y
 def test_every_shipped_config_validates(path):
     cfg = load_config(path)
     assert cfg.name
+
+
+# evaluate.bootstrap and evaluate.min_fold_rows reach every figure they govern (each was lost somewhere before)
+
+def test_per_fold_confidence_intervals_use_evaluate_bootstrap(synth_table):
+    cfg = load_config({"evaluate": {"bootstrap": 37}})
+    r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, cfg.evaluate, seed=5)
+    fold = r["folds"][2]
+    a = ScoreArrays.from_table(synth_table[synth_table["fold"] == fold["fold"]])
+    (low, high), = bootstrap_ci(a.y, a.speech[None], 4, metric="ua", n_boot=37, seed=5 + 2)
+    assert (fold["systems"]["speech"]["ci"]["low"], fold["systems"]["speech"]["ci"]["high"]) == (low, high)
+
+
+def test_report_fold_gains_resample_as_often_as_the_run(synth_table):
+    run = ser.evaluate(synth_table, {"systems": {"ll": {"kind": "loglinear", "w": 0.4}},
+                                     "evaluate": {"bootstrap": 37}})
+    gains = RunOutputs.of("run", evaluation=run).gains
+    pred, labels = run.predictions, run.result["labels"]
+    part = pred[pred["fold"] == run.result["folds"][1]["fold"]]
+    b = paired_bootstrap(label_codes(part, labels, "label"), label_codes(part, labels, "pred_speech"),
+                         label_codes(part, labels, "pred_ll"), 4, metric="ua", n_boot=37, seed=1)
+    assert gains.loc[1, ["low", "high"]].tolist() == [100 * b["ci_low"], 100 * b["ci_high"]]
+
+
+def test_cross_dataset_warns_about_folds_below_evaluate_min_fold_rows():
+    a = synthetic_scores(3, 60, seed=1, corpus="demo-a", profile="text-strong")
+    b = synthetic_scores(3, 60, seed=2, corpus="demo-b", profile="iemocap-like")
+    r = ser.cross({"demo-a": a, "demo-b": b}, {"tune": {"engine": "optuna", "trials": 4},
+                                             "evaluate": {"bootstrap": 20, "min_fold_rows": 500}}).result
+    assert all("3 fold(s) have fewer than 500 test rows" in pair["warnings"][0] for pair in r["pairs"].values())

@@ -11,7 +11,7 @@ import pytest
 
 from ser.arrays import ScoreArrays
 from ser.choice import TrialRecord, choose
-from ser.config import load_config
+from ser.config import EvaluateConfig, load_config
 from ser.fusion import JointRule, LogLinearRule, TextDistribution, rule_from_config
 from ser.metrics import confusion
 from ser.objective import Objective
@@ -148,7 +148,8 @@ def test_joint_fusion_is_searched_only_where_there_are_further_paths(tuning_arra
 def _tune(df, **changes):
     cfg = load_config(None)
     tune = replace(cfg.tune, engine="optuna", trials=24, **changes)
-    return tuned_results(df, cfg.labels, tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0), tune, n_boot=200)
+    return tuned_results(df, cfg.labels, tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0), tune,
+                         EvaluateConfig(bootstrap=200), 0)
 
 
 def test_a_strong_independent_second_path_is_fused_jointly():

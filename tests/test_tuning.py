@@ -10,7 +10,7 @@ import pytest
 
 import ser
 from ser.cli import main
-from ser.config import ConfigError, TuneConfig, load_config
+from ser.config import ConfigError, EvaluateConfig, TuneConfig, load_config
 from ser.provenance import source_digest
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
@@ -67,8 +67,8 @@ def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
     labels = load_config(None).labels
     s1, c1 = chosen(table)
     s2, c2 = chosen(table)
-    r1 = tuned_results(table, labels, s1, FAST, n_boot=100)
-    r2 = tuned_results(table, labels, s2, FAST, n_boot=100)
+    r1 = tuned_results(table, labels, s1, FAST, EvaluateConfig(bootstrap=100), 0)
+    r2 = tuned_results(table, labels, s2, FAST, EvaluateConfig(bootstrap=100), 0)
     assert json.dumps(r1) == json.dumps(r2)
     for fold in r1["folds"]:
         assert fold["systems"]["tuned"]["macro_f1"] > fold["systems"]["speech"]["macro_f1"], fold["fold"]
