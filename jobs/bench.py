@@ -218,50 +218,6 @@ def bench_calibration(seeds: range = range(10)) -> None:
         print(f"| {name} | {target:.3f} | {np.mean([f[name] for f in figures]):.3f} |")
 
 
-class PeakMemory:
-    """Samples, in a thread, the summed RSS of this process and every Ray worker (``ray::*``) from /proc."""
-
-    def __init__(self, interval: float = 0.1):
-        import threading
-
-        self.interval, self.peak, self._stop = interval, 0, threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    @staticmethod
-    def _rss_of(pid: str) -> int:
-        try:
-            with open(f"/proc/{pid}/status") as f:
-                return next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmRSS"))
-        except (OSError, StopIteration):
-            return 0
-
-    def sample(self) -> int:
-        import os
-
-        total = self._rss_of(str(os.getpid()))
-        for pid in filter(str.isdigit, os.listdir("/proc")):
-            try:
-                with open(f"/proc/{pid}/cmdline", "rb") as f:
-                    if f.read(5) == b"ray::":
-                        total += self._rss_of(pid)
-            except OSError:
-                continue
-        return total
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self.peak = max(self.peak, self.sample())
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> "PeakMemory":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
 def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     """Ray Data pipeline vs a sequential loop over the same stages and files; peak memory at two sizes.
 
@@ -269,6 +225,7 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     pipeline's overheads and parallelism, not model speed.
     """
     from .infer import run_infer
+    from .measure import PeakMemory
     from .ray_env import ensure_ray
     from ser.backends.audio_stage import load_batch
     from ser.backends.hf_speech import HFSpeechStage

@@ -63,7 +63,7 @@ def padding_waste(durations: np.ndarray, batch_size: int, sub_batch: int, sort: 
 
 
 def _ray(root: Path, manifest: pd.DataFrame) -> dict:
-    from .bench import PeakMemory
+    from .measure import PeakMemory
     from .infer import run_infer
     from .ray_env import ensure_ray
     from ser.config import load_config

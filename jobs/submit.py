@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 import ser
-from ser.engine import SOURCE_TREE_JOBS
+from ser.io import InputError
 
 EXCLUDES = [".venv", ".git", "runs", "**/__pycache__", ".pytest_cache", "*.egg-info", "build", ".whl"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -27,13 +27,13 @@ def runtime_env(working_dir: str, extra_yaml: str | None) -> dict:
     a user runtime-env YAML."""
     root = Path(working_dir).resolve()
     env = {"working_dir": str(root), "excludes": list(EXCLUDES), "env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}}
-    package = Path(ser.__file__).resolve().parent
-    if not package.is_relative_to(root):
-        env["py_modules"] = [str(package)] + ([str(SOURCE_TREE_JOBS)] if SOURCE_TREE_JOBS.is_dir() else [])
+    package, layer = Path(ser.__file__).resolve().parent, Path(__file__).resolve().parent
+    if not package.is_relative_to(root):            # this folder travels inside ser in a wheel, beside it in a tree
+        env["py_modules"] = [str(package)] + ([] if layer.is_relative_to(package) else [str(layer)])
     if extra_yaml:
         extra = yaml.safe_load(Path(extra_yaml).read_text()) or {}
         if not isinstance(extra, dict):
-            raise ValueError(f"runtime env {extra_yaml}: top level must be a mapping")
+            raise InputError(f"runtime env {extra_yaml}: top level must be a mapping")
         env["excludes"] += extra.pop("excludes", [])
         env["env_vars"].update(extra.pop("env_vars", {}))
         env.update(extra)
@@ -57,7 +57,7 @@ def submit(address: str, ser_args: list[str], working_dir: str = ".", runtime_en
            wait: bool = False, poll_s: float = 1.0) -> int:
     """Submit ``ser <ser_args>``; print the job id; with ``wait``, stream logs and return 0 only on success."""
     if not ser_args:
-        raise ValueError("ser submit: give the ser command to run after '--', e.g. `-- run configs/demo.yaml`")
+        raise InputError("ser submit: give the ser command to run after '--', e.g. `-- run configs/demo.yaml`")
     client = _client(address)
     entrypoint = "python -m ser.cli " + shlex.join(ser_args)
     job_id = client.submit_job(entrypoint=entrypoint, runtime_env=runtime_env(working_dir, runtime_env_yaml))

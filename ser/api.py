@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import pandas as pd
 
 from ser.config import StudyConfig, load_config
-from ser.io import read_yaml
+from ser.io import InputError, read_yaml
 from ser.labels import LabelSet
 from ser.progress import progress
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
@@ -118,7 +118,7 @@ def _common_paths(frames: Mapping[str, pd.DataFrame], text: str | None) -> list[
         try:
             found[name] = tuned_paths(df, text)
         except ValueError as exc:
-            raise ValueError(f"cross: corpus '{name}': {exc}") from None
+            raise InputError(f"cross: corpus '{name}': {exc}") from None
     common = [p for p in next(iter(found.values()), []) if all(p in paths for paths in found.values())]
     lacking = {name: sorted(set().union(*found.values()) - set(paths)) for name, paths in found.items()}
     if any(lacking.values()):
@@ -136,7 +136,7 @@ def tuned_paths(df: pd.DataFrame, text: str | None) -> list[str]:
     if text == "all":
         return available
     if text not in available:
-        raise ValueError(f"tune.text: the score table has no text path '{text}' (paths: {available or 'none'})")
+        raise InputError(f"tune.text: the score table has no text path '{text}' (paths: {available or 'none'})")
     return [text]
 
 

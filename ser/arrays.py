@@ -10,6 +10,7 @@ import pandas as pd
 from ser.labels import DEFAULT_LABELS, SENTIMENTS, LabelSet
 from ser.schema import TEXT_COLUMNS, text_path_names
 from ser.uncertainty import entropy_varentropy
+from ser.io import InputError
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,7 @@ class ScoreArrays:
         if path == PRIMARY_PATH:
             return self.q
         if path not in self.texts:
-            raise ValueError(f"text path '{path}' is not in the score table (its paths: "
+            raise InputError(f"text path '{path}' is not in the score table (its paths: "
                              f"{[PRIMARY_PATH, *self.texts]}; a further path NAME has columns text_neg:NAME, ...)")
         return self.texts[path]
 

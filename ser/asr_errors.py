@@ -17,6 +17,8 @@ from typing import Callable, Mapping
 import numpy as np
 import pandas as pd
 
+from ser.io import InputError
+
 NORMALIZERS = ("basic", "whisper", "none")
 
 _NON_ASCII = re.compile(r"[^\x00-\x7f]")
@@ -49,12 +51,12 @@ class WerNormalizer:
         try:
             mapping = json.loads(Path(spelling_file).read_text(encoding="utf-8"))
         except FileNotFoundError:
-            raise ValueError(f"{where}: no such file") from None
+            raise InputError(f"{where}: no such file") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ValueError(f"{where}: not JSON ({exc})") from None
+            raise InputError(f"{where}: not JSON ({exc})") from None
         if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str)
                                                     for k, v in mapping.items()):
-            raise ValueError(f"{where}: expected a JSON object mapping spellings to spellings")
+            raise InputError(f"{where}: expected a JSON object mapping spellings to spellings")
         return cls(kind, mapping, Path(spelling_file).name)
 
     @property
@@ -78,7 +80,7 @@ def normalizer(kind: str, spelling: Mapping[str, str] | None = None) -> Callable
         return lambda text: " ".join(english(text).split())
     if kind == "none":
         return lambda text: " ".join(text.split())
-    raise ValueError(f"WER normalizer '{kind}' is not one of {list(NORMALIZERS)}")
+    raise InputError(f"WER normalizer '{kind}' is not one of {list(NORMALIZERS)}")
 
 
 def _counts(references: list[str], hypotheses: list[str], process) -> np.ndarray:

@@ -6,12 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ser.io import InputError
+
 SAMPLE_RATE = 16000
 MIN_DURATION_S = 0.25
 SILENCE_PEAK = 1e-4
 
 
-class AudioError(ValueError):
+class AudioError(InputError):
     """An utterance's audio cannot be used; the message says why (becomes an errors-table row)."""
 
 

@@ -19,6 +19,7 @@ import numpy as np
 from ser.config import CHOICES
 from ser.fusion import free_parameters
 from ser.search import TrialResult
+from ser.io import InputError
 
 
 @dataclass(frozen=True)
@@ -158,7 +159,7 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
     rule is deterministic.
     """
     if rule not in CHOICES:
-        raise ValueError(f"choice '{rule}' is not one of {list(CHOICES)}")
+        raise InputError(f"choice '{rule}' is not one of {list(CHOICES)}")
     if any(r.inner is None for r in records):
         return Choice(max(records, key=lambda r: (r.score, -r.number)),
                       "best tuning score (a single tuning fold: no inner estimate)")

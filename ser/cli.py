@@ -496,7 +496,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"interrupted{hint}", EXIT_INTERRUPTED)
     except OutputLocked as exc:
         return fail(f"error: {_one_line(exc)}", EXIT_LOCKED)
-    except (InputError, ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
+    except (InputError, FileNotFoundError, IsADirectoryError, NotADirectoryError) as exc:
         return fail(f"error: {_one_line(exc)}", EXIT_BAD_INPUT)
     except DiskFull as exc:
         return fail(f"error: {exc.strerror}; files already written are complete and were kept", EXIT_FAILURE)
@@ -506,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
         return fail(f"error: {what}{where}; files already written are complete and were kept", EXIT_FAILURE)
     except RuntimeError as exc:
         return fail(f"error: {_one_line(exc)}", EXIT_FAILURE)
+    except Exception as exc:                 # not the input: a bug, which a traceback shows best
+        return fail(f"internal error: {type(exc).__name__}: {_one_line(exc)[:300]} (rerun with --debug for the "
+                    f"traceback, and please report it)", EXIT_FAILURE)
     finally:
         close_log_files()
 

@@ -41,18 +41,18 @@ class ConfigError(InputError):
 
 def _one_of(value: Any, allowed: tuple, where: str) -> None:
     if value not in allowed:
-        raise ValueError(f"{where}: '{value}' is not one of {list(allowed)}")
+        raise InputError(f"{where}: '{value}' is not one of {list(allowed)}")
 
 
 def _count(value: Any, where: str, minimum: int = 1) -> None:
     if not is_count(value, minimum=minimum):
         kind = "a positive" if minimum == 1 else "a non-negative"
-        raise ValueError(f"{where} must be {kind} integer, got {value!r}")
+        raise InputError(f"{where} must be {kind} integer, got {value!r}")
 
 
 def _flag(value: Any, where: str) -> None:
     if not isinstance(value, bool):
-        raise ValueError(f"{where} must be true or false, got {value!r}")
+        raise InputError(f"{where} must be true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -142,7 +142,7 @@ class SweepConfig:
         for key in ("tau_h", "tau_v"):
             check_candidates(getattr(self, key), f"sweep.{key}")
             if "range" not in getattr(self, key):
-                raise ValueError(f"sweep.{key} needs an absolute range (surfaces are averaged across folds)")
+                raise InputError(f"sweep.{key} needs an absolute range (surfaces are averaged across folds)")
         _flag(self.per_class, "sweep.per_class")
 
 
@@ -155,12 +155,12 @@ class CrossConfig:
 
     def __post_init__(self) -> None:
         if not isinstance(self.corpora, dict):
-            raise ValueError("cross.corpora must map corpus names to score tables or prepare mappings")
+            raise InputError("cross.corpora must map corpus names to score tables or prepare mappings")
         for name, spec in self.corpora.items():
             if isinstance(spec, Mapping):
                 from_mapping(PrepareConfig, spec, f"cross.corpora.{name}.")
             elif not isinstance(spec, str):
-                raise ValueError(f"cross.corpora.{name} must be a score table path or a prepare mapping")
+                raise InputError(f"cross.corpora.{name} must be a score table path or a prepare mapping")
 
     def prepare_for(self, name: str, base: "PrepareConfig") -> "PrepareConfig":
         """The prepare settings of corpus ``name``: the study's, without its root and table, overlaid."""
@@ -205,15 +205,15 @@ class TextPathSpec:
 def text_path_spec(raw: Any, where: str) -> TextPathSpec:
     """``{name: NAME, asr: reference | {backend: whisper, ...}, sentiment: {backend: ...}}``."""
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{where} must be a mapping {{name, asr, sentiment}}")
+        raise InputError(f"{where} must be a mapping {{name, asr, sentiment}}")
     check_keys(raw, ["name", "asr", "sentiment"], where)
     name = raw.get("name")
     if not isinstance(name, str) or not name or ":" in name or name != name.strip():
-        raise ValueError(f"{where}.name must be a non-empty name without ':' or surrounding spaces, got {name!r}")
+        raise InputError(f"{where}.name must be a non-empty name without ':' or surrounding spaces, got {name!r}")
     asr = raw.get("asr", "reference")
     asr_spec = None if asr == "reference" else stage_spec("asr", asr, f"{where}.asr")
     if asr_spec is not None and not asr_spec.enabled:
-        raise ValueError(f"{where}.asr: give 'reference' or an ASR model (backend: whisper), not backend none")
+        raise InputError(f"{where}.asr: give 'reference' or an ASR model (backend: whisper), not backend none")
     return TextPathSpec(name, asr_spec, stage_spec("sentiment", raw.get("sentiment"), f"{where}.sentiment"))
 
 
@@ -237,16 +237,16 @@ class InferConfig:
             if getattr(self, stage) is None:
                 object.__setattr__(self, stage, stage_spec(stage, {}))
         if not isinstance(self.text_paths, (list, tuple)):
-            raise ValueError("infer.text_paths must be a list of {name, asr, sentiment}")
+            raise InputError("infer.text_paths must be a list of {name, asr, sentiment}")
         paths = tuple(p if isinstance(p, TextPathSpec) else text_path_spec(p, f"infer.text_paths[{i}]")
                       for i, p in enumerate(self.text_paths))
         names = [p.name for p in paths]
         if len(set(names)) != len(names):
-            raise ValueError(f"infer.text_paths: names must be distinct, got {names}")
+            raise InputError(f"infer.text_paths: names must be distinct, got {names}")
         object.__setattr__(self, "text_paths", paths)
         _flag(self.in_sample, "infer.in_sample")
         if not is_number(self.val_share) or not 0 <= self.val_share < 1:
-            raise ValueError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
+            raise InputError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
         _count(self.shard_rows, "infer.shard_rows")
 
     def to_dict(self) -> dict:
@@ -277,10 +277,10 @@ class StudyConfig:
     def __post_init__(self) -> None:
         _count(self.seed, "seed", minimum=0)
         if not isinstance(self.systems, dict):
-            raise ValueError("systems must be a mapping of name → {kind: ...}")
+            raise InputError("systems must be a mapping of name → {kind: ...}")
         self.rules()                                    # every system spec builds
         if self.evaluate.baseline not in self.system_specs:
-            raise ValueError(f"evaluate.baseline: '{self.evaluate.baseline}' is not a system; "
+            raise InputError(f"evaluate.baseline: '{self.evaluate.baseline}' is not a system; "
                              f"defined: {sorted(self.system_specs)}")
 
     @property
@@ -308,17 +308,17 @@ def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> Sta
     """A flat stage mapping (backend + its options + scheduling) → ``StageSpec``; ``checkpoint`` → ``model``."""
     where = where or f"infer.{stage}"
     if raw is not None and not isinstance(raw, Mapping):
-        raise ValueError(f"{where} must be a mapping")
+        raise InputError(f"{where} must be a mapping")
     raw = dict(raw or {})
     backends = STAGES[stage]
     name = raw.pop("backend", next(iter(backends)))
     if name not in backends:
-        raise ValueError(f"{where}.backend: '{name}' is not one of {list(backends)}")
+        raise InputError(f"{where}.backend: '{name}' is not one of {list(backends)}")
     backend = backends[name]
     for old, new in DEPRECATED_KEYS.items():
         if old in raw:
             if new in raw:
-                raise ValueError(f"{where}: give '{new}' only ('{old}' is its deprecated name)")
+                raise InputError(f"{where}: give '{new}' only ('{old}' is its deprecated name)")
             log.warning("%s.%s is deprecated; call it '%s'", where, old, new)
             raw[new] = raw.pop(old)
     option_keys = [f.name for f in fields(backend.options)]
@@ -332,7 +332,7 @@ def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> Sta
     if getattr(options, "cpu_threads", None) is not None:
         _count(options.cpu_threads, f"{where}.cpu_threads")
     if backend.needs_model and not options.model:
-        raise ValueError(f"{where}: backend '{name}' needs 'model'")
+        raise InputError(f"{where}: backend '{name}' needs 'model'")
     return StageSpec(stage, name, options, scheduling)
 
 
@@ -342,7 +342,7 @@ def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
         raw = {}
     label = where.rstrip(".") or "top level"
     if not isinstance(raw, Mapping):
-        raise ValueError(f"{label} must be a mapping, got {type(raw).__name__}")
+        raise InputError(f"{label} must be a mapping, got {type(raw).__name__}")
     names = [f.name for f in fields(cls)]
     check_keys(raw, names, label)
     hints = typing.get_type_hints(cls)
@@ -360,7 +360,7 @@ def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
         elif value is None and f.default is MISSING:
             continue                                    # `section:` left empty in YAML → the default
         elif kind in (str, str | None) and value is not None and not isinstance(value, str):
-            raise ValueError(f"{where}{f.name} must be text, got {type(value).__name__} {value!r}"
+            raise InputError(f"{where}{f.name} must be text, got {type(value).__name__} {value!r}"
                              + (" (quote it in YAML)" if isinstance(value, (int, float, bool)) else ""))
         kwargs[f.name] = value
     return cls(**kwargs)

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ser.io import InputError
+
 TUNING_PROTOCOLS = ("oof", "val", "trainval")
 
 
@@ -47,13 +49,13 @@ def assign_folds(df: pd.DataFrame, protocol: str | FoldProtocol) -> pd.DataFrame
     """Return a copy whose ``fold`` column is the protocol's group column (checked for fold count)."""
     proto = resolve_protocol(protocol) if isinstance(protocol, str) else protocol
     if proto.column not in df.columns:
-        raise ValueError(f"fold protocol needs column '{proto.column}'; table has {list(df.columns)}")
+        raise InputError(f"fold protocol needs column '{proto.column}'; table has {list(df.columns)}")
     groups = df[proto.column]
     if groups.isna().any():
-        raise ValueError(f"fold column '{proto.column}' is empty in {int(groups.isna().sum())} row(s)")
+        raise InputError(f"fold column '{proto.column}' is empty in {int(groups.isna().sum())} row(s)")
     n = groups.nunique()
     if proto.n_folds is not None and n != proto.n_folds:
-        raise ValueError(f"fold protocol on '{proto.column}' expects {proto.n_folds} groups, found {n}: "
+        raise InputError(f"fold protocol on '{proto.column}' expects {proto.n_folds} groups, found {n}: "
                          f"{sorted(groups.astype(str).unique())}")
     out = df.copy()
     out["fold"] = groups.astype(str)
@@ -94,7 +96,7 @@ def test_masks(df: pd.DataFrame) -> dict[str, np.ndarray]:
 def fold_splits(df: pd.DataFrame, protocol: str = "oof") -> list[FoldSplit]:
     """Tuning and test masks for every fold of a validated score table."""
     if protocol not in TUNING_PROTOCOLS:
-        raise ValueError(f"tuning protocol '{protocol}' is not one of {list(TUNING_PROTOCOLS)}")
+        raise InputError(f"tuning protocol '{protocol}' is not one of {list(TUNING_PROTOCOLS)}")
     fold = df["fold"].to_numpy()
     model_fold = df["model_fold"].to_numpy()
     split = df["split"].to_numpy()
@@ -109,7 +111,7 @@ def fold_splits(df: pd.DataFrame, protocol: str = "oof") -> list[FoldSplit]:
             tuning = (model_fold == k) & np.isin(split, ["train", "val"])
         tuning &= fold != k
         if not tuning.any():
-            raise ValueError(f"fold '{k}': protocol '{protocol}' gives an empty tuning set "
+            raise InputError(f"fold '{k}': protocol '{protocol}' gives an empty tuning set "
                              f"(needs rows with model_fold={k!r} and split in "
                              f"{'[test] of other folds' if protocol == 'oof' else protocol})")
         out.append(FoldSplit(k, tuning, test))

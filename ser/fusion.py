@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 
 from ser.arrays import PRIMARY_PATH, ScoreArrays
-from ser.io import check_keys
+from ser.io import InputError, check_keys
 from ser.labels import LabelSet
 
 EPS = 1e-6
@@ -48,7 +48,7 @@ def _per_class(value: Any, labels: LabelSet, name: str) -> np.ndarray:
         unknown = sorted(set(value) - set(labels.classes))
         missing = sorted(set(labels.classes) - set(value))
         if unknown or missing:
-            raise ValueError(f"{name}: per-class mapping must name exactly {list(labels.classes)}"
+            raise InputError(f"{name}: per-class mapping must name exactly {list(labels.classes)}"
                              f" (unknown {unknown}, missing {missing})")
         return np.array([float(value[c]) for c in labels.classes])
     return np.full(labels.k, float(value))
@@ -73,7 +73,7 @@ class NegativeMapping:
         if isinstance(raw, Mapping) and set(raw) <= set(labels.classes) and raw:
             missing = sorted(set(labels.classes) - set(raw))
             if missing:
-                raise ValueError(f"negative: per-class mapping is missing {missing}")
+                raise InputError(f"negative: per-class mapping is missing {missing}")
             parts = [cls._one(raw[c], labels) for c in labels.classes]
         else:
             parts = [cls._one(raw, labels)] * labels.k
@@ -87,12 +87,12 @@ class NegativeMapping:
         if isinstance(raw, Mapping) and raw.get("mode") == "score-split":
             check_keys(raw, {"mode", "t", "flip"}, "negative (score-split)")
             if len(labels.negative) != 2:
-                raise ValueError("negative: score-split needs exactly two negative classes")
+                raise InputError("negative: score-split needs exactly two negative classes")
             t = float(raw.get("t", 0.5))
             if not 0.0 <= t <= 1.0:
-                raise ValueError(f"negative: score-split t must be in [0, 1], got {t}")
+                raise InputError(f"negative: score-split t must be in [0, 1], got {t}")
             return True, t, bool(raw.get("flip", False))
-        raise ValueError(f"negative: expected 'refer' or {{mode: score-split, t, flip}}, got {raw!r}")
+        raise InputError(f"negative: expected 'refer' or {{mode: score-split, t, flip}}, got {raw!r}")
 
     def apply(self, a: ScoreArrays) -> np.ndarray:
         """Negative class index for every row (used where the sentiment is negative)."""
@@ -138,18 +138,18 @@ class TextDistribution:
 
     def __post_init__(self) -> None:
         if self.spread not in SPREADS:
-            raise ValueError(f"text.spread '{self.spread}' is not one of {list(SPREADS)}")
+            raise InputError(f"text.spread '{self.spread}' is not one of {list(SPREADS)}")
         if self.negative_split not in NEGATIVE_SPLITS:
-            raise ValueError(f"text.negative_split '{self.negative_split}' is not one of {list(NEGATIVE_SPLITS)}")
+            raise InputError(f"text.negative_split '{self.negative_split}' is not one of {list(NEGATIVE_SPLITS)}")
         if not 0.0 <= self.uniform <= 1.0:
-            raise ValueError(f"text.uniform must be in [0, 1], got {self.uniform}")
+            raise InputError(f"text.uniform must be in [0, 1], got {self.uniform}")
 
     @classmethod
     def from_config(cls, raw: Any) -> "TextDistribution":
         """``{spread, negative_split, uniform}`` (all optional); unknown keys are errors."""
         raw = raw or {}
         if not isinstance(raw, Mapping):
-            raise ValueError(f"text must be a mapping {{spread, negative_split, uniform}}, got {raw!r}")
+            raise InputError(f"text must be a mapping {{spread, negative_split, uniform}}, got {raw!r}")
         check_keys(raw, {"spread", "negative_split", "uniform"}, "text")
         return cls(str(raw.get("spread", "probs")), str(raw.get("negative_split", "even")),
                    float(raw.get("uniform", 0.0)))
@@ -338,7 +338,7 @@ def exclusion_matrix(pairs: list, labels: LabelSet) -> np.ndarray:
         src, dst = pair.split("->") if isinstance(pair, str) else pair
         for name in (src, dst):
             if name not in labels.classes:
-                raise ValueError(f"exclude: unknown class '{name}' in transition {pair!r}")
+                raise InputError(f"exclude: unknown class '{name}' in transition {pair!r}")
         mask[labels.index(src), labels.index(dst)] = True
     return mask
 
@@ -348,16 +348,16 @@ def rule_from_config(raw: Mapping[str, Any], labels: LabelSet, name: str = "syst
     try:
         kind = raw["kind"]
     except KeyError:
-        raise ValueError(f"{name}: missing 'kind' (one of {sorted(_KEYS)})") from None
+        raise InputError(f"{name}: missing 'kind' (one of {sorted(_KEYS)})") from None
     if kind not in _KEYS:
-        raise ValueError(f"{name}: unknown kind '{kind}' (one of {sorted(_KEYS)})")
+        raise InputError(f"{name}: unknown kind '{kind}' (one of {sorted(_KEYS)})")
     check_keys(raw, _KEYS[kind] | {"kind"}, f"{name} (kind {kind})")
     try:
         return _build(kind, raw, labels)
     except KeyError as exc:
-        raise ValueError(f"{name}: missing key {exc} for kind '{kind}'") from None
+        raise InputError(f"{name}: missing key {exc} for kind '{kind}'") from None
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name}: {exc}") from None
+        raise InputError(f"{name}: {exc}") from None
 
 
 def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
@@ -371,12 +371,12 @@ def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
     if kind == "select":
         gate = raw.get("gate", "hv")
         if gate not in GATES:
-            raise ValueError(f"gate '{gate}' is not one of {sorted(GATES)}")
+            raise InputError(f"gate '{gate}' is not one of {sorted(GATES)}")
         merge = raw.get("merge", "replace")
         if merge not in MERGES:
-            raise ValueError(f"merge '{merge}' is not one of {list(MERGES)}")
+            raise InputError(f"merge '{merge}' is not one of {list(MERGES)}")
         if merge == "replace" and raw.get("exclude"):
-            raise ValueError("exclude is only used with merge: exclude")
+            raise InputError("exclude is only used with merge: exclude")
         h_op, v_op = GATES[gate]
         tau_h = _per_class(raw["tau_h"], labels, "tau_h") if h_op else np.zeros(labels.k)
         tau_v = _per_class(raw["tau_v"], labels, "tau_v") if v_op else np.zeros(labels.k)
@@ -386,21 +386,21 @@ def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
         return JointRule(_path_weights(raw["w"]), TextDistribution.from_config(raw.get("text")))
     w = float(raw["w"])
     if not 0.0 <= w <= 1.0:
-        raise ValueError(f"w must be in [0, 1], got {w}")
+        raise InputError(f"w must be in [0, 1], got {w}")
     weight_gate = raw.get("weight_gate", "none")
     if weight_gate not in WEIGHT_GATES:
-        raise ValueError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
+        raise InputError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
     return SOFT_RULES[kind](w, weight_gate, float(raw.get("tau_h", 0.0)), TextDistribution.from_config(raw.get("text")))
 
 
 def _path_weights(raw: Any) -> tuple[tuple[str, float], ...]:
     """A joint fusion's ``w``: {path: weight} over at least two paths, each in [0, 1], summing to at most 1."""
     if not isinstance(raw, Mapping) or len(raw) < 2:
-        raise ValueError(f"w must map at least two text paths to weights (e.g. {{{PRIMARY_PATH}: 0.3, llm: 0.2}}), "
+        raise InputError(f"w must map at least two text paths to weights (e.g. {{{PRIMARY_PATH}: 0.3, llm: 0.2}}), "
                          f"got {raw!r}")
     weights = tuple((str(path), float(w)) for path, w in raw.items())
     if any(not 0.0 <= w <= 1.0 for _, w in weights) or sum(w for _, w in weights) > 1.0 + 1e-9:
-        raise ValueError(f"w: each weight must be in [0, 1] and their sum at most 1, got {dict(weights)}")
+        raise InputError(f"w: each weight must be in [0, 1] and their sum at most 1, got {dict(weights)}")
     return weights
 
 

@@ -67,7 +67,7 @@ def _expand_top_label(df: pd.DataFrame, spec: dict[str, Any], source: str) -> pd
     codes = {str(k): v for k, v in (spec.get("codes") or {s: s for s in SENTIMENTS}).items()}
     bad_targets = sorted(set(codes.values()) - set(SENTIMENTS))
     if bad_targets:
-        raise ValueError(f"import mapping: sentiment codes map to {bad_targets}, expected {list(SENTIMENTS)}")
+        raise InputError(f"import mapping: sentiment codes map to {bad_targets}, expected {list(SENTIMENTS)}")
     top = df[label_col].astype(str).map(codes)
     if top.isna().any():
         first = int(np.flatnonzero(top.isna().to_numpy())[0])
@@ -86,16 +86,16 @@ def add_text_path(table: pd.DataFrame, source: pd.DataFrame, name: str, labels: 
     ``transcript_source``) added as path ``name`` (``text_neg:NAME`` ...), joined on (corpus, utt_id); every
     utterance of ``table`` must be in ``source``."""
     if not name or ":" in name or name != name.strip():
-        raise ValueError(f"text path name {name!r} must be non-empty, without ':' or surrounding spaces")
+        raise InputError(f"text path name {name!r} must be non-empty, without ':' or surrounding spaces")
     if name in text_path_names(table.columns):
-        raise ValueError(f"the score table already has a text path '{name}'")
+        raise InputError(f"the score table already has a text path '{name}'")
     cols = TEXT_COLUMNS + ["transcript", "transcript_source"]
     one = source.drop_duplicates(["corpus", "utt_id"]).set_index(["corpus", "utt_id"])[cols]
     keys = pd.MultiIndex.from_frame(table[["corpus", "utt_id"]].astype(str))
     missing = ~keys.isin(one.index)
     if missing.any():
         first = keys[np.flatnonzero(missing)[0]]
-        raise ValueError(f"text path '{name}': {int(missing.sum())} utterance(s) of the score table are not in the "
+        raise InputError(f"text path '{name}': {int(missing.sum())} utterance(s) of the score table are not in the "
                          f"source (first: corpus {first[0]}, utt_id {first[1]})")
     added = one.reindex(keys).to_numpy()
     out = table.copy()

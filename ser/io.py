@@ -189,7 +189,7 @@ def check_keys(raw: object, allowed: list[str] | set[str], where: str) -> None:
     allowed = sorted(allowed)
     unknown = sorted(set(raw) - set(allowed), key=str)
     if unknown:
-        raise ValueError(f"{where}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], allowed)} "
+        raise InputError(f"{where}: unknown key '{unknown[0]}'{did_you_mean(unknown[0], allowed)} "
                          f"(allowed: {', '.join(allowed)})")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ser.io import check_keys
+from ser.io import InputError, check_keys
 
 SENTIMENTS = ("neg", "neu", "pos")
 """Sentiment classes in the column order of the score table (text_neg, text_neu, text_pos)."""
@@ -25,14 +25,14 @@ class LabelSet:
 
     def __post_init__(self) -> None:
         if len(set(self.classes)) != len(self.classes) or len(self.classes) < 2:
-            raise ValueError(f"label set needs >= 2 distinct classes, got {list(self.classes)}")
+            raise InputError(f"label set needs >= 2 distinct classes, got {list(self.classes)}")
         for role, names in (("positive", [self.positive]), ("neutral", [self.neutral]),
                             ("negative", list(self.negative))):
             unknown = [n for n in names if n not in self.classes]
             if unknown:
-                raise ValueError(f"label set: {role} class {unknown} is not one of {list(self.classes)}")
+                raise InputError(f"label set: {role} class {unknown} is not one of {list(self.classes)}")
         if not self.negative:
-            raise ValueError("label set: negative needs at least one class")
+            raise InputError("label set: negative needs at least one class")
 
     @property
     def k(self) -> int:
@@ -71,7 +71,7 @@ class LabelSet:
         classes = tuple(c.removeprefix("speech_") for c in columns if c.startswith("speech_") and c != "speech_worker")
         negative = tuple(c for c in ("ang", "sad") if c in classes)
         if "hap" not in classes or "neu" not in classes or not negative:
-            raise ValueError(f"the score table's classes {list(classes)} do not name the sentiment roles (hap, neu, "
+            raise InputError(f"the score table's classes {list(classes)} do not name the sentiment roles (hap, neu, "
                              f"ang/sad); give `labels: {{classes, positive, neutral, negative}}` in the config")
         return cls(classes=classes, positive="hap", neutral="neu", negative=negative)
 

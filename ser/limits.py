@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+from ser.io import InputError
+
 GIB = 1 << 30
 
 
@@ -25,5 +27,5 @@ def refuse_oversized(key: str, what: str, n_bytes: float) -> None:
     the available memory: the rest is the table, the models and the other trials."""
     have = available_memory()
     if n_bytes > have / 2:
-        raise ValueError(f"{key}: {what} would need about {n_bytes / GIB:,.1f} GiB of memory, more than half of the "
+        raise InputError(f"{key}: {what} would need about {n_bytes / GIB:,.1f} GiB of memory, more than half of the "
                          f"{have / GIB:,.1f} GiB this machine has available; use fewer steps")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser.metrics import METRICS, confusion, fold_confusions, scores_from_confusion, scores_from_counts
+from ser.io import InputError
 
 AGGREGATES = ("fold-mean", "pooled")
 
@@ -27,9 +28,9 @@ class Objective:
 
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
-            raise ValueError(f"objective '{self.metric}' is not one of {list(METRICS)}")
+            raise InputError(f"objective '{self.metric}' is not one of {list(METRICS)}")
         if self.aggregate not in AGGREGATES:
-            raise ValueError(f"aggregate '{self.aggregate}' is not one of {list(AGGREGATES)}")
+            raise InputError(f"aggregate '{self.aggregate}' is not one of {list(AGGREGATES)}")
 
     def of_confusions(self, per_group: np.ndarray) -> np.ndarray:
         """Per-group confusions (G, ..., K, K) → the aggregated objective (...)."""

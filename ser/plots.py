@@ -10,20 +10,21 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ser import figures
-from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 from ser.config import EvaluateConfig
 from ser.scoring import headline_metric
 from ser.stats import paired_bootstrap
+from ser.io import InputError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
 
 BUILTIN = ("speech", "text", "oracle")
 
@@ -41,8 +42,8 @@ class RunOutputs:
     cross: dict | None
 
     @classmethod
-    def of(cls, name: str, *, tune: TuneResult | None = None, evaluation: Evaluation | None = None,
-           sweep: SweepResult | None = None, cross: CrossResult | None = None) -> "RunOutputs":
+    def of(cls, name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluation | None" = None,
+           sweep: "SweepResult | None" = None, cross: "CrossResult | None" = None) -> "RunOutputs":
         """The outputs of typed results: a notebook's, or a run directory's as ``ser.load_run`` reads them."""
         main = tune or evaluation
         predictions = main.predictions if main is not None and len(main.predictions) else None
@@ -50,16 +51,6 @@ class RunOutputs:
                    tune.trials if tune is not None else None,
                    (sweep.surfaces, sweep.chosen, sweep.stats) if sweep is not None else None,
                    cross.result if cross is not None else None)
-
-    @classmethod
-    def load(cls, run: Path) -> "RunOutputs":
-        """A run directory's outputs, which the report needs to hold a tuning or an evaluation."""
-        if not (run / "results.json").exists() and not (run / "evaluation.json").exists():
-            raise FileNotFoundError(f"{run} holds neither results.json nor evaluation.json: run `ser tune`, "
-                                    f"`ser evaluate` or `ser run` into it first")
-        loaded = load_run(run)
-        return cls.of(run.name, tune=loaded.tune, evaluation=loaded.evaluation, sweep=loaded.sweep,
-                      cross=loaded.cross)
 
     @property
     def metric(self) -> str:
@@ -188,7 +179,7 @@ def draw(out: RunOutputs, name: str) -> "Figure":
     """Figure ``name`` of ``out``; a ValueError names what it needs and which figures ``out`` has."""
     spec = FIGURES.get(name)
     if spec is None:
-        raise ValueError(f"unknown figure {name!r}; figures are named {', '.join(FIGURES)}")
+        raise InputError(f"unknown figure {name!r}; figures are named {', '.join(FIGURES)}")
     if not spec.available(out):
-        raise ValueError(f"figure {name!r} needs {spec.needs}; this result draws: {', '.join(available(out))}")
+        raise InputError(f"figure {name!r} needs {spec.needs}; this result draws: {', '.join(available(out))}")
     return spec.draw(out)

@@ -19,6 +19,7 @@ import numpy as np
 
 from ser import figures
 from ser.plots import RunOutputs, draw, label_codes
+from ser.results import run_outputs
 from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
 from ser.escape import html_text, markdown_cell, markdown_text
@@ -463,8 +464,8 @@ def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[
     run = Path(run)
     bad = sorted(set(formats) - set(figures.FORMATS))
     if bad:
-        raise ValueError(f"figure format(s) {bad} are not one of {list(figures.FORMATS)}")
-    outputs = RunOutputs.load(run)
+        raise InputError(f"figure format(s) {bad} are not one of {list(figures.FORMATS)}")
+    outputs = run_outputs(run)
     with file_set(run) as staged:                 # a failed rebuild leaves the previous report whole
         fig_dir, table_dir = staged / "figures", staged / "tables"
         fig_dir.mkdir()

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from ser.escape import html_text
+from ser.plots import RunOutputs, draw, show_in_notebook
 from ser.io import InputError, file_set, write_json, write_parquet
 from ser.scoring import headline_metric
 
@@ -40,8 +41,6 @@ def _means(result: dict, systems: list[str]) -> str:
 def _plot(name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluation | None" = None,
           sweep: "SweepResult | None" = None, cross: "CrossResult | None" = None) -> "Figure":
     """The report's figure ``name`` drawn from results in memory (``ser.plots`` names them)."""
-    from ser.plots import RunOutputs, draw, show_in_notebook
-
     show_in_notebook()
     outputs = RunOutputs.of("notebook", tune=tune, evaluation=evaluation, sweep=sweep, cross=cross)
     return draw(outputs, name)
@@ -246,6 +245,16 @@ class Run:
     def _parts(self) -> dict:
         parts = {"tune": self.tune, "evaluation": self.evaluation, "sweep": self.sweep, "cross": self.cross}
         return {k: v for k, v in parts.items() if v is not None}
+
+
+def run_outputs(run: Path) -> RunOutputs:
+    """A run directory's outputs, which the report needs to hold a tuning or an evaluation."""
+    if not (run / "results.json").exists() and not (run / "evaluation.json").exists():
+        raise FileNotFoundError(f"{run} holds neither results.json nor evaluation.json: run `ser tune`, "
+                                f"`ser evaluate` or `ser run` into it first")
+    loaded = load_run(run)
+    return RunOutputs.of(run.name, tune=loaded.tune, evaluation=loaded.evaluation, sweep=loaded.sweep,
+                         cross=loaded.cross)
 
 
 def _json(path: Path) -> dict | None:

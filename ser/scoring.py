@@ -16,6 +16,7 @@ from ser.labels import LabelSet
 from ser.schema import path_view, text_path_names
 from ser.metrics import METRICS, confusion, fold_scores, mean_std, per_class, scores_from_confusion, switch_stats
 from ser.stats import bootstrap_ci, paired_bootstrap, paired_fold_test
+from ser.io import InputError
 
 
 def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> list[str]:
@@ -146,7 +147,7 @@ class TestRows:
         folds = sorted(masks) if folds is None else sorted(folds)
         missing = sorted(set(folds) - set(masks))
         if missing:
-            raise ValueError(f"fold(s) {missing} have no test rows")
+            raise InputError(f"fold(s) {missing} have no test rows")
         index = np.concatenate([np.flatnonzero(masks[f]) for f in folds])
         fold_index = np.concatenate([np.full(masks[f].sum(), i) for i, f in enumerate(folds)])
         rows = df.iloc[index]

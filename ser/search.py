@@ -28,7 +28,7 @@ from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGH
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
 from ser.metrics import scores_from_confusion, summary
-from ser.io import check_keys
+from ser.io import InputError, check_keys
 from ser.limits import refuse_oversized
 from ser.objective import Objective, group_codes
 from ser.published import published_procedure
@@ -67,7 +67,7 @@ def _check_space(space: dict, default: dict, where: str) -> None:
     for key, value in space.items():
         if isinstance(default[key], dict) and key in ("select", "soft"):
             if not isinstance(value, dict):
-                raise ValueError(f"{where}{key} must be a mapping")
+                raise InputError(f"{where}{key} must be a mapping")
             _check_space(value, default[key], f"{where}{key}.")
 
 
@@ -92,45 +92,45 @@ def resolve_space(raw: dict | None) -> dict:
     _choices(soft["negative_split"], NEGATIVE_SPLITS, "tune.space.soft.negative_split")
     if not isinstance(soft["uniform"], list) or not soft["uniform"] or \
             not all(isinstance(u, (int, float)) and 0 <= u <= 1 for u in soft["uniform"]):
-        raise ValueError(f"tune.space.soft.uniform must be a non-empty list of numbers in [0, 1], got {soft['uniform']!r}")
+        raise InputError(f"tune.space.soft.uniform must be a non-empty list of numbers in [0, 1], got {soft['uniform']!r}")
     if not isinstance(space["anchors"], bool):
-        raise ValueError(f"tune.space.anchors must be true or false, got {space['anchors']!r}")
+        raise InputError(f"tune.space.anchors must be true or false, got {space['anchors']!r}")
     _interval(sel["split_t"], "tune.space.select.split_t", 0.0, 1.0)
     _interval(soft["gate_quantile"], "tune.space.soft.gate_quantile", 0.0, 1.0)
     for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"]),
                        ("soft.joint_w", soft["joint_w"])):
         check_candidates(spec, f"tune.space.{name}")
     if not is_count(sel["rounds"]):
-        raise ValueError(f"tune.space.select.rounds must be a positive integer, got {sel['rounds']!r}")
+        raise InputError(f"tune.space.select.rounds must be a positive integer, got {sel['rounds']!r}")
     return space
 
 
 def _choices(values: Any, allowed: tuple, where: str) -> None:
     if not isinstance(values, list) or not values:
-        raise ValueError(f"{where} must be a non-empty list of {list(allowed)}, got {values!r}")
+        raise InputError(f"{where} must be a non-empty list of {list(allowed)}, got {values!r}")
     bad = [v for v in values if v not in allowed]
     if bad:
-        raise ValueError(f"{where}: unknown choice(s) {bad}; allowed: {list(allowed)}")
+        raise InputError(f"{where}: unknown choice(s) {bad}; allowed: {list(allowed)}")
 
 
 def _interval(values: Any, where: str, lo: float, hi: float) -> None:
     if (not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (int, float)) for v in values)
             or not lo <= values[0] <= values[1] <= hi):
-        raise ValueError(f"{where} must be [low, high] with {lo} <= low <= high <= {hi}, got {values!r}")
+        raise InputError(f"{where} must be [low, high] with {lo} <= low <= high <= {hi}, got {values!r}")
 
 
 def check_candidates(spec: Any, where: str) -> None:
     """A candidate-list spec: ``{quantiles: [lo, hi], steps: n}`` or ``{range: [lo, hi], steps: n}``."""
     if not isinstance(spec, dict) or len(set(spec) & {"quantiles", "range"}) != 1 or \
             set(spec) - {"quantiles", "range", "steps"}:
-        raise ValueError(f"{where} must be {{quantiles: [lo, hi], steps: n}} or {{range: [lo, hi], steps: n}}, "
+        raise InputError(f"{where} must be {{quantiles: [lo, hi], steps: n}} or {{range: [lo, hi], steps: n}}, "
                          f"got {spec!r}")
     if "quantiles" in spec:
         _interval(spec["quantiles"], f"{where}.quantiles", 0.0, 1.0)
     else:
         _interval(spec["range"], f"{where}.range", -np.inf, np.inf)
     if not is_count(spec.get("steps", 40)):
-        raise ValueError(f"{where}.steps must be a positive integer, got {spec.get('steps')!r}")
+        raise InputError(f"{where}.steps must be a positive integer, got {spec.get('steps')!r}")
 
 
 def candidates(spec: dict, values: np.ndarray) -> np.ndarray:
@@ -201,7 +201,7 @@ def space_for(space: dict, tuning: dict[str, ScoreArrays]) -> dict:
         return space
     variants = [v for v in space["variants"] if v != "joint"]
     if not variants:
-        raise ValueError("tune.space.variants: joint fusion needs further text paths (text_*:NAME columns), and the "
+        raise InputError("tune.space.variants: joint fusion needs further text paths (text_*:NAME columns), and the "
                          "score table has none; add another variant")
     return {**space, "variants": variants}
 

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ser.api import ConfigLike, _evaluate, _sweep, _tune, cross
 from ser.config import PrepareConfig, StudyConfig
-from ser.io import file_digest, signature, write_json, write_parquet
+from ser.io import InputError, file_digest, signature, write_json, write_parquet
 from ser.provenance import code_version, provenance
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 
@@ -175,7 +175,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     elif cfg.prepare.corpus:
         scores_path, sig_scores = _corpus_stages(state, cfg.prepare.corpus, cfg.prepare, cfg, out)
     else:
-        raise ValueError("ser run: the config needs 'prepare' (a corpus to score) or 'scores' (a score table)")
+        raise InputError("ser run: the config needs 'prepare' (a corpus to score) or 'scores' (a score table)")
     primary = read_scores(scores_path, labels)
 
     def do_tune() -> None:

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from ser.labels import DEFAULT_LABELS
+from ser.io import InputError
 
 AROUSAL = np.array([1.0, 1.0, -1.0, -1.0])     # ang hap neu sad
 VALENCE = np.array([-1.0, 1.0, 0.0, -1.0])
@@ -86,9 +87,9 @@ class SecondPath:
     def __post_init__(self) -> None:
         for key in ("strength", "correlation"):
             if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"second path {key} must be in [0, 1], got {getattr(self, key)}")
+                raise InputError(f"second path {key} must be in [0, 1], got {getattr(self, key)}")
         if not self.name or ":" in self.name or self.name == "primary":
-            raise ValueError(f"second path name {self.name!r} must be non-empty, without ':' and not 'primary'")
+            raise InputError(f"second path name {self.name!r} must be non-empty, without ':' and not 'primary'")
 
 
 def synthetic_scores(n_folds: int = 10, per_fold: int = 553, seed: int = 0, corpus: str = "synthetic",
@@ -96,7 +97,7 @@ def synthetic_scores(n_folds: int = 10, per_fold: int = 553, seed: int = 0, corp
     """A validated-shape score table: ``n_folds`` speaker folds of about ``per_fold`` utterances each; with
     ``second``, a further text path (drawn after the rest, so the other columns do not change)."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown synthetic profile '{profile}' (one of {list(PROFILES)})")
+        raise InputError(f"unknown synthetic profile '{profile}' (one of {list(PROFILES)})")
     rng = np.random.default_rng(seed)
     fold = np.repeat(np.arange(n_folds), fold_sizes(n_folds, per_fold, spread=profile != "text-strong"))
     y, p, q = {"iemocap-like": _iemocap_like, "weak-text": _weak_text, "text-strong": _text_strong,

@@ -19,6 +19,7 @@ from ser.labels import LabelSet
 from ser.choice import choose
 from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, no_progress, pooled_search, tune_folds, \
     tuned_results
+from ser.io import InputError
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
     """One validated table with a ``corpus`` column → {corpus: rows}."""
     names = sorted(df["corpus"].unique())
     if len(names) < 2:
-        raise ValueError(f"cross-dataset transfer needs at least two corpora; the table has {names}")
+        raise InputError(f"cross-dataset transfer needs at least two corpora; the table has {names}")
     return {n: df[df["corpus"] == n].reset_index(drop=True) for n in names}
 
 

@@ -112,9 +112,9 @@ def table_fingerprint(df: pd.DataFrame) -> str:
 FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int], Advance, FoldDone], dict[str, list[TrialRecord]]]
 
 
-def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> FoldSearch:
-    """The per-fold search for a ``tune`` config: the published procedure, or a search by ``engine`` (default:
-    the engine ``tune.engine`` names, through ``ser.engine``)."""
+def make_fold_search(tune: TuneConfig, engine: SearchEngine = optuna_engine) -> FoldSearch:
+    """The per-fold search for a ``tune`` config: the published procedure, or a search by ``engine`` (in-process
+    Optuna unless given; ``ser.engine.search_engine(tune)`` gives the engine ``tune.engine`` names)."""
     if tune.method == "published":
         def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,
                           finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
@@ -125,10 +125,6 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine | None = None) -> Fo
                 finished(fold, out[fold])
             return out
         return run_published
-    if engine is None:
-        from ser.engine import search_engine
-
-        engine = search_engine(tune)
     run = engine
 
     def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,

@@ -45,3 +45,21 @@ def test_a_missing_extra_is_one_line_naming_it(table, tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.strip()
     assert err == (f"ser tune: error: this command needs {module}, which is not installed: "
                    f"pip install \"entropy-ser[{extra}]\"")
+
+
+def test_a_bug_is_not_reported_as_bad_input(table, tmp_path, capsys, monkeypatch):
+    """A ValueError that ser did not raise about the input (here from inside a stage) exits 1 with the exception's
+    name and a hint; --debug shows the traceback. Bad input stays exit 2."""
+    import ser.study
+
+    def broken(*args, **kwargs):
+        raise ValueError("operands could not be broadcast together with shapes (3,) (4,)")
+
+    monkeypatch.setattr(ser.study, "evaluate_stage", broken)
+    assert main(["evaluate", "--scores", str(table), "--out", str(tmp_path / "o")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("ser evaluate: internal error: ValueError: operands could not be broadcast together with shapes "
+                   "(3,) (4,) (rerun with --debug for the traceback, and please report it)")
+    with pytest.raises(ValueError, match="broadcast"):
+        main(["--debug", "evaluate", "--scores", str(table), "--out", str(tmp_path / "o")])
+    assert main(["evaluate", "--scores", str(tmp_path / "missing.parquet")]) == 2

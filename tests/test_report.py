@@ -13,6 +13,7 @@ from ser.cli import main
 from ser.scoring import format_p
 from ser.labels import LabelSet
 from ser.plots import RunOutputs
+from ser.results import run_outputs
 from ser.escape import tex_text
 from ser.report import headline
 from ser.schema import validate
@@ -91,7 +92,7 @@ def test_every_figure_and_table_in_every_format(tuned_run):
 
 def test_p_values_are_never_printed_as_zero(tuned_run):
     assert format_p(0.0) == "p < 0.001" and format_p(0.0004) == "p < 0.001" and format_p(0.034) == "p = 0.034"
-    out = RunOutputs.load(tuned_run)
+    out = run_outputs(tuned_run)
     result = dict(out.result, comparisons={**out.result["comparisons"], "tuned": {
         "bootstrap": {"diff": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p_value": 0.0},
         "folds": {"improved": 4, "worse": 0, "n_folds": 4, "wilcoxon_p": 0.0625}}})

@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 
-from ser.io import safe_name, unsafe_name
+from ser.io import InputError, safe_name, unsafe_name
 
 Batch = dict[str, np.ndarray]
 
@@ -68,11 +68,11 @@ def map_label_names(names: list[str], label_map: dict[str, str], targets: tuple[
     for name in names:
         code = lowered.get(name.lower(), name.lower())
         if code not in targets:
-            raise ValueError(f"{what} label '{name}' maps to '{code}', not one of {list(targets)}; "
+            raise InputError(f"{what} label '{name}' maps to '{code}', not one of {list(targets)}; "
                              f"add it to the label map")
         out.append(code)
     if sorted(out) != sorted(set(out)) or set(out) != set(targets):
-        raise ValueError(f"{what} labels {names} must map one-to-one onto {list(targets)} (got {out})")
+        raise InputError(f"{what} labels {names} must map one-to-one onto {list(targets)} (got {out})")
     return out
 
 

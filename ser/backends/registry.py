@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ser.checks import is_count, is_number
+from ser.io import InputError
 
 
 def doc(text: str) -> dict:
@@ -33,11 +34,11 @@ class Scheduling:
     def check(self, where: str) -> None:
         for key in ("actors", "batch_size"):
             if not is_count(getattr(self, key)):
-                raise ValueError(f"{where}.{key} must be a positive integer, got {getattr(self, key)!r}")
+                raise InputError(f"{where}.{key} must be a positive integer, got {getattr(self, key)!r}")
         for key in ("num_gpus", "num_cpus"):
             value = getattr(self, key)
             if not is_number(value) or value < 0:
-                raise ValueError(f"{where}.{key} must be a number >= 0, got {value!r}")
+                raise InputError(f"{where}.{key} must be a number >= 0, got {value!r}")
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ MANIFEST_COLUMNS = ["utt_id", "corpus", "path", "label", "speaker", "session", "
 def finish_manifest(rows: list[dict], corpus: str) -> pd.DataFrame:
     """Rows → manifest in column order, sorted by utt_id; errors if nothing was found."""
     if not rows:
-        raise ValueError(f"{corpus}: no utterances found")
+        raise InputError(f"{corpus}: no utterances found")
     df = pd.DataFrame(rows)
     for col in MANIFEST_COLUMNS:
         if col not in df:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ser.corpora import finish_manifest
+from ser.io import InputError
 
 AROUSAL = {"ang": 1.0, "hap": 0.8, "neu": -0.6, "sad": -1.0}
 VALENCE = {"ang": -1.0, "hap": 1.0, "neu": 0.0, "sad": -1.0}
@@ -93,7 +94,7 @@ def generate_demo(out_dir: str | Path, variant: str = "demo", per_speaker: int |
     import soundfile as sf
 
     if variant not in VARIANTS:
-        raise ValueError(f"unknown demo variant '{variant}' (one of {sorted(VARIANTS)})")
+        raise InputError(f"unknown demo variant '{variant}' (one of {sorted(VARIANTS)})")
     spec = VARIANTS[variant]
     rng = np.random.default_rng(spec.seed)
     out_dir = Path(out_dir)

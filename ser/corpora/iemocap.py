@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from ser.corpora import finish_manifest
+from ser.io import InputError
 
 DEFAULT_LABEL_MAP = {"ang": "ang", "hap": "hap", "exc": "hap", "neu": "neu", "sad": "sad"}
 STANDARD_4CLASS_SIZE = 5531
@@ -25,7 +26,7 @@ def speaker_of(utt_id: str) -> tuple[str, str]:
     """(speaker, gender) from the utterance suffix's leading gender letter, e.g. Ses01M_..._F000 → (Ses01F, F)."""
     gender = utt_id.rsplit("_", 1)[-1][0]
     if gender not in "FM":
-        raise ValueError(f"IEMOCAP utterance id '{utt_id}' does not end in _F### or _M###")
+        raise InputError(f"IEMOCAP utterance id '{utt_id}' does not end in _F### or _M###")
     return utt_id[:5] + gender, gender
 
 
@@ -35,7 +36,7 @@ def prepare_iemocap(root: str | Path, label_map: dict[str, str] | None = None) -
     label_map = label_map or DEFAULT_LABEL_MAP
     sessions = sorted(p for p in root.glob("Session[1-5]") if p.is_dir())
     if not sessions:
-        raise ValueError(f"IEMOCAP root {root} has no Session1..Session5 directories")
+        raise InputError(f"IEMOCAP root {root} has no Session1..Session5 directories")
     rows = []
     for session_dir in sessions:
         transcripts = {}

@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from ser.corpora import finish_manifest
+from ser.io import InputError
 
 REQUIRED = ["utt_id", "path", "label"]
 
@@ -22,17 +23,17 @@ def prepare_manifest(table: str | Path, columns: dict[str, str] | None = None, c
     elif p.suffix == ".parquet":
         df = pd.read_parquet(p)
     else:
-        raise ValueError(f"manifest {p}: unsupported format '{p.suffix}' (use .csv, .jsonl or .parquet)")
+        raise InputError(f"manifest {p}: unsupported format '{p.suffix}' (use .csv, .jsonl or .parquet)")
     df = df.rename(columns=columns or {})
     if corpus or "corpus" not in df:
         df["corpus"] = corpus or p.stem
     missing = [c for c in REQUIRED if c not in df]
     if missing:
-        raise ValueError(f"manifest {p}: missing column(s) {missing} after the column map; have {list(df.columns)}")
+        raise InputError(f"manifest {p}: missing column(s) {missing} after the column map; have {list(df.columns)}")
     if labels:
         unknown = sorted(set(df["label"]) - set(labels))
         if unknown:
-            raise ValueError(f"manifest {p}: label(s) {unknown[:5]} are not in the label map {sorted(labels)}")
+            raise InputError(f"manifest {p}: label(s) {unknown[:5]} are not in the label map {sorted(labels)}")
         df["label"] = df["label"].map(labels)
     base = p.parent
     df["path"] = [str(x) if Path(x).is_absolute() else str(base / x) for x in df["path"]]

@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from ser.corpora import finish_manifest
+from ser.io import InputError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def read_consensus(root: Path) -> dict[str, str]:
                 if m:
                     labels[f"MSP-IMPROV-{m['id']}"] = m["label"]
             return labels
-    raise ValueError(f"MSP-IMPROV root {root} has no Evalution.txt / Evaluation.txt")
+    raise InputError(f"MSP-IMPROV root {root} has no Evalution.txt / Evaluation.txt")
 
 
 def prepare_msp_improv(root: str | Path, label_map: dict[str, str] | None = None) -> pd.DataFrame:
@@ -53,7 +54,7 @@ def prepare_msp_improv(root: str | Path, label_map: dict[str, str] | None = None
             continue
         m = _NAME.fullmatch(utt)
         if not m:
-            raise ValueError(f"MSP-IMPROV: cannot parse utterance id '{utt}'")
+            raise InputError(f"MSP-IMPROV: cannot parse utterance id '{utt}'")
         path = wavs.get(utt)
         duration = float("nan")
         if path:
@@ -70,7 +71,7 @@ def prepare_msp_improv(root: str | Path, label_map: dict[str, str] | None = None
     if unreadable:
         shown = ", ".join(str(p) for p in unreadable[:3]) + (" …" if len(unreadable) > 3 else "")
         if len(unreadable) == sum(1 for r in rows if r["utt_id"] in wavs):
-            raise ValueError(f"MSP-IMPROV: none of the {len(unreadable)} WAV files under {root} is readable "
+            raise InputError(f"MSP-IMPROV: none of the {len(unreadable)} WAV files under {root} is readable "
                              f"audio ({shown})")
         log.warning(f"MSP-IMPROV: {len(unreadable)} WAV file(s) are not readable audio ({shown}); kept in the "
                     f"manifest without a duration, and `ser infer` records them in errors.parquet")

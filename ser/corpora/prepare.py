@@ -11,6 +11,7 @@ from ser.config import CORPORA, PrepareConfig
 from ser.corpora import check_labels, label_counts
 from ser.folds import assign_folds
 from ser.labels import DEFAULT_LABELS, LabelSet
+from ser.io import InputError
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +21,12 @@ def prepare(cfg: PrepareConfig, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFra
     """Build the manifest described by a ``prepare`` config section; labels outside ``labels`` are refused."""
     corpus = cfg.corpus
     if not corpus:
-        raise ValueError(f"prepare.corpus is required: one of {list(CORPORA)}")
+        raise InputError(f"prepare.corpus is required: one of {list(CORPORA)}")
     if corpus.startswith("demo"):
         from ser.corpora.demo import generate_demo
 
         if not cfg.root:
-            raise ValueError("prepare.root: where to write the demo corpus' audio is required")
+            raise InputError("prepare.root: where to write the demo corpus' audio is required")
         df = generate_demo(cfg.root, corpus, per_speaker=cfg.per_speaker)
     elif corpus == "iemocap":
         from ser.corpora.iemocap import STANDARD_4CLASS_SIZE, prepare_iemocap
@@ -41,7 +42,7 @@ def prepare(cfg: PrepareConfig, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFra
         from ser.corpora.manifest import prepare_manifest
 
         if not cfg.table:
-            raise ValueError("prepare.table: the manifest file (CSV/JSONL/Parquet) is required for corpus 'manifest'")
+            raise InputError("prepare.table: the manifest file (CSV/JSONL/Parquet) is required for corpus 'manifest'")
         df = prepare_manifest(cfg.table, cfg.columns, None, cfg.labels)
     check_labels(df, labels, f"prepare ({corpus})")
     df = assign_folds(df, cfg.folds)
@@ -51,8 +52,8 @@ def prepare(cfg: PrepareConfig, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFra
 
 def _root(cfg: PrepareConfig) -> Path:
     if not cfg.root:
-        raise ValueError(f"prepare.root: the {cfg.corpus} directory is required")
+        raise InputError(f"prepare.root: the {cfg.corpus} directory is required")
     root = Path(cfg.root)
     if not root.is_dir():
-        raise ValueError(f"prepare.root: {root} is not a directory")
+        raise InputError(f"prepare.root: {root} is not a directory")
     return root
