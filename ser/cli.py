@@ -19,6 +19,7 @@ from pathlib import Path
 from ser import __version__
 from ser.io import DiskFull, InputError, OutputLocked, file_component, output_lock, write_json
 from ser.logs import add_log_file, close_log_files, setup_logging
+from ser.corpora.registry import CORPORA
 from ser.synthetic import PROFILES
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
@@ -375,8 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("prepare", "corpus directory → manifest (utterances, labels, folds)",
                 "ser prepare --corpus iemocap --root /data/IEMOCAP_full_release --out runs/iemocap/manifest.parquet")
-    p.add_argument("--corpus", help="demo | demo-a | demo-b | iemocap | msp_improv | manifest (default: "
-                                    "prepare.corpus of the config)")
+    p.add_argument("--corpus", help=f"{' | '.join(CORPORA)} (default: prepare.corpus of the config)")
     p.add_argument("--root", help="corpus directory (for demo: where to write its audio)")
     p.add_argument("--table", help="for --corpus manifest: the CSV/JSONL/Parquet listing utterances")
     p.add_argument("--folds", help="fold protocol: iemocap-speaker, iemocap-session, msp_improv-session, "

@@ -19,6 +19,7 @@ import yaml
 from ser.asr_errors import NORMALIZERS, WerNormalizer
 from ser.backends.registry import DEPRECATED_KEYS, STAGE_SCHEDULING, STAGES, Scheduling, StageSpec, doc
 from ser.checks import is_count, is_number
+from ser.corpora.registry import CORPORA
 from ser.fusion import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
 from ser.folds import TUNING_PROTOCOLS
 from ser.io import InputError, check_keys, read_yaml
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 METHODS = ("search", "published")
 ENGINES = ("ray", "optuna")
 CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
-CORPORA = ("demo", "demo-a", "demo-b", "iemocap", "msp_improv", "manifest")
 
 
 class ConfigError(InputError):
@@ -183,7 +183,7 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         if self.corpus is not None:
-            _one_of(self.corpus, CORPORA, "prepare.corpus")
+            _one_of(self.corpus, tuple(CORPORA), "prepare.corpus")
         if self.per_speaker is not None:
             _count(self.per_speaker, "prepare.per_speaker")
 

@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser.corpora.demo import generate_demo
+from ser.corpora import finish_manifest
+from ser.corpora.demo import LABELS, generate_demo
 from ser.corpora.iemocap import prepare_iemocap, speaker_of
 from ser.corpora.manifest import prepare_manifest
 from ser.corpora.msp_improv import prepare_msp_improv
-from ser.config import PrepareConfig
+from ser.config import ConfigError, PrepareConfig, load_config
 from ser.corpora.prepare import prepare
 
 
@@ -118,3 +119,23 @@ def test_demo_corpus_is_deterministic_and_prepare_assigns_folds(tmp_path):
     assert (df["fold"] == df["speaker"]).all() and df["fold"].nunique() == 8
     with pytest.raises(ValueError, match="prepare.corpus: 'timit' is not one of"):
         prepare(PrepareConfig(corpus="timit"))
+
+
+def test_a_registered_corpus_needs_nothing_else(tmp_path):
+    """One ``register`` call: the config accepts the name, ``ser prepare`` runs its parser, then labels and folds."""
+    from ser.corpora import registry
+
+    def toy(cfg):
+        return finish_manifest([{"utt_id": f"u{i}", "corpus": "toy", "path": "x.wav", "label": LABELS[i % 4],
+                                 "speaker": f"s{i % 2}"} for i in range(8)], "toy")
+
+    registry.register("toy", "a corpus a test defines", toy)
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            registry.register("toy", "twice", toy)
+        df = prepare(load_config({"prepare": {"corpus": "toy"}}).prepare)
+        assert sorted(df["fold"].unique()) == ["s0", "s1"] and len(df) == 8
+    finally:
+        registry.CORPORA.pop("toy")
+    with pytest.raises(ConfigError, match="prepare.corpus: 'toy' is not one of"):
+        load_config({"prepare": {"corpus": "toy"}})

@@ -7,14 +7,28 @@ transcript (reference text, '' if unknown), condition (improvised/scripted/... w
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ser.io import InputError
 from ser.labels import LabelSet
 
+if TYPE_CHECKING:
+    from ser.config import PrepareConfig
+
 MANIFEST_COLUMNS = ["utt_id", "corpus", "path", "label", "speaker", "session", "gender", "duration_s",
                     "transcript", "condition"]
+
+
+def corpus_root(cfg: "PrepareConfig") -> Path:
+    """``prepare.root`` as an existing directory, else an error naming the key."""
+    if not cfg.root:
+        raise InputError(f"prepare.root: the {cfg.corpus} directory is required")
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise InputError(f"prepare.root: {root} is not a directory")
+    return root
 
 
 def finish_manifest(rows: list[dict], corpus: str) -> pd.DataFrame:

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ser.corpora import finish_manifest
 from ser.io import InputError
+
+if TYPE_CHECKING:
+    from ser.config import PrepareConfig
 
 AROUSAL = {"ang": 1.0, "hap": 0.8, "neu": -0.6, "sad": -1.0}
 VALENCE = {"ang": -1.0, "hap": 1.0, "neu": 0.0, "sad": -1.0}
@@ -117,3 +121,10 @@ def generate_demo(out_dir: str | Path, variant: str = "demo", per_speaker: int |
                          "duration_s": round(len(audio) / 16000, 4),
                          "transcript": synth_transcript(rng, label, spec.text_noise), "condition": "synthetic"})
     return finish_manifest(rows, variant)
+
+
+def from_config(cfg: "PrepareConfig") -> pd.DataFrame:
+    """The registered parser: ``prepare.corpus`` names the variant, ``prepare.root`` where its audio is written."""
+    if not cfg.root:
+        raise InputError("prepare.root: where to write the demo corpus' audio is required")
+    return generate_demo(cfg.root, cfg.corpus, per_speaker=cfg.per_speaker)

@@ -8,13 +8,20 @@ though the dialog id names Ses01M.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ser.corpora import finish_manifest
+from ser.corpora import corpus_root, finish_manifest
 from ser.io import InputError
+
+if TYPE_CHECKING:
+    from ser.config import PrepareConfig
+
+log = logging.getLogger(__name__)
 
 DEFAULT_LABEL_MAP = {"ang": "ang", "hap": "hap", "exc": "hap", "neu": "neu", "sad": "sad"}
 STANDARD_4CLASS_SIZE = 5531
@@ -62,3 +69,12 @@ def prepare_iemocap(root: str | Path, label_map: dict[str, str] | None = None) -
                     "condition": "improvised" if "_impro" in utt else "scripted",
                 })
     return finish_manifest(rows, "iemocap")
+
+
+def from_config(cfg: "PrepareConfig") -> pd.DataFrame:
+    """The registered parser: ``prepare.root`` is the release directory; a set that is not the standard 4-class
+    size is warned about (unless ``prepare.labels`` changed the classes)."""
+    df = prepare_iemocap(corpus_root(cfg), cfg.labels)
+    if cfg.labels is None and len(df) != STANDARD_4CLASS_SIZE:
+        log.warning(f"the standard 4-class IEMOCAP set has {STANDARD_4CLASS_SIZE} utterances; found {len(df)}")
+    return df

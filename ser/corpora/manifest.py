@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from ser.corpora import finish_manifest
 from ser.io import InputError
+
+if TYPE_CHECKING:
+    from ser.config import PrepareConfig
 
 REQUIRED = ["utt_id", "path", "label"]
 
@@ -40,3 +44,10 @@ def prepare_manifest(table: str | Path, columns: dict[str, str] | None = None, c
     if "duration_s" in df:
         df["duration_s"] = pd.to_numeric(df["duration_s"], errors="coerce")
     return finish_manifest(df.to_dict("records"), str(df["corpus"].iloc[0]) if len(df) else p.stem)
+
+
+def from_config(cfg: "PrepareConfig") -> pd.DataFrame:
+    """The registered parser: ``prepare.table`` lists the utterances, ``prepare.columns`` maps its columns."""
+    if not cfg.table:
+        raise InputError("prepare.table: the manifest file (CSV/JSONL/Parquet) is required for corpus 'manifest'")
+    return prepare_manifest(cfg.table, cfg.columns, None, cfg.labels)

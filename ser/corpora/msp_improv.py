@@ -11,11 +11,15 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from ser.corpora import finish_manifest
+from ser.corpora import corpus_root, finish_manifest
 from ser.io import InputError
+
+if TYPE_CHECKING:
+    from ser.config import PrepareConfig
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +80,8 @@ def prepare_msp_improv(root: str | Path, label_map: dict[str, str] | None = None
         log.warning(f"MSP-IMPROV: {len(unreadable)} WAV file(s) are not readable audio ({shown}); kept in the "
                     f"manifest without a duration, and `ser infer` records them in errors.parquet")
     return finish_manifest(rows, "msp_improv")
+
+
+def from_config(cfg: "PrepareConfig") -> pd.DataFrame:
+    """The registered parser: ``prepare.root`` is the corpus directory."""
+    return prepare_msp_improv(corpus_root(cfg), cfg.labels)
