@@ -2,13 +2,15 @@
 
 Every rule maps :class:`ScoreArrays` to a :class:`Decision`: the predicted class per row and the
 mask of rows whose label differs from the speech prediction. Rules are plain frozen dataclasses
-built from config mappings by :func:`rule_from_config`, so a search can construct thousands.
+built from config mappings by :func:`rule_from_config`, so a search can construct thousands. Each
+rule class carries its config ``kind`` and keys, how it is built, its free parameters and its
+description, and ``@register_rule`` adds it to :data:`RULES`, the one registry of fusion rules.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
 
@@ -188,35 +190,127 @@ def _decision(a: ScoreArrays, pred: np.ndarray) -> Decision:
     return Decision(pred, pred != a.speech)
 
 
+class Rule(Protocol):
+    """A fusion rule: a config kind, its keys, how it is built, how complex it is and how it reads in words.
+
+    A class with these members and ``@register_rule`` is a fusion rule everywhere a config names one (``systems:``,
+    tuned configurations, the report); nothing else needs to change.
+    """
+
+    kind: ClassVar[str]
+    keys: ClassVar[frozenset[str]]
+    """Config keys besides ``kind``."""
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "Rule": ...
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int: ...
+
+    @staticmethod
+    def describe(config: Mapping[str, Any]) -> str: ...
+
+    def decide(self, a: ScoreArrays) -> Decision: ...
+
+
+RULES: dict[str, type[Rule]] = {}
+"""The one fusion-rule registry: config ``kind`` → rule class."""
+
+
+def register_rule(cls: type[Rule]) -> type[Rule]:
+    """Class decorator: the rule becomes buildable from configs naming its ``kind`` (a kind registered twice is
+    a bug in the registering code)."""
+    if cls.kind in RULES:
+        raise ValueError(f"fusion rule kind '{cls.kind}' is already registered")
+    RULES[cls.kind] = cls
+    return cls
+
+
+def _negative(raw: Mapping[str, Any], labels: LabelSet) -> NegativeMapping:
+    return NegativeMapping.from_config(raw.get("negative", REFER), labels)
+
+
+@register_rule
 @dataclass(frozen=True)
 class SpeechRule:
     """Baseline: the speech model's argmax."""
+
+    kind: ClassVar[str] = "speech"
+    keys: ClassVar[frozenset[str]] = frozenset()
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "SpeechRule":
+        return cls()
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int:
+        return 0
+
+    @staticmethod
+    def describe(config: Mapping[str, Any]) -> str:
+        return "speech alone"
 
     def decide(self, a: ScoreArrays) -> Decision:
         return _decision(a, a.speech)
 
 
+@register_rule
 @dataclass(frozen=True)
 class TextRule:
     """The sentiment label mapped to an emotion class, for every row."""
 
     negative: NegativeMapping
+    kind: ClassVar[str] = "text"
+    keys: ClassVar[frozenset[str]] = frozenset({"negative"})
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "TextRule":
+        return cls(_negative(raw, labels))
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int:
+        return 0
+
+    @staticmethod
+    def describe(config: Mapping[str, Any]) -> str:
+        return "sentiment label alone"
 
     def decide(self, a: ScoreArrays) -> Decision:
         return _decision(a, text_labels(a, self.negative))
 
 
+@register_rule
 @dataclass(frozen=True)
 class OracleRule:
     """Analysis only: switch exactly where speech is wrong and the text label is right."""
 
     negative: NegativeMapping
+    kind: ClassVar[str] = "oracle"
+    keys: ClassVar[frozenset[str]] = frozenset({"negative"})
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "OracleRule":
+        return cls(_negative(raw, labels))
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int:
+        return 0
+
+    @staticmethod
+    def describe(config: Mapping[str, Any]) -> str:
+        return "oracle switch"
 
     def decide(self, a: ScoreArrays) -> Decision:
         text = text_labels(a, self.negative)
         return _decision(a, np.where((a.speech != a.y) & (text == a.y), text, a.speech))
 
 
+GATE_WORDS = {"hv": "where H ≥ τ_H and V ≤ τ_V", "h": "where H ≥ τ_H", "v": "where V ≤ τ_V",
+              "low": "where H < τ_H and V < τ_V"}
+MERGES = ("replace", "exclude")
+
+
+@register_rule
 @dataclass(frozen=True)
 class SelectRule:
     """Entropy-aware score selection: take the text label where the gate fires.
@@ -230,6 +324,51 @@ class SelectRule:
     tau_v: np.ndarray
     negative: NegativeMapping
     exclude: np.ndarray | None = None
+    kind: ClassVar[str] = "select"
+    keys: ClassVar[frozenset[str]] = frozenset({"gate", "tau_h", "tau_v", "negative", "merge", "exclude"})
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "SelectRule":
+        gate = raw.get("gate", "hv")
+        if gate not in GATES:
+            raise InputError(f"gate '{gate}' is not one of {sorted(GATES)}")
+        merge = raw.get("merge", "replace")
+        if merge not in MERGES:
+            raise InputError(f"merge '{merge}' is not one of {list(MERGES)}")
+        if merge == "replace" and raw.get("exclude"):
+            raise InputError("exclude is only used with merge: exclude")
+        h_op, v_op = GATES[gate]
+        tau_h = _per_class(raw["tau_h"], labels, "tau_h") if h_op else np.zeros(labels.k)
+        tau_v = _per_class(raw["tau_v"], labels, "tau_v") if v_op else np.zeros(labels.k)
+        exclude = exclusion_matrix(raw.get("exclude", []), labels) if merge == "exclude" else None
+        return cls(gate, tau_h, tau_v, _negative(raw, labels), exclude)
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int:
+        count = sum(len(v) if isinstance(v, Mapping) else 1 for key in ("tau_h", "tau_v")
+                    if (v := config.get(key)) is not None)
+        negative = config.get("negative", REFER)
+        if isinstance(negative, Mapping) and "mode" not in negative:
+            count += sum(v != REFER for v in negative.values())
+        else:
+            count += negative != REFER
+        return count + (config.get("merge") == "exclude")
+
+    @staticmethod
+    def describe(config: Mapping[str, Any]) -> str:
+        per_class = isinstance(config.get("tau_h", config.get("tau_v")), dict)
+        taus = ", ".join(f"{'τ_H' if k == 'tau_h' else 'τ_V'} {config[k]:.2f}" for k in ("tau_h", "tau_v")
+                         if isinstance(config.get(k), float))
+        words = [f"text label {GATE_WORDS[config['gate']]}", "per-class thresholds" if per_class else taus]
+        negative = config.get("negative", REFER)
+        if isinstance(negative, dict) and "mode" not in negative:
+            words.append("per-class negative mapping")
+        elif isinstance(negative, dict):
+            words.append(f"negative by confidence split at {negative['t']:.2f}"
+                         f"{' (flipped)' if negative.get('flip') else ''}")
+        if config.get("merge") == "exclude" and config.get("exclude"):
+            words.append(f"never {', '.join(t.replace('->', '→') for t in config['exclude'])}")
+        return "; ".join(w for w in words if w)
 
     def gate_mask(self, a: ScoreArrays) -> np.ndarray:
         h_op, v_op = GATES[self.gate]
@@ -261,6 +400,30 @@ def _weights(a: ScoreArrays, w: float, weight_gate: str, tau_h: float) -> np.nda
     return w * weight_scale(a, weight_gate, tau_h)
 
 
+WEIGHT_GATES = ("none", "entropy", "scaled")
+
+
+def _text_words(config: Mapping[str, Any]) -> list[str]:
+    """How a soft rule reads its text distribution, in words (after its weight words)."""
+    text = config.get("text") or {}
+    words = [f"text as {'top label + confidence' if text.get('spread') == 'top' else 'sentiment probabilities'}"
+             f", negative split {'by the speech ratio' if text.get('negative_split') == 'ratio' else 'evenly'}"]
+    if text.get("uniform"):
+        words.append(f"{text['uniform']:g} uniform mix")
+    gate = config.get("weight_gate", "none")
+    if gate == "entropy":
+        words.append(f"text weight only where H ≥ {config['tau_h']:.2f}")
+    elif gate == "scaled":
+        words.append("text weight scaled by H / ln K")
+    return words
+
+
+def _adaptations(config: Mapping[str, Any]) -> int:
+    """Free parameters a soft rule adds beyond its weights: weight gating and uniform mixing."""
+    text = config.get("text") or {}
+    return (config.get("weight_gate", "none") != "none") + (float(text.get("uniform", 0.0)) > 0)
+
+
 @dataclass(frozen=True)
 class SoftRule:
     """Soft fusion of p with q (the sentiment as a K-class distribution, see :class:`TextDistribution`), text weight w per row."""
@@ -269,6 +432,27 @@ class SoftRule:
     weight_gate: str = "none"
     tau_h: float = 0.0
     text: TextDistribution = TextDistribution()
+    keys: ClassVar[frozenset[str]] = frozenset({"w", "weight_gate", "tau_h", "text"})
+    words: ClassVar[str]
+    """What the fusion is called in a description."""
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "SoftRule":
+        w = float(raw["w"])
+        if not 0.0 <= w <= 1.0:
+            raise InputError(f"w must be in [0, 1], got {w}")
+        weight_gate = raw.get("weight_gate", "none")
+        if weight_gate not in WEIGHT_GATES:
+            raise InputError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
+        return cls(w, weight_gate, float(raw.get("tau_h", 0.0)), TextDistribution.from_config(raw.get("text")))
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int:
+        return 1 + _adaptations(config)
+
+    @classmethod
+    def describe(cls, config: Mapping[str, Any]) -> str:
+        return "; ".join([f"{cls.words}, text weight {config['w']:.2f}", *_text_words(config)])
 
     @staticmethod
     def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
@@ -279,22 +463,31 @@ class SoftRule:
         return _decision(a, np.argmax(self.combine(a.p, self.text.apply(a), w), axis=-1))
 
 
+@register_rule
 class LogLinearRule(SoftRule):
     """p^(1-w) · q^w (compared in log space)."""
+
+    kind: ClassVar[str] = "loglinear"
+    words: ClassVar[str] = "log-linear"
 
     @staticmethod
     def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
         return (1 - w) * np.log(np.maximum(p, EPS)) + w * np.log(np.maximum(q, EPS))
 
 
+@register_rule
 class AverageRule(SoftRule):
     """(1-w) · p + w · q."""
+
+    kind: ClassVar[str] = "average"
+    words: ClassVar[str] = "weighted average"
 
     @staticmethod
     def combine(p: np.ndarray, q: np.ndarray, w: np.ndarray) -> np.ndarray:
         return (1 - w) * p + w * q
 
 
+@register_rule
 @dataclass(frozen=True)
 class JointRule:
     """Log-linear fusion of speech with several text paths, one weight each:
@@ -302,6 +495,21 @@ class JointRule:
 
     weights: tuple[tuple[str, float], ...]
     text: TextDistribution = TextDistribution()
+    kind: ClassVar[str] = "joint"
+    keys: ClassVar[frozenset[str]] = frozenset({"w", "text"})
+
+    @classmethod
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "JointRule":
+        return cls(_path_weights(raw["w"]), TextDistribution.from_config(raw.get("text")))
+
+    @staticmethod
+    def free_parameters(config: Mapping[str, Any]) -> int:
+        return len(config["w"]) + _adaptations(config)
+
+    @staticmethod
+    def describe(config: Mapping[str, Any]) -> str:
+        weights = ", ".join(f"{path} {w:.2f}" for path, w in config["w"].items())
+        return "; ".join([f"log-linear over text paths, weights {weights}", *_text_words(config)])
 
     @staticmethod
     def combine(log_p: np.ndarray, log_q: list[np.ndarray], w: np.ndarray) -> np.ndarray:
@@ -313,22 +521,6 @@ class JointRule:
         log_q = [np.log(np.maximum(self.text.apply(a, path), EPS)) for path, _ in self.weights]
         w = np.array([w for _, w in self.weights])
         return _decision(a, np.argmax(self.combine(np.log(np.maximum(a.p, EPS)), log_q, w), axis=-1))
-
-
-Rule = SpeechRule | TextRule | OracleRule | SelectRule | LogLinearRule | AverageRule | JointRule
-SOFT_RULES: dict[str, type[SoftRule]] = {"loglinear": LogLinearRule, "average": AverageRule}
-
-_KEYS: dict[str, set[str]] = {
-    "speech": set(),
-    "text": {"negative"},
-    "oracle": {"negative"},
-    "select": {"gate", "tau_h", "tau_v", "negative", "merge", "exclude"},
-    "loglinear": {"w", "weight_gate", "tau_h", "text"},
-    "average": {"w", "weight_gate", "tau_h", "text"},
-    "joint": {"w", "text"},
-}
-WEIGHT_GATES = ("none", "entropy", "scaled")
-MERGES = ("replace", "exclude")
 
 
 def exclusion_matrix(pairs: list, labels: LabelSet) -> np.ndarray:
@@ -348,49 +540,17 @@ def rule_from_config(raw: Mapping[str, Any], labels: LabelSet, name: str = "syst
     try:
         kind = raw["kind"]
     except KeyError:
-        raise InputError(f"{name}: missing 'kind' (one of {sorted(_KEYS)})") from None
-    if kind not in _KEYS:
-        raise InputError(f"{name}: unknown kind '{kind}' (one of {sorted(_KEYS)})")
-    check_keys(raw, _KEYS[kind] | {"kind"}, f"{name} (kind {kind})")
+        raise InputError(f"{name}: missing 'kind' (one of {sorted(RULES)})") from None
+    if kind not in RULES:
+        raise InputError(f"{name}: unknown kind '{kind}' (one of {sorted(RULES)})")
+    rule = RULES[kind]
+    check_keys(raw, rule.keys | {"kind"}, f"{name} (kind {kind})")
     try:
-        return _build(kind, raw, labels)
+        return rule.from_config(raw, labels)
     except KeyError as exc:
         raise InputError(f"{name}: missing key {exc} for kind '{kind}'") from None
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name}: {exc}") from None
-
-
-def _build(kind: str, raw: Mapping[str, Any], labels: LabelSet) -> Rule:
-    if kind == "speech":
-        return SpeechRule()
-    negative = NegativeMapping.from_config(raw.get("negative", REFER), labels)
-    if kind == "text":
-        return TextRule(negative)
-    if kind == "oracle":
-        return OracleRule(negative)
-    if kind == "select":
-        gate = raw.get("gate", "hv")
-        if gate not in GATES:
-            raise InputError(f"gate '{gate}' is not one of {sorted(GATES)}")
-        merge = raw.get("merge", "replace")
-        if merge not in MERGES:
-            raise InputError(f"merge '{merge}' is not one of {list(MERGES)}")
-        if merge == "replace" and raw.get("exclude"):
-            raise InputError("exclude is only used with merge: exclude")
-        h_op, v_op = GATES[gate]
-        tau_h = _per_class(raw["tau_h"], labels, "tau_h") if h_op else np.zeros(labels.k)
-        tau_v = _per_class(raw["tau_v"], labels, "tau_v") if v_op else np.zeros(labels.k)
-        exclude = exclusion_matrix(raw.get("exclude", []), labels) if merge == "exclude" else None
-        return SelectRule(gate, tau_h, tau_v, negative, exclude)
-    if kind == "joint":
-        return JointRule(_path_weights(raw["w"]), TextDistribution.from_config(raw.get("text")))
-    w = float(raw["w"])
-    if not 0.0 <= w <= 1.0:
-        raise InputError(f"w must be in [0, 1], got {w}")
-    weight_gate = raw.get("weight_gate", "none")
-    if weight_gate not in WEIGHT_GATES:
-        raise InputError(f"weight_gate '{weight_gate}' is not one of {list(WEIGHT_GATES)}")
-    return SOFT_RULES[kind](w, weight_gate, float(raw.get("tau_h", 0.0)), TextDistribution.from_config(raw.get("text")))
 
 
 def _path_weights(raw: Any) -> tuple[tuple[str, float], ...]:
@@ -428,17 +588,9 @@ def free_parameters(config: Mapping[str, Any]) -> int:
     that lets the rule adapt further: weight gating, uniform mixing, a score-split negative
     mapping (per class where per-class), a learned exclusion list.
     """
-    kind = config["kind"]
-    if kind in ("speech", "text", "oracle"):
-        return 0
-    if kind in SOFT_RULES or kind == "joint":
-        text = config.get("text") or {}
-        weights = len(config["w"]) if kind == "joint" else 1
-        return weights + (config.get("weight_gate", "none") != "none") + (float(text.get("uniform", 0.0)) > 0)
-    count = sum(len(v) if isinstance(v, Mapping) else 1 for key in ("tau_h", "tau_v") if (v := config.get(key)) is not None)
-    negative = config.get("negative", REFER)
-    if isinstance(negative, Mapping) and "mode" not in negative:
-        count += sum(v != REFER for v in negative.values())
-    else:
-        count += negative != REFER
-    return count + (config.get("merge") == "exclude")
+    return RULES[config["kind"]].free_parameters(config)
+
+
+def describe_config(config: Mapping[str, Any]) -> str:
+    """A fusion configuration in words a reader understands (logs, report tables)."""
+    return RULES[config["kind"]].describe(config)

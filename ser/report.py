@@ -27,7 +27,7 @@ from ser.io import InputError, file_component, file_set
 from ser.paper_tables import Table, numeric_columns, numeric_frame, to_tex
 from ser.metrics import METRICS, summary
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
-from ser.tuning import describe_config
+from ser.fusion import describe_config
 
 Image = Callable[[str, str], tuple]          # (figure name, caption) -> its "img" block, the figure saved
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ser.arrays import ScoreArrays
 from ser.checks import is_count
-from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, SOFT_RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
+from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
     EPS, JointRule, TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
@@ -399,7 +399,7 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndar
     if gate == "entropy":
         config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))
     w = weights[:, None, None] * weight_scale(a, gate, config.get("tau_h", 0.0))[None, :, None]   # (W, n, 1)
-    fused = SOFT_RULES[params["variant"]].combine(a.p, text.apply(a), w)
+    fused = RULES[params["variant"]].combine(a.p, text.apply(a), w)
     return weights, config, np.argmax(fused, axis=2)
 
 

@@ -31,7 +31,7 @@ from ser.baselines import baseline_comparison, fit_baselines, hindsight_ceiling,
 from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
 from ser.config import EvaluateConfig, TuneConfig
 from ser.folds import fold_splits, group_sizes, own_test_rows, tuning_group_sizes
-from ser.fusion import BUILTIN_SYSTEMS, free_parameters, rule_from_config
+from ser.fusion import BUILTIN_SYSTEMS, describe_config, free_parameters, rule_from_config
 from ser.io import file_component, signature, write_json
 from ser.labels import LabelSet
 from ser.objective import Objective
@@ -226,46 +226,6 @@ def _saved_search(path: Path, search_signature: str) -> list[TrialRecord] | None
 def _save_search(path: Path, name: str, records: list[TrialRecord], search_signature: str) -> None:
     """Persist one finished search atomically, so an interrupted run loses nothing already searched."""
     write_json({"signature": search_signature, "fold": name, "trials": [asdict(r) for r in records]}, path)
-
-
-GATE_WORDS = {"hv": "where H ≥ τ_H and V ≤ τ_V", "h": "where H ≥ τ_H", "v": "where V ≤ τ_V",
-              "low": "where H < τ_H and V < τ_V"}
-
-
-def describe_config(config: dict) -> str:
-    """A fusion configuration in words a reader understands (logs, report tables)."""
-    kind = config["kind"]
-    if kind == "speech":
-        return "speech alone"
-    if kind in ("text", "oracle"):
-        return {"text": "sentiment label alone", "oracle": "oracle switch"}[kind]
-    if kind in ("loglinear", "average", "joint"):
-        text = config.get("text") or {}
-        weights = ", ".join(f"{path} {w:.2f}" for path, w in config["w"].items()) if kind == "joint" else ""
-        words = [f"log-linear over text paths, weights {weights}" if kind == "joint" else
-                 f"{'log-linear' if kind == 'loglinear' else 'weighted average'}, text weight {config['w']:.2f}",
-                 f"text as {'top label + confidence' if text.get('spread') == 'top' else 'sentiment probabilities'}"
-                 f", negative split {'by the speech ratio' if text.get('negative_split') == 'ratio' else 'evenly'}"]
-        if text.get("uniform"):
-            words.append(f"{text['uniform']:g} uniform mix")
-        gate = config.get("weight_gate", "none")
-        if gate == "entropy":
-            words.append(f"text weight only where H ≥ {config['tau_h']:.2f}")
-        elif gate == "scaled":
-            words.append("text weight scaled by H / ln K")
-        return "; ".join(words)
-    per_class = isinstance(config.get("tau_h", config.get("tau_v")), dict)
-    taus = ", ".join(f"{'τ_H' if k == 'tau_h' else 'τ_V'} {config[k]:.2f}" for k in ("tau_h", "tau_v")
-                     if isinstance(config.get(k), float))
-    words = [f"text label {GATE_WORDS[config['gate']]}", "per-class thresholds" if per_class else taus]
-    negative = config.get("negative", "refer")
-    if isinstance(negative, dict) and "mode" not in negative:
-        words.append("per-class negative mapping")
-    elif isinstance(negative, dict):
-        words.append(f"negative by confidence split at {negative['t']:.2f}{' (flipped)' if negative.get('flip') else ''}")
-    if config.get("merge") == "exclude" and config.get("exclude"):
-        words.append(f"never {', '.join(t.replace('->', '→') for t in config['exclude'])}")
-    return "; ".join(w for w in words if w)
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], ev: EvaluateConfig,

@@ -159,3 +159,53 @@ def test_bad_rule_configs_name_the_problem(raw, message):
     with pytest.raises(ValueError) as err:
         rule_from_config(raw, L, name="systems.x")
     assert message in str(err.value) and "systems.x" in str(err.value)
+
+
+def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_it():
+    """A toy rule (always one class): registered once, it is a system in ``ser.evaluate``, checked for its keys,
+    counted and described like the built-in rules."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    import ser
+    from ser.fusion import RULES, Decision, describe_config, register_rule
+    from ser.synthetic import synthetic_scores
+
+    @dataclass(frozen=True)
+    class Always:
+        index: int
+        kind: ClassVar[str] = "always"
+        keys: ClassVar[frozenset[str]] = frozenset({"label"})
+
+        @classmethod
+        def from_config(cls, raw, labels):
+            return cls(labels.index(raw["label"]))
+
+        @staticmethod
+        def free_parameters(config):
+            return 0
+
+        @staticmethod
+        def describe(config):
+            return f"always {config['label']}"
+
+        def decide(self, a):
+            pred = np.full(len(a), self.index)
+            return Decision(pred, pred != a.speech)
+
+    register_rule(Always)
+    try:
+        with pytest.raises(ValueError, match="'always' is already registered"):
+            register_rule(Always)
+        run = ser.evaluate(synthetic_scores(3, 60, seed=2), {"systems": {"neu": {"kind": "always", "label": "neu"}},
+                                                             "evaluate": {"bootstrap": 20}})
+        assert all(f["systems"]["neu"]["ua"] == 0.25 for f in run.result["folds"])      # one class's recall is 1
+        assert set(run.predictions["pred_neu"]) == {"neu"}
+        assert describe_config({"kind": "always", "label": "neu"}) == "always neu"
+        assert free_parameters({"kind": "always", "label": "neu"}) == 0
+        with pytest.raises(ValueError, match=r"unknown key 'lable'.*did you mean 'label'"):
+            rule_from_config({"kind": "always", "lable": "neu"}, L, "neu")
+    finally:
+        RULES.pop("always")
+    with pytest.raises(ValueError, match="unknown kind 'always'"):
+        rule_from_config({"kind": "always", "label": "neu"}, L)
