@@ -27,6 +27,7 @@ from typing import Any, Iterator
 
 from ser.arrays import ScoreArrays
 from ser.objective import Objective
+from ser.space import SearchSpace
 from ser.search import anchor_trials, run_trial, suggest
 from ser.choice import TrialRecord
 from ser.tuning import Advance, FoldDone, no_progress, nothing_kept
@@ -67,7 +68,7 @@ def _progress_callback():
     return TrialsDone()
 
 
-def _define_by_run(trial: Any, space: dict) -> None:
+def _define_by_run(trial: Any, space: SearchSpace) -> None:
     """OptunaSearch's space: sample the structure; Tune passes the sampled values as the config."""
     suggest(trial, space)
 
@@ -77,7 +78,7 @@ _RESULTS: dict[tuple[str, str, str], Any] = {}
 structure many times and its result is deterministic, so a repeat costs a dictionary lookup."""
 
 
-def _trainable(config: dict, tuning: dict[str, ScoreArrays], space: dict, objective: Objective,
+def _trainable(config: dict, tuning: dict[str, ScoreArrays], space: SearchSpace, objective: Objective,
                experiment: str) -> dict[str, Any]:
     params = dict(config)
     fold, _ = params.pop("fold"), params.pop("number")
@@ -134,8 +135,8 @@ def _per_fold_searcher_class():
     return PerFoldSearcher
 
 
-def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: Objective, trials: int,
-               concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept,
+def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: SearchSpace, objective: Objective,
+               trials: int, concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept,
                experiment_dir: str | None = None, resume: bool = False) -> dict[str, list[TrialRecord]]:
     """Search every fold's tuning arrays in one Tune experiment, each fold with its own seeded TPE.
 

@@ -8,6 +8,7 @@ metadata here (``config_reference``) and kept in sync by a test.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
@@ -26,7 +27,7 @@ from ser.io import InputError, check_keys, read_yaml
 from ser.labels import LabelSet
 from ser.metrics import METRICS
 from ser.objective import AGGREGATES, Objective
-from ser.search import DEFAULT_SPACE, check_candidates, resolve_space
+from ser.space import Candidates, SearchSpace, SelectSpace, SoftSpace
 
 log = logging.getLogger(__name__)
 
@@ -107,8 +108,8 @@ class TuneConfig:
         f"which trial is kept: one of {list(CHOICES)} (levels: the best tuning score per number of free "
         f"parameters, then the simplest fusion within one overlap-corrected SE of the best inner estimate, kept over "
         f"speech alone when it leads speech by half an SE)"))
-    space: dict = field(default_factory=dict, metadata=doc(
-        "search space overrides (`tune.space.*` below); unknown keys are errors"))
+    space: SearchSpace = field(default_factory=SearchSpace, metadata=doc(
+        "the search space (`tune.space.*` below): keys given replace those defaults, unknown keys are errors"))
     text: str | None = field(default=None, metadata=doc(
         "further text paths tuned besides the primary one, each its own search per fold: a path name or `all`"))
 
@@ -118,7 +119,7 @@ class TuneConfig:
             _one_of(getattr(self, key), allowed, f"tune.{key}")
         _count(self.trials, "tune.trials")
         _count(self.max_concurrent_trials, "tune.max_concurrent_trials")
-        object.__setattr__(self, "space", resolve_space(self.space))
+        object.__setattr__(self, "space", _section(self.space, SearchSpace, "tune.space."))
 
     @property
     def target(self) -> Objective:
@@ -131,17 +132,19 @@ class SweepConfig:
     """``sweep``: threshold-sensitivity surfaces over (τ_H, τ_V)."""
 
     gate: str = field(default="hv", metadata=doc(f"gate swept: one of {sorted(GATES)}"))
-    tau_h: dict = field(default_factory=lambda: {"range": [0.0, 1.4], "steps": 57},
-                        metadata=doc("entropy thresholds: {range: [lo, hi], steps: n}"))
-    tau_v: dict = field(default_factory=lambda: {"range": [0.0, 1.4], "steps": 57},
-                        metadata=doc("varentropy thresholds: {range: [lo, hi], steps: n}"))
+    tau_h: Candidates = field(default=Candidates(range=(0.0, 1.4), steps=57),
+                              metadata=doc("entropy thresholds: {range: [lo, hi], steps: n}"))
+    tau_v: Candidates = field(default=Candidates(range=(0.0, 1.4), steps=57),
+                              metadata=doc("varentropy thresholds: {range: [lo, hi], steps: n}"))
     per_class: bool = field(default=True, metadata=doc("also sweep per predicted class"))
 
     def __post_init__(self) -> None:
         _one_of(self.gate, tuple(GATES), "sweep.gate")
         for key in ("tau_h", "tau_v"):
-            check_candidates(getattr(self, key), f"sweep.{key}")
-            if "range" not in getattr(self, key):
+            spec = _section(getattr(self, key), Candidates, f"sweep.{key}.")
+            object.__setattr__(self, key, spec)
+            spec.check(f"sweep.{key}")
+            if spec.range is None:
                 raise InputError(f"sweep.{key} needs an absolute range (surfaces are averaged across folds)")
         _flag(self.per_class, "sweep.per_class")
 
@@ -296,7 +299,7 @@ class StudyConfig:
     def to_dict(self) -> dict:
         """The resolved config as plain data (``ser config show``, run records)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out = {**out, **{k: asdict(v) for k, v in out.items() if is_dataclass(v)}}
+        out = {**out, **{k: _as_data(v) for k, v in out.items() if is_dataclass(v)}}
         return {**out, "systems": self.system_specs, "infer": self.infer.to_dict()}
 
     def with_overrides(self, **values: Any) -> "StudyConfig":
@@ -364,6 +367,22 @@ def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
                              + (" (quote it in YAML)" if isinstance(value, (int, float, bool)) else ""))
         kwargs[f.name] = value
     return cls(**kwargs)
+
+
+def _as_data(value: Any) -> Any:
+    """A config section as plain data: nested sections as mappings, candidate specs as written in YAML."""
+    if isinstance(value, Candidates):
+        return value.to_config()
+    if is_dataclass(value):
+        return {f.name: _as_data(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple):
+        return [_as_data(v) for v in value]
+    return value
+
+
+def _section(value: Any, cls: type, where: str) -> Any:
+    """A nested section given as a mapping (a dataclass built in code with plain data) built like YAML's."""
+    return from_mapping(cls, value, where) if isinstance(value, Mapping) else value
 
 
 def parse_set(assignment: str) -> tuple[list[str], Any]:
@@ -435,8 +454,11 @@ def _default_text(f) -> str:
         return ""
     if isinstance(value, StageSpec) or value is None and f.name in STAGES:
         return ""
-    if is_dataclass(value) and not isinstance(value, type):
+    if isinstance(value, Candidates):
+        value = value.to_config()
+    elif is_dataclass(value) and not isinstance(value, type):
         return ""
+    value = list(value) if isinstance(value, tuple) else value
     return "`" + yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip() + "`"
 
 
@@ -445,17 +467,6 @@ def _table(cls: type, prefix: str) -> list[str]:
     for f in fields(cls):
         meaning = f.metadata.get("doc", "").replace("|", "\\|")        # a pipe would end the table cell
         rows.append(f"| `{prefix}{f.name}` | {_default_text(f)} | {meaning} |")
-    return rows
-
-
-def _space_rows(space: dict, prefix: str) -> list[str]:
-    rows = []
-    for key, value in space.items():
-        if isinstance(value, dict) and key in ("select", "soft"):
-            rows += _space_rows(value, f"{prefix}{key}.")
-        else:
-            text = yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip()
-            rows.append(f"| `{prefix}{key}` | `{text}` |")
     return rows
 
 
@@ -471,8 +482,10 @@ def config_reference() -> str:
         lines += [f"## {'top level' if not section else f'`{section}`'}", "", (cls.__doc__ or "").strip(), ""]
         lines += _table(cls, f"{section}." if section else "") + [""]
         if cls is TuneConfig:
-            lines += ["### `tune.space` (defaults)", "", "| key | default |", "|---|---|"]
-            lines += _space_rows(DEFAULT_SPACE, "tune.space.") + [""]
+            for prefix, part in (("tune.space", SearchSpace), ("tune.space.select", SelectSpace),
+                                 ("tune.space.soft", SoftSpace)):
+                lines += [f"### `{prefix}`", "", inspect.cleandoc(part.__doc__ or ""), "", *_table(part, f"{prefix}."),
+                          ""]
     for stage, backends in STAGES.items():
         for name, backend in backends.items():
             default = " (default)" if name == next(iter(backends)) else ""

@@ -15,218 +15,101 @@ no optuna import (the Optuna trial is passed in).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from ser.arrays import ScoreArrays
-from ser.checks import is_count
-from ser.fusion import GATES, NEGATIVE_SPLITS, NEVER, RULES, SPREADS, WEIGHT_GATES, NegativeMapping, \
-    EPS, JointRule, TextDistribution, learned_exclusions, rule_from_config, weight_scale
+from ser.fusion import GATES, NEVER, RULES, NegativeMapping, EPS, JointRule, TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
 from ser.metrics import scores_from_confusion, summary
-from ser.io import InputError, check_keys
+from ser.io import InputError
 from ser.limits import refuse_oversized
 from ser.objective import Objective, group_codes
 from ser.published import published_procedure
+from ser.space import Candidates, SearchSpace, SelectSpace, SoftSpace
 
-VARIANTS = ("speech", "select", "loglinear", "average", "joint", "published")
-
-DEFAULT_SPACE: dict[str, Any] = {
-    "variants": ["speech", "select", "loglinear", "average", "joint", "published"],
-    "anchors": True,
-    "select": {
-        "gate": ["hv", "h", "v"],
-        "thresholds": ["global", "per_class"],
-        "tau_h": {"quantiles": [0.02, 0.98], "steps": 40},
-        "tau_v": {"quantiles": [0.02, 0.98], "steps": 40},
-        "negative": ["refer", "score-split"],
-        "split_t": [0.0, 0.7],
-        "merge": ["replace", "exclude"],
-        "rounds": 2,
-    },
-    "soft": {
-        "w": {"range": [0.0, 1.0], "steps": 51},
-        "weight_gate": ["none", "entropy", "scaled"],
-        "gate_quantile": [0.1, 0.9],
-        "spread": ["probs", "top"],
-        "negative_split": ["even", "ratio"],
-        "uniform": [0.0, 0.2, 0.5],
-        "joint_w": {"range": [0.0, 1.0], "steps": 26},
-    },
-}
-"""Default search space; a config's ``tune.space`` overrides keys (unknown keys are errors). ``joint`` (one weight
-per text path) is searched only where the tuning rows carry further text paths (``text_*:NAME``)."""
-
-
-def _check_space(space: dict, default: dict, where: str) -> None:
-    check_keys(space, list(default), where.rstrip("."))
-    for key, value in space.items():
-        if isinstance(default[key], dict) and key in ("select", "soft"):
-            if not isinstance(value, dict):
-                raise InputError(f"{where}{key} must be a mapping")
-            _check_space(value, default[key], f"{where}{key}.")
-
-
-def resolve_space(raw: dict | None) -> dict:
-    """Defaults overlaid with ``raw``, validated: unknown keys and bad choices/ranges name the key."""
-    raw = raw or {}
-    _check_space(raw, DEFAULT_SPACE, "tune.space.")
-    space = copy.deepcopy(DEFAULT_SPACE)
-    for key, value in raw.items():
-        if key in ("select", "soft"):
-            space[key].update(value)
-        else:
-            space[key] = value
-    _choices(space["variants"], VARIANTS, "tune.space.variants")
-    sel, soft = space["select"], space["soft"]
-    _choices(sel["gate"], tuple(GATES), "tune.space.select.gate")
-    _choices(sel["thresholds"], ("global", "per_class"), "tune.space.select.thresholds")
-    _choices(sel["negative"], ("refer", "score-split"), "tune.space.select.negative")
-    _choices(sel["merge"], ("replace", "exclude"), "tune.space.select.merge")
-    _choices(soft["weight_gate"], WEIGHT_GATES, "tune.space.soft.weight_gate")
-    _choices(soft["spread"], SPREADS, "tune.space.soft.spread")
-    _choices(soft["negative_split"], NEGATIVE_SPLITS, "tune.space.soft.negative_split")
-    if not isinstance(soft["uniform"], list) or not soft["uniform"] or \
-            not all(isinstance(u, (int, float)) and 0 <= u <= 1 for u in soft["uniform"]):
-        raise InputError(f"tune.space.soft.uniform must be a non-empty list of numbers in [0, 1], got {soft['uniform']!r}")
-    if not isinstance(space["anchors"], bool):
-        raise InputError(f"tune.space.anchors must be true or false, got {space['anchors']!r}")
-    _interval(sel["split_t"], "tune.space.select.split_t", 0.0, 1.0)
-    _interval(soft["gate_quantile"], "tune.space.soft.gate_quantile", 0.0, 1.0)
-    for name, spec in (("select.tau_h", sel["tau_h"]), ("select.tau_v", sel["tau_v"]), ("soft.w", soft["w"]),
-                       ("soft.joint_w", soft["joint_w"])):
-        check_candidates(spec, f"tune.space.{name}")
-    if not is_count(sel["rounds"]):
-        raise InputError(f"tune.space.select.rounds must be a positive integer, got {sel['rounds']!r}")
-    return space
-
-
-def _choices(values: Any, allowed: tuple, where: str) -> None:
-    if not isinstance(values, list) or not values:
-        raise InputError(f"{where} must be a non-empty list of {list(allowed)}, got {values!r}")
-    bad = [v for v in values if v not in allowed]
-    if bad:
-        raise InputError(f"{where}: unknown choice(s) {bad}; allowed: {list(allowed)}")
-
-
-def _interval(values: Any, where: str, lo: float, hi: float) -> None:
-    if (not isinstance(values, list) or len(values) != 2 or not all(isinstance(v, (int, float)) for v in values)
-            or not lo <= values[0] <= values[1] <= hi):
-        raise InputError(f"{where} must be [low, high] with {lo} <= low <= high <= {hi}, got {values!r}")
-
-
-def check_candidates(spec: Any, where: str) -> None:
-    """A candidate-list spec: ``{quantiles: [lo, hi], steps: n}`` or ``{range: [lo, hi], steps: n}``."""
-    if not isinstance(spec, dict) or len(set(spec) & {"quantiles", "range"}) != 1 or \
-            set(spec) - {"quantiles", "range", "steps"}:
-        raise InputError(f"{where} must be {{quantiles: [lo, hi], steps: n}} or {{range: [lo, hi], steps: n}}, "
-                         f"got {spec!r}")
-    if "quantiles" in spec:
-        _interval(spec["quantiles"], f"{where}.quantiles", 0.0, 1.0)
-    else:
-        _interval(spec["range"], f"{where}.range", -np.inf, np.inf)
-    if not is_count(spec.get("steps", 40)):
-        raise InputError(f"{where}.steps must be a positive integer, got {spec.get('steps')!r}")
-
-
-def candidates(spec: dict, values: np.ndarray) -> np.ndarray:
-    """Candidate thresholds: evenly spaced in ``range``, or at evenly spaced ``quantiles`` of ``values``."""
-    steps = spec.get("steps", 40)
-    if "range" in spec:
-        return np.linspace(*spec["range"], steps)
-    if len(values) == 0:
-        return np.array([np.inf])
-    return np.unique(np.quantile(values, np.linspace(*spec["quantiles"], steps)))
-
-
-def suggest(trial: Any, space: dict) -> dict:
+def suggest(trial: Any, space: SearchSpace) -> dict:
     """Define-by-run sampling of a trial's structure (works for Optuna trials under Tune or alone)."""
-    variant = trial.suggest_categorical("variant", space["variants"])
+    variant = trial.suggest_categorical("variant", list(space.variants))
     if variant in ("speech", "published"):
         return {"variant": variant}
     if variant == "select":
-        sel = space["select"]
+        sel = space.select
         params = {"variant": variant,
-                  "gate": trial.suggest_categorical("gate", sel["gate"]),
-                  "thresholds": trial.suggest_categorical("thresholds", sel["thresholds"]),
-                  "negative": trial.suggest_categorical("negative", sel["negative"]),
-                  "merge": trial.suggest_categorical("merge", sel["merge"])}
+                  "gate": trial.suggest_categorical("gate", list(sel.gate)),
+                  "thresholds": trial.suggest_categorical("thresholds", list(sel.thresholds)),
+                  "negative": trial.suggest_categorical("negative", list(sel.negative)),
+                  "merge": trial.suggest_categorical("merge", list(sel.merge))}
         if params["negative"] == "score-split":
-            params["split_t"] = trial.suggest_float("split_t", *sel["split_t"])
+            params["split_t"] = trial.suggest_float("split_t", *sel.split_t)
             params["flip"] = trial.suggest_categorical("flip", [False, True])
         return params
-    soft = space["soft"]
+    soft = space.soft
     if variant == "joint":
-        return {"variant": variant, **{key: trial.suggest_categorical(key, soft[key])
+        return {"variant": variant, **{key: trial.suggest_categorical(key, list(getattr(soft, key)))
                                        for key in ("spread", "negative_split")}}
-    params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", soft["weight_gate"])}
+    params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", list(soft.weight_gate))}
     if params["weight_gate"] == "entropy":
-        params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft["gate_quantile"])
+        params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft.gate_quantile)
     for key in ("spread", "negative_split", "uniform"):
-        params[key] = trial.suggest_categorical(key, soft[key])
+        params[key] = trial.suggest_categorical(key, list(getattr(soft, key)))
     return params
 
 
-def anchor_trials(space: dict) -> list[dict]:
+def anchor_trials(space: SearchSpace) -> list[dict]:
     """The simple structures every fold's search evaluates first (``space.anchors``).
 
     Speech alone (the null model: nothing fitted, so the one-SE choice keeps it when text adds
     nothing measurable), a single-weight log-linear fusion for each text distribution in the
     space, then the published procedure: the search is never worse than them for want of trying them.
     """
-    if not space["anchors"]:
+    if not space.anchors:
         return []
-    soft = space["soft"]
-    out = [{"variant": "speech"}] if "speech" in space["variants"] else []
-    if "loglinear" in space["variants"] and "none" in soft["weight_gate"] and 0.0 in soft["uniform"]:
+    soft = space.soft
+    out = [{"variant": "speech"}] if "speech" in space.variants else []
+    if "loglinear" in space.variants and "none" in soft.weight_gate and 0.0 in soft.uniform:
         out += [{"variant": "loglinear", "weight_gate": "none", "spread": spread, "negative_split": split,
-                 "uniform": 0.0} for spread in soft["spread"] for split in soft["negative_split"]]
-    if "joint" in space["variants"]:
+                 "uniform": 0.0} for spread in soft.spread for split in soft.negative_split]
+    if "joint" in space.variants:
         out += [{"variant": "joint", "spread": spread, "negative_split": split}
-                for spread in soft["spread"] for split in soft["negative_split"]]
-    if "published" in space["variants"]:
+                for spread in soft.spread for split in soft.negative_split]
+    if "published" in space.variants:
         out.append({"variant": "published"})
     return out
 
 
-def space_for(space: dict, tuning: dict[str, ScoreArrays]) -> dict:
+def space_for(space: SearchSpace, tuning: dict[str, ScoreArrays]) -> SearchSpace:
     """``space`` as it applies to these tuning arrays: without ``joint`` where they carry a single text path,
     refused (naming the key) where a candidate grid would not fit in memory on the largest tuning set."""
     _refuse_oversized_grids(space, tuning)
-    if "joint" not in space["variants"] or all(a.texts for a in tuning.values()):
+    if "joint" not in space.variants or all(a.texts for a in tuning.values()):
         return space
-    variants = [v for v in space["variants"] if v != "joint"]
-    if not variants:
+    if space.variants == ("joint",):
         raise InputError("tune.space.variants: joint fusion needs further text paths (text_*:NAME columns), and the "
                          "score table has none; add another variant")
-    return {**space, "variants": variants}
+    return space.without_joint()
 
 
-def _refuse_oversized_grids(space: dict, tuning: dict[str, ScoreArrays]) -> None:
+def _refuse_oversized_grids(space: SearchSpace, tuning: dict[str, ScoreArrays]) -> None:
     """Estimate the largest arrays a trial builds (float64) and refuse a space whose grids cannot fit."""
     if not tuning:
         return
     n = max(len(a) for a in tuning.values())
     k = next(iter(tuning.values())).labels.k
     groups = max(int(a.group.max()) + 1 if a.group is not None and len(a) else 1 for a in tuning.values())
-    sel, soft = space["select"], space["soft"]
-
-    def steps(spec: dict) -> int:
-        count = spec.get("steps", 40)
-        return min(count, n) if "quantiles" in spec else count
-    if "select" in space["variants"]:
-        cells = (steps(sel["tau_h"]) + 1) * (steps(sel["tau_v"]) + 1)
+    sel, soft = space.select, space.soft
+    if "select" in space.variants:
+        cells = (sel.tau_h.count(n) + 1) * (sel.tau_v.count(n) + 1)
         refuse_oversized("tune.space.select.tau_h/tau_v steps", f"a {cells:,}-cell threshold grid",
                          cells * (groups * 2 * k + 3) * 8 * 10)   # channels × the sums, metrics and concurrent trials
-    if {"loglinear", "average"} & set(space["variants"]):
-        refuse_oversized("tune.space.soft.w.steps", f"{steps(soft['w']):,} weights", steps(soft["w"]) * n * 8 * 3)
+    if {"loglinear", "average"} & set(space.variants):
+        refuse_oversized("tune.space.soft.w.steps", f"{soft.w.count(n):,} weights", soft.w.count(n) * n * 8 * 3)
     paths = max(len(a.texts) for a in tuning.values())
-    if "joint" in space["variants"] and paths:
-        combos = steps(soft["joint_w"]) ** (paths + 1)
+    if "joint" in space.variants and paths:
+        combos = soft.joint_w.count(n) ** (paths + 1)
         refuse_oversized("tune.space.soft.joint_w.steps", f"{combos:,} weight combinations",
                          combos * ((paths + 1) * 8 * 2 + n * 8))
 
@@ -251,7 +134,7 @@ class TrialResult:
         return float(np.mean(self.inner)) if self.inner else self.score
 
 
-def fit_trial(params: dict, a: ScoreArrays, space: dict, objective: Objective = Objective()) -> TrialResult:
+def fit_trial(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective = Objective()) -> TrialResult:
     """Optimize the continuous parameters of a sampled structure on tuning arrays ``a``, maximizing ``objective``
     (the published procedure keeps the paper's pooled criterion)."""
     if params["variant"] == "speech":
@@ -259,11 +142,11 @@ def fit_trial(params: dict, a: ScoreArrays, space: dict, objective: Objective = 
     if params["variant"] == "published":
         return TrialResult(*published_procedure(a, objective.metric))
     if params["variant"] == "select":
-        return _select_trial(params, a, space["select"], objective)
-    return _soft_trial(params, a, space["soft"], objective)
+        return _select_trial(params, a, space.select, objective)
+    return _soft_trial(params, a, space.soft, objective)
 
 
-def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: Objective
+def inner_scores(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective
                  ) -> tuple[tuple[float, ...] | None, int]:
     """Leave-one-group-out over the tuning set's groups: refit without a group, score on it.
 
@@ -284,7 +167,7 @@ def inner_scores(params: dict, a: ScoreArrays, space: dict, objective: Objective
     return tuple(scores), n_configs
 
 
-def run_trial(params: dict, a: ScoreArrays, space: dict, objective: Objective = Objective()) -> TrialResult:
+def run_trial(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective = Objective()) -> TrialResult:
     """Fit a sampled structure to the whole tuning set and estimate it by inner cross-validation
     (soft trials whose fit depends on counts alone bring their estimate from the fit itself)."""
     result = fit_trial(params, a, space, objective)
@@ -301,14 +184,14 @@ def _negative_config(params: dict, labels: LabelSet) -> Any:
     return "refer"
 
 
-def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: Objective) -> TrialResult:
+def _select_trial(params: dict, a: ScoreArrays, sel: SelectSpace, objective: Objective) -> TrialResult:
     gate = params["gate"]
     negative_cfg = _negative_config(params, a.labels)
     negative = NegativeMapping.from_config(negative_cfg, a.labels)
     h_op, v_op = GATES[gate]
     if params["thresholds"] == "global":
-        th = candidates(sel["tau_h"], a.h) if h_op else np.zeros(1)
-        tv = candidates(sel["tau_v"], a.v) if v_op else np.zeros(1)
+        th = sel.tau_h.values(a.h) if h_op else np.zeros(1)
+        tv = sel.tau_v.values(a.v) if v_op else np.zeros(1)
         d_tp, d_pred = group_deltas(a, th, tv, gate, negative)
         tp, n_pred, support = (c[:, None, None] for c in group_base_counts(a))
         values = objective.of_counts(tp + d_tp, n_pred + d_pred, np.broadcast_to(support, d_tp.shape))
@@ -330,7 +213,7 @@ def _select_trial(params: dict, a: ScoreArrays, sel: dict, objective: Objective)
     return TrialResult(config, score, int(n_configs))
 
 
-def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel: dict,
+def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel: SelectSpace,
                       objective: Objective) -> tuple[dict, dict, int]:
     """Per-class thresholds by coordinate ascent: class surfaces add independent count changes (per group, so
     any aggregation of the groups is scored exactly)."""
@@ -340,8 +223,8 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
     surfaces, grids = [], []
     for c in range(k):
         rows = a.speech == c
-        th = candidates(sel["tau_h"], a.h[rows]) if h_op else np.zeros(1)
-        tv = candidates(sel["tau_v"], a.v[rows]) if v_op else np.zeros(1)
+        th = sel.tau_h.values(a.h[rows]) if h_op else np.zeros(1)
+        tv = sel.tau_v.values(a.v[rows]) if v_op else np.zeros(1)
         # one extra candidate per axis that admits no row (H, V ≥ 0) = "never switch"
         th = np.r_[th, NEVER[h_op]] if h_op else th
         tv = np.r_[tv, NEVER[v_op]] if v_op else tv
@@ -349,7 +232,7 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
         grids.append((th, tv))
     choice = [(len(th) - 1, len(tv) - 1) for th, tv in grids]      # start: no class switches
     n_configs = 0
-    for _ in range(sel["rounds"]):
+    for _ in range(sel.rounds):
         for c in range(k):
             other_tp = base_tp + sum(surfaces[o][0][:, choice[o][0], choice[o][1]] for o in range(k) if o != c)
             other_pred = base_pred + sum(surfaces[o][1][:, choice[o][0], choice[o][1]] for o in range(k) if o != c)
@@ -365,9 +248,9 @@ def _per_class_ascent(a: ScoreArrays, gate: str, negative: NegativeMapping, sel:
     return tau_h, tau_v, n_configs
 
 
-def joint_weight_grid(spec: dict, n_paths: int) -> np.ndarray:
+def joint_weight_grid(spec: Candidates, n_paths: int) -> np.ndarray:
     """Every combination (C, n_paths) of per-path weights from the ``joint_w`` candidates whose sum is at most 1."""
-    values = candidates(spec, np.array([]))
+    values = spec.values(np.array([]))
     grid = np.stack(np.meshgrid(*[values] * n_paths, indexing="ij"), axis=-1).reshape(-1, n_paths)
     return grid[grid.sum(axis=1) <= 1.0 + 1e-9]
 
@@ -376,11 +259,11 @@ JOINT_CHUNK = 64
 """Weight combinations fused at once in a joint trial (bounds its memory to chunk × rows × K floats)."""
 
 
-def _joint_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+def _joint_predictions(params: dict, a: ScoreArrays, soft: SoftSpace) -> tuple[np.ndarray, dict, np.ndarray]:
     """(weight combinations (C, P), configuration without ``w``, fused labels for each combination (C, n))."""
     text = TextDistribution(params["spread"], params["negative_split"])
     paths = a.paths
-    grid = joint_weight_grid(soft["joint_w"], len(paths))
+    grid = joint_weight_grid(soft.joint_w, len(paths))
     log_p = np.log(np.maximum(a.p, EPS))
     log_q = [np.log(np.maximum(text.apply(a, path), EPS)) for path in paths]
     preds = np.concatenate([np.argmax(JointRule.combine(log_p, log_q, grid[i:i + JOINT_CHUNK]), axis=-1)
@@ -388,11 +271,11 @@ def _joint_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.nda
     return grid, {"kind": "joint", "text": text.to_config()}, preds
 
 
-def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndarray, dict, np.ndarray]:
+def _soft_predictions(params: dict, a: ScoreArrays, soft: SoftSpace) -> tuple[np.ndarray, dict, np.ndarray]:
     """(weight grid, configuration without ``w``, fused labels for every weight: (W, n)) in one batched pass."""
     if params["variant"] == "joint":
         return _joint_predictions(params, a, soft)
-    weights = candidates(soft["w"], np.array([]))
+    weights = soft.w.values(np.array([]))
     gate = params["weight_gate"]
     text = TextDistribution.from_config({k: params[k] for k in ("spread", "negative_split", "uniform") if k in params})
     config: dict = {"kind": params["variant"], "weight_gate": gate, "text": text.to_config()}
@@ -403,7 +286,7 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: dict) -> tuple[np.ndar
     return weights, config, np.argmax(fused, axis=2)
 
 
-def _soft_trial(params: dict, a: ScoreArrays, soft: dict, objective: Objective) -> TrialResult:
+def _soft_trial(params: dict, a: ScoreArrays, soft: SoftSpace, objective: Objective) -> TrialResult:
     """The best text weight on the tuning rows, from per-(group, weight) confusion counts in one pass.
 
     Where the fit depends on counts alone (every weight gate but ``entropy``, whose threshold is a

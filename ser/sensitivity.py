@@ -22,7 +22,6 @@ from ser.labels import LabelSet
 from ser.metrics import METRICS, summary
 from ser.progress import progress
 from ser.limits import refuse_oversized
-from ser.search import candidates
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +38,8 @@ def sweep(df: pd.DataFrame, sweep_cfg: SweepConfig, labels: LabelSet, protocol: 
     """(surfaces, chosen, summary): long-format surfaces incl. fold 'mean', per-fold chosen points, stability."""
     a_all = ScoreArrays.from_table(df, labels)
     labels = a_all.labels
-    th = candidates(sweep_cfg.tau_h, np.array([]))
-    tv = candidates(sweep_cfg.tau_v, np.array([]))
+    th = sweep_cfg.tau_h.values(np.array([]))
+    tv = sweep_cfg.tau_v.values(np.array([]))
     scopes = 1 + labels.k * sweep_cfg.per_class
     refuse_oversized("sweep.tau_h/tau_v steps", f"a {len(th) * len(tv):,}-cell grid over {df['fold'].nunique()} folds",
                      len(th) * len(tv) * scopes * (df["fold"].nunique() + 1) * 16 * 8)    # its long table's rows

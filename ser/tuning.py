@@ -38,6 +38,7 @@ from ser.objective import Objective
 from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
+from ser.space import SearchSpace
 from ser.search import anchor_trials, run_trial, space_for, suggest
 
 log = logging.getLogger(__name__)
@@ -61,12 +62,12 @@ def nothing_kept(fold: str, records: list[TrialRecord]) -> None:
 class SearchEngine(Protocol):
     """Searches every fold's tuning arrays independently, each with its own seeded sampler."""
 
-    def __call__(self, tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: Objective,
+    def __call__(self, tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: SearchSpace, objective: Objective,
                  trials: int, concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept
                  ) -> dict[str, list[TrialRecord]]: ...
 
 
-def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: dict, objective: Objective,
+def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: SearchSpace, objective: Objective,
                   trials: int, concurrency: int, advance: Advance = no_progress, *,
                   finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
     """In-process Optuna TPE (ask/tell), one study per fold, trials one after another; ``finished`` is called

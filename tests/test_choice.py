@@ -11,7 +11,8 @@ from ser.config import EvaluateConfig, load_config
 from ser.fusion import rule_from_config
 from ser.metrics import summary
 from ser.schema import validate
-from ser.search import fit_trial, resolve_space, run_trial
+from ser.search import fit_trial, run_trial
+from ser.space import SearchSpace
 from ser.synthetic import synthetic_scores
 from ser import scoring
 from ser.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
@@ -141,7 +142,7 @@ def tuning_arrays():
     {"variant": "average", "weight_gate": "scaled", "spread": "probs", "negative_split": "even", "uniform": 0.2},
 ])
 def test_fast_soft_inner_estimate_equals_refitting_group_by_group(params, tuning_arrays):
-    a, space = tuning_arrays, resolve_space(None)
+    a, space = tuning_arrays, SearchSpace()
     plain = []
     for g in np.unique(a.group):
         held = a.group == g
@@ -154,7 +155,7 @@ def test_fast_soft_inner_estimate_equals_refitting_group_by_group(params, tuning
 
 def test_inner_estimate_is_below_the_tuning_score_of_a_flexible_structure(tuning_arrays):
     params = {"variant": "select", "gate": "hv", "thresholds": "per_class", "negative": "refer", "merge": "exclude"}
-    result = run_trial(params, tuning_arrays, resolve_space(None))
+    result = run_trial(params, tuning_arrays, SearchSpace())
     assert len(result.inner) == 5 and np.mean(result.inner) < result.score
 
 

@@ -12,14 +12,19 @@ import pytest
 from ser.arrays import ScoreArrays
 from ser.choice import TrialRecord, choose
 from ser.config import EvaluateConfig, load_config
+from ser.space import SearchSpace
 from ser.fusion import JointRule, LogLinearRule, TextDistribution, rule_from_config
 from ser.metrics import confusion
 from ser.objective import Objective
 from ser.schema import read_scores, validate
-from ser.search import fit_trial, resolve_space, space_for
+from ser.search import fit_trial, space_for
 from ser.synthetic import SecondPath, synthetic_scores
 from ser.table_stats import IEMOCAP_TARGETS, named_figures, table_stats
 from ser.tuning import make_fold_search, tune_folds, tuned_results
+
+
+def _space(raw: dict) -> SearchSpace:
+    return load_config({"tune": {"space": raw}}).tune.space
 
 
 def _confusion(rows):
@@ -58,7 +63,7 @@ def test_every_fit_maximizes_the_aggregation_it_is_given(aggregate, tuning_array
     """The soft weight, the global threshold pair and the per-class ascent's result score exactly what the objective
     says on the tuning rows; the soft weight and the global pair are the best of their grids (checked one by one)."""
     a, objective = tuning_arrays, Objective("macro_f1", aggregate)
-    space = resolve_space({"soft": {"w": {"range": [0, 1], "steps": 11}},
+    space = _space({"soft": {"w": {"range": [0, 1], "steps": 11}},
                            "select": {"tau_h": {"quantiles": [0.1, 0.9], "steps": 5},
                                       "tau_v": {"quantiles": [0.1, 0.9], "steps": 5}}})
 
@@ -139,10 +144,10 @@ def test_a_joint_rule_naming_a_missing_path_says_which_paths_there_are():
 
 
 def test_joint_fusion_is_searched_only_where_there_are_further_paths(tuning_arrays):
-    space = resolve_space(None)
-    assert "joint" not in space_for(space, {"k": tuning_arrays})["variants"]
+    space = SearchSpace()
+    assert "joint" not in space_for(space, {"k": tuning_arrays}).variants
     with pytest.raises(ValueError, match="joint fusion needs further text paths"):
-        space_for(resolve_space({"variants": ["joint"]}), {"k": tuning_arrays})
+        space_for(_space({"variants": ["joint"]}), {"k": tuning_arrays})
 
 
 def _tune(df, **changes):

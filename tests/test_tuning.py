@@ -88,7 +88,8 @@ def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
     ("tune: {trials: 0}", "tune.trials must be a positive integer"),
     ("tune: {space: {select: {gate: [hv, hx]}}}", "tune.space.select.gate: unknown choice(s) ['hx']"),
     ("tune: {space: {select: {tau_h: {quantiles: [0.9, 0.1]}}}}", "tune.space.select.tau_h.quantiles must be"),
-    ("tune: {space: {soft: {w: {range: [0, 1], stpes: 3}}}}", "tune.space.soft.w must be"),
+    ("tune: {space: {soft: {w: {range: [0, 1], stpes: 3}}}}",
+     "tune.space.soft.w: unknown key 'stpes'; did you mean 'steps'?"),
     ("tune: {space: {varients: [select]}}", "tune.space: unknown key 'varients'; did you mean 'variants'?"),
 ])
 def test_bad_tune_config_names_the_key(tmp_path, yaml_text, message):
