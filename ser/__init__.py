@@ -18,7 +18,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "read_scores": "ser.api", "evaluate": "ser.api", "tune": "ser.api", "sweep": "ser.api", "cross": "ser.api",
+    "read_scores": "ser.schema", "evaluate": "ser.api", "tune": "ser.api", "sweep": "ser.api", "cross": "ser.api",
     "write_report": "ser.report", "synthetic_scores": "ser.synthetic",
     "load_run": "ser.results", "load_config": "ser.config",
     "StudyConfig": "ser.config", "ConfigError": "ser.config", "InputError": "ser.io", "LabelSet": "ser.labels",

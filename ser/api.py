@@ -49,13 +49,6 @@ def _names_labels(config: ConfigLike) -> bool:
     return isinstance(config, Mapping) and config.get("labels") is not None
 
 
-def read_scores(path: str | Path, labels: LabelSet | None = None) -> pd.DataFrame:
-    """A validated score table (Parquet or CSV); the label set defaults to the one its columns imply."""
-    table = read_table(path)
-    labels = labels or labels_of(table, str(path))
-    return validate(table, labels, source=str(path))
-
-
 def resolve(scores: ScoresLike, config: ConfigLike = None, *, overrides: Mapping | None = None,
             sets: tuple[str, ...] = (), origin: str | None = None) -> tuple[pd.DataFrame, StudyConfig]:
     """(validated table, config) with the label set from the config, else from the table's columns; ``origin``
@@ -73,10 +66,11 @@ def resolve(scores: ScoresLike, config: ConfigLike = None, *, overrides: Mapping
 def evaluate(scores: ScoresLike, config: ConfigLike = None) -> Evaluation:
     """Every fixed system of the config (plus speech, text, oracle) on each fold's test rows."""
     df, cfg = resolve(scores, config)
-    return _evaluate(df, cfg)
+    return evaluate_table(df, cfg)
 
 
-def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
+def evaluate_table(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
+    """``ser.evaluate`` on a validated table and a resolved config (what the run directory's stages call)."""
     ev, rules = cfg.evaluate, cfg.rules()
     result = evaluate_systems(df, rules, cfg.labels, ev, cfg.seed)
     result["text_paths"] = path_summary(df, cfg.labels)
@@ -89,11 +83,13 @@ def _evaluate(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
 def tune(scores: ScoresLike, config: ConfigLike = None) -> TuneResult:
     """A leakage-free search per fold (``tune.engine``: ray or optuna), with the simple baselines beside it."""
     df, cfg = resolve(scores, config)
-    return _tune(df, cfg)
+    return tune_table(df, cfg)
 
 
-def _tune(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reuse: bool = True,
-          experiment_dir: Path | None = None) -> TuneResult:
+def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None, reuse: bool = True,
+               experiment_dir: Path | None = None) -> TuneResult:
+    """``ser.tune`` on a validated table and a resolved config; finished folds saved in and, with ``reuse``, taken
+    from ``state_dir``, and a Ray Tune experiment kept in ``experiment_dir`` to resume."""
     from ser.engine import search_engine
     from ser.tuning import make_fold_search, path_state_dir, result_predictions, trials_table, tune_folds, \
         tuned_results
@@ -164,10 +160,11 @@ def _add_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, pre
 def sweep(scores: ScoresLike, config: ConfigLike = None) -> SweepResult:
     """Threshold-sensitivity surfaces per fold and averaged, with the thresholds a tuner would pick."""
     df, cfg = resolve(scores, config)
-    return _sweep(df, cfg)
+    return sweep_table(df, cfg)
 
 
-def _sweep(df: pd.DataFrame, cfg: StudyConfig) -> SweepResult:
+def sweep_table(df: pd.DataFrame, cfg: StudyConfig) -> SweepResult:
+    """``ser.sweep`` on a validated table and a resolved config."""
     from ser.sensitivity import sweep as sweep_surfaces
 
     return SweepResult(*sweep_surfaces(df, cfg.sweep, cfg.labels, cfg.tune.protocol, cfg.tune.objective))

@@ -93,7 +93,7 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ser.scoring import format_table
-    from ser.provenance import provenance
+    from ser.provenance import run_record
     from ser.study import tune_stage
     from ser.text_paths import format_text_paths
     from ser.baselines import format_baselines
@@ -106,8 +106,8 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     with output_lock(out, "tune"):
         add_log_file(out / "ser.log")
         def record(result: dict) -> dict:
-            return {"command": "tune", "config_file": args.config, "config": cfg.to_dict(), "seed": cfg.seed,
-                    "timings_s": {"total": time.perf_counter() - t0}, "warnings": result["warnings"], **provenance()}
+            return run_record("tune", cfg, config_file=args.config, timings_s={"total": time.perf_counter() - t0},
+                              warnings=result["warnings"])
         result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment",
                             record=record).result
         print(format_table(result))
@@ -184,7 +184,7 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 def _cmd_infer(args: argparse.Namespace) -> int:
     from ser.corpora import read_manifest
     from ser.pipeline import model_versions
-    from ser.provenance import provenance
+    from ser.provenance import run_record
     from ser.study import infer_stage
 
     cfg = _config(args, out=args.out)
@@ -198,8 +198,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         add_log_file(out / "ser.log")
         models = model_versions(cfg.infer, sorted(manifest["fold"].astype(str).unique()))
         scores, errors = infer_stage(manifest, cfg, out)
-        write_json({"command": "infer", "config": cfg.to_dict(), "models": models,
-                    "timings_s": {"total": time.perf_counter() - t0}, **provenance()}, out / "run.json")
+        write_json(run_record("infer", cfg, models=models, timings_s={"total": time.perf_counter() - t0}),
+                   out / "run.json")
     log.info(f"wrote {out}/scores.parquet ({len(scores)} rows), errors.parquet ({len(errors)} rows), run.json "
              f"in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -197,6 +197,23 @@ class InputError(ValueError):
     """Bad user input (a config, table, mapping or path); the message names the file and what is wrong."""
 
 
+class DamagedFile(InputError):
+    """A JSON output that does not parse (an interrupted write by an older ser, a hand edit): the message names it."""
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """The one JSON reader of ser's own outputs: the content, None when the file is missing, and a
+    :class:`DamagedFile` naming it (and the fix) when it does not parse. Callers that can redo the work catch that."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, ValueError):
+        raise DamagedFile(f"{path} is not valid JSON (damaged by an interrupted write?): rerun the command "
+                          f"that wrote it") from None
+
+
 class _StrictLoader(yaml.SafeLoader):
     """Safe YAML that refuses duplicate keys (the last one would silently win)."""
 

@@ -10,6 +10,10 @@ import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ser.config import StudyConfig
 
 PACKAGES = ("entropy-ser", "numpy", "pandas", "pyarrow", "scipy", "scikit-learn", "ray", "optuna", "torch",
             "transformers", "faster-whisper", "ctranslate2")
@@ -53,6 +57,12 @@ def git_commit(path: Path | None = None) -> str | None:
     except (OSError, subprocess.CalledProcessError):
         return None
     return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def run_record(command: str, cfg: "StudyConfig", **fields: Any) -> dict:
+    """The one layout of ``run.json``: the command, its resolved config and seed, what ran it (:func:`provenance`),
+    then the command's own fields (timings, warnings, models, stages)."""
+    return {"command": command, "config": cfg.to_dict(), "seed": cfg.seed, **fields, **provenance()}
 
 
 def provenance() -> dict:

@@ -10,7 +10,6 @@ uncertainty (H/V) → sensitivity → search → transfer → breakdowns. Works 
 from __future__ import annotations
 
 import base64
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -23,7 +22,7 @@ from ser.results import run_outputs
 from ser.scoring import format_p, headline_metric
 from ser.figures import metric_name
 from ser.escape import html_text, markdown_cell, markdown_text
-from ser.io import InputError, file_component, file_set
+from ser.io import DamagedFile, InputError, file_component, file_set, read_json
 from ser.paper_tables import Table, numeric_columns, numeric_frame, to_tex
 from ser.metrics import METRICS, summary
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
@@ -453,10 +452,10 @@ def tables_with_captions(blocks: list[tuple]) -> list[tuple[Table, str]]:
 def _record(run: Path) -> dict:
     """``run.json`` of a run directory ({} when it has none or it is damaged: the report still builds)."""
     try:
-        record = json.loads((run / "run.json").read_text())
-        return record if isinstance(record, dict) else {}
-    except (OSError, ValueError):
+        record = read_json(run / "run.json")
+    except (OSError, DamagedFile):
         return {}
+    return record if isinstance(record, dict) else {}
 
 
 def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[Path, Path]:

@@ -8,7 +8,6 @@ as they read a run directory.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,7 +16,7 @@ import pandas as pd
 
 from ser.escape import html_text
 from ser.plots import RunOutputs, draw, show_in_notebook
-from ser.io import InputError, file_set, write_json, write_parquet
+from ser.io import InputError, file_set, read_json, write_json, write_parquet
 from ser.scoring import headline_metric
 
 if TYPE_CHECKING:
@@ -257,15 +256,6 @@ def run_outputs(run: Path) -> RunOutputs:
                          cross=loaded.cross)
 
 
-def _json(path: Path) -> dict | None:
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except ValueError:
-        raise InputError(f"{path} is not valid JSON (damaged by an interrupted write?): rerun the command "
-                         f"that wrote it") from None
-
 
 def _parquet(path: Path) -> pd.DataFrame:
     return pd.read_parquet(path) if path.exists() else pd.DataFrame()
@@ -276,12 +266,12 @@ def load_run(run_dir: str | Path) -> Run:
     run = Path(run_dir)
     if not run.is_dir():
         raise InputError(f"run directory {run} does not exist")
-    results, evaluation = _json(run / "results.json"), _json(run / "evaluation.json")
+    results, evaluation = read_json(run / "results.json"), read_json(run / "evaluation.json")
     sweep_dir = run / "sweep" if (run / "sweep" / "sweep.json").exists() else run
-    sweep_stats, cross = _json(sweep_dir / "sweep.json"), _json(run / "cross.json")
+    sweep_stats, cross = read_json(sweep_dir / "sweep.json"), read_json(run / "cross.json")
     predictions = _parquet(run / "predictions.parquet")
     loaded = Run(
-        path=run, record=_json(run / "run.json") or {},
+        path=run, record=read_json(run / "run.json") or {},
         tune=TuneResult(results, _parquet(run / "trials.parquet"), predictions) if results else None,
         evaluation=Evaluation(evaluation, predictions) if evaluation else None,
         sweep=SweepResult(_parquet(sweep_dir / "sweep.parquet"), _parquet(sweep_dir / "sweep_chosen.parquet"),

@@ -221,9 +221,10 @@ def labels_of(table: pd.DataFrame, source: str) -> LabelSet:
         raise ScoreTableError(f"{source}: {exc}") from None
 
 
-def read_scores(path: str | os.PathLike, labels: LabelSet = DEFAULT_LABELS) -> pd.DataFrame:
-    """Read a Parquet or CSV score table and validate it."""
-    return validate(read_table(path), labels, source=str(path))
+def read_scores(path: str | os.PathLike, labels: LabelSet | None = None) -> pd.DataFrame:
+    """A validated score table (Parquet or CSV); the label set defaults to the one its columns imply."""
+    table = read_table(path)
+    return validate(table, labels or labels_of(table, str(path)), source=str(path))
 
 
 def write_scores(df: pd.DataFrame, path: str | os.PathLike) -> None:

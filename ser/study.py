@@ -12,19 +12,18 @@ per-stage timings.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Any, Callable, Mapping
 
 import pandas as pd
 
-from ser.api import ConfigLike, _evaluate, _sweep, _tune, cross
+from ser.api import ConfigLike, cross, evaluate_table, sweep_table, tune_table
 from ser.config import PrepareConfig, StudyConfig
-from ser.io import InputError, file_digest, signature, write_json, write_parquet
-from ser.provenance import code_version, provenance
+from ser.io import DamagedFile, InputError, file_digest, read_json, signature, write_json, write_parquet
+from ser.provenance import code_version, run_record
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,7 @@ def infer_stage(manifest: pd.DataFrame, cfg: StudyConfig, out: Path) -> tuple[pd
 
 def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
     """Fixed systems → ``evaluation.json`` and ``predictions.parquet``."""
-    evaluation = _evaluate(df, cfg)
+    evaluation = evaluate_table(df, cfg)
     evaluation.save(out)
     return evaluation
 
@@ -58,14 +57,14 @@ def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = 
     """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` and, with ``record``
     (the result → the run's record), ``run.json``, as one set (finished folds kept in ``out/folds`` and reused
     when ``resume``)."""
-    result = _tune(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
+    result = tune_table(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
     result.save(out, None if record is None else record(result.result))
     return result
 
 
 def sweep_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> SweepResult:
     """Threshold surfaces → ``sweep.parquet``, ``sweep_chosen.parquet``, ``sweep.json``."""
-    result = _sweep(df, cfg)
+    result = sweep_table(df, cfg)
     result.save(out)
     return result
 
@@ -86,11 +85,11 @@ def report_stage(run: Path, formats: tuple[str, ...] = ("png",)) -> tuple[Path, 
     return write_report(run, formats)
 
 
-def _read_json(path: Path) -> dict | None:
-    """A JSON file's content, or None when it is missing or damaged (then whatever wrote it runs again)."""
+def _read_json(path: Path) -> Any:
+    """A JSON output's content, or None when it is missing or damaged (then whatever wrote it runs again)."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        return read_json(path)
+    except DamagedFile:
         return None
 
 
@@ -117,7 +116,7 @@ class RunState:
         old = _read_json(self.path) or {}
         self.stages: dict = {} if force else old.get("stages", {})
         self.models: dict = {}
-        self.record = {"command": "run", "config": cfg.to_dict(), "seed": cfg.seed, **provenance()}
+        self.record = run_record("run", cfg)
 
     def run(self, name: str, stage_signature: str, outputs: list[Path], fn: Callable[[], object]) -> None:
         done = self.stages.get(name, {})
@@ -202,7 +201,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
             state_dirs[name] = out / "corpora" / name / "folds"
 
         def do_cross() -> None:
-            in_corpus = {next(iter(tables)): json.loads((out / "results.json").read_text())}
+            in_corpus = {next(iter(tables)): read_json(out / "results.json")}
             log.info(format_matrix(cross_stage(tables, cfg, out, in_corpus=in_corpus, state_dirs=state_dirs).result))
 
         state.run("cross", signature(*sigs, cfg.tune), [out / "cross.json"], do_cross)

@@ -32,7 +32,7 @@ from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
 from ser.config import EvaluateConfig, TuneConfig
 from ser.folds import fold_splits, group_sizes, own_test_rows, tuning_group_sizes
 from ser.fusion import BUILTIN_SYSTEMS, describe_config, free_parameters, rule_from_config
-from ser.io import file_component, signature, write_json
+from ser.io import file_component, read_json, signature, write_json
 from ser.labels import LabelSet
 from ser.objective import Objective
 from ser.progress import inside_progress, progress
@@ -212,11 +212,9 @@ def pooled_search(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_sea
 
 def _saved_search(path: Path, search_signature: str) -> list[TrialRecord] | None:
     """The trials saved at ``path`` if they were searched with this signature (:func:`_signature`)."""
-    if not path.exists():
-        return None
     try:
-        saved = json.loads(path.read_text())
-        if saved.get("signature") != search_signature:
+        saved = read_json(path)
+        if saved is None or saved.get("signature") != search_signature:
             return None
         return [TrialRecord(**r) for r in saved["trials"]]
     except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:

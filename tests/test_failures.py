@@ -282,3 +282,23 @@ def test_short_and_silent_clips_are_scored_but_flagged(tmp_path):
     assert list(b["audio_error"]) == ["", "", ""]
     assert b["audio_warning"][0].startswith("shorter than 0.25 s (0.050 s)")
     assert b["audio_warning"][1].startswith("silent") and b["audio_warning"][2] == ""
+
+
+def test_the_one_json_reader_tells_missing_from_damaged(tmp_path):
+    from ser.io import DamagedFile, read_json
+
+    assert read_json(tmp_path / "absent.json") is None
+    (tmp_path / "cut.json").write_text('{"folds": [1, 2')                 # a write cut short
+    with pytest.raises(DamagedFile, match=r"cut.json is not valid JSON .*rerun the command"):
+        read_json(tmp_path / "cut.json")
+    (tmp_path / "ok.json").write_text('{"a": 1}')
+    assert read_json(tmp_path / "ok.json") == {"a": 1}
+
+
+def test_every_run_record_has_one_layout():
+    from ser.config import load_config
+    from ser.provenance import run_record
+
+    record = run_record("infer", load_config({"seed": 3}), models={"f1": "local:abc"})
+    assert list(record)[:4] == ["command", "config", "seed", "models"] and record["seed"] == 3
+    assert {"created", "git_commit", "packages", "python", "ser_code"} <= set(record)
