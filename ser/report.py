@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -28,7 +29,47 @@ from ser.metrics import METRICS, summary
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
 from ser.fusion import describe_config
 
-Image = Callable[[str, str], tuple]          # (figure name, caption) -> its "img" block, the figure saved
+@dataclass(frozen=True)
+class Heading:
+    """A title (level 1) or a section heading (level 2, listed in the table of contents)."""
+
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """Prose with **bold** and `code` spans."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The one-line record of what produced the numbers, set apart under the title."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A saved figure (its PNG) and its caption."""
+
+    png: Path
+    caption: str
+
+
+@dataclass(frozen=True)
+class TableBlock:
+    """A table, also written to ``tables/`` as CSV and TeX."""
+
+    table: Table
+
+
+Block = Heading | Paragraph | Provenance | Figure | TableBlock
+"""What a report says, in order; rendered to Markdown and HTML alike."""
+
+Image = Callable[[str, str], Figure]          # (figure name, caption) -> its block, the figure saved
 
 
 def _pct(x: float) -> str:
@@ -81,28 +122,28 @@ def _baseline_shape(config: dict) -> str | None:
     return f"{config['kind']}[{text.get('spread', 'probs')},{text.get('negative_split', 'even')}]"
 
 
-def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> list[tuple]:
+def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> list[Block]:
     """Everything the report says, in order."""
     r, metric, main = out.result, out.metric, out.main
     m = metric_name(metric)
 
-    def image(name: str, caption: str) -> tuple:
-        return "img", figures.save(draw(out, name), fig_dir / name, formats), caption
+    def image(name: str, caption: str) -> Figure:
+        return Figure(figures.save(draw(out, name), fig_dir / name, formats), caption)
 
     shown = out.shown
-    blocks: list[tuple] = [("h1", f"Fusion report: {out.name}"), ("p", headline(out))]
+    blocks: list[Block] = [Heading(1, f"Fusion report: {out.name}"), Paragraph(headline(out))]
     if out.tuned:
-        blocks.append(("p", kept_per_fold(r)))
+        blocks.append(Paragraph(kept_per_fold(r)))
     t = r.get("tuning")
     if t:
-        blocks.append(("p", f"Protocol `{t['protocol']}`, objective {m}, method `{t['method']}`, choice rule "
+        blocks.append(Paragraph(f"Protocol `{t['protocol']}`, objective {m}, method `{t['method']}`, choice rule "
                             f"`{t.get('choice', 'tuning-best')}`: {t['configurations_evaluated']:,} configurations "
                             f"evaluated; each fold's configuration was chosen on its tuning rows only and applied "
                             f"once to its test rows."))
     for warning in r.get("warnings", []):
-        blocks.append(("p", f"Warning: {warning}."))
+        blocks.append(Paragraph(f"Warning: {warning}."))
 
-    blocks.append(("h2", "Per fold"))
+    blocks.append(Heading(2, "Per fold"))
     blocks.append(image("folds", f"{m} per fold (test rows) with 95% bootstrap CIs; dashed lines: means over folds."))
     gains = out.gains
     if gains is not None:
@@ -123,17 +164,17 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
         if out.tuned:
             row.append(f["best"].get("description") or describe_config(f["best"]["config"]))
         rows.append(row)
-    blocks.append(("table", Table("per_fold", head, rows)))
-    blocks.append(("h2", "All metrics"))
-    blocks.append(("p", "Mean ± standard deviation over folds, and the same metrics on all test rows pooled."))
-    blocks.append(("table", Table("metrics", ["system"] + [f"{metric_name(x)} mean ± std" for x in METRICS]
+    blocks.append(TableBlock(Table("per_fold", head, rows)))
+    blocks.append(Heading(2, "All metrics"))
+    blocks.append(Paragraph("Mean ± standard deviation over folds, and the same metrics on all test rows pooled."))
+    blocks.append(TableBlock(Table("metrics", ["system"] + [f"{metric_name(x)} mean ± std" for x in METRICS]
                                   + ["pooled UA", "pooled macro-F1"],
                                   [[name] + [f"{_pct(r['mean'][name][x])} ± {_pct(r['std'][name][x])}" for x in METRICS]
                                    + [_pct(r["pooled"][name]["ua"]), _pct(r["pooled"][name]["macro_f1"])]
                                    for name in r["mean"]])))
 
     blocks += per_class_blocks(r, shown)
-    blocks.append(("h2", "What changed"))
+    blocks.append(Heading(2, "What changed"))
     blocks.append(image("confusions",
                         "Pooled confusion matrices, rows = gold, normalized per row (counts in brackets)."))
     if main:
@@ -156,17 +197,17 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
     return blocks
 
 
-def per_class_blocks(r: dict, shown: list[str]) -> list[tuple]:
+def per_class_blocks(r: dict, shown: list[str]) -> list[Block]:
     head = ["class", "support"] + [f"{s} {x}" for s in shown for x in ("P", "R", "F1")]
     rows = [[c, str(r["pooled"]["speech"]["per_class"][c]["support"])]
             + [_pct(r["pooled"][s]["per_class"][c][x]) for s in shown for x in ("precision", "recall", "f1")]
             for c in r["labels"]]
-    return [("h2", "Per class"),
-            ("p", "Precision (P), recall (R) and F1 per class on the pooled test rows (%)."),
-            ("table", Table("per_class", head, rows))]
+    return [Heading(2, "Per class"),
+            Paragraph("Precision (P), recall (R) and F1 per class on the pooled test rows (%)."),
+            TableBlock(Table("per_class", head, rows))]
 
 
-def uncertainty_blocks(out: RunOutputs, image: Image) -> list[tuple]:
+def uncertainty_blocks(out: RunOutputs, image: Image) -> list[Block]:
     pred = out.predictions
     right = pred["pred_speech"] == pred["label"]
     med = {(col, ok): float(np.median(pred.loc[right == ok, col])) for col in ("h", "v") for ok in (True, False)
@@ -175,17 +216,17 @@ def uncertainty_blocks(out: RunOutputs, image: Image) -> list[tuple]:
     if len(med) == 4:
         text += (f" Here the median entropy is {med[('h', False)]:.2f} nats on wrong and {med[('h', True)]:.2f} on "
                  f"right predictions; the median varentropy {med[('v', False)]:.2f} vs {med[('v', True)]:.2f}.")
-    return [("h2", "Uncertainty of the speech model"), ("p", text),
+    return [Heading(2, "Uncertainty of the speech model"), Paragraph(text),
             image("uncertainty", "H and V of the speech probabilities on test rows, for right and wrong speech "
                                  "predictions.")]
 
 
-def sweep_blocks(out: RunOutputs, image: Image) -> list[tuple]:
+def sweep_blocks(out: RunOutputs, image: Image) -> list[Block]:
     surfaces, chosen, stats = out.sweep
     metric = stats["objective"]
     m = metric_name(metric)
-    blocks = [("h2", f"Threshold sensitivity ({stats['gate']} gate)"),
-              ("p", f"The sweep evaluates one global τ_H × τ_V grid of the `{stats['gate']}` selection rule on every "
+    blocks = [Heading(2, f"Threshold sensitivity ({stats['gate']} gate)"),
+              Paragraph(f"The sweep evaluates one global τ_H × τ_V grid of the `{stats['gate']}` selection rule on every "
                     f"fold's test rows. Its own simple tuner picks each fold's grid point on the fold's tuning rows "
                     f"(this is not the tuned system above): τ_H {stats['chosen_tau_h']['mean']:.3f} ± "
                     f"{stats['chosen_tau_h']['std']:.3f}, τ_V {stats['chosen_tau_v']['mean']:.3f} ± "
@@ -198,14 +239,14 @@ def sweep_blocks(out: RunOutputs, image: Image) -> list[tuple]:
     if (surfaces["scope"] != "global").any():
         blocks.append(image("sensitivity_classes", f"Per speech-predicted class, only that class's thresholds move "
                                                    f"(test {m}, one colour scale; x = best)."))
-    blocks.append(("table", Table("thresholds", ["fold", "τ_H", "τ_V", f"test {m} (sweep tuner)", f"speech {m}",
+    blocks.append(TableBlock(Table("thresholds", ["fold", "τ_H", "τ_V", f"test {m} (sweep tuner)", f"speech {m}",
                                                  f"best on grid {m}", f"oracle {m}"],
                                   [[c.fold, f"{c.tau_h:.3f}", f"{c.tau_v:.3f}", _pct(c.test_score), _pct(c.speech_score),
                                     _pct(c.best_test_score), _pct(c.oracle_score)] for c in chosen.itertuples()])))
     return blocks
 
 
-def search_blocks(out: RunOutputs, image: Image) -> list[tuple]:
+def search_blocks(out: RunOutputs, image: Image) -> list[Block]:
     """Did the search earn its complexity: tuned vs simple baselines, each fold's tuning vs test score, trials."""
     r, metric = out.result, out.metric
     m = metric_name(metric)
@@ -219,22 +260,22 @@ def search_blocks(out: RunOutputs, image: Image) -> list[tuple]:
                 _pct(f["best"]["test_score"]), f"{100 * f['best']['optimism']:+.2f}"]
                for f in r["folds"] if "test_score" in f["best"]]
     blocks = [
-        ("h2", "Search vs simple baselines"),
-        ("p", _versus_best_text(r, m)),
-        ("table", Table("baselines", ["system", f"{m} mean ± std", "vs speech", "folds better/worse", "vs tuned"],
+        Heading(2, "Search vs simple baselines"),
+        Paragraph(_versus_best_text(r, m)),
+        TableBlock(Table("baselines", ["system", f"{m} mean ± std", "vs speech", "folds better/worse", "vs tuned"],
                         rows)),
-        ("p", f"Kept configurations scored {_pct(t['mean_tuning_score'])} on the rows they were tuned on and "
+        Paragraph(f"Kept configurations scored {_pct(t['mean_tuning_score'])} on the rows they were tuned on and "
               f"{_pct(t['mean_test_score'])} on test rows: an optimism of {100 * t['mean_optimism']:+.2f} points. The "
               f"inner estimate (refit without each tuning group, scored on it) is what the choice used."),
-        ("table", Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
+        TableBlock(Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
                                      f"inner estimate {m}", f"test {m}", "optimism"], honesty)),
     ]
     why = [[f["fold"], f["best"]["why"]] for f in r["folds"] if f["best"].get("why")]
     if why:
-        blocks += [("p", "Why each fold kept its configuration: a fusion is kept over speech alone (and a joint fusion "
+        blocks += [Paragraph("Why each fold kept its configuration: a fusion is kept over speech alone (and a joint fusion "
                          "over the one-path one) only when its inner estimate leads by the required SEs, it is better "
                          "in most held-out folds, and no held-out fold loses more than its size allows."),
-                   ("table", Table("choices", ["fold", "why"], why))]
+                   TableBlock(Table("choices", ["fold", "why"], why))]
     if len(out.primary_trials):
         blocks.append(image("trials", "Search history per fold: each trial's inner estimate (dots) and the best so "
                                       "far (lines)."))
@@ -253,18 +294,18 @@ def _versus_best_text(result: dict, m: str) -> str:
     return head + describe_versus_best(base) + pick + ceiling
 
 
-def cross_blocks(cross: dict, image: Image) -> list[tuple]:
+def cross_blocks(cross: dict, image: Image) -> list[Block]:
     m = metric_name(cross["objective"])
     head = ["tuned on", "tested on", f"tuned {m} (mean over folds)", "gain (mean over folds)",
             "gain (pooled) [95% CI]", "folds better"]
-    blocks = [("h2", "Cross-dataset transfer"),
-              ("p", "The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
+    blocks = [Heading(2, "Cross-dataset transfer"),
+              Paragraph("The diagonal is ordinary per-fold tuning; off the diagonal one configuration tuned on all of the "
                     "row corpus is applied to every fold of the column corpus."),
               image("cross", f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
-              ("table", Table("transfer", head, _transfer_rows(cross)))]
+              TableBlock(Table("transfer", head, _transfer_rows(cross)))]
     for path, part in cross.get("text_paths", {}).items():
-        blocks += [("p", f"The same with text path `{path}` in every corpus (its own tuning and transfer)."),
-                   ("table", Table(f"transfer_{file_component(path)}", head, _transfer_rows(part)))]
+        blocks += [Paragraph(f"The same with text path `{path}` in every corpus (its own tuning and transfer)."),
+                   TableBlock(Table(f"transfer_{file_component(path)}", head, _transfer_rows(part)))]
     return blocks
 
 
@@ -279,7 +320,7 @@ def _transfer_rows(cross: dict) -> list[list[str]]:
     return rows
 
 
-def text_path_blocks(r: dict, image: Image) -> list[tuple]:
+def text_path_blocks(r: dict, image: Image) -> list[Block]:
     """Every text path: its ASR errors, sentiment accuracy, text-only and tuned scores; the gain by utterance WER;
     the text-path transfer matrix."""
     metric = headline_metric(r)
@@ -295,12 +336,12 @@ def text_path_blocks(r: dict, image: Image) -> list[tuple]:
                      _pct(errors["cer"]) if errors.get("cer") is not None else "-",
                      _pct(acc) if acc is not None else "-", _pct(text[metric]) if text else "-",
                      _pct(tuned[metric]) if tuned else "-"])
-    blocks: list[tuple] = [
-        ("h2", "Text paths"),
-        ("p", f"Each ASR + sentiment combination as its own text path. WER and CER against the reference "
+    blocks: list[Block] = [
+        Heading(2, "Text paths"),
+        Paragraph(f"Each ASR + sentiment combination as its own text path. WER and CER against the reference "
               f"transcripts (normalizer `{asr.get('normalizer', '-')}`; pooled over utterances); sentiment accuracy "
               f"against the gold emotion mapped to sentiment; text-only and tuned {m} as means over folds (%)."),
-        ("table", Table("text_paths", ["path", "transcripts", "WER", "CER", "sentiment accuracy", f"text {m}",
+        TableBlock(Table("text_paths", ["path", "transcripts", "WER", "CER", "sentiment accuracy", f"text {m}",
                                        f"tuned {m}"], rows))]
     if "cascade" in r:
         blocks.append(image("gain_by_wer", "How transcript errors reach the fusion: accuracy gain over speech by "
@@ -308,18 +349,18 @@ def text_path_blocks(r: dict, image: Image) -> list[tuple]:
         rows = [[path, b["bucket"], str(b["n"]), f"{100 * b['gain']:+.2f}" if b["gain"] is not None else "-",
                  str(b["switches"]), _pct(b["switch_right"]) if b["switch_right"] is not None else "-"]
                 for path, buckets in r["cascade"]["paths"].items() for b in buckets]
-        blocks.append(("table", Table("gain_by_wer", ["path", "utterance WER", "n", "gain (points)",
+        blocks.append(TableBlock(Table("gain_by_wer", ["path", "utterance WER", "n", "gain (points)",
                                                       "switches", "switches right (%)"], rows)))
     if "text_transfer" in r:
         t = r["text_transfer"]
         rows = [[src] + [f"{100 * t['matrix'][src][dst]['gain']:+.2f}" for dst in t["paths"]] for src in t["paths"]]
-        blocks.append(("p", f"A configuration tuned on one path (rows) applied to another path's text (columns): "
+        blocks.append(Paragraph(f"A configuration tuned on one path (rows) applied to another path's text (columns): "
                             f"{m} gain over speech, mean over folds (points)."))
-        blocks.append(("table", Table("text_transfer", ["tuned on \\ applied to"] + t["paths"], rows)))
+        blocks.append(TableBlock(Table("text_transfer", ["tuned on \\ applied to"] + t["paths"], rows)))
     return blocks
 
 
-def breakdown_blocks(out: RunOutputs, main: str) -> list[tuple]:
+def breakdown_blocks(out: RunOutputs, main: str) -> list[Block]:
     """Speech vs the main system by condition (improvised/scripted) and gender, where the table has them."""
     pred, labels, metric = out.predictions, out.result["labels"], out.metric
     m, k = metric_name(metric), len(labels)
@@ -333,30 +374,28 @@ def breakdown_blocks(out: RunOutputs, main: str) -> list[tuple]:
             sp = summary(y, label_codes(part, labels, "pred_speech"), k)[metric]
             mn = summary(y, label_codes(part, labels, f"pred_{main}"), k)[metric]
             rows.append([str(value), str(len(part)), _pct(sp), _pct(mn), f"{100 * (mn - sp):+.2f}"])
-        blocks.append(("table", Table(f"by_{column}", [column, "n", f"speech {m}", f"{main} {m}", "gain"], rows)))
+        blocks.append(TableBlock(Table(f"by_{column}", [column, "n", f"speech {m}", f"{main} {m}", "gain"], rows)))
     if blocks:
-        blocks.insert(0, ("h2", "Breakdowns"))
-        blocks.insert(1, ("p", "Pooled test rows of each group (%)."))
+        blocks.insert(0, Heading(2, "Breakdowns"))
+        blocks.insert(1, Paragraph("Pooled test rows of each group (%)."))
     return blocks
 
 
-def to_markdown(blocks: list[tuple], base: Path) -> str:
+def to_markdown(blocks: list[Block], base: Path) -> str:
     out = []
     for b in blocks:
-        if b[0] == "h1":
-            out.append(f"# {markdown_cell(b[1])}\n")
-        elif b[0] == "h2":
-            out.append(f"## {markdown_cell(b[1])}\n")
-        elif b[0] == "p":
-            out.append(f"{markdown_text(b[1])}\n")
-        elif b[0] == "provenance":
-            out.append(f"*{markdown_text(b[1])}*\n")
-        elif b[0] == "img":
-            caption = markdown_cell(b[2])
-            out.append(f"![{caption.replace('[', '(').replace(']', ')')}]({b[1].relative_to(base).as_posix()})"
+        if isinstance(b, Heading):
+            out.append(f"{'#' * b.level} {markdown_cell(b.text)}\n")
+        elif isinstance(b, Paragraph):
+            out.append(f"{markdown_text(b.text)}\n")
+        elif isinstance(b, Provenance):
+            out.append(f"*{markdown_text(b.text)}*\n")
+        elif isinstance(b, Figure):
+            caption = markdown_cell(b.caption)
+            out.append(f"![{caption.replace('[', '(').replace(']', ')')}]({b.png.relative_to(base).as_posix()})"
                        f"\n\n*{caption}*\n")
-        elif b[0] == "table":
-            t = b[1]
+        else:
+            t = b.table
             out.append("| " + " | ".join(map(markdown_cell, t.head)) + " |\n|" + "---|" * len(t.head) + "\n"
                        + "".join("| " + " | ".join(map(markdown_cell, r)) + " |\n" for r in t.rows))
     return "\n".join(out)
@@ -394,32 +433,32 @@ def _table_html(t: Table) -> str:
                                 for r in t.rows) + "</table></div>")
 
 
-def to_html(blocks: list[tuple], title: str) -> str:
+def to_html(blocks: list[Block], title: str) -> str:
     """A self-contained page: a table of contents after the title, anchored sections, the provenance box."""
-    sections = [b[1] for b in blocks if b[0] == "h2"]
+    sections = [b.text for b in blocks if isinstance(b, Heading) and b.level == 2]
     toc = ("<nav class='toc'><strong>Contents</strong><ol>"
            + "".join(f"<li><a href='#{anchor(h)}'>{html_text(h)}</a></li>" for h in sections) + "</ol></nav>")
     out = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
            f"<meta name='viewport' content='width=device-width, initial-scale=1'><title>{html_text(title)}</title>"
            f"<style>{CSS}</style></head><body>"]
     for b in blocks:
-        if b[0] == "h1":
-            out.append(f"<h1>{_inline(b[1])}</h1>")
-        elif b[0] == "h2":
+        if isinstance(b, Heading) and b.level == 1:
+            out.append(f"<h1>{_inline(b.text)}</h1>")
+        elif isinstance(b, Heading):
             if toc:
                 out.append(toc)
                 toc = ""
-            out.append(f"<h2 id='{anchor(b[1])}'>{_inline(b[1])}</h2>")
-        elif b[0] == "p":
-            out.append(f"<p>{_inline(b[1])}</p>")
-        elif b[0] == "provenance":
-            out.append(f"<p class='provenance'>{_inline(b[1])}</p>")
-        elif b[0] == "img":
-            data = base64.b64encode(b[1].read_bytes()).decode()
-            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html_text(b[2])}'>"
-                       f"<figcaption>{_inline(b[2])}</figcaption></figure>")
-        elif b[0] == "table":
-            out.append(_table_html(b[1]))
+            out.append(f"<h2 id='{anchor(b.text)}'>{_inline(b.text)}</h2>")
+        elif isinstance(b, Paragraph):
+            out.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Provenance):
+            out.append(f"<p class='provenance'>{_inline(b.text)}</p>")
+        elif isinstance(b, Figure):
+            data = base64.b64encode(b.png.read_bytes()).decode()
+            out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html_text(b.caption)}'>"
+                       f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
+        else:
+            out.append(_table_html(b.table))
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -435,17 +474,17 @@ def provenance_text(record: dict) -> str:
     return "Provenance: " + ", ".join(parts) + " (all in run.json)."
 
 
-def tables_with_captions(blocks: list[tuple]) -> list[tuple[Table, str]]:
+def tables_with_captions(blocks: list[Block]) -> list[tuple[Table, str]]:
     """Each table with a caption from its section: the heading, and the paragraph that introduces it."""
     out, heading, text = [], "", ""
     for b in blocks:
-        if b[0] in ("h1", "h2"):
-            heading, text = b[1], ""
-        elif b[0] == "p":
-            text = b[1]
-        elif b[0] == "table":
+        if isinstance(b, Heading):
+            heading, text = b.text, ""
+        elif isinstance(b, Paragraph):
+            text = b.text
+        elif isinstance(b, TableBlock):
             first = re.split(r"(?<=[.;:])\s", text.replace("**", "").replace("`", ""), maxsplit=1)[0]
-            out.append((b[1], f"{heading}. {first}".strip(" .") + "." if first else f"{heading}."))
+            out.append((b.table, f"{heading}. {first}".strip(" .") + "." if first else f"{heading}."))
     return out
 
 
@@ -471,7 +510,7 @@ def write_report(run: str | Path, formats: tuple[str, ...] = ("png",)) -> tuple[
         table_dir.mkdir()
         try:
             blocks = build_blocks(outputs, fig_dir, tuple(formats))
-            blocks.insert(1, ("provenance", provenance_text(_record(run))))
+            blocks.insert(1, Provenance(provenance_text(_record(run))))
         except (KeyError, TypeError, IndexError) as exc:
             raise InputError(f"{run}: its results lack {exc} (damaged, or written by another ser version); rerun "
                              f"the command that wrote them") from exc
