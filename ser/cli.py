@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ser import __version__
@@ -64,6 +66,15 @@ def _table_inputs(args: argparse.Namespace):
     return df, cfg, Path(cfg.out or f"runs/{args.command}")
 
 
+@contextmanager
+def _writing(out: Path, command: str) -> Iterator[Callable[[], float]]:
+    """The frame of a command that writes into ``out``: its lock and its log file, and the seconds it has taken."""
+    t0 = time.perf_counter()
+    with output_lock(out, command):
+        add_log_file(out / "ser.log")
+        yield lambda: time.perf_counter() - t0
+
+
 def _warn(result: dict) -> None:
     """Weak but valid input (recorded in the result's ``warnings``) as one warning line each."""
     for warning in result.get("warnings", []):
@@ -75,17 +86,15 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from ser.study import evaluate_stage
     from ser.text_paths import format_text_paths
 
-    t0 = time.perf_counter()
     df, cfg, out = _table_inputs(args)
-    with output_lock(out, "evaluate"):
-        add_log_file(out / "ser.log")
+    with _writing(out, "evaluate") as elapsed:
         result = evaluate_stage(df, cfg, out).result
         print(format_table(result))
         paths = format_text_paths(result)
         if paths:
             print(paths)
         _warn(result)
-    log.info(f"wrote {out / 'evaluation.json'} and predictions.parquet ({time.perf_counter() - t0:.2f} s)")
+    log.info(f"wrote {out / 'evaluation.json'} and predictions.parquet ({elapsed():.2f} s)")
     return 0
 
 
@@ -98,15 +107,13 @@ def _cmd_tune(args: argparse.Namespace) -> int:
     from ser.text_paths import format_text_paths
     from ser.baselines import format_baselines
 
-    t0 = time.perf_counter()
     df, cfg, out = _table_inputs(args)
     if args.engine or args.text:
         cfg = replace(cfg, tune=replace(cfg.tune, **{k: v for k, v in (("engine", args.engine), ("text", args.text))
                                                     if v}))
-    with output_lock(out, "tune"):
-        add_log_file(out / "ser.log")
+    with _writing(out, "tune") as elapsed:
         def record(result: dict) -> dict:
-            return run_record("tune", cfg, config_file=args.config, timings_s={"total": time.perf_counter() - t0},
+            return run_record("tune", cfg, config_file=args.config, timings_s={"total": elapsed()},
                               warnings=result["warnings"])
         result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment",
                             record=record).result
@@ -117,24 +124,22 @@ def _cmd_tune(args: argparse.Namespace) -> int:
             print(paths)
         _warn(result)
     log.info(f"wrote {out}/results.json, trials.parquet, predictions.parquet, run.json "
-             f"({time.perf_counter() - t0:.1f} s)")
+             f"({elapsed():.1f} s)")
     return 0
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from ser.study import sweep_stage
 
-    t0 = time.perf_counter()
     df, cfg, out = _table_inputs(args)
-    with output_lock(out, "sweep"):
-        add_log_file(out / "ser.log")
+    with _writing(out, "sweep") as elapsed:
         result = sweep_stage(df, cfg, out)
     stats = result.stats
     print(f"chosen τ_H {stats['chosen_tau_h']['mean']:.3f} ± {stats['chosen_tau_h']['std']:.3f}, "
           f"τ_V {stats['chosen_tau_v']['mean']:.3f} ± {stats['chosen_tau_v']['std']:.3f} across folds; "
           f"gap to oracle {100 * stats['gap_to_oracle']:.2f} points")
     log.info(f"wrote {out}/sweep.parquet ({len(result.surfaces):,} rows), sweep_chosen.parquet, sweep.json "
-             f"({time.perf_counter() - t0:.1f} s)")
+             f"({elapsed():.1f} s)")
     return 0
 
 
@@ -153,15 +158,13 @@ def _cmd_cross(args: argparse.Namespace) -> int:
         tables = split_corpora(read_table(cfg.scores))
     else:
         raise InputError("give cross.corpora in the config, or --scores with a 'corpus' column")
-    t0 = time.perf_counter()
     out = Path(cfg.out or "runs/cross")
-    with output_lock(out, "cross"):
-        add_log_file(out / "ser.log")
+    with _writing(out, "cross") as elapsed:
         result = cross_stage(tables, _raw_config(args, scores=args.scores or args.table, out=args.out), out,
                              reuse=args.resume,
                              state_dirs={name: out / "folds" / file_component(name) for name in tables})
         print(format_matrix(result.result))
-    log.info(f"wrote {out}/cross.json ({time.perf_counter() - t0:.1f} s)")
+    log.info(f"wrote {out}/cross.json ({elapsed():.1f} s)")
     return 0
 
 
@@ -193,15 +196,13 @@ def _cmd_infer(args: argparse.Namespace) -> int:
         raise InputError("--manifest (or infer.manifest in the config) is required")
     manifest = read_manifest(manifest_path, cfg.labels)
     out = Path(cfg.out or "runs/infer")
-    t0 = time.perf_counter()
-    with output_lock(out, "infer"):
-        add_log_file(out / "ser.log")
+    with _writing(out, "infer") as elapsed:
         models = model_versions(cfg.infer, sorted(manifest["fold"].astype(str).unique()))
         scores, errors = infer_stage(manifest, cfg, out)
-        write_json(run_record("infer", cfg, models=models, timings_s={"total": time.perf_counter() - t0}),
+        write_json(run_record("infer", cfg, models=models, timings_s={"total": elapsed()}),
                    out / "run.json")
     log.info(f"wrote {out}/scores.parquet ({len(scores)} rows), errors.parquet ({len(errors)} rows), run.json "
-             f"in {time.perf_counter() - t0:.1f} s")
+             f"in {elapsed():.1f} s")
     return 0
 
 
@@ -239,11 +240,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     args.config = _study_config_path(args.config)
     cfg = _config(args, out=args.out)
     out = Path(cfg.out or f"runs/{cfg.name}")
-    t0 = time.perf_counter()
-    with output_lock(out, "run"):
-        add_log_file(out / "ser.log")
+    with _writing(out, "run") as elapsed:
         run_study(cfg, out, force=args.force)
-    log.info(f"ser run finished in {time.perf_counter() - t0:.1f} s: {out}/report.html (full log: {out}/ser.log)")
+    log.info(f"ser run finished in {elapsed():.1f} s: {out}/report.html (full log: {out}/ser.log)")
     return 0
 
 

@@ -254,22 +254,28 @@ class SpeechRule:
         return _decision(a, a.speech)
 
 
-@register_rule
 @dataclass(frozen=True)
-class TextRule:
-    """The sentiment label mapped to an emotion class, for every row."""
+class _TextLabelRule:
+    """A rule reading the sentiment's mapped label as is: nothing fitted, only the negative mapping configured."""
 
     negative: NegativeMapping
-    kind: ClassVar[str] = "text"
     keys: ClassVar[frozenset[str]] = frozenset({"negative"})
 
     @classmethod
-    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "TextRule":
+    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "_TextLabelRule":
         return cls(_negative(raw, labels))
 
     @staticmethod
     def free_parameters(config: Mapping[str, Any]) -> int:
         return 0
+
+
+@register_rule
+@dataclass(frozen=True)
+class TextRule(_TextLabelRule):
+    """The sentiment label mapped to an emotion class, for every row."""
+
+    kind: ClassVar[str] = "text"
 
     @staticmethod
     def describe(config: Mapping[str, Any]) -> str:
@@ -281,20 +287,10 @@ class TextRule:
 
 @register_rule
 @dataclass(frozen=True)
-class OracleRule:
+class OracleRule(_TextLabelRule):
     """Analysis only: switch exactly where speech is wrong and the text label is right."""
 
-    negative: NegativeMapping
     kind: ClassVar[str] = "oracle"
-    keys: ClassVar[frozenset[str]] = frozenset({"negative"})
-
-    @classmethod
-    def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "OracleRule":
-        return cls(_negative(raw, labels))
-
-    @staticmethod
-    def free_parameters(config: Mapping[str, Any]) -> int:
-        return 0
 
     @staticmethod
     def describe(config: Mapping[str, Any]) -> str:

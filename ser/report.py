@@ -44,11 +44,8 @@ class Paragraph:
     text: str
 
 
-@dataclass(frozen=True)
-class Provenance:
+class Provenance(Paragraph):
     """The one-line record of what produced the numbers, set apart under the title."""
-
-    text: str
 
 
 @dataclass(frozen=True)
@@ -66,7 +63,7 @@ class TableBlock:
     table: Table
 
 
-Block = Heading | Paragraph | Provenance | Figure | TableBlock
+Block = Heading | Paragraph | Figure | TableBlock
 """What a report says, in order; rendered to Markdown and HTML alike."""
 
 Image = Callable[[str, str], Figure]          # (figure name, caption) -> its block, the figure saved
@@ -386,10 +383,10 @@ def to_markdown(blocks: list[Block], base: Path) -> str:
     for b in blocks:
         if isinstance(b, Heading):
             out.append(f"{'#' * b.level} {markdown_cell(b.text)}\n")
-        elif isinstance(b, Paragraph):
-            out.append(f"{markdown_text(b.text)}\n")
         elif isinstance(b, Provenance):
             out.append(f"*{markdown_text(b.text)}*\n")
+        elif isinstance(b, Paragraph):
+            out.append(f"{markdown_text(b.text)}\n")
         elif isinstance(b, Figure):
             caption = markdown_cell(b.caption)
             out.append(f"![{caption.replace('[', '(').replace(']', ')')}]({b.png.relative_to(base).as_posix()})"
@@ -449,10 +446,10 @@ def to_html(blocks: list[Block], title: str) -> str:
                 out.append(toc)
                 toc = ""
             out.append(f"<h2 id='{anchor(b.text)}'>{_inline(b.text)}</h2>")
-        elif isinstance(b, Paragraph):
-            out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Provenance):
             out.append(f"<p class='provenance'>{_inline(b.text)}</p>")
+        elif isinstance(b, Paragraph):
+            out.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Figure):
             data = base64.b64encode(b.png.read_bytes()).decode()
             out.append(f"<figure><img src='data:image/png;base64,{data}' alt='{html_text(b.caption)}'>"
