@@ -454,11 +454,9 @@ def _default_text(f) -> str:
         return ""
     if isinstance(value, StageSpec) or value is None and f.name in STAGES:
         return ""
-    if isinstance(value, Candidates):
-        value = value.to_config()
-    elif is_dataclass(value) and not isinstance(value, type):
-        return ""
-    value = list(value) if isinstance(value, tuple) else value
+    if is_dataclass(value) and not isinstance(value, (type, Candidates)):
+        return ""                                       # a nested section: its own table follows
+    value = _as_data(value)
     return "`" + yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip() + "`"
 
 
