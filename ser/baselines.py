@@ -18,7 +18,7 @@ from ser.arrays import ScoreArrays
 from ser.choice import TrialRecord
 from ser.config import TuneConfig
 from ser.folds import fold_splits
-from ser.fusion import rule_from_config
+from ser.fusion import NEGATIVE_SPLITS, PRIORS, SPREADS, rule_from_config
 from ser.labels import LabelSet
 from ser.metrics import fold_scores
 from ser.scoring import TestRows
@@ -26,19 +26,27 @@ from ser.search import fit_trial
 from ser.stats import versus_best
 
 
+def _reading(spread: str, split: str, prior: str) -> str:
+    """A text distribution's part of a baseline name: ``top,ratio`` as mapped, ``top,ratio,divide`` divided by its
+    mean on the tuning rows."""
+    return f"{spread},{split}" + ("" if prior == "keep" else f",{prior}")
+
+
+READINGS = [(spread, split, prior) for prior in PRIORS for spread in SPREADS for split in NEGATIVE_SPLITS]
+"""Every text distribution a one-weight baseline reads the sentiment by."""
 BASELINES: dict[str, dict] = {
-    **{f"loglinear[{spread},{split}]": {"variant": "loglinear", "weight_gate": "none", "spread": spread,
-                                        "negative_split": split, "uniform": 0.0}
-       for spread in ("probs", "top") for split in ("even", "ratio")},
+    **{f"loglinear[{_reading(*r)}]": {"variant": "loglinear", "weight_gate": "none", "spread": r[0],
+                                      "negative_split": r[1], "prior": r[2], "uniform": 0.0} for r in READINGS},
     "published-rule": {"variant": "published"},
 }
 """Simple leakage-free baselines fitted per fold on the same tuning rows as the search: a single
-text weight for each text distribution, and the published selection rule under the run's protocol."""
+text weight for each text distribution (as mapped, and divided by its mean on the tuning rows), and the
+published selection rule under the run's protocol."""
 ONE_WEIGHT_BASELINES = tuple(name for name, params in BASELINES.items() if params["variant"] == "loglinear")
 """The near-equal one-weight fusions, one per text distribution, among which :func:`per_fold_pick` chooses."""
 JOINT_BASELINES: dict[str, dict] = {
-    f"joint[{spread},{split}]": {"variant": "joint", "spread": spread, "negative_split": split}
-    for spread in ("probs", "top") for split in ("even", "ratio")}
+    f"joint[{_reading(*r)}]": {"variant": "joint", "spread": r[0], "negative_split": r[1], "prior": r[2]}
+    for r in READINGS}
 """Where a table carries further text paths: one weight per path (log-linear), for each text distribution."""
 
 

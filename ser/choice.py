@@ -62,6 +62,11 @@ alone (smaller groups, whose scores move more with each utterance, are allowed m
 REFERENCE_GROUP_ROWS = 400
 MAJORITY = 0.5
 """... and when it is better than speech alone in more than this share of the held-out groups (do no harm)."""
+EVIDENCE_MARGIN_SE = 1.0
+"""A fusion is kept over speech alone only when the text also shows evidence beyond its own prior: the best fusion
+that reads the text divided by its mean (``text.prior: divide``) passes the same test against speech alone with this
+lead (a fusion whose gain needs the text's prior only shifts speech's class priors, which does not carry over to an
+unseen speaker)."""
 PATH_MARGIN_SE = 1.0
 """A joint fusion (one weight per text path) is kept over the one-path choice only when it passes the same test
 against it with this lead: a further path earns its weight, or the fold goes without it."""
@@ -170,15 +175,10 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
     if rule == "one-se":
         return Choice(_one_se(records, corrected=False),
                       "fewest free parameters within one SE of the best inner estimate")
-    by_level: dict[int, list[TrialRecord]] = {}
-    for r in records:
-        by_level.setdefault(free_parameters(r.config), []).append(r)
-    finalists = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
-    fused = [r for r in finalists if r.config["kind"] != "speech"]
-    speech = [r for r in finalists if r.config["kind"] == "speech"]
-    if not fused:
+    speech = [r for r in records if r.config["kind"] == "speech"][:1]
+    kept = _fusion_finalist(records)
+    if kept is None:
         return Choice(speech[0], "speech alone: no fusion was searched")
-    kept = _one_se(fused, corrected=True)
     if kept.config["kind"] == "joint":
         simpler = choose([r for r in records if r.config["kind"] != "joint"], rule, group_rows)
         if simpler.kept.config["kind"] != "speech":
@@ -192,4 +192,28 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
                             "searched)")
     keep_fusion, why = _consistently_better(kept, speech[0], SPEECH_MARGIN_SE, group_rows, "speech alone",
                                             "speech alone", "fusion")
+    evidence = _fusion_finalist([r for r in records if _divides_prior(r.config)])
+    if keep_fusion and evidence is not None:
+        has_evidence, evidence_why = _consistently_better(evidence, speech[0], EVIDENCE_MARGIN_SE, group_rows,
+                                                          "speech alone", "speech alone", "fusion")
+        if not has_evidence:
+            return Choice(speech[0], "speech alone kept: the text shows no evidence beyond its own prior, so the "
+                                     "fusion's gain is a shift of speech's class priors (divided by its prior, "
+                                     f"{evidence_why}; as kept, {why})")
     return Choice(kept if keep_fusion else speech[0], why)
+
+
+def _fusion_finalist(records: list[TrialRecord]) -> TrialRecord | None:
+    """``levels`` among the fusions: per complexity level the best tuning score, then the fewest free parameters
+    within one corrected SE of the best inner estimate (None without a fusion)."""
+    by_level: dict[int, list[TrialRecord]] = {}
+    for r in records:
+        if r.config["kind"] != "speech":
+            by_level.setdefault(free_parameters(r.config), []).append(r)
+    finalists = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
+    return _one_se(finalists, corrected=True) if finalists else None
+
+
+def _divides_prior(config: dict) -> bool:
+    """Does this fusion read the text divided by its own prior (its evidence beyond what it says on average)?"""
+    return (config.get("text") or {}).get("prior") == "divide"

@@ -9,7 +9,7 @@ description, and ``@register_rule`` adds it to :data:`RULES`, the one registry o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, ClassVar, Mapping, Protocol
 
 import numpy as np
@@ -121,6 +121,7 @@ def text_labels(a: ScoreArrays, negative: NegativeMapping) -> np.ndarray:
 
 SPREADS = ("probs", "top")
 NEGATIVE_SPLITS = ("even", "ratio")
+PRIORS = ("keep", "divide")
 
 
 @dataclass(frozen=True)
@@ -131,12 +132,19 @@ class TextDistribution:
     label's confidence c on its mapped class and (1 − c)/K on every class — the natural reading
     of a sentiment model reported as top label + confidence. ``negative_split``: negative mass
     goes to the negative classes ``even``ly or in the ``ratio`` of the speech model's
-    probabilities for them (p_ang : p_sad). ``uniform``: mixing weight λ, q ← (1 − λ)·q + λ/K.
+    probabilities for them (p_ang : p_sad). ``prior``: ``keep`` q as mapped, or ``divide`` it by its
+    mean over the rows the fusion was fitted on (``base``, per text path), so the text adds only its
+    evidence beyond what it says on average, as Bayes' rule for two posteriors divides by the prior
+    (a sentiment model that says "neutral" for half the corpus does not push every row toward neu).
+    ``uniform``: mixing weight λ, q ← (1 − λ)·q + λ/K.
     """
 
     spread: str = "probs"
     negative_split: str = "even"
     uniform: float = 0.0
+    prior: str = "keep"
+    base: tuple[tuple[str, tuple[float, ...]], ...] | None = None
+    """``divide``: each path's mean mapped distribution on the fitting rows (label-free; None: the rows at hand)."""
 
     def __post_init__(self) -> None:
         if self.spread not in SPREADS:
@@ -145,22 +153,60 @@ class TextDistribution:
             raise InputError(f"text.negative_split '{self.negative_split}' is not one of {list(NEGATIVE_SPLITS)}")
         if not 0.0 <= self.uniform <= 1.0:
             raise InputError(f"text.uniform must be in [0, 1], got {self.uniform}")
+        if self.prior not in PRIORS:
+            raise InputError(f"text.prior '{self.prior}' is not one of {list(PRIORS)}")
+        if self.base is not None and (self.prior != "divide" or any(
+                not v or not all(np.isfinite(x) and x > 0 for x in v) for _, v in self.base)):
+            raise InputError("text.base must map each text path to positive class means, with prior: divide; got "
+                             f"{dict(self.base)!r}")
 
     @classmethod
     def from_config(cls, raw: Any) -> "TextDistribution":
-        """``{spread, negative_split, uniform}`` (all optional); unknown keys are errors."""
+        """``{spread, negative_split, uniform, prior, base}`` (all optional); unknown keys are errors."""
         raw = raw or {}
         if not isinstance(raw, Mapping):
-            raise InputError(f"text must be a mapping {{spread, negative_split, uniform}}, got {raw!r}")
-        check_keys(raw, {"spread", "negative_split", "uniform"}, "text")
+            raise InputError(f"text must be a mapping {{spread, negative_split, uniform, prior}}, got {raw!r}")
+        check_keys(raw, {"spread", "negative_split", "uniform", "prior", "base"}, "text")
+        base = raw.get("base")
+        if base is not None and not isinstance(base, Mapping):
+            raise InputError(f"text.base must map text paths to class means (e.g. {{{PRIMARY_PATH}: [...]}}), "
+                             f"got {base!r}")
         return cls(str(raw.get("spread", "probs")), str(raw.get("negative_split", "even")),
-                   float(raw.get("uniform", 0.0)))
+                   float(raw.get("uniform", 0.0)), str(raw.get("prior", "keep")),
+                   None if base is None else tuple((str(path), tuple(float(x) for x in values))
+                                                   for path, values in base.items()))
 
     def to_config(self) -> dict:
-        return {"spread": self.spread, "negative_split": self.negative_split, "uniform": self.uniform}
+        out = {"spread": self.spread, "negative_split": self.negative_split, "uniform": self.uniform}
+        if self.prior != "keep":
+            out["prior"] = self.prior
+        if self.base is not None:
+            out["base"] = {path: list(values) for path, values in self.base}
+        return out
+
+    def fitted(self, a: ScoreArrays, paths: list[str]) -> "TextDistribution":
+        """With ``prior: divide``, the same reading with ``base`` measured on these (fitting) rows; else itself."""
+        if self.prior != "divide":
+            return self
+        means = {path: np.round(np.maximum(self._mapped(a, path).mean(axis=0), EPS), 6) for path in paths}
+        return replace(self, base=tuple((path, tuple(map(float, m))) for path, m in means.items()))
 
     def apply(self, a: ScoreArrays, path: str = PRIMARY_PATH) -> np.ndarray:
         """(n, K) rows summing to 1, from text path ``path``'s sentiment."""
+        q = self._mapped(a, path)
+        if self.prior == "divide":
+            bases = dict(self.base or ())
+            if self.base is not None and path not in bases:
+                raise InputError(f"text.base has no means for text path '{path}' (it has {list(bases)})")
+            base = np.asarray(bases[path]) if path in bases else np.maximum(q.mean(axis=0), EPS)
+            if base.shape != (q.shape[1],):
+                raise InputError(f"text.base for path '{path}' has {base.size} values for {q.shape[1]} classes")
+            q = q / base
+            q /= q.sum(axis=1, keepdims=True)
+        return (1.0 - self.uniform) * q + self.uniform / a.labels.k
+
+    def _mapped(self, a: ScoreArrays, path: str) -> np.ndarray:
+        """The sentiment mapped onto the K classes (spread and negative split), before prior and uniform mixing."""
         labels, n = a.labels, len(a)
         sentiment = a.text(path)
         neg_idx = np.array([labels.index(c) for c in labels.negative])
@@ -182,8 +228,7 @@ class TextDistribution:
         q[:, neg_idx] += mass[:, [0]] * share
         q[:, labels.index(labels.neutral)] += mass[:, 1]
         q[:, labels.index(labels.positive)] += mass[:, 2]
-        q += floor[:, None]
-        return (1.0 - self.uniform) * q + self.uniform / labels.k
+        return q + floor[:, None]
 
 
 def _decision(a: ScoreArrays, pred: np.ndarray) -> Decision:
@@ -404,6 +449,8 @@ def _text_words(config: Mapping[str, Any]) -> list[str]:
     text = config.get("text") or {}
     words = [f"text as {'top label + confidence' if text.get('spread') == 'top' else 'sentiment probabilities'}"
              f", negative split {'by the speech ratio' if text.get('negative_split') == 'ratio' else 'evenly'}"]
+    if text.get("prior") == "divide":
+        words.append("divided by its mean on the tuning rows")
     if text.get("uniform"):
         words.append(f"{text['uniform']:g} uniform mix")
     gate = config.get("weight_gate", "none")

@@ -27,8 +27,9 @@ _SPLITS = [                               # (pattern, the column's new names fro
     (re.compile(r"^(\d+)/(\d+)$"), lambda head: _ratio_names(head)),
     (re.compile(rf"^{_NUMBER}$"), lambda head: [head]),
 ]
-WRAP_AT = 28
-"""Text columns with a cell longer than this wrap in TeX (``p{…}``) instead of running off the page."""
+WRAP_AT = 32
+"""Text columns with a cell longer than this wrap in TeX (``p{…}``) instead of running off the page (a system name,
+at most ``loglinear[probs,ratio,divide]``, stays on one line)."""
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ser.arrays import ScoreArrays
+from ser.arrays import PRIMARY_PATH, ScoreArrays
 from ser.fusion import GATES, NEVER, RULES, NegativeMapping, EPS, JointRule, TextDistribution, learned_exclusions, rule_from_config, weight_scale
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
@@ -50,11 +50,11 @@ def suggest(trial: Any, space: SearchSpace) -> dict:
     soft = space.soft
     if variant == "joint":
         return {"variant": variant, **{key: trial.suggest_categorical(key, list(getattr(soft, key)))
-                                       for key in ("spread", "negative_split")}}
+                                       for key in ("spread", "negative_split", "prior")}}
     params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", list(soft.weight_gate))}
     if params["weight_gate"] == "entropy":
         params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft.gate_quantile)
-    for key in ("spread", "negative_split", "uniform"):
+    for key in ("spread", "negative_split", "prior", "uniform"):
         params[key] = trial.suggest_categorical(key, list(getattr(soft, key)))
     return params
 
@@ -72,10 +72,11 @@ def anchor_trials(space: SearchSpace) -> list[dict]:
     out = [{"variant": "speech"}] if "speech" in space.variants else []
     if "loglinear" in space.variants and "none" in soft.weight_gate and 0.0 in soft.uniform:
         out += [{"variant": "loglinear", "weight_gate": "none", "spread": spread, "negative_split": split,
-                 "uniform": 0.0} for spread in soft.spread for split in soft.negative_split]
+                 "prior": prior, "uniform": 0.0}
+                for prior in soft.prior for spread in soft.spread for split in soft.negative_split]
     if "joint" in space.variants:
-        out += [{"variant": "joint", "spread": spread, "negative_split": split}
-                for spread in soft.spread for split in soft.negative_split]
+        out += [{"variant": "joint", "spread": spread, "negative_split": split, "prior": prior}
+                for prior in soft.prior for spread in soft.spread for split in soft.negative_split]
     if "published" in space.variants:
         out.append({"variant": "published"})
     return out
@@ -261,8 +262,9 @@ JOINT_CHUNK = 64
 
 def _joint_predictions(params: dict, a: ScoreArrays, soft: SoftSpace) -> tuple[np.ndarray, dict, np.ndarray]:
     """(weight combinations (C, P), configuration without ``w``, fused labels for each combination (C, n))."""
-    text = TextDistribution(params["spread"], params["negative_split"])
     paths = a.paths
+    text = TextDistribution(params["spread"], params["negative_split"],
+                            prior=params.get("prior", "keep")).fitted(a, paths)
     grid = joint_weight_grid(soft.joint_w, len(paths))
     log_p = np.log(np.maximum(a.p, EPS))
     log_q = [np.log(np.maximum(text.apply(a, path), EPS)) for path in paths]
@@ -277,7 +279,8 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: SoftSpace) -> tuple[np
         return _joint_predictions(params, a, soft)
     weights = soft.w.values(np.array([]))
     gate = params["weight_gate"]
-    text = TextDistribution.from_config({k: params[k] for k in ("spread", "negative_split", "uniform") if k in params})
+    text = TextDistribution.from_config({k: params[k] for k in ("spread", "negative_split", "uniform", "prior")
+                                         if k in params}).fitted(a, [PRIMARY_PATH])
     config: dict = {"kind": params["variant"], "weight_gate": gate, "text": text.to_config()}
     if gate == "entropy":
         config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))

@@ -15,7 +15,7 @@ import numpy as np
 
 from ser.backends.registry import doc
 from ser.checks import is_count
-from ser.fusion import GATES, NEGATIVE_SPLITS, SPREADS, WEIGHT_GATES
+from ser.fusion import GATES, NEGATIVE_SPLITS, PRIORS, SPREADS, WEIGHT_GATES
 from ser.io import InputError
 
 VARIANTS = ("speech", "select", "loglinear", "average", "joint", "published")
@@ -129,6 +129,9 @@ class SoftSpace:
     spread: tuple[str, ...] = field(default=("probs", "top"), metadata=doc(f"text distributions, of {list(SPREADS)}"))
     negative_split: tuple[str, ...] = field(default=("even", "ratio"), metadata=doc(
         f"negative mass splits, of {list(NEGATIVE_SPLITS)}"))
+    prior: tuple[str, ...] = field(default=PRIORS, metadata=doc(
+        "keep the mapped text distribution, or divide it by its mean on the tuning rows (the text's own prior), "
+        f"of {list(PRIORS)}"))
     uniform: tuple[float, ...] = field(default=(0.0, 0.2, 0.5), metadata=doc("uniform mixing weights in [0, 1]"))
     joint_w: Candidates = field(default=Candidates(range=(0.0, 1.0), steps=26), metadata=doc(
         "per-path weight candidates of a joint fusion (combinations summing to at most 1)"))
@@ -136,7 +139,7 @@ class SoftSpace:
     def __post_init__(self) -> None:
         where = "tune.space.soft."
         for key, allowed in (("weight_gate", WEIGHT_GATES), ("spread", SPREADS),
-                             ("negative_split", NEGATIVE_SPLITS)):
+                             ("negative_split", NEGATIVE_SPLITS), ("prior", PRIORS)):
             object.__setattr__(self, key, choices(getattr(self, key), allowed, where + key))
         uniform = self.uniform
         if not isinstance(uniform, (list, tuple)) or not uniform or \

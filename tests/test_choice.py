@@ -195,22 +195,24 @@ def test_iemocap_like_default_search_matches_the_best_simple_baseline():
 
 
 def test_per_fold_pick_by_tuning_score_against_the_same_baselines_fixed():
-    """Two folds, four one-weight baselines: fold a's tuning scores pick top,ratio, fold b's tie and go to the first
-    in order (probs,even); the test scores picked are averaged and set against the fixed baselines' means."""
+    """Two folds, eight one-weight baselines (four text distributions, as mapped and divided by their prior): fold a's
+    tuning scores pick top,ratio, fold b's tie among the first four and go to the first in order (probs,even); the
+    test scores picked are averaged and set against the fixed baselines' means."""
     names = list(ONE_WEIGHT_BASELINES)
-    assert names == ["loglinear[probs,even]", "loglinear[probs,ratio]", "loglinear[top,even]", "loglinear[top,ratio]"]
-    tuning = {"a": [0.60, 0.61, 0.62, 0.63], "b": [0.70, 0.70, 0.70, 0.70]}
-    test = {"a": [0.50, 0.52, 0.54, 0.40], "b": [0.80, 0.60, 0.60, 0.60]}
+    mapped = ["loglinear[probs,even]", "loglinear[probs,ratio]", "loglinear[top,even]", "loglinear[top,ratio]"]
+    assert names == mapped + [name.replace("]", ",divide]") for name in mapped]
+    tuning = {"a": [0.60, 0.61, 0.62, 0.63] + [0.50] * 4, "b": [0.70, 0.70, 0.70, 0.70] + [0.69] * 4}
+    test = {"a": [0.50, 0.52, 0.54, 0.40] + [0.50] * 4, "b": [0.80, 0.60, 0.60, 0.60] + [0.60] * 4}
     fits = {n: {f: FittedBaseline({"kind": "loglinear"}, tuning[f][i]) for f in tuning} for i, n in enumerate(names)}
     result = {"folds": [{"fold": f, "systems": {n: {"ua": test[f][i]} for i, n in enumerate(names)}} for f in test],
               "mean": {n: {"ua": (test["a"][i] + test["b"][i]) / 2} for i, n in enumerate(names)}}
     pick = per_fold_pick(fits, result, "ua")
     assert pick["picked"] == {"a": "loglinear[top,ratio]", "b": "loglinear[probs,even]"}
     assert pick["score"] == pytest.approx((0.40 + 0.80) / 2)
-    assert pick["fixed_mean"] == pytest.approx((0.65 + 0.56 + 0.57 + 0.50) / 4)
-    assert pick["diff"] == pytest.approx(0.60 - 0.57)
+    assert pick["fixed_mean"] == pytest.approx((0.65 + 0.56 + 0.57 + 0.50 + 4 * 0.55) / 8)
+    assert pick["diff"] == pytest.approx(0.60 - 0.56)
     assert describe_per_fold_pick(pick) == ("Choosing per fold among the one-weight baselines by tuning score: 60.00 "
-                                            "against 57.00 for the same baselines fixed (+3.00); choosing per fold "
+                                            "against 56.00 for the same baselines fixed (+4.00); choosing per fold "
                                             "pays here.")
     worse = per_fold_pick(fits, {**result, "mean": {n: {"ua": 0.70} for n in names}}, "ua")
     assert describe_per_fold_pick(worse).endswith("(-10.00); choosing per fold among these near-equal fusions does "

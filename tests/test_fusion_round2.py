@@ -170,11 +170,12 @@ def test_a_strong_independent_second_path_is_fused_jointly():
 
 def test_a_useless_second_path_earns_no_weight():
     """A second sentiment that says nothing of the emotion: where a fold fuses it, its weight must have passed the
-    same test against the one-path choice; the result stays level with the best one-path baseline."""
+    same test against the one-path choice. Here no fold fuses it, and the result stays within a point of the best
+    one-path baseline (the best of eight near-equal one-weight fusions on 300-row folds, picked after seeing the test
+    rows: the per-fold choice among them is what separates the two, measured by ``python -m jobs.bench fusion``)."""
     r = _tune(validate(synthetic_scores(n_folds=5, per_fold=300, seed=2, second=SecondPath("bad", 1 / 3, 0.0))))
-    mean = {name: v["macro_f1"] for name, v in r["mean"].items()}
-    one_path = max(mean[b] for b in r["baselines"]["one_path"]["systems"])
-    assert mean["tuned"] >= one_path - 0.005
+    assert not any(f["best"]["config"]["kind"] == "joint" for f in r["folds"])
+    assert r["baselines"]["one_path"]["versus_best"]["diff"] > -0.01
     for fold in r["folds"]:
         if fold["best"]["config"]["kind"] != "joint":
             assert "joint fusion kept" not in fold["best"]["why"]

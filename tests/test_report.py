@@ -110,7 +110,8 @@ def test_the_search_is_judged_against_the_best_baseline_with_its_ci(tuned_run, t
     md = (tuned_run / "report.md").read_text()
     assert (f"The search {base['verdict']} the best simple baseline, {base['best']}: {100 * v['diff']:+.2f} points "
             f"[{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] 95% CI over test utterances. That baseline is the "
-            f"best of 5 on these test rows, which flatters it by ~{100 * v['selection_bias']:.2f} points.") in md
+            f"best of {len(base['systems'])} on these test rows, which flatters it by "
+            f"~{100 * v['selection_bias']:.2f} points.") in md
     pick = base["per_fold_pick"]
     assert set(pick["picked"]) == {f["fold"] for f in r["folds"]}
     assert pick["score"] == pytest.approx(np.mean([f["systems"][pick["picked"][f["fold"]]]["macro_f1"] for f in r["folds"]]))
