@@ -3,9 +3,9 @@
 Each fold's parameters are searched on its tuning set only (ser.folds), with its own seeded
 sampler, so nothing about fold k's test rows can steer which configurations fold k sees —
 a shared sampler optimizing all folds at once would leak under ``oof``. The chosen
-configuration is then applied once to fold k's test rows. Search engines are pluggable:
-in-process Optuna here, Ray Tune + OptunaSearch in ``jobs.tune``; both run the same trial work
-(``ser.search.run_trial``) and are deterministic by seed, though their samplers draw differently.
+configuration is then applied once to fold k's test rows. Search engines are pluggable: in-process
+Optuna here, Ray Tune in ``jobs.tune`` (a Tune trial per fold); both step the same :class:`FoldStudy`, so a seed
+gives the same trials on either.
 
 Which trial a fold keeps is decided by ``ser.choice`` from the trials' inner leave-one-group-out
 estimates, not by the optimistic score on the rows they were fitted to; ``ser.baselines`` fits
@@ -19,9 +19,9 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Mapping, Protocol
+from typing import Any, Callable, Mapping, Protocol
 
 import numpy as np
 import pandas as pd
@@ -39,7 +39,7 @@ from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
 from ser.space import SearchSpace
-from ser.search import anchor_trials, run_trial, space_for, suggest
+from ser.search import TrialResult, anchor_trials, run_trial, space_for, suggest
 
 log = logging.getLogger(__name__)
 
@@ -67,35 +67,56 @@ class SearchEngine(Protocol):
                  ) -> dict[str, list[TrialRecord]]: ...
 
 
+@dataclass
+class FoldStudy:
+    """One fold's search in progress: its Optuna study (TPE, sampler state included), the trials run so far, and
+    each sampled structure's result (a structure sampled again gives the same result, so it is reused). Both
+    engines step it; it pickles, so the Ray engine's checkpoints continue a killed search exactly."""
+
+    study: Any
+    records: list[TrialRecord] = field(default_factory=list)
+    results: dict[str, TrialResult] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, seed: int, space: SearchSpace) -> "FoldStudy":
+        """A new study seeded ``seed``, the anchor structures queued first."""
+        import optuna
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+        for anchor in anchor_trials(space):
+            study.enqueue_trial(anchor)
+        return cls(study)
+
+    def step(self, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialRecord:
+        """Sample the next structure, fit it on the tuning arrays ``a`` (or reuse its result), tell the study."""
+        trial = self.study.ask()
+        params = suggest(trial, space)
+        key = json.dumps(params, sort_keys=True)
+        if key not in self.results:
+            self.results[key] = run_trial(params, a, space, objective)
+        record = TrialRecord.from_result(trial.number, params, self.results[key])
+        self.records.append(record)
+        self.study.tell(trial, record.selection_score)
+        return record
+
+
 def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: SearchSpace, objective: Objective,
                   trials: int, concurrency: int, advance: Advance = no_progress, *,
                   finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
-    """In-process Optuna TPE (ask/tell), one study per fold, trials one after another; ``finished`` is called
-    after each fold, so an interrupted run keeps the folds it completed.
+    """In-process Optuna TPE (ask/tell), one :class:`FoldStudy` per fold, folds and trials one after another;
+    ``finished`` is called after each fold, so an interrupted run keeps the folds it completed.
 
     ``concurrency`` only matters to the Ray engine, whose parallelism is across folds.
     """
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     out = {}
     for fold, a in tuning.items():
-        study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seeds[fold]))
-        for anchor in anchor_trials(space):
-            study.enqueue_trial(anchor)
-        records, seen = [], {}
+        search = FoldStudy.start(seeds[fold], space)
         for _ in range(trials):
-            trial = study.ask()
-            params = suggest(trial, space)
-            key = json.dumps(params, sort_keys=True)
-            if key not in seen:          # a structure sampled again gives the same result: reuse it
-                seen[key] = run_trial(params, a, space, objective)
-            record = TrialRecord.from_result(trial.number, params, seen[key])
-            records.append(record)
-            study.tell(trial, record.selection_score)
+            search.step(a, space, objective)
             advance(1)
-        out[fold] = records
-        finished(fold, records)
+        out[fold] = search.records
+        finished(fold, search.records)
     return out
 
 
