@@ -22,7 +22,7 @@ from ser.fusion import NEGATIVE_SPLITS, PRIORS, SPREADS, rule_from_config
 from ser.labels import LabelSet
 from ser.metrics import fold_scores
 from ser.scoring import TestRows
-from ser.search import fit_trial
+from ser.search import fit_trial, joint_structure, one_weight_structure
 from ser.stats import versus_best
 
 
@@ -35,8 +35,7 @@ def _reading(spread: str, split: str, prior: str) -> str:
 READINGS = [(spread, split, prior) for prior in PRIORS for spread in SPREADS for split in NEGATIVE_SPLITS]
 """Every text distribution a one-weight baseline reads the sentiment by."""
 BASELINES: dict[str, dict] = {
-    **{f"loglinear[{_reading(*r)}]": {"variant": "loglinear", "weight_gate": "none", "spread": r[0],
-                                      "negative_split": r[1], "prior": r[2], "uniform": 0.0} for r in READINGS},
+    **{f"loglinear[{_reading(*r)}]": one_weight_structure(*r) for r in READINGS},
     "published-rule": {"variant": "published"},
 }
 """Simple leakage-free baselines fitted per fold on the same tuning rows as the search: a single
@@ -45,8 +44,7 @@ published selection rule under the run's protocol."""
 ONE_WEIGHT_BASELINES = tuple(name for name, params in BASELINES.items() if params["variant"] == "loglinear")
 """The near-equal one-weight fusions, one per text distribution, among which :func:`per_fold_pick` chooses."""
 JOINT_BASELINES: dict[str, dict] = {
-    f"joint[{_reading(*r)}]": {"variant": "joint", "spread": r[0], "negative_split": r[1], "prior": r[2]}
-    for r in READINGS}
+    f"joint[{_reading(*r)}]": joint_structure(*r) for r in READINGS}
 """Where a table carries further text paths: one weight per path (log-linear), for each text distribution."""
 
 

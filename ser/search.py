@@ -59,6 +59,18 @@ def suggest(trial: Any, space: SearchSpace) -> dict:
     return params
 
 
+def one_weight_structure(spread: str, split: str, prior: str) -> dict:
+    """The sampled structure of a one-weight log-linear fusion reading the text as given (an anchor and a baseline:
+    the baselines reuse an anchor's fit by this structure)."""
+    return {"variant": "loglinear", "weight_gate": "none", "spread": spread, "negative_split": split, "prior": prior,
+            "uniform": 0.0}
+
+
+def joint_structure(spread: str, split: str, prior: str) -> dict:
+    """The sampled structure of a joint fusion (one weight per text path) reading the text as given."""
+    return {"variant": "joint", "spread": spread, "negative_split": split, "prior": prior}
+
+
 def anchor_trials(space: SearchSpace) -> list[dict]:
     """The simple structures every fold's search evaluates first (``space.anchors``).
 
@@ -70,13 +82,12 @@ def anchor_trials(space: SearchSpace) -> list[dict]:
         return []
     soft = space.soft
     out = [{"variant": "speech"}] if "speech" in space.variants else []
+    readings = [(spread, split, prior)
+                for prior in soft.prior for spread in soft.spread for split in soft.negative_split]
     if "loglinear" in space.variants and "none" in soft.weight_gate and 0.0 in soft.uniform:
-        out += [{"variant": "loglinear", "weight_gate": "none", "spread": spread, "negative_split": split,
-                 "prior": prior, "uniform": 0.0}
-                for prior in soft.prior for spread in soft.spread for split in soft.negative_split]
+        out += [one_weight_structure(*r) for r in readings]
     if "joint" in space.variants:
-        out += [{"variant": "joint", "spread": spread, "negative_split": split, "prior": prior}
-                for prior in soft.prior for spread in soft.spread for split in soft.negative_split]
+        out += [joint_structure(*r) for r in readings]
     if "published" in space.variants:
         out.append({"variant": "published"})
     return out
@@ -260,11 +271,17 @@ JOINT_CHUNK = 64
 """Weight combinations fused at once in a joint trial (bounds its memory to chunk × rows × K floats)."""
 
 
+def _text_reading(params: dict, a: ScoreArrays, paths: list[str]) -> TextDistribution:
+    """The text distribution a sampled structure names (what it leaves out takes its default), its prior measured
+    on the fitting arrays ``a`` for ``paths``."""
+    keys = ("spread", "negative_split", "uniform", "prior")
+    return TextDistribution.from_config({k: params[k] for k in keys if k in params}).fitted(a, paths)
+
+
 def _joint_predictions(params: dict, a: ScoreArrays, soft: SoftSpace) -> tuple[np.ndarray, dict, np.ndarray]:
     """(weight combinations (C, P), configuration without ``w``, fused labels for each combination (C, n))."""
     paths = a.paths
-    text = TextDistribution(params["spread"], params["negative_split"],
-                            prior=params.get("prior", "keep")).fitted(a, paths)
+    text = _text_reading(params, a, paths)
     grid = joint_weight_grid(soft.joint_w, len(paths))
     log_p = np.log(np.maximum(a.p, EPS))
     log_q = [np.log(np.maximum(text.apply(a, path), EPS)) for path in paths]
@@ -279,8 +296,7 @@ def _soft_predictions(params: dict, a: ScoreArrays, soft: SoftSpace) -> tuple[np
         return _joint_predictions(params, a, soft)
     weights = soft.w.values(np.array([]))
     gate = params["weight_gate"]
-    text = TextDistribution.from_config({k: params[k] for k in ("spread", "negative_split", "uniform", "prior")
-                                         if k in params}).fitted(a, [PRIMARY_PATH])
+    text = _text_reading(params, a, [PRIMARY_PATH])
     config: dict = {"kind": params["variant"], "weight_gate": gate, "text": text.to_config()}
     if gate == "entropy":
         config["tau_h"] = float(np.quantile(a.h, params["gate_quantile"]))
