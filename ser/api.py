@@ -103,7 +103,25 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
     result = tuned_results(df, cfg.labels, searches, cfg.tune, cfg.evaluate, cfg.seed, path_searches=path_searches)
     predictions = result_predictions(df, cfg.labels, result)
     _add_text_path_studies(df, cfg, result, predictions)
-    return TuneResult(result, trials_table(searches, path_searches), predictions)
+    trials = trials_table(searches, path_searches)
+    if cfg.tune.storage:
+        _save_studies(df, cfg, result, trials)
+    return TuneResult(result, trials, predictions)
+
+
+def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, trials: pd.DataFrame) -> None:
+    """Each fold's finished search as an Optuna study in ``tune.storage`` (``ser.optuna_store``)."""
+    from ser.arrays import ScoreArrays
+    from ser.optuna_store import OUT_PLACEHOLDER, save_studies
+    from ser.search import space_for
+
+    if OUT_PLACEHOLDER in cfg.tune.storage:
+        raise InputError(f"tune.storage {cfg.tune.storage!r} names the run directory, and this run has none "
+                         f"(give --out, or a URL without {OUT_PLACEHOLDER})")
+    space = space_for(cfg.tune.space, {"table": ScoreArrays.from_table(df, cfg.labels)})
+    names = save_studies(trials, space, cfg.tune.storage, objective=cfg.tune.objective,
+                         kept={f["fold"]: f["best"]["trial"] for f in result["folds"]})
+    log.info(f"wrote {len(names)} Optuna studies to {cfg.tune.storage}")
 
 
 def _common_paths(frames: Mapping[str, pd.DataFrame], text: str | None) -> list[str]:

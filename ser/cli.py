@@ -221,6 +221,15 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_leaderboard(args: argparse.Namespace) -> int:
+    from ser.leaderboard import write_leaderboard
+
+    with output_lock(args.out, "leaderboard"):
+        written = write_leaderboard(args.runs, args.out, tuple(args.systems) if args.systems else None)
+    log.info(f"wrote {', '.join(map(str, written))}")
+    return 0
+
+
 def _study_config_path(given: str) -> str:
     """A config file as given, or, when no such file exists, a config shipped with ser by its name (``demo``,
     ``iemocap``, ``presets/published``): what a pip user has instead of a checkout's ``configs/``."""
@@ -423,6 +432,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", nargs="+", choices=["png", "svg", "pdf"], default=["png"],
                    help="figure formats besides the PNGs the HTML embeds (svg/pdf: vector, for papers)")
     p.set_defaults(func=_cmd_report)
+
+    p = command("leaderboard", "several runs side by side: UA / WA / macro-F1 with CIs per corpus and system",
+                "ser leaderboard --runs runs/demo runs/mine --out runs/leaderboard", reads_config=False)
+    p.required_group.add_argument("--runs", required=True, nargs="+", metavar="DIR",
+                                  help="run directories (ser run, tune, evaluate or cross outputs)")
+    p.required_group.add_argument("--out", required=True, help="directory for leaderboard.{md,html,csv,tex}")
+    p.add_argument("--systems", nargs="+", metavar="NAME",
+                   help="systems to show, in order (default: speech, text, tuned and each tuned:PATH, oracle)")
+    p.set_defaults(func=_cmd_leaderboard)
 
     p = command("import", "convert another tool's score table through a YAML column/label mapping",
                 "ser import --input examples/outputs.csv --mapping examples/map.yaml --out scores.parquet")

@@ -112,6 +112,10 @@ class TuneConfig:
         "the search space (`tune.space.*` below): keys given replace those defaults, unknown keys are errors"))
     text: str | None = field(default=None, metadata=doc(
         "further text paths tuned besides the primary one, each its own search per fold: a path name or `all`"))
+    storage: str | None = field(default=None, metadata=doc(
+        "an Optuna storage URL that receives each fold's finished search as a study named after the fold, for "
+        "optuna-dashboard and optuna.visualization: `sqlite:///{out}/optuna.db` (`{out}`: the run directory) or any "
+        "SQLAlchemy URL"))
 
     def __post_init__(self) -> None:
         for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
@@ -119,6 +123,8 @@ class TuneConfig:
             _one_of(getattr(self, key), allowed, f"tune.{key}")
         _count(self.trials, "tune.trials")
         _count(self.max_concurrent_trials, "tune.max_concurrent_trials")
+        if self.storage is not None and (not isinstance(self.storage, str) or "://" not in self.storage):
+            raise InputError(f"tune.storage: {self.storage!r} is not a storage URL (e.g. sqlite:///{{out}}/optuna.db)")
         object.__setattr__(self, "space", _section(self.space, SearchSpace, "tune.space."))
 
     @property

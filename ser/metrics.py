@@ -13,6 +13,8 @@ import numpy as np
 from ser.labels import LabelSet
 
 METRICS = ("ua", "wa", "macro_f1", "weighted_f1")
+REPORTED_METRICS = ("ua", "wa", "macro_f1")
+"""The metrics a leaderboard and a transfer matrix show side by side (the field's usual three)."""
 
 
 def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:

@@ -23,6 +23,7 @@ import pandas as pd
 from ser.api import ConfigLike, cross, evaluate_table, sweep_table, tune_table
 from ser.config import PrepareConfig, StudyConfig
 from ser.io import DamagedFile, InputError, file_digest, read_json, signature, write_json, write_parquet
+from ser.optuna_store import storage_url
 from ser.provenance import code_version, run_record
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 
@@ -57,6 +58,8 @@ def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = 
     """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` and, with ``record``
     (the result → the run's record), ``run.json``, as one set (finished folds kept in ``out/folds`` and reused
     when ``resume``)."""
+    if cfg.tune.storage:
+        cfg = replace(cfg, tune=replace(cfg.tune, storage=storage_url(cfg.tune.storage, out)))
     result = tune_table(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
     result.save(out, None if record is None else record(result.result))
     return result

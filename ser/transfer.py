@@ -16,6 +16,7 @@ import pandas as pd
 from ser.config import EvaluateConfig, TuneConfig
 from ser.folds import fold_ids, group_sizes, own_test_rows
 from ser.labels import LabelSet
+from ser.metrics import REPORTED_METRICS
 from ser.choice import choose
 from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, no_progress, pooled_search, tune_folds, \
     tuned_results
@@ -77,16 +78,27 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
     return {"objective": objective, "corpora": list(tables), "matrix": matrix, "pairs": pairs}
 
 
+def pair_gain(cross: dict, src: str, dst: str, metric: str) -> float:
+    """Tuned on ``src``, tested on ``dst``: the tuned system's mean over ``dst``'s folds minus speech alone's."""
+    mean = cross["pairs"][f"{src}->{dst}"]["mean"]
+    return mean["tuned"][metric] - mean["speech"][metric]
+
+
 def format_matrix(result: dict) -> str:
     """Gain over speech (points) for each tuning corpus (row) → test corpus (column), for the primary text path
-    and then each further tuned path (``text_paths``)."""
+    and then each further tuned path (``text_paths``): in the objective, with UA, WA and macro-F1 beside it."""
     names = result["corpora"]
     parts = {"": result, **{f"text path {path}:": part for path, part in result.get("text_paths", {}).items()}}
+    metrics = list(dict.fromkeys((result["objective"], *REPORTED_METRICS)))
+
+    def cell(part: dict, src: str, dst: str) -> str:
+        first, *rest = (f"{100 * pair_gain(part, src, dst, m):+.2f}" for m in metrics)
+        return f"{first} ({', '.join(rest)})"
+
     first = max(len(n) for n in [*names, *parts]) + 2
-    width = max(len("+100.00"), *(len(n) for n in names)) + 2
-    lines = [f"gain in {result['objective']} over speech (points); rows: tuned on, columns: tested on"]
+    width = max(len(cell(result, names[0], names[0])), *(len(n) for n in names)) + 2
+    lines = [f"gain over speech in {metrics[0]} ({', '.join(metrics[1:])}), points; rows: tuned on, columns: tested on"]
     for title, part in parts.items():
         lines.append(f"{title:<{first}}" + "".join(f"{n:>{width}}" for n in names))
-        lines += [f"{src:<{first}}" + "".join(f"{100 * part['matrix'][src][dst]['gain']:>+{width}.2f}" for dst in names)
-                  for src in names]
+        lines += [f"{src:<{first}}" + "".join(f"{cell(part, src, dst):>{width}}" for dst in names) for src in names]
     return "\n".join(lines)

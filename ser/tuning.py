@@ -19,7 +19,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol
 
@@ -123,7 +123,7 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
 def _signature(tune: TuneConfig, seed: int, labels: LabelSet, table_key: str) -> str:
     """What a saved search must match to be reused: config, seed, labels, table, and the code that ran it
     (a search saved by other code is redone, like the stages that read it)."""
-    return signature(tune, seed, labels, table_key, code_version())
+    return signature(replace(tune, storage=None), seed, labels, table_key, code_version())
 
 
 def table_fingerprint(df: pd.DataFrame) -> str:

@@ -74,6 +74,28 @@ def test_tuned_fusion_beats_speech_on_the_demo(run_dir):
     assert cross["pairs"]["demo-a->demo-a"]["mean"] == r["mean"]
 
 
+def test_leaderboard_and_transfer_table_of_the_demo_corpora(run_dir, tmp_path):
+    """The leaderboard lists both corpora of the run with the figures cross.json holds for each; the report's
+    transfer table shows UA and WA beside macro-F1, equal to each pair's means."""
+    import pandas as pd
+
+    from ser.leaderboard import write_leaderboard
+
+    write_leaderboard([run_dir / "out"], tmp_path)
+    board = pd.read_csv(tmp_path / "leaderboard.csv")
+    cross = json.loads((run_dir / "out" / "cross.json").read_text())
+    assert sorted(set(board["corpus"])) == ["demo-a", "demo-b"]
+    for row in board.to_dict("records"):
+        mean = cross["pairs"][f"{row['corpus']}->{row['corpus']}"]["mean"][row["system"]]
+        assert [row["UA"], row["WA"], row["macro-F1"]] == pytest.approx([round(100 * mean[m], 2)
+                                                                         for m in ("ua", "wa", "macro_f1")])
+    transfer = pd.read_csv(run_dir / "out" / "tables" / "transfer.csv")
+    for row in transfer.to_dict("records"):
+        mean = cross["pairs"][f"{row['tuned on']}->{row['tested on']}"]["mean"]
+        assert row["tuned UA"] == pytest.approx(round(100 * mean["tuned"]["ua"], 2))
+        assert row["WA gain"] == pytest.approx(round(100 * (mean["tuned"]["wa"] - mean["speech"]["wa"]), 2))
+
+
 def test_two_text_paths_from_one_inference_run(run_dir):
     """The demo's second path (VADER on a tiny random Whisper) is scored in the same Ray Data run, tuned on its own
     and compared: its transcripts are empty, so WER is 100% and its own tuning keeps speech."""

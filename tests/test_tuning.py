@@ -154,7 +154,8 @@ def test_interrupted_ray_search_resumes_exactly(tmp_path):
 
     validate(synthetic_scores(n_folds=3, per_fold=400, seed=8,
                               profile="text-strong")).to_parquet(tmp_path / "s.parquet")
-    (tmp_path / "c.yaml").write_text("tune: {trials: 40, space: {select: {tau_h: {quantiles: [0.01, 0.99], steps: 90},"
+    (tmp_path / "c.yaml").write_text("tune: {trials: 40, storage: 'sqlite:///{out}/optuna.db',"
+                                     " space: {select: {tau_h: {quantiles: [0.01, 0.99], steps: 90},"
                                      " tau_v: {quantiles: [0.01, 0.99], steps: 90}, rounds: 3}}}\n"
                                      "evaluate: {bootstrap: 50}\n")
     out = tmp_path / "out"
@@ -185,6 +186,11 @@ def test_interrupted_ray_search_resumes_exactly(tmp_path):
     pd.testing.assert_frame_equal(trials, pd.read_parquet(tmp_path / "whole" / "trials.parquet"))
     assert (json.loads((out / "results.json").read_text())["folds"]
             == json.loads((tmp_path / "whole" / "results.json").read_text())["folds"])
+    # the Optuna storage holds one complete study per fold (written once the folds were finished)
+    import optuna
+    url = f"sqlite:///{out.resolve()}/optuna.db"
+    assert {n: len(optuna.load_study(study_name=n, storage=url).trials) for n in optuna.get_all_study_names(url)} \
+        == dict.fromkeys(trials["fold"].unique(), 40)
     # finished: Tune's experiment folder (trial dirs, checkpoints) is gone, the fold states remain
     assert not (out / "tune_experiment").exists() and len(list((out / "folds").iterdir())) == 3
 
