@@ -25,7 +25,8 @@ from ser.config import InferConfig
 from ser.io import atomic_path, signature, write_parquet
 from ser.labels import LabelSet
 from ser.progress import progress
-from ser.pipeline import check_gpus, group_scorings, scoring_rows, speech_cpu_threads
+from ser.pipeline import check_gpus, fitted_cpu_reservations, group_scorings, scoring_rows, \
+    speech_cpu_threads
 from ser.schema import validate
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,22 @@ def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: fl
     return _backend_stage(spec, **extra)
 
 
+def _fit_local_machine(actor_stages: list[dict], cpus: float) -> list[dict]:
+    """On a Ray that ser started on this machine, the actor stages' CPU reservations scaled to fit its CPUs all at
+    once (``ser.pipeline.fitted_cpu_reservations``); a cluster keeps them as configured (its autoscaler may add
+    nodes)."""
+    from .ray_env import local_ray
+
+    wanted = [stage["num_cpus"] * stage["compute"].max_size for stage in actor_stages]
+    if not local_ray() or sum(wanted) <= cpus:
+        return actor_stages
+    fitted = fitted_cpu_reservations(wanted, cpus)
+    log.debug(f"{len(actor_stages)} actor stages reserve {sum(wanted):g} CPUs on a {cpus:g}-CPU machine: scaled to "
+              f"{fitted[0] / wanted[0]:.2f}x so that every stage runs at once")
+    return [{**stage, "num_cpus": stage["num_cpus"] * f / w} if w else stage
+            for stage, f, w in zip(actor_stages, fitted, wanted)]
+
+
 def path_sources(stages: InferConfig) -> dict[str, str]:
     """Each further text path's transcript column: ``reference_transcript``, or the column of the first stage
     running its ASR model (paths with the same ASR share one transcript: each ASR model runs once)."""
@@ -80,14 +97,15 @@ def text_stages(stages: InferConfig, out: Path) -> list[dict]:
 
 def ensure_builtin_whisper(model: str, out: Path) -> str:
     """``ser:tiny-random`` (the demo's and CI's offline ASR: a random-initialized tiny Whisper, built locally once
-    under ``out/models``; its transcripts are meaningless) → its directory; any other model unchanged."""
+    under ``out/models``, that ends every transcript at once: they are empty) → its directory; any other model
+    unchanged."""
     if model != TINY_WHISPER:
         return model
     from ser.testing.tiny_models import build_whisper
 
     path = out / "models" / "tiny-whisper"
     if not (path / "model.bin").exists():
-        build_whisper(path)
+        build_whisper(path, silent=True)
     return str(path)
 
 
@@ -182,11 +200,13 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
             todo = todo.assign(reference_transcript=todo["transcript"].fillna("").astype(str))
         batch_size = stages.speech.scheduling.batch_size
         ds = dataset_of(group_scorings(todo), batch_size)
-        ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=1)
+        cpus = ray.cluster_resources().get("CPU", 1.0)
         speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
-            _speech_stage(stages.speech, labels, out, ray.cluster_resources().get("CPU", 1.0))
-        ds = ds.map_batches(**speech)
-        for stage in text_stages(stages, out):
+            _speech_stage(stages.speech, labels, out, cpus)
+        actor_stages = _fit_local_machine([speech, *text_stages(stages, out)], cpus)
+        # decoding reserves what the speech actor does, so Ray Data fuses the two (no CPU left idle between them)
+        ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=actor_stages[0]["num_cpus"] or 1)
+        for stage in actor_stages:
             ds = ds.map_batches(**stage)
         ds = ds.drop_columns(["audio"], num_cpus=0, concurrency=1)   # needs no CPU the actors hold; one task at a time
         t0, audio_s = time.perf_counter(), 0.0

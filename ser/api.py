@@ -94,7 +94,7 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
     from ser.tuning import make_fold_search, path_state_dir, result_predictions, trials_table, tune_folds, \
         tuned_results
 
-    engine = search_engine(cfg.tune, experiment_dir, resume=reuse and experiment_dir is not None)
+    engine = search_engine(cfg.tune, len(df), experiment_dir, resume=reuse and experiment_dir is not None)
     search = make_fold_search(cfg.tune, engine)
     searches = tune_folds(df, cfg.labels, cfg.tune, search, cfg.seed, state_dir=state_dir, reuse=reuse)
     path_searches = {name: tune_folds(path_view(df, name), cfg.labels, cfg.tune, search, cfg.seed, reuse=reuse,
@@ -204,7 +204,7 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     resolved = {name: resolve(table, config) for name, table in tables.items()}
     frames = {name: df for name, (df, _) in resolved.items()}
     cfg = next(iter(resolved.values()))[1]
-    search = make_fold_search(cfg.tune, search_engine(cfg.tune))
+    search = make_fold_search(cfg.tune, search_engine(cfg.tune, sum(map(len, frames.values()))))
     common = _common_paths(frames, cfg.tune.text)
     dirs = dict(state_dirs or {})
     with progress(len(frames) * (1 + len(common)), "cross", "tuning corpora") as advance:

@@ -415,7 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "labels, systems, evaluate options", "ser evaluate --scores scores.parquet --out runs/eval")
     p = table_command("tune", _cmd_tune, "search fusion configurations per fold, leakage-free (Ray Tune + Optuna)",
                       "tune: protocol, objective, trials, space, ...", "ser tune --scores scores.parquet --out runs/mine")
-    p.add_argument("--engine", choices=["ray", "optuna"], help="override tune.engine")
+    p.add_argument("--engine", choices=["auto", "ray", "optuna"], help="override tune.engine")
     p.add_argument("--text", metavar="NAME|all", help="also tune each further text path (override tune.text)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
     table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged",

@@ -32,7 +32,11 @@ from ser.space import Candidates, SearchSpace, SelectSpace, SoftSpace
 log = logging.getLogger(__name__)
 
 METHODS = ("search", "published")
-ENGINES = ("ray", "optuna")
+ENGINES = ("auto", "ray", "optuna")
+AUTO_RAY_ROWS = 20_000
+"""``tune.engine: auto`` takes Ray Tune on a cluster (``RAY_ADDRESS``) or from this many score-table rows; below it
+Tune's per-trial overhead costs more than searching folds side by side saves (``python -m jobs.bench tune`` on 2
+cores: Ray 0.86x the in-process engine at 5,548 rows, 1.60x at 55,479; both give the same trials)."""
 CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
 
 
@@ -95,7 +99,10 @@ class TuneConfig:
     """``tune``: the leakage-free per-fold search for a fusion configuration."""
 
     method: str = field(default="search", metadata=doc(f"one of {list(METHODS)} (published: the paper's procedure)"))
-    engine: str = field(default="ray", metadata=doc(f"one of {list(ENGINES)} (optuna: in-process, no Ray)"))
+    engine: str = field(default="auto", metadata=doc(
+        f"one of {list(ENGINES)} (ray: a Ray Tune trial per fold; optuna: in-process, no Ray; auto: Ray Tune on a "
+        f"cluster (RAY_ADDRESS) or from {AUTO_RAY_ROWS:,} rows, where it is faster, else in-process; the same trials "
+        f"either way)"))
     protocol: str = field(default="oof", metadata=doc(f"tuning rows per fold: one of {list(TUNING_PROTOCOLS)}"))
     objective: str = field(default="macro_f1", metadata=doc(f"metric maximized on tuning rows: one of {list(METRICS)}"))
     aggregate: str = field(default="fold-mean", metadata=doc(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 from functools import partial
 from pathlib import Path
 from types import ModuleType
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from ser.tuning import SearchEngine
 
 
+log = logging.getLogger(__name__)
+
 SOURCE_TREE_JOBS = Path(__file__).resolve().parent.parent / "jobs"
 
 
@@ -33,12 +36,26 @@ def ray_layer(module: str) -> ModuleType:
     return importlib.import_module(f"{'jobs' if in_tree else 'ser.jobs'}.{module}")
 
 
-def search_engine(tune: "TuneConfig", experiment_dir: str | Path | None = None, resume: bool = False
+def engine_for(tune: "TuneConfig", rows: int) -> str:
+    """The engine that runs: ``tune.engine``, with ``auto`` resolved for a table of ``rows`` rows."""
+    from ser.config import AUTO_RAY_ROWS
+
+    if tune.engine != "auto":
+        return tune.engine
+    return "ray" if not ray_layer("ray_env").local_ray() or rows >= AUTO_RAY_ROWS else "optuna"
+
+
+def search_engine(tune: "TuneConfig", rows: int, experiment_dir: str | Path | None = None, resume: bool = False
                   ) -> "SearchEngine":
-    """The engine ``tune.engine`` names: Ray Tune (one experiment for all folds) or in-process Optuna."""
+    """The engine for ``tune.engine`` on ``rows`` rows: Ray Tune (a Tune trial per fold) or in-process Optuna."""
+    from ser.config import AUTO_RAY_ROWS
     from ser.tuning import optuna_engine
 
-    if tune.engine == "ray":
+    name = engine_for(tune, rows)
+    if tune.engine == "auto":
+        log.debug(f"tune.engine auto: {'Ray Tune' if name == 'ray' else 'in-process Optuna'} for {rows:,} rows "
+                  f"(Ray Tune on a cluster or from {AUTO_RAY_ROWS:,} rows)")
+    if name == "ray":
         return partial(ray_layer("tune").ray_engine, experiment_dir=str(experiment_dir) if experiment_dir else None,
                        resume=resume)
     return optuna_engine

@@ -66,6 +66,20 @@ def speech_cpu_threads(spec: "StageSpec", cluster_cpus: float) -> int | None:
     return spec.options.cpu_threads or max(1, int(cluster_cpus) // spec.scheduling.actors)
 
 
+def fitted_cpu_reservations(reservations: list[float], cluster_cpus: float) -> list[float]:
+    """Each actor stage's CPU reservation scaled down so that every stage's actors fit at once on a machine of
+    ``cluster_cpus`` CPUs (unchanged when they already fit).
+
+    Ray Data streams batches through all stages together only while each stage has an actor: on a 2-CPU laptop,
+    four stages reserving a CPU each ran two at a time, each waiting for the one before it to finish and free
+    its CPU. A reservation is a scheduling promise, not a limit, so sharing the cores this way costs nothing.
+    """
+    total = sum(reservations)
+    if total <= cluster_cpus or total == 0:
+        return list(reservations)
+    return [r * cluster_cpus / total for r in reservations]
+
+
 def model_versions(stages: "InferConfig", folds: list[str]) -> dict[str, object]:
     """The exact version of every pretrained model the stages load (per fold for a ``{fold}`` template):
     recorded in run.json and part of the infer signature, so a changed model reruns inference."""

@@ -136,7 +136,7 @@ FoldSearch = Callable[[dict[str, ScoreArrays], dict[str, int], Advance, FoldDone
 
 def make_fold_search(tune: TuneConfig, engine: SearchEngine = optuna_engine) -> FoldSearch:
     """The per-fold search for a ``tune`` config: the published procedure, or a search by ``engine`` (in-process
-    Optuna unless given; ``ser.engine.search_engine(tune)`` gives the engine ``tune.engine`` names)."""
+    Optuna unless given; ``ser.engine.search_engine`` gives the engine ``tune.engine`` names)."""
     if tune.method == "published":
         def run_published(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,
                           finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:

@@ -101,6 +101,20 @@ def test_config_may_be_a_path_a_mapping_or_the_dataclass(table, tmp_path):
         ser.tune(table, {"tune": {"trails": 3}})
 
 
+def test_auto_engine_takes_ray_tune_on_a_cluster_or_a_large_table(monkeypatch):
+    from ser.config import AUTO_RAY_ROWS, TuneConfig
+    from ser.engine import engine_for
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    auto = TuneConfig()
+    assert auto.engine == "auto"
+    assert engine_for(auto, AUTO_RAY_ROWS - 1) == "optuna" and engine_for(auto, AUTO_RAY_ROWS) == "ray"
+    assert engine_for(TuneConfig(engine="ray"), 10) == "ray"
+    assert engine_for(TuneConfig(engine="optuna"), 10 * AUTO_RAY_ROWS) == "optuna"
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")            # joining a cluster: its nodes search the folds
+    assert engine_for(auto, 10) == "ray"
+
+
 def test_the_engine_named_in_the_config_is_the_one_that_runs(monkeypatch, table):
     """``tune.engine: ray`` reaches the Ray engine through the one hook (a library call once ran Optuna)."""
     import jobs.tune

@@ -119,6 +119,34 @@ def test_whisper_and_sentiment_stages(tiny):
     assert not np.array_equal(probs[0], probs[3])
 
 
+def _decoded_lengths(model_dir) -> list[int]:
+    """Tokens each of four generated utterances decodes to, through the batched path's own generate call."""
+    import ctranslate2
+    from faster_whisper import WhisperModel
+    from faster_whisper.audio import pad_or_trim
+    from faster_whisper.tokenizer import Tokenizer
+
+    m = WhisperModel(str(model_dir), device="cpu")
+    tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language=None)
+    waves = [w for w in audio_batch()["audio"]]
+    feats = np.stack([pad_or_trim(m.feature_extractor(w)) for w in waves]).astype(np.float32)
+    out = m.model.generate(ctranslate2.StorageView.from_array(feats), [tok.sot_sequence + [tok.no_timestamps]] * 4,
+                           beam_size=1, max_length=m.max_length, suppress_blank=True)
+    return [len(r.sequences_ids[0]) for r in out]
+
+
+def test_the_builtin_tiny_whisper_ends_every_transcript_at_once(tiny, tmp_path):
+    """ser:tiny-random (the demo's offline ASR) decodes nothing, where a random model runs to the length limit."""
+    from jobs.infer import ensure_builtin_whisper
+    from ser.backends.registry import TINY_WHISPER
+    from ser.backends.whisper import WhisperStage
+
+    builtin = ensure_builtin_whisper(TINY_WHISPER, tmp_path)
+    assert _decoded_lengths(builtin) == [0, 0, 0, 0]
+    assert min(_decoded_lengths(tiny / "whisper")) > 100
+    assert list(WhisperStage(builtin, sub_batch=2)(audio_batch())["transcript"]) == ["", "", "", ""]
+
+
 def test_vader_mapping():
     out = VaderStage()({"transcript": np.array(["this is great", "", "i hate it", "the table"], dtype=object)})
     np.testing.assert_array_equal(np.stack([out["text_neg"], out["text_neu"], out["text_pos"]], axis=1),

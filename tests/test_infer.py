@@ -184,3 +184,22 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
     published = replace(cfg.tune, method="published", protocol="trainval", space={})
     chosen = tune_folds(scores, cfg.labels, published, make_fold_search(published), 0)
     assert set(chosen) == set(manifest["fold"]) and all(r[0].config["merge"] == "exclude" for r in chosen.values())
+
+
+def test_actor_stages_are_fitted_to_a_local_machine_so_all_run_at_once(monkeypatch):
+    """Four stages reserving a CPU each on 2 CPUs ran two at a time; scaled, every stage has its actor at once.
+    Decoding then reserves what the speech actor does (so Ray Data fuses them) and a cluster keeps its settings."""
+    from ray.data import ActorPoolStrategy
+
+    from jobs.infer import _fit_local_machine
+    from ser.pipeline import fitted_cpu_reservations
+
+    assert fitted_cpu_reservations([1, 1, 1, 1], 2) == [0.5, 0.5, 0.5, 0.5]
+    assert fitted_cpu_reservations([0.5, 1.5], 1) == [0.25, 0.75]
+    assert fitted_cpu_reservations([2, 1, 1], 8) == [2, 1, 1]             # they fit: unchanged
+    stages = [{"num_cpus": 1.0, "compute": ActorPoolStrategy(size=2)}, {"num_cpus": 1.0, "compute":
+              ActorPoolStrategy(size=1)}, {"num_cpus": 0.0, "compute": ActorPoolStrategy(size=1)}]
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    assert [s["num_cpus"] for s in _fit_local_machine(stages, 1.5)] == [0.5, 0.5, 0.0]     # 3 CPUs wanted → 1.5
+    monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")
+    assert [s["num_cpus"] for s in _fit_local_machine(stages, 1.5)] == [1.0, 1.0, 0.0]

@@ -78,11 +78,11 @@ def test_pip_install_without_extras_evaluates_and_names_the_missing_extra(clean_
     assert _ser(d, "synth", "--out", "s.parquet", "--folds", "3", "--per-fold", "50", cwd=tmp_path).returncode == 0
     done = _ser(d, "evaluate", "--scores", "s.parquet", "--out", "ev", "-q", cwd=tmp_path)
     assert done.returncode == 0 and "macro_f1" in done.stdout, done.stderr
-    done = _ser(d, "tune", "--scores", "s.parquet", "--out", "t", cwd=tmp_path)
+    done = _ser(d, "tune", "--scores", "s.parquet", "--out", "t", "--engine", "ray", cwd=tmp_path)
     assert done.returncode == 2
-    assert done.stderr.strip() == ('ser tune: error: this command needs ray, which is not installed: '     # engine: ray
+    assert done.stderr.strip() == ('ser tune: error: this command needs ray, which is not installed: '
                                    'pip install "entropy-ser[ray]"')
-    done = _ser(d, "tune", "--scores", "s.parquet", "--out", "t", "--engine", "optuna", cwd=tmp_path)
+    done = _ser(d, "tune", "--scores", "s.parquet", "--out", "t", cwd=tmp_path)     # auto: in-process on 150 rows
     assert done.returncode == 2 and done.stderr.strip() == ('ser tune: error: this command needs optuna, which is not '
                                                             'installed: pip install "entropy-ser[ray]"')
     shown = _ser(d, "config", "show", "demo", cwd=tmp_path)                # the shipped demo config, found by name

@@ -154,7 +154,7 @@ def test_interrupted_ray_search_resumes_exactly(tmp_path):
 
     validate(synthetic_scores(n_folds=3, per_fold=400, seed=8,
                               profile="text-strong")).to_parquet(tmp_path / "s.parquet")
-    (tmp_path / "c.yaml").write_text("tune: {trials: 40, storage: 'sqlite:///{out}/optuna.db',"
+    (tmp_path / "c.yaml").write_text("tune: {engine: ray, trials: 40, storage: 'sqlite:///{out}/optuna.db',"
                                      " space: {select: {tau_h: {quantiles: [0.01, 0.99], steps: 90},"
                                      " tau_v: {quantiles: [0.01, 0.99], steps: 90}, rounds: 3}}}\n"
                                      "evaluate: {bootstrap: 50}\n")

@@ -74,7 +74,7 @@ TINY_WHISPER = "ser:tiny-random"
 @dataclass(frozen=True)
 class WhisperOptions:
     model: str | None = field(default=None, metadata=doc(
-        f"faster-whisper (CTranslate2) model: size name, hub id or directory ({TINY_WHISPER}: built offline)"))
+        f"faster-whisper (CTranslate2) model: size name, hub id or directory ({TINY_WHISPER}: built offline, empty transcripts)"))
     revision: str | None = field(default=None, metadata=doc("hub branch, tag or commit (hub ids only)"))
     language: str | None = field(default="en", metadata=doc("decoding language (null: detect)"))
     beam_size: int = field(default=1, metadata=doc("beam width"))

@@ -65,6 +65,20 @@ def build_wav2vec2(path: str | Path, labels: list[str], size: str = "tiny", seed
     return path
 
 
+def _end_at_once(model, eot: int, blank: int) -> None:
+    """Make the decoder's output lean on one direction that end-of-text (then ``blank``) aligns with: a large bias
+    on the final layer norm, and those tokens' (tied input and output) embeddings along it."""
+    import torch
+
+    with torch.no_grad():
+        direction = torch.randn(model.config.d_model)
+        direction /= direction.norm()
+        model.model.decoder.layer_norm.bias.copy_(20 * direction)
+        embeddings = model.model.decoder.embed_tokens.weight
+        embeddings[eot] = 5 * direction
+        embeddings[blank] = 4 * direction
+
+
 def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "neutral", "positive"),
                     size: str = "tiny", seed: int = 0) -> Path:
     """An XLM-RoBERTa text classifier with a local WordLevel tokenizer (``size='base'``: XLM-R base shapes)."""
@@ -88,10 +102,13 @@ def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "ne
     return path
 
 
-def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
+def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: bool = False) -> Path:
     """A Whisper model converted for faster-whisper (CTranslate2), with a local tokenizer.
 
-    ``size='large-v3'`` uses Whisper large-v3 shapes (128 mel bins, 32+32 layers, d_model 1280).
+    ``size='large-v3'`` uses Whisper large-v3 shapes (128 mel bins, 32+32 layers, d_model 1280). A random
+    model rarely predicts end-of-text, so it decodes to the length limit; ``silent`` makes end-of-text its first
+    choice and a special token (which decodes to no text) its second, so every transcript is empty at the cost of
+    the encoder and two decoder steps (the demo's offline ASR: meaningless transcripts either way).
     """
     import ctranslate2
     import torch
@@ -118,7 +135,10 @@ def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0) -> Path:
         n_mels = 128
     path = Path(path)
     src = path.with_name(path.name + "-hf")
-    WhisperForConditionalGeneration(cfg).save_pretrained(src)
+    model = WhisperForConditionalGeneration(cfg)
+    if silent:
+        _end_at_once(model, ids["<|endoftext|>"], ids["<|nospeech|>"])
+    model.save_pretrained(src)
     WhisperFeatureExtractor(feature_size=n_mels).save_pretrained(src)
     tok.save(str(src / "tokenizer.json"))
     ctranslate2.converters.TransformersConverter(str(src), copy_files=["tokenizer.json", "preprocessor_config.json"],
