@@ -27,7 +27,8 @@ from ser.synthetic import PROFILES
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 EXTRAS = {"ray": "ray", "optuna": "ray", "torch": "models", "transformers": "models", "faster_whisper": "models",
           "ctranslate2": "models", "soundfile": "models", "soxr": "models", "vaderSentiment": "models",
-          "sentencepiece": "models"}
+          "sentencepiece": "models", "mlflow": "track", "tensorboardX": "track", "tensorboard": "track",
+          "wandb": "track"}
 """Which pip extra (pyproject's optional-dependencies) brings a module a command imports on demand."""
 
 
@@ -38,7 +39,13 @@ def _config(args: argparse.Namespace, **overrides):
     """The study config of a subcommand: ``--config``, then its own flags, then every ``--set``."""
     from ser.config import load_config
 
-    return load_config(getattr(args, "config", None), overrides, tuple(getattr(args, 'set', None) or ()))
+    return load_config(getattr(args, "config", None), overrides, _sets(args))
+
+
+def _sets(args: argparse.Namespace) -> tuple[str, ...]:
+    """Every ``--set``, with ``--track BACKEND`` as the ``track.backend`` setting it stands for."""
+    track = getattr(args, "track", None)
+    return (*(getattr(args, "set", None) or ()), *([f"track.backend={track}"] if track else []))
 
 
 def _raw_config(args: argparse.Namespace, **overrides) -> dict:
@@ -48,7 +55,7 @@ def _raw_config(args: argparse.Namespace, **overrides) -> dict:
     from ser.io import read_yaml
 
     raw = read_yaml(Path(args.config), "config") or {} if getattr(args, "config", None) else {}
-    raw = apply_sets(raw, tuple(getattr(args, 'set', None) or ()))
+    raw = apply_sets(raw, _sets(args))
     return {**raw, **{k: v for k, v in overrides.items() if v is not None}}
 
 
@@ -348,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings = argparse.ArgumentParser(add_help=False)
     settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                           help="override a config value (YAML value; repeatable), e.g. --set tune.trials=16")
+    settings.add_argument("--track", choices=["mlflow", "tensorboard", "wandb"],
+                          help="log each stage's results to this experiment tracker (track.backend)")
     parser = argparse.ArgumentParser(prog="ser", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--debug", dest="debug_anywhere", action="store_true", help="show tracebacks")
     parser.add_argument("--version", action="version", version=f"ser (entropy-ser) {__version__}")

@@ -184,6 +184,28 @@ class CrossConfig:
                             f"cross.corpora.{name}.")
 
 
+TRACK_BACKENDS = ("mlflow", "tensorboard", "wandb")
+
+
+@dataclass(frozen=True)
+class TrackConfig:
+    """``track``: each stage's results logged to an experiment tracker (off unless ``backend`` is set)."""
+
+    backend: str | None = field(default=None, metadata=doc(
+        f"one of {list(TRACK_BACKENDS)}, or null: no tracking (`--track BACKEND` on the command line)"))
+    uri: str | None = field(default=None, metadata=doc(
+        "where to log: an MLflow tracking URI (default sqlite:///OUT/mlflow.db, files in OUT/mlartifacts), a "
+        "TensorBoard log directory (default OUT/tensorboard) or a W&B directory (default OUT; offline unless "
+        "WANDB_MODE=online)"))
+    experiment: str = field(default="ser", metadata=doc("MLflow experiment or W&B project"))
+
+    def __post_init__(self) -> None:
+        if self.backend is not None:
+            _one_of(self.backend, TRACK_BACKENDS, "track.backend")
+        if not isinstance(self.experiment, str) or not self.experiment:
+            raise InputError(f"track.experiment must be a name, got {self.experiment!r}")
+
+
 @dataclass(frozen=True)
 class PrepareConfig:
     """``prepare``: a corpus directory → manifest with folds."""
@@ -289,6 +311,7 @@ class StudyConfig:
     cross: CrossConfig = field(default_factory=CrossConfig, metadata=doc("see `cross`"))
     prepare: PrepareConfig = field(default_factory=PrepareConfig, metadata=doc("see `prepare`"))
     infer: InferConfig = field(default_factory=InferConfig, metadata=doc("see `infer`"))
+    track: TrackConfig = field(default_factory=TrackConfig, metadata=doc("see `track`"))
 
     def __post_init__(self) -> None:
         _count(self.seed, "seed", minimum=0)
@@ -483,7 +506,7 @@ def _table(cls: type, prefix: str) -> list[str]:
 
 SECTIONS: tuple[tuple[str, type], ...] = (("", StudyConfig), ("evaluate", EvaluateConfig), ("tune", TuneConfig),
                                           ("sweep", SweepConfig), ("cross", CrossConfig), ("prepare", PrepareConfig),
-                                          ("infer", InferConfig))
+                                          ("track", TrackConfig), ("infer", InferConfig))
 
 
 def config_reference() -> str:

@@ -21,11 +21,12 @@ from typing import Any, Callable, Mapping
 import pandas as pd
 
 from ser.api import ConfigLike, cross, evaluate_table, sweep_table, tune_table
-from ser.config import PrepareConfig, StudyConfig
+from ser.config import PrepareConfig, StudyConfig, load_config
 from ser.io import DamagedFile, InputError, file_digest, read_json, signature, write_json, write_parquet
 from ser.optuna_store import storage_url
 from ser.provenance import code_version, run_record
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
+from ser.tracking import check_tracker, cross_log, files_log, log_stage, stage_log
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ def infer_stage(manifest: pd.DataFrame, cfg: StudyConfig, out: Path) -> tuple[pd
 
 def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
     """Fixed systems → ``evaluation.json`` and ``predictions.parquet``."""
+    check_tracker(cfg.track)
     evaluation = evaluate_table(df, cfg)
     evaluation.save(out)
+    log_stage(cfg.track, out, stage_log("evaluate", cfg, out, evaluation.result, (out / "evaluation.json",)))
     return evaluation
 
 
@@ -58,10 +61,12 @@ def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = 
     """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` and, with ``record``
     (the result → the run's record), ``run.json``, as one set (finished folds kept in ``out/folds`` and reused
     when ``resume``)."""
+    check_tracker(cfg.track)
     if cfg.tune.storage:
         cfg = replace(cfg, tune=replace(cfg.tune, storage=storage_url(cfg.tune.storage, out)))
     result = tune_table(df, cfg, state_dir=out / "folds", reuse=resume, experiment_dir=experiment_dir)
     result.save(out, None if record is None else record(result.result))
+    log_stage(cfg.track, out, stage_log("tune", cfg, out, result.result, (out / "results.json", out / "trials.parquet")))
     return result
 
 
@@ -76,8 +81,11 @@ def cross_stage(tables: Mapping[str, pd.DataFrame], config: ConfigLike, out: Pat
                 in_corpus: Mapping[str, dict] | None = None, state_dirs: Mapping[str, Path] | None = None,
                 reuse: bool = True) -> CrossResult:
     """Transfer matrix → ``cross.json`` (each corpus' per-fold searches kept in ``state_dirs[corpus]``)."""
+    cfg = load_config(config)
+    check_tracker(cfg.track)
     result = cross(tables, config, in_corpus=in_corpus, state_dirs=state_dirs, reuse=reuse)
     result.save(out)
+    log_stage(cfg.track, out, cross_log(cfg, out, result.to_dict(), (out / "cross.json",)))
     return result
 
 
@@ -166,6 +174,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     from ser.transfer import format_matrix
     from ser.baselines import format_baselines, format_verdict
 
+    check_tracker(cfg.track)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     state = RunState(out, cfg, force)
@@ -211,6 +220,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
 
     t0 = time.perf_counter()
     md, page = report_stage(out)
+    log_stage(cfg.track, out, files_log("report", cfg, out, (md, page, out / "figures", out / "tables")))
     state.stages["report"] = {"seconds": round(time.perf_counter() - t0, 2)}
     state.save()
     log.info(f"report: {md} and {page}")
