@@ -28,7 +28,7 @@ EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 EXTRAS = {"ray": "ray", "optuna": "ray", "torch": "models", "transformers": "models", "faster_whisper": "models",
           "ctranslate2": "models", "soundfile": "models", "soxr": "models", "vaderSentiment": "models",
           "sentencepiece": "models", "mlflow": "track", "tensorboardX": "track", "tensorboard": "track",
-          "wandb": "track"}
+          "wandb": "track", "datasets": "hf"}
 """Which pip extra (pyproject's optional-dependencies) brings a module a command imports on demand."""
 
 
@@ -182,7 +182,11 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
     cfg = _config(args)
     given = {k: v for k, v in (("corpus", args.corpus), ("root", args.root), ("table", args.table),
-                               ("folds", args.folds)) if v}
+                               ("folds", args.folds), ("dataset", args.dataset), ("split", args.split)) if v}
+    renamed = {its: ours for its, ours in ((args.audio_column, "audio"), (args.label_column, "label"),
+                                           (args.speaker_column, "speaker")) if its}
+    if renamed:
+        given["columns"] = {**(cfg.prepare.columns or {}), **renamed}
     spec = replace(cfg.prepare, **given)
     if not spec.corpus:
         raise InputError("--corpus (or prepare.corpus in the config) is required")
@@ -398,6 +402,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--table", help="for --corpus manifest: the CSV/JSONL/Parquet listing utterances")
     p.add_argument("--folds", help="fold protocol: iemocap-speaker, iemocap-session, msp_improv-session, "
                                    "msp_improv-speaker, or column:NAME (default: column:speaker)")
+    p.add_argument("--dataset", help="for --corpus hf: a save_to_disk directory, a Parquet/Arrow folder or a hub id")
+    p.add_argument("--split", help="for --corpus hf: the dataset's split")
+    for role in ("audio", "label", "speaker"):
+        p.add_argument(f"--{role}-column", metavar="NAME", help=f"for --corpus hf: the dataset's {role} column "
+                                                                 f"(default: {role})")
     p.add_argument("--config", help="study YAML (its prepare: section)")
     p.required_group.add_argument("--out", required=True, help="manifest to write (.parquet)")
     p.set_defaults(func=_cmd_prepare)

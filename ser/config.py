@@ -213,7 +213,11 @@ class PrepareConfig:
     corpus: str | None = field(default=None, metadata=doc(f"one of {list(CORPORA)}"))
     root: str | None = field(default=None, metadata=doc("corpus directory (demo: where its audio is written)"))
     table: str | None = field(default=None, metadata=doc("for corpus `manifest`: the CSV/JSONL/Parquet listing"))
-    columns: dict | None = field(default=None, metadata=doc("for corpus `manifest`: our column → its column"))
+    dataset: str | None = field(default=None, metadata=doc(
+        "for corpus `hf`: a Hugging Face dataset (a save_to_disk directory, a Parquet/Arrow folder or a hub id)"))
+    split: str | None = field(default=None, metadata=doc("for corpus `hf`: the split (needed when there are several)"))
+    columns: dict | None = field(default=None, metadata=doc(
+        "for corpora `manifest` and `hf`: its column → our column (hf: audio, label, speaker, utt_id, transcript)"))
     labels: dict | None = field(default=None, metadata=doc("corpus label → class code (IEMOCAP: exc → hap by default)"))
     per_speaker: int | None = field(default=None, metadata=doc("demo corpora: utterances per speaker"))
     folds: str = field(default="column:speaker", metadata=doc(

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Callable
 
 import pandas as pd
 
-from ser.corpora import demo, iemocap, manifest, msp_improv
+from ser.corpora import demo, hf, iemocap, manifest, msp_improv
 
 if TYPE_CHECKING:
     from ser.config import PrepareConfig
@@ -47,3 +47,5 @@ register("iemocap", "IEMOCAP full release (prepare.root: the directory with Sess
 register("msp_improv", "MSP-IMPROV (prepare.root: the directory with Evaluation.txt and the WAVs)",
          msp_improv.from_config)
 register("manifest", "your own CSV/JSONL/Parquet manifest (prepare.table, prepare.columns)", manifest.from_config)
+register("hf", "a Hugging Face dataset with an Audio column (prepare.dataset, split, columns; audio written under "
+         "prepare.root)", hf.from_config)
