@@ -113,7 +113,7 @@ def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) 
     print(f"published procedure on {len(tv):,} rows (10 folds, trainval): {time.perf_counter() - t0:.2f} s search")
 
     with tempfile.TemporaryDirectory() as tmp:
-        for label, table, extra in (("ser tune (default config, Ray engine)", df, []),
+        for label, table, extra in (("ser tune (default config, --engine ray)", df, ["--engine", "ray"]),
                                     ("ser tune published preset", tv, ["--config", "configs/presets/published.yaml"])):
             path = Path(tmp) / "scores.parquet"
             write_scores(table, path)

@@ -36,7 +36,8 @@ ENGINES = ("auto", "ray", "optuna")
 AUTO_RAY_ROWS = 20_000
 """``tune.engine: auto`` takes Ray Tune on a cluster (``RAY_ADDRESS``) or from this many score-table rows; below it
 Tune's per-trial overhead costs more than searching folds side by side saves (``python -m jobs.bench tune`` on 2
-cores: Ray 0.86x the in-process engine at 5,548 rows, 1.60x at 55,479; both give the same trials)."""
+cores, 10 folds x 48 trials: Ray 0.86x the in-process engine at 5,548 rows, 1.49x at 20,065, 1.60x at 55,479; both
+give the same trials)."""
 CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
 
 
