@@ -350,6 +350,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ser.config import ENGINES, TRACK_BACKENDS
+
     quiet = argparse.ArgumentParser(add_help=False)
     quiet.add_argument("-q", "--quiet", action="store_true",
                        help="no headers, progress or log lines: warnings, errors and printed results only")
@@ -359,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
     settings = argparse.ArgumentParser(add_help=False)
     settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                           help="override a config value (YAML value; repeatable), e.g. --set tune.trials=16")
-    settings.add_argument("--track", choices=["mlflow", "tensorboard", "wandb"],
+    settings.add_argument("--track", choices=list(TRACK_BACKENDS),
                           help="log each stage's results to this experiment tracker (track.backend)")
     parser = argparse.ArgumentParser(prog="ser", description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--debug", dest="debug_anywhere", action="store_true", help="show tracebacks")
@@ -433,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
                   "labels, systems, evaluate options", "ser evaluate --scores scores.parquet --out runs/eval")
     p = table_command("tune", _cmd_tune, "search fusion configurations per fold, leakage-free (Ray Tune + Optuna)",
                       "tune: protocol, objective, trials, space, ...", "ser tune --scores scores.parquet --out runs/mine")
-    p.add_argument("--engine", choices=["auto", "ray", "optuna"], help="override tune.engine")
+    p.add_argument("--engine", choices=list(ENGINES), help="override tune.engine")
     p.add_argument("--text", metavar="NAME|all", help="also tune each further text path (override tune.text)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted search")
     table_command("sweep", _cmd_sweep, "threshold-sensitivity surfaces per fold and averaged",

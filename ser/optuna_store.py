@@ -44,10 +44,10 @@ def save_studies(trials: pd.DataFrame, space: SearchSpace, storage: str, *, obje
         store = optuna.storages.get_storage(storage)
     except Exception as exc:      # SQLAlchemy and Optuna raise many kinds for a bad URL; all mean the same here
         raise InputError(f"tune.storage: cannot open {storage!r} ({' '.join(str(exc).split())})") from None
-    names = []
+    names, existing = [], set(optuna.get_all_study_names(store))
     for (path, fold), rows in trials.groupby([trials["text_path"].fillna(""), "fold"], sort=True):
         name = study_name(fold, path)
-        if name in optuna.get_all_study_names(store):
+        if name in existing:
             optuna.delete_study(study_name=name, storage=store)
         study = optuna.create_study(study_name=name, storage=store, direction="maximize")
         study.set_user_attr("fold", fold)

@@ -96,7 +96,8 @@ def format_matrix(result: dict) -> str:
         return f"{first} ({', '.join(rest)})"
 
     first = max(len(n) for n in [*names, *parts]) + 2
-    width = max(len(cell(result, names[0], names[0])), *(len(n) for n in names)) + 2
+    width = max(*(len(cell(part, a, b)) for part in parts.values() for a in names for b in names),
+                *(len(n) for n in names)) + 2
     lines = [f"gain over speech in {metrics[0]} ({', '.join(metrics[1:])}), points; rows: tuned on, columns: tested on"]
     for title, part in parts.items():
         lines.append(f"{title:<{first}}" + "".join(f"{n:>{width}}" for n in names))

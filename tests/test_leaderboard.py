@@ -101,3 +101,17 @@ def test_cross_shows_ua_and_wa_beside_the_objective(runs):
     gains = [[f"{100 * (m['tuned'][k] - m['speech'][k]):+.2f}" for k in ("macro_f1", "ua", "wa")]
              for m in (cross["pairs"][f"other->{d}"]["mean"] for d in cross["corpora"])]
     assert lines[2].split() == ["other", *(t for f1, ua, wa in gains for t in (f1, f"({ua},", f"{wa})"))]
+
+
+def test_matrix_columns_fit_the_widest_cell():
+    """The first cell is the narrowest here; every cell must still be separated from its neighbour."""
+    from ser.transfer import format_matrix
+
+    def mean(gain):
+        return {"tuned": dict.fromkeys(("ua", "wa", "macro_f1"), 0.5 + gain), "speech": dict.fromkeys(
+            ("ua", "wa", "macro_f1"), 0.5)}
+    gains = {"a->a": 0.0, "a->b": -0.1234, "b->a": 0.2345, "b->b": -0.4567}
+    cross = {"objective": "macro_f1", "corpora": ["a", "b"], "pairs": {p: {"mean": mean(g)} for p, g in gains.items()}}
+    rows = format_matrix(cross).splitlines()[2:]
+    assert rows[0].split() == ["a", "+0.00", "(+0.00,", "+0.00)", "-12.34", "(-12.34,", "-12.34)"]
+    assert rows[1].split() == ["b", "+23.45", "(+23.45,", "+23.45)", "-45.67", "(-45.67,", "-45.67)"]

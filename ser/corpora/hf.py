@@ -98,12 +98,13 @@ def from_config(cfg: "PrepareConfig") -> pd.DataFrame:
         [f"{split}-{i:06d}" for i in range(len(data))]
     corpus = Path(cfg.dataset).name or cfg.dataset
     base = Path(cfg.dataset) if Path(cfg.dataset).is_dir() else root
+    text = {role: [str(v) for v in data[columns[role]]] if role in columns else [""] * len(data)
+            for role in ("speaker", "transcript")}
     rows = []
-    for i, audio in enumerate(data[columns["audio"]]):
+    for i, row in enumerate(data.select_columns([columns["audio"]])):      # one row's bytes in memory at a time
         rows.append({"utt_id": ids[i], "corpus": corpus, "label": labels[i],
-                     "path": _audio_file(audio, ids[i], root / "audio", base),
-                     "speaker": str(data[i][columns["speaker"]]) if "speaker" in columns else "",
-                     "transcript": str(data[i][columns["transcript"]]) if "transcript" in columns else ""})
+                     "path": _audio_file(row[columns["audio"]], ids[i], root / "audio", base),
+                     "speaker": text["speaker"][i], "transcript": text["transcript"][i]})
     return finish_manifest(rows, corpus)
 
 
