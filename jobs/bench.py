@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ser.result_types import BaselineVerdict, TunedSystems
+
 
 def _best_of(fn, repeat: int = 3) -> float:
     times = []
@@ -153,21 +155,20 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
     return tables
 
 
-def _fusion_line(r: dict, objective: str) -> tuple[str, list[float]]:
+def _fusion_line(r: TunedSystems, objective: str) -> tuple[str, list[float]]:
     """One search's result in one line (gain over speech, folds better, worst fold, against the best baseline and,
     with joint baselines, against the best one-path one), and its per-fold gains."""
-    gains = [100 * (f["systems"]["tuned"][objective] - f["systems"]["speech"][objective]) for f in r["folds"]]
-    b = r["baselines"]
+    gains = [100 * (f.systems["tuned"][objective] - f.systems["speech"][objective]) for f in r.folds]
+    b = r.baselines
 
-    def versus(part: dict) -> str:
-        v = part["versus_best"]
-        return (f"{part['best']} {100 * v['diff']:+.2f} [{100 * v['ci_low']:+.2f}, {100 * v['ci_high']:+.2f}] "
-                f"{part['verdict']}")
+    def versus(part: BaselineVerdict) -> str:
+        v = part.versus_best
+        return f"{part.best} {100 * v.diff:+.2f} [{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] {part.verdict}"
     line = (f"tuned - speech {np.mean(gains):+.2f}, {sum(g > 0 for g in gains)}/{len(gains)} folds better, worst "
-            f"{min(gains):+.2f}; vs best baseline {versus(b)}")
-    if "one_path" in b:
-        line += f"; vs best one-path {versus(b['one_path'])}"
-    kept = [f["best"]["config"]["kind"] for f in r["folds"]]
+            f"{min(gains):+.2f}; vs best baseline {versus(b.verdict)}")
+    if b.one_path is not None:
+        line += f"; vs best one-path {versus(b.one_path)}"
+    kept = [f.best.config["kind"] for f in r.folds]
     return line + f"; kept speech alone in {kept.count('speech')}, joint in {kept.count('joint')}", gains
 
 
@@ -197,10 +198,10 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
             summary.setdefault(key, []).append(float(np.mean(gains)))
             worst[key] = min(worst.get(key, np.inf), min(gains))
             if aggregate == "fold-mean" and table.startswith("iemocap"):
-                pick, hindsight = r["baselines"]["per_fold_pick"], r["baselines"]["hindsight"]
-                print(f"  {'':<9} per-fold pick among the one-weight baselines {100 * pick['diff']:+.2f} against them "
-                      f"fixed; hindsight ceiling {100 * hindsight['gain']:+.2f} vs speech, "
-                      f"{len(hindsight['per_fold']) - len(hindsight['not_better'])}/{len(hindsight['per_fold'])} folds")
+                pick, hindsight = r.baselines.per_fold_pick, r.baselines.hindsight
+                print(f"  {'':<9} per-fold pick among the one-weight baselines {100 * pick.diff:+.2f} against them "
+                      f"fixed; hindsight ceiling {100 * hindsight.gain:+.2f} vs speech, "
+                      f"{len(hindsight.per_fold) - len(hindsight.not_better)}/{len(hindsight.per_fold)} folds")
     print("tuned - speech, mean over seeds (worst fold of any seed):")
     for (profile, aggregate), values in summary.items():
         print(f"  {profile:<36} {aggregate:<9} {np.mean(values):+.2f} over {len(values)} table(s) "

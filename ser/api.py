@@ -26,8 +26,8 @@ import pandas as pd
 
 from ser.config import StudyConfig, load_config
 from ser.io import InputError, read_yaml
-from ser.labels import LabelSet
 from ser.progress import progress
+from ser.result_types import TunedSystems
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
 from ser.schema import labels_of, path_view, read_table, require_classes, text_path_names, validate
 from ser.scoring import evaluate_systems, evaluation_predictions
@@ -72,11 +72,12 @@ def evaluate(scores: ScoresLike, config: ConfigLike = None) -> Evaluation:
 def evaluate_table(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
     """``ser.evaluate`` on a validated table and a resolved config (what the run directory's stages call)."""
     ev, rules = cfg.evaluate, cfg.rules()
-    result = evaluate_systems(df, rules, cfg.labels, ev, cfg.seed)
-    result["text_paths"] = path_summary(df, cfg.labels)
+    asr = None
     if has_references(df):
         wer = ev.wer()
-        result["asr"] = asr_report(df, path_errors(df, wer), wer.label)
+        asr = asr_report(df, path_errors(df, wer), wer.label)
+    result = replace(evaluate_systems(df, rules, cfg.labels, ev, cfg.seed), text_paths=path_summary(df, cfg.labels),
+                     asr=asr)
     return Evaluation(result, evaluation_predictions(df, rules, cfg.labels))
 
 
@@ -102,14 +103,14 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
                      for name in tuned_paths(df, cfg.tune.text)}
     result = tuned_results(df, cfg.labels, searches, cfg.tune, cfg.evaluate, cfg.seed, path_searches=path_searches)
     predictions = result_predictions(df, cfg.labels, result)
-    _add_text_path_studies(df, cfg, result, predictions)
+    result = _with_text_path_studies(df, cfg, result, predictions)
     trials = trials_table(searches, path_searches)
     if cfg.tune.storage:
         _save_studies(df, cfg, result, trials)
     return TuneResult(result, trials, predictions)
 
 
-def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, trials: pd.DataFrame) -> None:
+def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSystems, trials: pd.DataFrame) -> None:
     """Each fold's finished search as an Optuna study in ``tune.storage`` (``ser.optuna_store``)."""
     from ser.arrays import ScoreArrays
     from ser.optuna_store import OUT_PLACEHOLDER, save_studies
@@ -120,7 +121,7 @@ def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, trials: pd.D
                          f"(give --out, or a URL without {OUT_PLACEHOLDER})")
     space = space_for(cfg.tune.space, {"table": ScoreArrays.from_table(df, cfg.labels)})
     names = save_studies(trials, space, cfg.tune.storage, objective=cfg.tune.objective,
-                         kept={f["fold"]: f["best"]["trial"] for f in result["folds"]})
+                         kept={f.fold: f.best.trial for f in result.folds})
     log.info(f"wrote {len(names)} Optuna studies to {cfg.tune.storage}")
 
 
@@ -154,25 +155,29 @@ def tuned_paths(df: pd.DataFrame, text: str | None) -> list[str]:
     return [text]
 
 
-def _add_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: dict, predictions: pd.DataFrame) -> None:
-    """With several tuned paths: the text-path transfer matrix; with reference transcripts: WER per path and the
-    fusion gain by utterance WER (each path with its own tuned system, else the primary's)."""
-    configs = result.get("path_configs", {})
+def _with_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSystems, predictions: pd.DataFrame
+                            ) -> TunedSystems:
+    """The result with its text paths; with several tuned paths, the text-path transfer matrix; with reference
+    transcripts, WER per path and the fusion gain by utterance WER (each path with its own tuned system, else the
+    primary's)."""
+    configs = result.path_configs or {}
     names = paths_of(df)
     primary = primary_name(df)
-    result["text_paths"] = path_summary(df, cfg.labels)
+    text_transfer = asr = cascade_report = None
     if configs:
-        tuned = {primary: {f["fold"]: f["best"]["config"] for f in result["folds"]}}
+        tuned = {primary: result.kept()}
         tuned |= {name: configs[suffix] for name, suffix in names.items() if suffix in configs}
-        result["text_transfer"] = transfer_matrix(df, cfg.labels, tuned, cfg.tune.objective)
+        text_transfer = transfer_matrix(df, cfg.labels, tuned, cfg.tune.objective)
     if has_references(df):
         wer = cfg.evaluate.wer()
         errors = path_errors(df, wer)
-        result["asr"] = asr_report(df, errors, wer.label)
+        asr = asr_report(df, errors, wer.label)
         systems = {name: ("tuned" if suffix is None else f"tuned:{suffix}")
                    for name, suffix in names.items() if suffix is None or suffix in configs}
-        result["cascade"] = {"normalizer": wer.label, "systems": systems,
-                             "paths": cascade(df, predictions, systems, errors, cfg.evaluate.bootstrap, cfg.seed)}
+        cascade_report = {"normalizer": wer.label, "systems": systems,
+                          "paths": cascade(df, predictions, systems, errors, cfg.evaluate.bootstrap, cfg.seed)}
+    return replace(result, text_paths=path_summary(df, cfg.labels), text_transfer=text_transfer, asr=asr,
+                   cascade=cascade_report)
 
 
 def sweep(scores: ScoresLike, config: ConfigLike = None) -> SweepResult:
@@ -211,10 +216,10 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
         result = cross_dataset(frames, cfg.labels, cfg.tune, search, cfg.evaluate, cfg.seed,
                                in_corpus=dict(in_corpus or {}), state_dirs=dirs, reuse=reuse, advance=advance)
         if common:
-            result["text_paths"] = {
+            result = replace(result, text_paths={
                 path: cross_dataset({name: path_view(df, path) for name, df in frames.items()}, cfg.labels, cfg.tune,
                                     search, cfg.evaluate, cfg.seed, reuse=reuse,
                                     state_dirs={name: path_state_dir(d, path) for name, d in dirs.items()},
                                     advance=advance)
-                for path in common}
+                for path in common})
     return CrossResult(result)

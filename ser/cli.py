@@ -17,12 +17,16 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ser import __version__
 from ser.io import DiskFull, InputError, OutputLocked, file_component, output_lock, write_json
 from ser.logs import add_log_file, close_log_files, setup_logging
 from ser.corpora.registry import CORPORA
 from ser.synthetic import PROFILES
+
+if TYPE_CHECKING:
+    from ser.result_types import ScoredSystems, TunedSystems
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 EXTRAS = {"ray": "ray", "optuna": "ray", "torch": "models", "transformers": "models", "faster_whisper": "models",
@@ -82,9 +86,9 @@ def _writing(out: Path, command: str) -> Iterator[Callable[[], float]]:
         yield lambda: time.perf_counter() - t0
 
 
-def _warn(result: dict) -> None:
+def _warn(result: ScoredSystems) -> None:
     """Weak but valid input (recorded in the result's ``warnings``) as one warning line each."""
-    for warning in result.get("warnings", []):
+    for warning in result.warnings:
         log.warning(warning)
 
 
@@ -119,9 +123,9 @@ def _cmd_tune(args: argparse.Namespace) -> int:
         cfg = replace(cfg, tune=replace(cfg.tune, **{k: v for k, v in (("engine", args.engine), ("text", args.text))
                                                     if v}))
     with _writing(out, "tune") as elapsed:
-        def record(result: dict) -> dict:
+        def record(result: TunedSystems) -> dict:
             return run_record("tune", cfg, config_file=args.config, timings_s={"total": elapsed()},
-                              warnings=result["warnings"])
+                              warnings=list(result.warnings))
         result = tune_stage(df, cfg, out, resume=args.resume, experiment_dir=out / "tune_experiment",
                             record=record).result
         print(format_table(result))

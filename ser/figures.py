@@ -10,6 +10,7 @@ import functools
 import io
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, Mapping
 
 import matplotlib
 import numpy as np
@@ -18,6 +19,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from ser.io import atomic_path
+from ser.result_types import CrossTransfer, ScoredSystems
 
 COLORS = {"speech": "#7f8c8d", "text": "#e0a458", "tuned": "#2a9d8f", "oracle": "#c9ada7"}
 PATH_COLORS = ("#2a9d8f", "#e0a458", "#6d597a", "#457b9d", "#e76f51")
@@ -72,24 +74,24 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 @_styled
-def fold_bars(result: dict, metric: str, systems=("speech", "text", "tuned")) -> Figure:
+def fold_bars(result: ScoredSystems, metric: str, systems=("speech", "text", "tuned")) -> Figure:
     """Per-fold metric of each system with its 95% bootstrap CI, on an axis from 0; dashed = means over folds."""
-    folds = [f["fold"] for f in result["folds"]]
-    systems = [s for s in systems if s in result["mean"]]
+    folds = [f.fold for f in result.folds]
+    systems = [s for s in systems if s in result.mean]
     x = np.arange(len(folds))
     width = 0.8 / len(systems)
     fig = _figure((max(6.5, 0.7 * len(folds) + 2), 3.6))
     ax = fig.subplots()
     for i, s in enumerate(systems):
-        vals = np.array([100 * f["systems"][s][metric] for f in result["folds"]])
-        ci = [f["systems"][s].get("ci") for f in result["folds"]]
+        vals = np.array([100 * f.systems[s][metric] for f in result.folds])
+        ci = [f.systems[s].ci for f in result.folds]
         err = None
-        if all(c and c["metric"] == metric for c in ci):
-            err = np.array([[v - 100 * c["low"], 100 * c["high"] - v] for v, c in zip(vals, ci)]).T
+        if all(c and c.metric == metric for c in ci):
+            err = np.array([[v - 100 * c.low, 100 * c.high - v] for v, c in zip(vals, ci)]).T
         ax.bar(x + (i - (len(systems) - 1) / 2) * width, vals, width, yerr=err, capsize=2,
-               color=COLORS.get(s), label=f"{s} (mean over folds {100 * result['mean'][s][metric]:.1f})",
+               color=COLORS.get(s), label=f"{s} (mean over folds {100 * result.mean[s][metric]:.1f})",
                error_kw={"elinewidth": 0.8, "ecolor": "#333"})
-        ax.axhline(100 * result["mean"][s][metric], color=COLORS.get(s, "k"), ls="--", lw=0.8)
+        ax.axhline(100 * result.mean[s][metric], color=COLORS.get(s, "k"), ls="--", lw=0.8)
     ax.set_xticks(x, folds, rotation=30, ha="right")
     ax.set_ylabel(f"{metric_name(metric)} (%)")
     ax.set_ylim(0, 100)
@@ -113,13 +115,13 @@ def gain_bars(gains: pd.DataFrame, metric: str) -> Figure:
 
 
 @_styled
-def confusions(result: dict, systems: list[str], metric: str) -> Figure:
+def confusions(result: ScoredSystems, systems: list[str], metric: str) -> Figure:
     """Row-normalized pooled confusion matrices (with counts), one panel per system."""
-    labels = result["labels"]
+    labels = result.labels
     fig = _figure((3.3 * len(systems) + 0.4, 3.4))
     axes = fig.subplots(1, len(systems), squeeze=False)
     for ax, name in zip(axes[0], systems):
-        c = np.array(result["pooled"][name]["confusion"], dtype=float)
+        c = np.array(result.pooled[name].confusion, dtype=float)
         norm = c / np.maximum(c.sum(axis=1, keepdims=True), 1)
         ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
         for i in range(len(labels)):
@@ -129,15 +131,15 @@ def confusions(result: dict, systems: list[str], metric: str) -> Figure:
         ax.set_xticks(range(len(labels)), labels)
         ax.set_yticks(range(len(labels)), labels)
         ax.set_xlabel("predicted")
-        ax.set_title(f"{name}: pooled {metric_name(metric)} {100 * result['pooled'][name][metric]:.1f}%")
+        ax.set_title(f"{name}: pooled {metric_name(metric)} {100 * result.pooled[name][metric]:.1f}%")
     axes[0][0].set_ylabel("gold")
     return fig
 
 
 @_styled
-def transitions(result: dict, system: str = "tuned") -> Figure:
+def transitions(result: ScoredSystems, system: str = "tuned") -> Figure:
     """Label changes by transition: how many fixed an error (wrong→right) vs broke a right label."""
-    trans = result["pooled"][system]["switches"]["transitions"]
+    trans = result.pooled[system].switches["transitions"]
     names = sorted(trans, key=lambda t: -trans[t]["n"])
     good = np.array([trans[t]["wrong_to_right"] for t in names])
     bad = np.array([trans[t]["right_to_wrong"] for t in names])
@@ -248,29 +250,29 @@ def trial_history(trials: pd.DataFrame, metric: str) -> Figure:
 
 
 @_styled
-def cross_matrix(cross: dict) -> Figure:
+def cross_matrix(cross: CrossTransfer) -> Figure:
     """Gain over speech (points, mean over the test corpus' folds) for each tuning corpus → test corpus."""
-    names = cross["corpora"]
-    gain = np.array([[100 * cross["matrix"][a][b]["gain"] for b in names] for a in names])
+    names = cross.corpora
+    gain = np.array([[100 * cross.matrix[a][b].gain for b in names] for a in names])
     fig = _figure((1.5 * len(names) + 2.8, 1.3 * len(names) + 1.5))
     ax = fig.subplots()
     lim = max(1.0, np.abs(gain).max())
     im = ax.imshow(gain, cmap="RdBu", vmin=-lim, vmax=lim)
     for i in range(len(names)):
         for j in range(len(names)):
-            cell = cross["matrix"][names[i]][names[j]]
-            ax.text(j, i, f"{gain[i, j]:+.1f}\n{cell['folds_improved']}/{cell['n_folds']} folds", ha="center",
+            cell = cross.matrix[names[i]][names[j]]
+            ax.text(j, i, f"{gain[i, j]:+.1f}\n{cell.folds_improved}/{cell.n_folds} folds", ha="center",
                     va="center", fontsize=8, color="white" if abs(gain[i, j]) > 0.6 * lim else "black")
     ax.set_xticks(range(len(names)), names)
     ax.set_yticks(range(len(names)), names)
     ax.set_xlabel("tested on")
     ax.set_ylabel("tuned on")
-    fig.colorbar(im, ax=ax, label=f"{metric_name(cross['objective'])} gain over speech, mean over folds (points)")
+    fig.colorbar(im, ax=ax, label=f"{metric_name(cross.objective)} gain over speech, mean over folds (points)")
     return fig
 
 
 @_styled
-def gain_by_wer(cascade: dict) -> Figure:
+def gain_by_wer(cascade: Mapping[str, Any]) -> Figure:
     """Accuracy gain of fusion over speech by utterance WER bucket, one bar group per text path, 95% CIs."""
     paths = list(cascade["paths"])
     buckets = [b["bucket"] for b in cascade["paths"][paths[0]]]

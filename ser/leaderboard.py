@@ -19,7 +19,7 @@ from ser.metrics import REPORTED_METRICS
 from ser.paper_tables import Table, numeric_frame, to_tex
 from ser.report import Heading, Paragraph, TableBlock, to_html, to_markdown
 from ser.results import load_run
-from ser.scoring import headline_metric
+from ser.result_types import ScoredSystems, TunedSystems
 
 DEFAULT_SYSTEMS = ("speech", "text", "tuned", "oracle")
 """Shown unless ``--systems`` names others; each further text path's ``tuned:NAME`` comes along with ``tuned``."""
@@ -28,11 +28,11 @@ CONFIDENCE = 0.95
 
 @dataclass(frozen=True)
 class Entry:
-    """One corpus of one run: the run directory's name, the corpus and its result (evaluation layout)."""
+    """One corpus of one run: the run directory's name, the corpus and its scored systems."""
 
     run: str
     corpus: str
-    result: dict
+    result: ScoredSystems
 
 
 def run_entries(run_dir: str | Path) -> list[Entry]:
@@ -41,13 +41,13 @@ def run_entries(run_dir: str | Path) -> list[Entry]:
     loaded = load_run(run_dir)
     name = Path(run_dir).resolve().name
     if loaded.cross is not None:
-        cross = loaded.cross.to_dict()
-        return [Entry(name, c, cross["pairs"][f"{c}->{c}"]) for c in cross["corpora"]]
+        cross = loaded.cross.result
+        return [Entry(name, c, cross.pair(c, c)) for c in cross.corpora]
     main = loaded.tune or loaded.evaluation
     if main is None:
         raise InputError(f"{run_dir} holds no per-fold results (results.json, evaluation.json or cross.json)")
     corpus = (loaded.record.get("config") or {}).get("name")
-    return [Entry(name, corpus if corpus and corpus != "study" else name, main.to_dict())]
+    return [Entry(name, corpus if corpus and corpus != "study" else name, main.result)]
 
 
 def fold_mean_ci(values: list[float]) -> tuple[float, float, float] | None:
@@ -59,58 +59,56 @@ def fold_mean_ci(values: list[float]) -> tuple[float, float, float] | None:
     return float(v.mean()), float(v.mean() - half), float(v.mean() + half)
 
 
-def _systems(result: dict, wanted: tuple[str, ...] | None) -> list[str]:
+def _systems(result: ScoredSystems, wanted: tuple[str, ...] | None) -> list[str]:
     """The systems of ``result`` to show: ``wanted`` in its order, else the defaults and every ``tuned:NAME``."""
-    have = list(result["mean"])
+    have = result.systems
     if wanted:
         return [s for s in wanted if s in have]
     shown = [s for s in DEFAULT_SYSTEMS if s in have]
-    if "tuning" not in result and "baselines" not in result:
+    if not isinstance(result, TunedSystems):
         shown += [s for s in have if s not in shown]          # an evaluation: every system the user chose
     at = shown.index("tuned") + 1 if "tuned" in shown else len(shown)
     return shown[:at] + [s for s in have if s.startswith("tuned:")] + shown[at:]
 
 
-def _metric_cell(result: dict, system: str, metric: str) -> str:
+def _metric_cell(result: ScoredSystems, system: str, metric: str) -> str:
     """The mean over folds [95% CI] in points, equal to the run's own ``mean`` figure."""
-    mean = 100 * result["mean"][system][metric]
-    ci = fold_mean_ci([f["systems"][system][metric] for f in result["folds"] if system in f["systems"]])
+    mean = 100 * result.mean[system][metric]
+    ci = fold_mean_ci(result.fold_values(system, metric))
     return f"{mean:.2f}" if ci is None else f"{mean:.2f} [{100 * ci[1]:.2f}, {100 * ci[2]:.2f}]"
 
 
-def _gain_cells(result: dict, system: str, objective: str) -> list[str]:
+def _gain_cells(result: ScoredSystems, system: str, objective: str) -> list[str]:
     """vs speech (mean over folds, points) and folds better, from the run's comparisons."""
-    if system == "speech" or system not in result.get("comparisons", {}):
+    if system == "speech" or system not in result.comparisons:
         return ["—", "—"]
-    folds = result["comparisons"][system]["folds"]
-    gain = 100 * (result["mean"][system][objective] - result["mean"]["speech"][objective])
-    return [f"{gain:+.2f}", f"{folds['improved']}/{folds['n_folds']}"]
+    folds = result.comparisons[system].folds
+    return [f"{100 * result.gain(system, objective):+.2f}", f"{folds.improved}/{folds.n_folds}"]
 
 
-def _verdict(result: dict, system: str) -> str:
+def _verdict(result: ScoredSystems, system: str) -> str:
     """For the tuned system: how the search compares with the best simple baseline, as ``ser tune`` says it."""
-    base = result.get("baselines")
-    if system != "tuned" or not base:
+    base = result.baselines.verdict if isinstance(result, TunedSystems) and result.baselines else None
+    if system != "tuned" or base is None or base.versus_best is None:
         return ""
-    vb = base["versus_best"]
-    return (f"{base['verdict']} {base['best']} ({100 * vb['diff']:+.2f} [{100 * vb['ci_low']:+.2f}, "
-            f"{100 * vb['ci_high']:+.2f}])")
+    vb = base.versus_best
+    return f"{base.verdict} {base.best} ({100 * vb.diff:+.2f} [{100 * vb.ci_low:+.2f}, {100 * vb.ci_high:+.2f}])"
 
 
 def leaderboard_table(entries: list[Entry], systems: tuple[str, ...] | None = None) -> Table:
     """One row per (corpus, run, system): UA / WA / macro-F1 means over folds with CIs, the gain over speech in
     the run's headline metric (its tuning objective, or an evaluation's comparison metric) and the folds better,
     and for a tuned system the verdict against the best simple baseline."""
-    gains = {headline_metric(e.result) for e in entries}
+    gains = {e.result.headline_metric for e in entries}
     mixed = len(gains) > 1              # then each row names the metric its gain is in
     head = ["corpus", "run", "system", "folds", *(f"{metric_name(m)} [95% CI]" for m in REPORTED_METRICS),
             *(["gain in"] if mixed else []), "vs speech" if mixed else f"vs speech ({metric_name(gains.pop())})",
             "folds better/n", "search vs best baseline"]
     rows = []
     for e in sorted(entries, key=lambda e: (e.corpus, e.run)):
-        metric = headline_metric(e.result)
+        metric = e.result.headline_metric
         for s in _systems(e.result, systems):
-            rows.append([e.corpus, e.run, s, str(len(e.result["folds"])),
+            rows.append([e.corpus, e.run, s, str(len(e.result.folds)),
                          *(_metric_cell(e.result, s, m) for m in REPORTED_METRICS),
                          *([metric_name(metric)] if mixed else []), *_gain_cells(e.result, s, metric),
                          _verdict(e.result, s)])

@@ -17,7 +17,7 @@ import pandas as pd
 
 from ser import figures
 from ser.config import EvaluateConfig
-from ser.scoring import headline_metric
+from ser.result_types import CrossTransfer, ScoredSystems, TunedSystems
 from ser.stats import paired_bootstrap
 from ser.io import InputError
 
@@ -34,12 +34,12 @@ class RunOutputs:
     """What a run directory, or a notebook's results, holds that the report and its figures read."""
 
     name: str
-    result: dict | None             # results.json or evaluation.json; None for a sweep or a cross study alone
+    result: ScoredSystems | None    # results.json or evaluation.json; None for a sweep or a cross study alone
     tuned: bool
     predictions: pd.DataFrame | None
     trials: pd.DataFrame | None
-    sweep: tuple[pd.DataFrame, pd.DataFrame, dict] | None
-    cross: dict | None
+    sweep: "SweepResult | None"
+    cross: CrossTransfer | None
 
     @classmethod
     def of(cls, name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluation | None" = None,
@@ -48,13 +48,11 @@ class RunOutputs:
         main = tune or evaluation
         predictions = main.predictions if main is not None and len(main.predictions) else None
         return cls(name, main.result if main is not None else None, tune is not None, predictions,
-                   tune.trials if tune is not None else None,
-                   (sweep.surfaces, sweep.chosen, sweep.stats) if sweep is not None else None,
-                   cross.result if cross is not None else None)
+                   tune.trials if tune is not None else None, sweep, cross.result if cross is not None else None)
 
     @property
     def metric(self) -> str:
-        return headline_metric(self.result)
+        return self.result.headline_metric
 
     @property
     def main(self) -> str | None:
@@ -63,13 +61,13 @@ class RunOutputs:
             return None
         if self.tuned:
             return "tuned"
-        own = [s for s in self.result["mean"] if s not in BUILTIN]
-        return max(own, key=lambda s: self.result["mean"][s][self.metric]) if own else None
+        own = [s for s in self.result.systems if s not in BUILTIN]
+        return max(own, key=lambda s: self.result.mean[s][self.metric]) if own else None
 
     @property
     def shown(self) -> list[str]:
         """The systems the per-fold figures and tables show: speech, text and the main system."""
-        return [s for s in ("speech", "text", self.main) if s and s in self.result["mean"]]
+        return [s for s in ("speech", "text", self.main) if s and s in self.result.mean]
 
     @cached_property
     def gains(self) -> pd.DataFrame | None:
@@ -89,14 +87,14 @@ def label_codes(pred: pd.DataFrame, labels: list[str], column: str) -> np.ndarra
     return pd.Categorical(pred[column], categories=labels).codes.astype(np.int64)
 
 
-def fold_gains(result: dict, pred: pd.DataFrame, main: str) -> pd.DataFrame:
+def fold_gains(result: ScoredSystems, pred: pd.DataFrame, main: str) -> pd.DataFrame:
     """Per fold: main − speech with a paired bootstrap 95% CI (points), from the per-row predictions, resampled as
     often as the result's own comparisons were (``evaluate.bootstrap``)."""
-    labels, metric = result["labels"], headline_metric(result)
-    compared = next(iter(result["comparisons"].values()), None)
-    n_boot = compared["bootstrap"]["n_boot"] if compared else EvaluateConfig().bootstrap
+    labels, metric = result.labels, result.headline_metric
+    compared = next(iter(result.comparisons.values()), None)
+    n_boot = compared.bootstrap.n_boot if compared else EvaluateConfig().bootstrap
     rows = []
-    for i, fold in enumerate(f["fold"] for f in result["folds"]):
+    for i, fold in enumerate(f.fold for f in result.folds):
         part = pred[pred["fold"] == fold]
         y = label_codes(part, labels, "label")
         b = paired_bootstrap(y, label_codes(part, labels, "pred_speech"), label_codes(part, labels, f"pred_{main}"),
@@ -119,7 +117,7 @@ def _has_result(out: RunOutputs) -> bool:
 
 
 def _sweep_classes(out: RunOutputs) -> bool:
-    return out.sweep is not None and bool((out.sweep[0]["scope"] != "global").any())
+    return out.sweep is not None and bool((out.sweep.surfaces["scope"] != "global").any())
 
 
 FIGURES: dict[str, FigureSpec] = {
@@ -134,17 +132,20 @@ FIGURES: dict[str, FigureSpec] = {
     "uncertainty": FigureSpec("per-row predictions", lambda out: out.predictions is not None,
                               lambda out: figures.uncertainty(out.predictions)),
     "sensitivity": FigureSpec("a sweep", lambda out: out.sweep is not None,
-                              lambda out: figures.sensitivity(out.sweep[0], out.sweep[1], out.sweep[2]["objective"])),
+                              lambda out: figures.sensitivity(out.sweep.surfaces, out.sweep.chosen,
+                                                              out.sweep.stats["objective"])),
     "sensitivity_classes": FigureSpec("a sweep with per-class scopes", _sweep_classes,
-                                      lambda out: figures.class_sensitivity(out.sweep[0], out.sweep[2]["objective"])),
+                                      lambda out: figures.class_sensitivity(out.sweep.surfaces,
+                                                                            out.sweep.stats["objective"])),
     "trials": FigureSpec("a tuning with its trials",
-                         lambda out: _has_result(out) and "baselines" in out.result and len(out.primary_trials) > 0,
+                         lambda out: isinstance(out.result, TunedSystems) and out.result.baselines is not None
+                         and len(out.primary_trials) > 0,
                          lambda out: figures.trial_history(out.primary_trials, out.metric)),
     "cross": FigureSpec("a cross-corpus study", lambda out: out.cross is not None,
                         lambda out: figures.cross_matrix(out.cross)),
     "gain_by_wer": FigureSpec("text paths scored against reference transcripts",
-                              lambda out: _has_result(out) and "cascade" in out.result,
-                              lambda out: figures.gain_by_wer(out.result["cascade"])),
+                              lambda out: isinstance(out.result, TunedSystems) and out.result.cascade is not None,
+                              lambda out: figures.gain_by_wer(out.result.cascade)),
 }
 
 

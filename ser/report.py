@@ -20,7 +20,8 @@ import numpy as np
 from ser import figures
 from ser.plots import RunOutputs, draw, label_codes
 from ser.results import run_outputs
-from ser.scoring import format_p, headline_metric
+from ser.result_types import CrossTransfer, ScoredSystems, TunedSystems
+from ser.scoring import format_p
 from ser.figures import metric_name
 from ser.escape import html_text, markdown_cell, markdown_text
 from ser.io import DamagedFile, InputError, file_component, file_set, read_json
@@ -28,7 +29,6 @@ from ser.paper_tables import Table, numeric_columns, numeric_frame, to_tex
 from ser.metrics import METRICS, REPORTED_METRICS, summary
 from ser.baselines import baseline_table, describe_hindsight, describe_per_fold_pick, describe_versus_best
 from ser.fusion import describe_config
-from ser.transfer import pair_gain
 
 @dataclass(frozen=True)
 class Heading:
@@ -77,18 +77,18 @@ def _pct(x: float) -> str:
 def headline(out: RunOutputs) -> str:
     """One sentence: did fusion help, by how much (pooled, labelled), how sure, in how many folds."""
     metric, main = out.metric, out.main
-    cmp = out.result["comparisons"].get(main) if main else None
+    cmp = out.result.comparisons.get(main) if main else None
     if not cmp:
         return "This run evaluates the built-in systems only (speech, text, oracle); no fusion system to compare."
-    b, f = cmp["bootstrap"], cmp["folds"]
-    verdict = "improved" if b["ci_low"] > 0 else "did not significantly change" if b["ci_high"] > 0 else "hurt"
+    b, f = cmp.bootstrap, cmp.folds
+    verdict = "improved" if b.ci_low > 0 else "did not significantly change" if b.ci_high > 0 else "hurt"
     subject = "Tuned fusion" if out.tuned else f"The best fixed system, `{main}`,"
-    wilcoxon = "" if f["wilcoxon_p"] is None else f" (Wilcoxon {format_p(f['wilcoxon_p'])})"
-    mean_gain = 100 * (out.result["mean"][main][metric] - out.result["mean"]["speech"][metric])
-    return (f"**{subject} {verdict} {metric_name(metric)} by {100 * b['diff']:+.2f} points** over speech alone on "
-            f"the pooled test rows (95% CI [{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}], paired bootstrap "
-            f"{format_p(b['p_value'])}); {mean_gain:+.2f} points as the mean over folds; better in "
-            f"**{f['improved']} of {f['n_folds']} folds**, worse in {f['worse']}{wilcoxon}.")
+    wilcoxon = "" if f.wilcoxon_p is None else f" (Wilcoxon {format_p(f.wilcoxon_p)})"
+    mean_gain = 100 * out.result.gain(main, metric)
+    return (f"**{subject} {verdict} {metric_name(metric)} by {100 * b.diff:+.2f} points** over speech alone on "
+            f"the pooled test rows (95% CI [{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}], paired bootstrap "
+            f"{format_p(b.p_value)}); {mean_gain:+.2f} points as the mean over folds; better in "
+            f"**{f.improved} of {f.n_folds} folds**, worse in {f.worse}{wilcoxon}.")
 
 
 FAMILIES = {"speech": "speech alone", "loglinear": "one-weight log-linear fusion", "average": "one-weight average",
@@ -96,18 +96,18 @@ FAMILIES = {"speech": "speech alone", "loglinear": "one-weight log-linear fusion
             "text": "the sentiment label alone", "oracle": "the oracle switch"}
 
 
-def kept_per_fold(result: dict) -> str:
+def kept_per_fold(result: ScoredSystems) -> str:
     """What the tuned system is, fold by fold, in families a reader recognizes (and when it is a baseline)."""
-    folds = result["folds"]
+    folds = result.folds
     families: dict[str, int] = {}
     for f in folds:
-        name = FAMILIES.get(f["best"]["config"]["kind"], f["best"]["config"]["kind"])
+        name = FAMILIES.get(f.best.config["kind"], f.best.config["kind"])
         families[name] = families.get(name, 0) + 1
     parts = ", ".join(f"{name} in {n}/{len(folds)} folds" for name, n in sorted(families.items(), key=lambda x: -x[1]))
-    shapes = {_baseline_shape(f["best"]["config"]) for f in folds}
+    shapes = {_baseline_shape(f.best.config) for f in folds}
     shape = next(iter(shapes)) if len(shapes) == 1 else None
     tail = (f": in every fold the family of the fixed baseline `{shape}`, its weight refitted per fold"
-            if shape and shape in result.get("mean", {}) else "")
+            if shape and shape in result.mean else "")
     return f"The tuned system is {parts}{tail}."
 
 
@@ -132,13 +132,13 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
     blocks: list[Block] = [Heading(1, f"Fusion report: {out.name}"), Paragraph(headline(out))]
     if out.tuned:
         blocks.append(Paragraph(kept_per_fold(r)))
-    t = r.get("tuning")
+    t = r.tuning if isinstance(r, TunedSystems) else None
     if t:
-        blocks.append(Paragraph(f"Protocol `{t['protocol']}`, objective {m}, method `{t['method']}`, choice rule "
-                            f"`{t.get('choice', 'tuning-best')}`: {t['configurations_evaluated']:,} configurations "
+        blocks.append(Paragraph(f"Protocol `{t.protocol}`, objective {m}, method `{t.method}`, choice rule "
+                            f"`{t.choice}`: {t.configurations_evaluated:,} configurations "
                             f"evaluated; each fold's configuration was chosen on its tuning rows only and applied "
                             f"once to its test rows."))
-    for warning in r.get("warnings", []):
+    for warning in r.warnings:
         blocks.append(Paragraph(f"Warning: {warning}."))
 
     blocks.append(Heading(2, "Per fold"))
@@ -152,31 +152,31 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
     if out.tuned:
         head.append("chosen configuration")
     rows = []
-    for i, f in enumerate(r["folds"]):
-        s = f["systems"]
-        row = [f["fold"], str(f["n"])] + [_pct(s[name][metric]) for name in shown]
+    for i, f in enumerate(r.folds):
+        s = f.systems
+        row = [f.fold, str(f.n)] + [_pct(s[name][metric]) for name in shown]
         if main:
             row.append(f"{100 * (s[main][metric] - s['speech'][metric]):+.2f}")
         if gains is not None:
             row.append(f"[{gains['low'][i]:+.2f}, {gains['high'][i]:+.2f}]")
         if out.tuned:
-            row.append(f["best"].get("description") or describe_config(f["best"]["config"]))
+            row.append(f.best.description or describe_config(f.best.config))
         rows.append(row)
     blocks.append(TableBlock(Table("per_fold", head, rows)))
     blocks.append(Heading(2, "All metrics"))
     blocks.append(Paragraph("Mean ± standard deviation over folds, and the same metrics on all test rows pooled."))
     blocks.append(TableBlock(Table("metrics", ["system"] + [f"{metric_name(x)} mean ± std" for x in METRICS]
                                   + ["pooled UA", "pooled macro-F1"],
-                                  [[name] + [f"{_pct(r['mean'][name][x])} ± {_pct(r['std'][name][x])}" for x in METRICS]
-                                   + [_pct(r["pooled"][name]["ua"]), _pct(r["pooled"][name]["macro_f1"])]
-                                   for name in r["mean"]])))
+                                  [[name] + [f"{_pct(r.mean[name][x])} ± {_pct(r.std[name][x])}" for x in METRICS]
+                                   + [_pct(r.pooled[name]["ua"]), _pct(r.pooled[name]["macro_f1"])]
+                                   for name in r.mean])))
 
     blocks += per_class_blocks(r, shown)
     blocks.append(Heading(2, "What changed"))
     blocks.append(image("confusions",
                         "Pooled confusion matrices, rows = gold, normalized per row (counts in brackets)."))
     if main:
-        sw = r["pooled"][main]["switches"]
+        sw = r.pooled[main].switches
         blocks.append(image("transitions", f"{main}: {sw['switched']} labels changed ({100 * sw['rate']:.1f}%), "
                                            f"{sw['wrong_to_right']} errors fixed (up), {sw['right_to_wrong']} right "
                                            f"labels broken (down), by transition."))
@@ -184,22 +184,22 @@ def build_blocks(out: RunOutputs, fig_dir: Path, formats: tuple[str, ...]) -> li
         blocks += uncertainty_blocks(out, image)
     if out.sweep:
         blocks += sweep_blocks(out, image)
-    if "baselines" in r:
+    if isinstance(r, TunedSystems) and r.baselines is not None:
         blocks += search_blocks(out, image)
     if out.cross:
         blocks += cross_blocks(out.cross, image)
-    if len(r.get("text_paths", {})) > 1 or "asr" in r:
+    if len(r.text_paths or {}) > 1 or r.asr is not None:
         blocks += text_path_blocks(r, image)
     if main and out.predictions is not None:
         blocks += breakdown_blocks(out, main)
     return blocks
 
 
-def per_class_blocks(r: dict, shown: list[str]) -> list[Block]:
+def per_class_blocks(r: ScoredSystems, shown: list[str]) -> list[Block]:
     head = ["class", "support"] + [f"{s} {x}" for s in shown for x in ("P", "R", "F1")]
-    rows = [[c, str(r["pooled"]["speech"]["per_class"][c]["support"])]
-            + [_pct(r["pooled"][s]["per_class"][c][x]) for s in shown for x in ("precision", "recall", "f1")]
-            for c in r["labels"]]
+    rows = [[c, str(r.pooled["speech"].per_class[c]["support"])]
+            + [_pct(r.pooled[s].per_class[c][x]) for s in shown for x in ("precision", "recall", "f1")]
+            for c in r.labels]
     return [Heading(2, "Per class"),
             Paragraph("Precision (P), recall (R) and F1 per class on the pooled test rows (%)."),
             TableBlock(Table("per_class", head, rows))]
@@ -220,7 +220,7 @@ def uncertainty_blocks(out: RunOutputs, image: Image) -> list[Block]:
 
 
 def sweep_blocks(out: RunOutputs, image: Image) -> list[Block]:
-    surfaces, chosen, stats = out.sweep
+    surfaces, chosen, stats = out.sweep.surfaces, out.sweep.chosen, out.sweep.stats
     metric = stats["objective"]
     m = metric_name(metric)
     blocks = [Heading(2, f"Threshold sensitivity ({stats['gate']} gate)"),
@@ -248,27 +248,27 @@ def search_blocks(out: RunOutputs, image: Image) -> list[Block]:
     """Did the search earn its complexity: tuned vs simple baselines, each fold's tuning vs test score, trials."""
     r, metric = out.result, out.metric
     m = metric_name(metric)
-    t = r["tuning"]
+    t = r.tuning
     rows = [[row.system, f"{_pct(row.mean)} ± {_pct(row.std)}", f"{100 * row.vs_speech:+.2f}",
              f"{row.folds_better}/{row.folds_worse}", "" if row.system == "tuned" else f"{100 * row.vs_tuned:+.2f}"]
             for row in baseline_table(r).itertuples()]
-    honesty = [[f["fold"], f["best"].get("description", describe_config(f["best"]["config"])),
-                str(f["best"].get("free_parameters", "")), _pct(f["best"]["tuning_score"]),
-                "" if f["best"].get("inner_score") is None else _pct(f["best"]["inner_score"]),
-                _pct(f["best"]["test_score"]), f"{100 * f['best']['optimism']:+.2f}"]
-               for f in r["folds"] if "test_score" in f["best"]]
+    honesty = [[f.fold, f.best.description or describe_config(f.best.config),
+                "" if f.best.free_parameters is None else str(f.best.free_parameters), _pct(f.best.tuning_score),
+                "" if f.best.inner_score is None else _pct(f.best.inner_score),
+                _pct(f.best.test_score), f"{100 * f.best.optimism:+.2f}"]
+               for f in r.folds if f.best.test_score is not None]
     blocks = [
         Heading(2, "Search vs simple baselines"),
         Paragraph(_versus_best_text(r, m)),
         TableBlock(Table("baselines", ["system", f"{m} mean ± std", "vs speech", "folds better/worse", "vs tuned"],
                         rows)),
-        Paragraph(f"Kept configurations scored {_pct(t['mean_tuning_score'])} on the rows they were tuned on and "
-              f"{_pct(t['mean_test_score'])} on test rows: an optimism of {100 * t['mean_optimism']:+.2f} points. The "
+        Paragraph(f"Kept configurations scored {_pct(t.mean_tuning_score)} on the rows they were tuned on and "
+              f"{_pct(t.mean_test_score)} on test rows: an optimism of {100 * t.mean_optimism:+.2f} points. The "
               f"inner estimate (refit without each tuning group, scored on it) is what the choice used."),
         TableBlock(Table("optimism", ["fold", "kept configuration", "free parameters", f"tuning {m}",
                                      f"inner estimate {m}", f"test {m}", "optimism"], honesty)),
     ]
-    why = [[f["fold"], f["best"]["why"]] for f in r["folds"] if f["best"].get("why")]
+    why = [[f.fold, f.best.why] for f in r.folds if f.best.why]
     if why:
         blocks += [Paragraph("Why each fold kept its configuration: a fusion is kept over speech alone (and a joint fusion "
                          "over the one-path one) only when its inner estimate leads by the required SEs, it is better "
@@ -280,20 +280,20 @@ def search_blocks(out: RunOutputs, image: Image) -> list[Block]:
     return blocks
 
 
-def _versus_best_text(result: dict, m: str) -> str:
+def _versus_best_text(result: TunedSystems, m: str) -> str:
     """The search against the best simple baseline, in words (a results.json written before the CI existed gives
     the difference alone)."""
-    base, choice = result["baselines"], result["tuning"]["choice"]
+    base, choice = result.baselines, result.tuning.choice
     head = f"Every baseline was fitted on the same tuning rows as the search (choice rule `{choice}`), in {m}. "
-    if "versus_best" not in base:
-        return head + f"Tuned − best baseline (`{base['best']}`): {100 * base['tuned_minus_best']:+.2f} points."
-    pick = f" {describe_per_fold_pick(base['per_fold_pick'])}" if "per_fold_pick" in base else ""
-    ceiling = f" {describe_hindsight(result)}" if "hindsight" in base else ""
-    return head + describe_versus_best(base) + pick + ceiling
+    if base.verdict.versus_best is None:
+        return head + f"Tuned − best baseline (`{base.verdict.best}`): {100 * base.verdict.tuned_minus_best:+.2f} points."
+    pick = "" if base.per_fold_pick is None else f" {describe_per_fold_pick(base.per_fold_pick)}"
+    ceiling = "" if base.hindsight is None else f" {describe_hindsight(result)}"
+    return head + describe_versus_best(base.verdict) + pick + ceiling
 
 
-def cross_blocks(cross: dict, image: Image) -> list[Block]:
-    m = metric_name(cross["objective"])
+def cross_blocks(cross: CrossTransfer, image: Image) -> list[Block]:
+    m = metric_name(cross.objective)
     head = ["tuned on", "tested on", *(f"tuned {metric_name(x)}" for x in REPORTED_METRICS),
             *(f"{metric_name(x)} gain" for x in REPORTED_METRICS), f"{m} gain (pooled) [95% CI]", "folds better"]
     blocks = [Heading(2, "Cross-dataset transfer"),
@@ -303,35 +303,35 @@ def cross_blocks(cross: dict, image: Image) -> list[Block]:
                     f"better are in {m}, the objective."),
               image("cross", f"{m} gain over speech, mean over the test corpus' folds (points), and folds improved."),
               TableBlock(Table("transfer", head, _transfer_rows(cross)))]
-    for path, part in cross.get("text_paths", {}).items():
+    for path, part in cross.text_paths.items():
         blocks += [Paragraph(f"The same with text path `{path}` in every corpus (its own tuning and transfer)."),
                    TableBlock(Table(f"transfer_{file_component(path)}", head, _transfer_rows(part)))]
     return blocks
 
 
-def _transfer_rows(cross: dict) -> list[list[str]]:
+def _transfer_rows(cross: CrossTransfer) -> list[list[str]]:
     rows = []
-    for a in cross["corpora"]:
-        for b in cross["corpora"]:
-            cell, boot = cross["matrix"][a][b], cross["pairs"][f"{a}->{b}"]["comparisons"]["tuned"]["bootstrap"]
-            mean = cross["pairs"][f"{a}->{b}"]["mean"]["tuned"]
+    for a in cross.corpora:
+        for b in cross.corpora:
+            cell, pair = cross.matrix[a][b], cross.pair(a, b)
+            boot, mean = pair.comparisons["tuned"].bootstrap, pair.mean["tuned"]
             rows.append([a, b, *(_pct(mean[x]) for x in REPORTED_METRICS),
-                         *(f"{100 * pair_gain(cross, a, b, x):+.2f}" for x in REPORTED_METRICS),
-                         f"{100 * boot['diff']:+.2f} [{100 * boot['ci_low']:+.2f}, {100 * boot['ci_high']:+.2f}]",
-                         f"{cell['folds_improved']}/{cell['n_folds']}"])
+                         *(f"{100 * cross.gain(a, b, x):+.2f}" for x in REPORTED_METRICS),
+                         f"{100 * boot.diff:+.2f} [{100 * boot.ci_low:+.2f}, {100 * boot.ci_high:+.2f}]",
+                         f"{cell.folds_improved}/{cell.n_folds}"])
     return rows
 
 
-def text_path_blocks(r: dict, image: Image) -> list[Block]:
+def text_path_blocks(r: ScoredSystems, image: Image) -> list[Block]:
     """Every text path: its ASR errors, sentiment accuracy, text-only and tuned scores; the gain by utterance WER;
     the text-path transfer matrix."""
-    metric = headline_metric(r)
-    m, paths, asr = metric_name(metric), r.get("text_paths", {}), r.get("asr") or {}
+    metric = r.headline_metric
+    m, paths, asr = metric_name(metric), r.text_paths or {}, r.asr or {}
     rows = []
     for name, info in paths.items():
         suffix = "" if info["columns"] == "text_*" else ":" + info["columns"].split(":", 1)[1]
         errors = asr.get("per_path", {}).get(name, {})
-        text, tuned = r["mean"].get(f"text{suffix}"), r["mean"].get(f"tuned{suffix}")
+        text, tuned = r.mean.get(f"text{suffix}"), r.mean.get(f"tuned{suffix}")
         acc = info["sentiment_accuracy"]
         rows.append([name, ", ".join(info["transcript_source"]) or "-",
                      _pct(errors["wer"]) if errors.get("wer") is not None else "-",
@@ -345,16 +345,17 @@ def text_path_blocks(r: dict, image: Image) -> list[Block]:
               f"against the gold emotion mapped to sentiment; text-only and tuned {m} as means over folds (%)."),
         TableBlock(Table("text_paths", ["path", "transcripts", "WER", "CER", "sentiment accuracy", f"text {m}",
                                        f"tuned {m}"], rows))]
-    if "cascade" in r:
+    cascade = r.cascade if isinstance(r, TunedSystems) else None
+    if cascade is not None:
         blocks.append(image("gain_by_wer", "How transcript errors reach the fusion: accuracy gain over speech by "
                                            "utterance WER, with 95% bootstrap CIs over utterances."))
         rows = [[path, b["bucket"], str(b["n"]), f"{100 * b['gain']:+.2f}" if b["gain"] is not None else "-",
                  str(b["switches"]), _pct(b["switch_right"]) if b["switch_right"] is not None else "-"]
-                for path, buckets in r["cascade"]["paths"].items() for b in buckets]
+                for path, buckets in cascade["paths"].items() for b in buckets]
         blocks.append(TableBlock(Table("gain_by_wer", ["path", "utterance WER", "n", "gain (points)",
                                                       "switches", "switches right (%)"], rows)))
-    if "text_transfer" in r:
-        t = r["text_transfer"]
+    if isinstance(r, TunedSystems) and r.text_transfer is not None:
+        t = r.text_transfer
         rows = [[src] + [f"{100 * t['matrix'][src][dst]['gain']:+.2f}" for dst in t["paths"]] for src in t["paths"]]
         blocks.append(Paragraph(f"A configuration tuned on one path (rows) applied to another path's text (columns): "
                             f"{m} gain over speech, mean over folds (points)."))
@@ -364,7 +365,7 @@ def text_path_blocks(r: dict, image: Image) -> list[Block]:
 
 def breakdown_blocks(out: RunOutputs, main: str) -> list[Block]:
     """Speech vs the main system by condition (improvised/scripted) and gender, where the table has them."""
-    pred, labels, metric = out.predictions, out.result["labels"], out.metric
+    pred, labels, metric = out.predictions, out.result.labels, out.metric
     m, k = metric_name(metric), len(labels)
     blocks = []
     for column in ("condition", "gender"):

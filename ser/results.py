@@ -8,7 +8,7 @@ as they read a run directory.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -17,24 +17,23 @@ import pandas as pd
 from ser.escape import html_text
 from ser.plots import RunOutputs, draw, show_in_notebook
 from ser.io import InputError, file_set, read_json, write_json, write_parquet
-from ser.scoring import headline_metric
+from ser.result_types import CrossTransfer, ScoredSystems, TunedSystems
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-def fold_table(result: dict) -> pd.DataFrame:
-    """Per-fold metrics of an evaluation/results layout: one row per (fold, system), metrics as columns."""
-    rows = [{"fold": entry["fold"], "system": name, "n": entry["n"],
-             **{k: v for k, v in metrics.items() if not isinstance(v, dict)}}
-            for entry in result["folds"] for name, metrics in entry["systems"].items()]
+def fold_table(result: ScoredSystems) -> pd.DataFrame:
+    """Per-fold metrics of scored systems: one row per (fold, system), metrics as columns."""
+    rows = [{"fold": entry.fold, "system": name, "n": entry.n, **scores.values}
+            for entry in result.folds for name, scores in entry.systems.items()]
     return pd.DataFrame(rows)
 
 
-def _means(result: dict, systems: list[str]) -> str:
+def _means(result: ScoredSystems, systems: list[str]) -> str:
     """'macro_f1 mean over folds: speech 64.25, tuned 66.62' — the line a result's repr leads with."""
-    metric = headline_metric(result)
-    return f"{metric} mean over folds: " + ", ".join(f"{s} {100 * result['mean'][s][metric]:.2f}" for s in systems)
+    metric = result.headline_metric
+    return f"{metric} mean over folds: " + ", ".join(f"{s} {100 * result.mean[s][metric]:.2f}" for s in systems)
 
 
 def _plot(name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluation | None" = None,
@@ -49,18 +48,18 @@ def _plot(name: str, *, tune: "TuneResult | None" = None, evaluation: "Evaluatio
 class Evaluation:
     """Fixed systems scored on every fold's test rows (``evaluation.json``) and every row's predicted label."""
 
-    result: dict
+    result: ScoredSystems
     predictions: pd.DataFrame
 
     def to_dict(self) -> dict:
-        return self.result
+        return self.result.to_dict()
 
     def table(self) -> pd.DataFrame:
         """One row per fold and system: its metrics (fractions in [0, 1], not percent)."""
         return fold_table(self.result)
 
     def __repr__(self) -> str:
-        return f"<Evaluation: {len(self.result['folds'])} folds; {_means(self.result, list(self.result['mean']))}>"
+        return f"<Evaluation: {len(self.result.folds)} folds; {_means(self.result, self.result.systems)}>"
 
     def plot(self, name: str = "folds") -> "Figure":
         """A report figure as a matplotlib Figure: ``folds``, ``confusions``, ``uncertainty``, and with a fusion
@@ -72,24 +71,24 @@ class Evaluation:
         out = Path(directory)
         with file_set(out) as staged:
             write_parquet(self.predictions, staged / "predictions.parquet")
-            write_json(self.result, staged / "evaluation.json")
+            write_json(self.result.to_dict(), staged / "evaluation.json")
         return out
 
     @property
     def warnings(self) -> list[str]:
-        return list(self.result.get("warnings", []))
+        return list(self.result.warnings)
 
 
 @dataclass(frozen=True, repr=False)
 class TuneResult:
     """A leakage-free search per fold (``results.json``): the kept configuration, the baselines, every trial."""
 
-    result: dict
+    result: TunedSystems
     trials: pd.DataFrame
     predictions: pd.DataFrame
 
     def to_dict(self) -> dict:
-        return self.result
+        return self.result.to_dict()
 
     def table(self) -> pd.DataFrame:
         """One row per fold and system: its metrics (fractions in [0, 1], not percent)."""
@@ -98,8 +97,8 @@ class TuneResult:
     def chosen(self) -> pd.DataFrame:
         """One row per fold: the kept configuration in words, its tuning, inner and test scores, optimism
         (fractions in [0, 1], not percent)."""
-        return pd.DataFrame([{"fold": f["fold"], **{k: v for k, v in f["best"].items() if k != "config"}}
-                             for f in self.result["folds"]])
+        return pd.DataFrame([{"fold": f.fold, **{k: v for k, v in f.best.to_dict().items() if k != "config"}}
+                             for f in self.result.folds])
 
     def baselines(self) -> pd.DataFrame:
         """Did the search earn its complexity: the tuned system and each simple baseline in the tuning objective
@@ -117,10 +116,10 @@ class TuneResult:
 
     def __repr__(self) -> str:
         r = self.result
-        folds = r["comparisons"]["tuned"]["folds"]
-        verdict = f"; the search {r['baselines']['verdict']} the best simple baseline" if "baselines" in r else ""
-        return (f"<TuneResult: {len(r['folds'])} folds, {len(self.trials)} trials; {_means(r, ['speech', 'tuned'])} "
-                f"(better in {folds['improved']}/{len(r['folds'])} folds){verdict}>")
+        folds = r.comparisons["tuned"].folds
+        verdict = f"; the search {r.baselines.verdict.verdict} the best simple baseline" if r.baselines else ""
+        return (f"<TuneResult: {len(r.folds)} folds, {len(self.trials)} trials; {_means(r, ['speech', 'tuned'])} "
+                f"(better in {folds.improved}/{len(r.folds)} folds){verdict}>")
 
     def plot(self, name: str = "gains") -> "Figure":
         """A report figure as a matplotlib Figure: ``gains`` (tuned − speech per fold with its 95% CI), ``folds``,
@@ -139,14 +138,14 @@ class TuneResult:
         with file_set(out) as staged:
             write_parquet(self.trials, staged / "trials.parquet")
             write_parquet(self.predictions, staged / "predictions.parquet")
-            write_json(self.result, staged / "results.json")
+            write_json(self.result.to_dict(), staged / "results.json")
             if record is not None:
                 write_json(record, staged / "run.json")
         return out
 
     @property
     def warnings(self) -> list[str]:
-        return list(self.result.get("warnings", []))
+        return list(self.result.warnings)
 
 
 @dataclass(frozen=True, repr=False)
@@ -189,18 +188,18 @@ class SweepResult:
 class CrossResult:
     """Cross-corpus transfer (``cross.json``): tuned on the row corpus, tested on the column corpus."""
 
-    result: dict
+    result: CrossTransfer
 
     def to_dict(self) -> dict:
-        return self.result
+        return self.result.to_dict()
 
     def table(self) -> pd.DataFrame:
         """One row per (tuned on, tested on) pair: its scores and gain over speech (fractions in [0, 1])."""
-        return pd.DataFrame([{"tuned_on": src, "tested_on": dst, **cell}
-                             for src, row in self.result["matrix"].items() for dst, cell in row.items()])
+        return pd.DataFrame([{"tuned_on": src, "tested_on": dst, **asdict(cell)}
+                             for src, row in self.result.matrix.items() for dst, cell in row.items()])
 
     def __repr__(self) -> str:
-        return f"<CrossResult: tuned on × tested on {', '.join(self.result['matrix'])}>"
+        return f"<CrossResult: tuned on × tested on {', '.join(self.result.matrix)}>"
 
     def plot(self, name: str = "cross") -> "Figure":
         """The transfer matrix as a matplotlib Figure: gain over speech per (tuned on, tested on) pair."""
@@ -209,7 +208,7 @@ class CrossResult:
     def save(self, directory: str | Path) -> Path:
         """``cross.json`` in ``directory`` (what ``ser cross`` writes)."""
         out = Path(directory)
-        write_json(self.result, out / "cross.json")
+        write_json(self.result.to_dict(), out / "cross.json")
         return out
 
 
@@ -270,13 +269,20 @@ def load_run(run_dir: str | Path) -> Run:
     sweep_dir = run / "sweep" if (run / "sweep" / "sweep.json").exists() else run
     sweep_stats, cross = read_json(sweep_dir / "sweep.json"), read_json(run / "cross.json")
     predictions = _parquet(run / "predictions.parquet")
+    try:
+        tuned = TunedSystems.from_dict(results) if results else None
+        scored = ScoredSystems.from_dict(evaluation) if evaluation else None
+        transfer = CrossTransfer.from_dict(cross) if cross else None
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise InputError(f"{run}: its results lack {exc} (damaged, or written by another ser version); rerun the "
+                         f"command that wrote them") from exc
     loaded = Run(
         path=run, record=read_json(run / "run.json") or {},
-        tune=TuneResult(results, _parquet(run / "trials.parquet"), predictions) if results else None,
-        evaluation=Evaluation(evaluation, predictions) if evaluation else None,
+        tune=TuneResult(tuned, _parquet(run / "trials.parquet"), predictions) if tuned else None,
+        evaluation=Evaluation(scored, predictions) if scored else None,
         sweep=SweepResult(_parquet(sweep_dir / "sweep.parquet"), _parquet(sweep_dir / "sweep_chosen.parquet"),
                           sweep_stats) if sweep_stats else None,
-        cross=CrossResult(cross) if cross else None)
+        cross=CrossResult(transfer) if transfer else None)
     if not loaded._parts():
         raise InputError(f"{run} holds no ser results (results.json, evaluation.json, sweep.json or cross.json)")
     return loaded

@@ -17,6 +17,8 @@ from ser.schema import path_view, text_path_names
 from ser.metrics import METRICS, confusion, fold_scores, mean_std, per_class, scores_from_confusion, switch_stats
 from ser.stats import bootstrap_ci, paired_bootstrap, paired_fold_test
 from ser.io import InputError
+from ser.result_types import Comparison, FoldResult, FoldTest, Interval, PairedDifference, PooledScores, \
+    ScoredSystems, SystemScores
 
 
 def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> list[str]:
@@ -32,51 +34,47 @@ def fold_warnings(folds: list[str], counts: np.ndarray, min_fold_rows: int) -> l
 
 
 def score_predictions(folds: list[str], fold_index: np.ndarray, a: ScoreArrays,
-                      predictions: dict[str, np.ndarray], ev: EvaluateConfig, seed: int) -> dict:
-    """The evaluation.json layout for given predictions of the same rows by several systems, scored and compared
-    as ``ev`` says (its baseline, metric, resamples and small-fold warning)."""
+                      predictions: dict[str, np.ndarray], ev: EvaluateConfig, seed: int) -> ScoredSystems:
+    """Given predictions of the same rows by several systems, scored and compared as ``ev`` says (its baseline,
+    metric, resamples and small-fold warning)."""
     k, labels, metric = a.labels.k, a.labels, ev.metric
     per_fold = {name: fold_scores(a.y, pred, fold_index, len(folds), k) for name, pred in predictions.items()}
     counts = np.bincount(fold_index, minlength=len(folds))
-    result: dict = {
-        "labels": list(labels.classes),
-        "folds": [{"fold": f, "n": int(counts[i]),
-                   "systems": {name: {m: float(per_fold[name][m][i]) for m in METRICS} for name in predictions}}
-                  for i, f in enumerate(folds)],
-        "mean": {}, "std": {}, "pooled": {}, "comparisons": {},
-        "warnings": fold_warnings(folds, counts, ev.min_fold_rows),
-    }
     names = list(predictions)
     stacked = np.stack([predictions[n] for n in names])
-    for i, entry in enumerate(result["folds"]):
+    fold_results = []
+    for i, f in enumerate(folds):
         rows = fold_index == i
         ci = bootstrap_ci(a.y[rows], stacked[:, rows], k, metric=metric, n_boot=ev.bootstrap, seed=seed + i)
-        for name, (lo, hi) in zip(names, ci):
-            entry["systems"][name]["ci"] = {"metric": metric, "low": float(lo), "high": float(hi)}
+        fold_results.append(FoldResult(f, int(counts[i]), {
+            name: SystemScores({m: float(per_fold[name][m][i]) for m in METRICS}, Interval(metric, float(lo), float(hi)))
+            for name, (lo, hi) in zip(names, ci)}))
+    stats = {name: {m: mean_std(per_fold[name][m]) for m in METRICS} for name in names}
+    pooled = {}
     for name, pred in predictions.items():
-        stats = {m: mean_std(per_fold[name][m]) for m in METRICS}
-        result["mean"][name] = {m: s[0] for m, s in stats.items()}
-        result["std"][name] = {m: s[1] for m, s in stats.items()}
         c = confusion(a.y, pred, k)
-        result["pooled"][name] = {**{m: float(v) for m, v in scores_from_confusion(c).items()},
-                                  "per_class": per_class(c, labels), "confusion": c.tolist(),
-                                  "switches": switch_stats(a.y, a.speech, pred, labels)}
+        pooled[name] = PooledScores({m: float(v) for m, v in scores_from_confusion(c).items()}, per_class(c, labels),
+                                    c.tolist(), switch_stats(a.y, a.speech, pred, labels))
     baseline = ev.baseline
+    comparisons = {}
     if baseline in predictions:
         for name, pred in predictions.items():
             if name == baseline:
                 continue
-            result["comparisons"][name] = {
-                "baseline": baseline,
-                "bootstrap": paired_bootstrap(a.y, predictions[baseline], pred, k, metric=metric,
-                                              n_boot=ev.bootstrap, seed=seed, strata=fold_index),
-                "folds": paired_fold_test(per_fold[baseline][metric], per_fold[name][metric]),
-            }
-    return result
+            comparisons[name] = Comparison(
+                baseline,
+                PairedDifference(**paired_bootstrap(a.y, predictions[baseline], pred, k, metric=metric,
+                                                    n_boot=ev.bootstrap, seed=seed, strata=fold_index)),
+                FoldTest(**paired_fold_test(per_fold[baseline][metric], per_fold[name][metric])))
+    return ScoredSystems(list(labels.classes), tuple(fold_results),
+                         mean={n: {m: s[0] for m, s in st.items()} for n, st in stats.items()},
+                         std={n: {m: s[1] for m, s in st.items()} for n, st in stats.items()},
+                         pooled=pooled, comparisons=comparisons,
+                         warnings=tuple(fold_warnings(folds, counts, ev.min_fold_rows)))
 
 
 def evaluate_systems(df: pd.DataFrame, systems: dict[str, Rule], labels: LabelSet,
-                     ev: EvaluateConfig = EvaluateConfig(), seed: int = 0) -> dict:
+                     ev: EvaluateConfig = EvaluateConfig(), seed: int = 0) -> ScoredSystems:
     """Apply every system to each fold's test rows; per-fold, mean ± std, pooled, and paired comparisons."""
     test, predictions = _predict_fixed(df, systems, labels)
     return score_predictions(test.folds, test.fold_index, test.arrays, predictions, ev, seed)
@@ -174,14 +172,6 @@ class TestRows:
         return out
 
 
-def headline_metric(result: dict) -> str:
-    """The metric a result is about: the tuning objective, else the evaluation's comparison metric."""
-    if "tuning" in result:
-        return result["tuning"]["objective"]
-    cmp = next(iter(result.get("comparisons", {}).values()), None)
-    return cmp["bootstrap"]["metric"] if cmp else "ua"
-
-
 def format_p(p: float | None) -> str:
     """'p = 0.034', or 'p < 0.001' (a resampling p-value is never exactly 0)."""
     if p is None:
@@ -189,21 +179,20 @@ def format_p(p: float | None) -> str:
     return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
 
 
-def format_table(result: dict, metric_names: tuple[str, ...] = METRICS) -> str:
+def format_table(result: ScoredSystems, metric_names: tuple[str, ...] = METRICS) -> str:
     """A readable plain-text summary: mean ± std over folds, pooled UA, and gain vs the baseline."""
-    names = list(result["mean"])
+    names = result.systems
     width = max(len(n) for n in names) + 2
     head = f"{'system':<{width}}" + "".join(f"{m:>17}" for m in metric_names) + f"{'pooled ua':>11}{'folds +/-':>11}"
-    lines = [f"{len(result['folds'])} folds, {sum(f['n'] for f in result['folds'])} test rows "
-             f"(mean ± std over folds, %)", head, "-" * len(head)]
+    lines = [f"{len(result.folds)} folds, {result.n_rows} test rows (mean ± std over folds, %)", head, "-" * len(head)]
     for name in names:
-        cells = "".join(f"{100 * result['mean'][name][m]:>10.2f} ± {100 * result['std'][name][m]:<4.1f}"
+        cells = "".join(f"{100 * result.mean[name][m]:>10.2f} ± {100 * result.std[name][m]:<4.1f}"
                         for m in metric_names)
-        cmp = result["comparisons"].get(name)
-        folds = f"{cmp['folds']['improved']}/{cmp['folds']['worse']}" if cmp else "-"
-        lines.append(f"{name:<{width}}{cells}{100 * result['pooled'][name]['ua']:>11.2f}{folds:>11}")
-    for name, cmp in result["comparisons"].items():
-        b = cmp["bootstrap"]
-        lines.append(f"{name} − {cmp['baseline']}: Δ{b['metric']} = {100 * b['diff']:+.2f} "
-                     f"[{100 * b['ci_low']:+.2f}, {100 * b['ci_high']:+.2f}] 95% CI, {format_p(b['p_value'])}")
+        cmp = result.comparisons.get(name)
+        folds = f"{cmp.folds.improved}/{cmp.folds.worse}" if cmp else "-"
+        lines.append(f"{name:<{width}}{cells}{100 * result.pooled[name]['ua']:>11.2f}{folds:>11}")
+    for name, cmp in result.comparisons.items():
+        b = cmp.bootstrap
+        lines.append(f"{name} − {cmp.baseline}: Δ{b.metric} = {100 * b.diff:+.2f} "
+                     f"[{100 * b.ci_low:+.2f}, {100 * b.ci_high:+.2f}] 95% CI, {format_p(b.p_value)}")
     return "\n".join(lines)

@@ -25,6 +25,7 @@ from ser.config import PrepareConfig, StudyConfig, load_config
 from ser.io import DamagedFile, InputError, file_digest, read_json, signature, write_json, write_parquet
 from ser.optuna_store import storage_url
 from ser.provenance import code_version, run_record
+from ser.result_types import ScoredSystems, TunedSystems
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
 from ser.tracking import check_tracker, cross_log, files_log, log_stage, stage_log
 
@@ -57,7 +58,8 @@ def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
 
 
 def tune_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path, *, resume: bool = True,
-               experiment_dir: Path | None = None, record: Callable[[dict], dict] | None = None) -> TuneResult:
+               experiment_dir: Path | None = None, record: Callable[[TunedSystems], dict] | None = None
+               ) -> TuneResult:
     """Per-fold search → ``results.json``, ``trials.parquet``, ``predictions.parquet`` and, with ``record``
     (the result → the run's record), ``run.json``, as one set (finished folds kept in ``out/folds`` and reused
     when ``resume``)."""
@@ -78,14 +80,14 @@ def sweep_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> SweepResult:
 
 
 def cross_stage(tables: Mapping[str, pd.DataFrame], config: ConfigLike, out: Path, *,
-                in_corpus: Mapping[str, dict] | None = None, state_dirs: Mapping[str, Path] | None = None,
+                in_corpus: Mapping[str, ScoredSystems] | None = None, state_dirs: Mapping[str, Path] | None = None,
                 reuse: bool = True) -> CrossResult:
     """Transfer matrix → ``cross.json`` (each corpus' per-fold searches kept in ``state_dirs[corpus]``)."""
     cfg = load_config(config)
     check_tracker(cfg.track)
     result = cross(tables, config, in_corpus=in_corpus, state_dirs=state_dirs, reuse=reuse)
     result.save(out)
-    log_stage(cfg.track, out, cross_log(cfg, out, result.to_dict(), (out / "cross.json",)))
+    log_stage(cfg.track, out, cross_log(cfg, out, result.result, (out / "cross.json",)))
     return result
 
 
@@ -213,7 +215,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
             state_dirs[name] = out / "corpora" / name / "folds"
 
         def do_cross() -> None:
-            in_corpus = {next(iter(tables)): read_json(out / "results.json")}
+            in_corpus = {next(iter(tables)): TunedSystems.from_dict(read_json(out / "results.json"))}
             log.info(format_matrix(cross_stage(tables, cfg, out, in_corpus=in_corpus, state_dirs=state_dirs).result))
 
         state.run("cross", signature(*sigs, cfg.tune), [out / "cross.json"], do_cross)

@@ -15,7 +15,8 @@ from ser.folds import own_test_rows
 from ser.labels import SENTIMENTS, LabelSet
 from ser.metrics import fold_scores
 from ser.schema import path_view, text_path_names
-from ser.scoring import headline_metric, predict_systems
+from ser.result_types import ScoredSystems
+from ser.scoring import predict_systems
 from ser.tuning import per_fold_rules
 
 WER_BUCKETS = ((0.0, 0.0, "0"), (0.0, 0.2, "(0, 0.2]"), (0.2, 0.5, "(0.2, 0.5]"), (0.5, np.inf, "> 0.5"))
@@ -152,21 +153,21 @@ def transfer_matrix(df: pd.DataFrame, labels: LabelSet, configs: dict[str, dict[
     return {"objective": objective, "paths": names, "speech": speech, "matrix": matrix}
 
 
-def format_text_paths(result: dict) -> str:
+def format_text_paths(result: ScoredSystems) -> str:
     """The terminal table of text paths: WER, sentiment accuracy, text-only and tuned scores (mean over folds, %);
     '' when the table has one path and no reference transcripts."""
-    paths, asr = result.get("text_paths", {}), result.get("asr") or {}
+    paths, asr = result.text_paths or {}, result.asr or {}
     if len(paths) < 2 and not asr:
         return ""
-    metric = headline_metric(result)
+    metric = result.headline_metric
     width = max(len(name) for name in paths) + 2
     lines = [f"text paths ({metric}, mean over folds, %):",
              f"{'path':<{width}}{'WER':>8}{'sent. acc':>11}{'text':>8}{'tuned':>8}"]
     for name, info in paths.items():
         suffix = "" if info["columns"] == "text_*" else ":" + info["columns"].split(":", 1)[1]
         wer = asr.get("per_path", {}).get(name, {}).get("wer")
-        cells = [wer, info["sentiment_accuracy"], (result["mean"].get(f"text{suffix}") or {}).get(metric),
-                 (result["mean"].get(f"tuned{suffix}") or {}).get(metric)]
+        cells = [wer, info["sentiment_accuracy"], (result.mean.get(f"text{suffix}") or {}).get(metric),
+                 (result.mean.get(f"tuned{suffix}") or {}).get(metric)]
         lines.append(f"{name:<{width}}" + "".join(f"{'-' if v is None else f'{100 * v:.2f}':>{w}}"
                                                   for v, w in zip(cells, (8, 11, 8, 8))))
     return "\n".join(lines)

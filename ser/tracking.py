@@ -20,6 +20,7 @@ from typing import Callable
 from ser.config import StudyConfig, TrackConfig
 from ser.metrics import METRICS
 from ser.provenance import code_version, git_commit
+from ser.result_types import BaselineVerdict, CrossTransfer, ScoredSystems, TunedSystems
 
 HEADLINE_SYSTEMS = ("speech", "text", "oracle", "tuned")
 """Systems logged (with each further path's ``tuned:NAME`` and the best simple baseline as ``best_baseline``)."""
@@ -57,45 +58,50 @@ def flat_params(data: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _systems(result: dict) -> dict[str, str]:
+def _baselines(result: ScoredSystems) -> BaselineVerdict | None:
+    """The verdict against the simple baselines, where the result is a tuning that has one."""
+    return result.baselines.verdict if isinstance(result, TunedSystems) and result.baselines else None
+
+
+def _systems(result: ScoredSystems) -> dict[str, str]:
     """Logged name → the result's system name."""
-    have = result["mean"]
+    have = result.mean
     shown = {s: s for s in HEADLINE_SYSTEMS if s in have}
     shown |= {s: s for s in have if s.startswith("tuned:")}
-    best = (result.get("baselines") or {}).get("best")
-    if best in have:
-        shown["best_baseline"] = best
+    base = _baselines(result)
+    if base is not None and base.best in have:
+        shown["best_baseline"] = base.best
     return shown
 
 
-def stage_log(stage: str, cfg: StudyConfig, out: Path, result: dict, artifacts: tuple[Path, ...] = ()) -> StageLog:
-    """The log of a stage whose result has the evaluation layout (``evaluate``, ``tune``)."""
+def stage_log(stage: str, cfg: StudyConfig, out: Path, result: ScoredSystems,
+              artifacts: tuple[Path, ...] = ()) -> StageLog:
+    """The log of a stage that scores systems per fold (``evaluate``, ``tune``)."""
     systems = _systems(result)
-    metrics = {metric_key(name, m): float(result["mean"][s][m]) for name, s in systems.items() for m in METRICS}
-    folds = {str(f["fold"]): {metric_key(name, m): float(f["systems"][s][m]) for name, s in systems.items()
-                              for m in METRICS if s in f["systems"]} for f in result["folds"]}
+    metrics = {metric_key(name, m): float(result.mean[s][m]) for name, s in systems.items() for m in METRICS}
+    folds = {str(f.fold): {metric_key(name, m): float(f.systems[s][m]) for name, s in systems.items()
+                           for m in METRICS if s in f.systems} for f in result.folds}
     tags = {"ser.stage": stage, "ser.out": str(Path(out).resolve())}
-    if "tuning" in result:
-        objective = result["tuning"]["objective"]
-        metrics[metric_key("tuned_minus_speech", objective)] = (result["mean"]["tuned"][objective]
-                                                                - result["mean"]["speech"][objective])
-        metrics["optimism"] = float(result["tuning"]["mean_optimism"])
-        for f in result["folds"]:
-            folds[str(f["fold"])]["optimism"] = float(f["best"]["optimism"])
-    if "baselines" in result:
-        base = result["baselines"]
-        tags |= {"ser.verdict": f"{base['verdict']} {base['best']}", "ser.best_baseline": base["best"]}
-        metrics[metric_key("tuned_minus_best_baseline", result["tuning"]["objective"])] = float(base["tuned_minus_best"])
+    if isinstance(result, TunedSystems):
+        objective = result.objective
+        metrics[metric_key("tuned_minus_speech", objective)] = result.gain("tuned", objective)
+        metrics["optimism"] = float(result.tuning.mean_optimism)
+        for f in result.folds:
+            folds[str(f.fold)]["optimism"] = float(f.best.optimism)
+    base = _baselines(result)
+    if base is not None:
+        tags |= {"ser.verdict": f"{base.verdict} {base.best}", "ser.best_baseline": base.best}
+        metrics[metric_key("tuned_minus_best_baseline", result.objective)] = float(base.tuned_minus_best)
     return StageLog(f"{Path(out).name} {stage}", _params(cfg), tags, metrics, folds, artifacts)
 
 
-def cross_log(cfg: StudyConfig, out: Path, cross: dict, artifacts: tuple[Path, ...] = ()) -> StageLog:
+def cross_log(cfg: StudyConfig, out: Path, cross: CrossTransfer, artifacts: tuple[Path, ...] = ()) -> StageLog:
     """The log of the cross stage: each (tuned on → tested on) pair's tuned and speech means and the gain."""
     metrics = {}
-    for pair, result in cross["pairs"].items():
+    for pair, result in cross.pairs.items():
         src, dst = pair.split("->")
         for m in METRICS:
-            tuned, speech = result["mean"]["tuned"][m], result["mean"]["speech"][m]
+            tuned, speech = result.mean["tuned"][m], result.mean["speech"][m]
             metrics |= {metric_key(f"{src} to {dst}/tuned", m): tuned,
                         metric_key(f"{src} to {dst}/gain", m): tuned - speech}
     return StageLog(f"{Path(out).name} cross", _params(cfg), {"ser.stage": "cross", "ser.out": str(Path(out).resolve())},

@@ -18,7 +18,8 @@ from ser.folds import fold_ids, group_sizes, own_test_rows
 from ser.labels import LabelSet
 from ser.metrics import REPORTED_METRICS
 from ser.choice import choose
-from ser.tuning import Advance, FoldSearch, annotate_choices, apply_per_fold, no_progress, pooled_search, tune_folds, \
+from ser.result_types import CrossTransfer, ScoredSystems, TransferCell
+from ser.tuning import Advance, FoldSearch, apply_per_fold, with_choices, no_progress, pooled_search, tune_folds, \
     tuned_results
 from ser.io import InputError
 
@@ -34,9 +35,9 @@ def split_corpora(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch,
-                  ev: EvaluateConfig, seed: int, *, in_corpus: dict[str, dict] | None = None,
+                  ev: EvaluateConfig, seed: int, *, in_corpus: Mapping[str, ScoredSystems] | None = None,
                   state_dirs: Mapping[str, Path] | None = None, reuse: bool = True,
-                  advance: Advance = no_progress) -> dict:
+                  advance: Advance = no_progress) -> CrossTransfer:
     """Transfer matrix: rows = tuning corpus, columns = test corpus; per-pair results in evaluation layout, scored
     against speech on the objective with ``ev``'s resamples and small-fold warning.
 
@@ -46,8 +47,8 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
     """
     in_corpus, state_dirs = in_corpus or {}, state_dirs or {}
     objective = tune.objective
-    matrix: dict[str, dict[str, dict]] = {}
-    pairs: dict[str, dict] = {}
+    matrix: dict[str, dict[str, TransferCell]] = {}
+    pairs: dict[str, ScoredSystems] = {}
     for src, src_df in tables.items():
         chosen = choose(pooled_search(src_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(src),
                                       reuse=reuse), tune.choice,
@@ -62,37 +63,30 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
                 result = tuned_results(dst_df, labels, searches, tune, ev, seed)
             else:
                 folds = fold_ids(dst_df)
-                result = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.kept.config for f in folds}},
+                scored = apply_per_fold(dst_df, labels, {"tuned": {f: chosen.kept.config for f in folds}},
                                         ev.for_tuning(objective), seed)[0]
-                annotate_choices(result, {f: chosen for f in folds}, objective)
+                result = with_choices(scored, {f: chosen for f in folds}, objective)
             pairs[f"{src}->{dst}"] = result
-            mean = result["mean"]
-            cell = {"tuned": mean["tuned"][objective], "speech": mean["speech"][objective],
-                    "gain": mean["tuned"][objective] - mean["speech"][objective],
-                    "folds_improved": result["comparisons"]["tuned"]["folds"]["improved"],
-                    "n_folds": len(result["folds"])}
+            mean = result.mean
+            cell = TransferCell(mean["tuned"][objective], mean["speech"][objective],
+                                mean["tuned"][objective] - mean["speech"][objective],
+                                result.comparisons["tuned"].folds.improved, len(result.folds))
             matrix[src][dst] = cell
-            log.debug(f"{src} → {dst}: tuned {objective} {100 * cell['tuned']:.2f} vs speech {100 * cell['speech']:.2f} "
-                f"({100 * cell['gain']:+.2f}; {cell['folds_improved']}/{cell['n_folds']} folds improved)")
+            log.debug(f"{src} → {dst}: tuned {objective} {100 * cell.tuned:.2f} vs speech {100 * cell.speech:.2f} "
+                f"({100 * cell.gain:+.2f}; {cell.folds_improved}/{cell.n_folds} folds improved)")
         advance(1)
-    return {"objective": objective, "corpora": list(tables), "matrix": matrix, "pairs": pairs}
+    return CrossTransfer(objective, list(tables), matrix, pairs)
 
 
-def pair_gain(cross: dict, src: str, dst: str, metric: str) -> float:
-    """Tuned on ``src``, tested on ``dst``: the tuned system's mean over ``dst``'s folds minus speech alone's."""
-    mean = cross["pairs"][f"{src}->{dst}"]["mean"]
-    return mean["tuned"][metric] - mean["speech"][metric]
-
-
-def format_matrix(result: dict) -> str:
+def format_matrix(result: CrossTransfer) -> str:
     """Gain over speech (points) for each tuning corpus (row) → test corpus (column), for the primary text path
     and then each further tuned path (``text_paths``): in the objective, with UA, WA and macro-F1 beside it."""
-    names = result["corpora"]
-    parts = {"": result, **{f"text path {path}:": part for path, part in result.get("text_paths", {}).items()}}
-    metrics = list(dict.fromkeys((result["objective"], *REPORTED_METRICS)))
+    names = result.corpora
+    parts = {"": result, **{f"text path {path}:": part for path, part in result.text_paths.items()}}
+    metrics = list(dict.fromkeys((result.objective, *REPORTED_METRICS)))
 
-    def cell(part: dict, src: str, dst: str) -> str:
-        first, *rest = (f"{100 * pair_gain(part, src, dst, m):+.2f}" for m in metrics)
+    def cell(part: CrossTransfer, src: str, dst: str) -> str:
+        first, *rest = (f"{100 * part.gain(src, dst, m):+.2f}" for m in metrics)
         return f"{first} ({', '.join(rest)})"
 
     first = max(len(n) for n in [*names, *parts]) + 2

@@ -38,6 +38,7 @@ from ser.objective import Objective
 from ser.progress import inside_progress, progress
 from ser.provenance import code_version
 from ser.scoring import TestRows, path_systems, predict_systems, score_predictions
+from ser.result_types import Baselines, KeptConfig, ScoredSystems, TunedSystems, TuningSummary
 from ser.space import SearchSpace
 from ser.search import TrialResult, anchor_trials, run_trial, space_for, suggest
 
@@ -249,10 +250,11 @@ def _save_search(path: Path, name: str, records: list[TrialRecord], search_signa
 
 
 def apply_per_fold(df: pd.DataFrame, labels: LabelSet, per_fold: dict[str, dict[str, dict]], ev: EvaluateConfig,
-                   seed: int, paths: Mapping[str, str] | None = None) -> tuple[dict, TestRows, dict[str, np.ndarray]]:
+                   seed: int, paths: Mapping[str, str] | None = None
+                   ) -> tuple[ScoredSystems, TestRows, dict[str, np.ndarray]]:
     """Apply per-fold configurations ({system: {fold: config}}) once to each fold's test rows; a system named in
-    ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along. Returns the result
-    (evaluation.json layout, scored as ``ev`` says), the test rows and every system's predictions for them."""
+    ``paths`` reads that text path. The built-in systems (speech, text, oracle) come along. Returns the systems
+    scored as ``ev`` says, the test rows and every system's predictions for them."""
     test, predictions = predict_systems(df, labels, per_fold_rules(sorted(next(iter(per_fold.values()))), labels,
                                                                    per_fold), paths=paths)
     result = score_predictions(test.folds, test.fold_index, test.arrays, predictions, ev, seed)
@@ -266,33 +268,33 @@ def per_fold_rules(folds: list[str], labels: LabelSet, per_fold: dict[str, dict[
     return rules
 
 
-def result_predictions(df: pd.DataFrame, labels: LabelSet, result: dict) -> pd.DataFrame:
+def result_predictions(df: pd.DataFrame, labels: LabelSet, result: TunedSystems) -> pd.DataFrame:
     """predictions.parquet of a tuning result: every test row's label by speech, text, oracle, tuned and each
     path's tuned system (``tuned:NAME``)."""
-    chosen = {f["fold"]: f["best"]["config"] for f in result["folds"]}
-    per_path = result.get("path_configs", {})
+    chosen = result.kept()
+    per_path = result.path_configs or {}
     per_fold = {"tuned": chosen, **{f"tuned:{p}": configs for p, configs in per_path.items()}}
     test, predictions = predict_systems(df, labels, per_fold_rules(sorted(chosen), labels, per_fold),
                                         paths={f"tuned:{p}": p for p in per_path})
     return test.frame(predictions)
 
 
-def annotate_choices(result: dict, choices: dict[str, Choice], objective: str) -> None:
-    """Per fold ``best``: the kept configuration, why it was kept, its tuning score, inner estimate, test score and
-    optimism."""
-    for entry in result["folds"]:
-        kept = choices[entry["fold"]].kept
-        test = entry["systems"]["tuned"][objective]
-        inner_se = standard_error(kept.inner) if kept.inner else None
-        entry["best"] = {"config": kept.config, "description": describe_config(kept.config),
-                         "free_parameters": free_parameters(kept.config), "trial": kept.number,
-                         "tuning_score": kept.score, "inner_score": kept.inner_mean, "inner_se": inner_se,
-                         "test_score": test, "optimism": kept.score - test, "why": choices[entry["fold"]].why}
+def with_choices(result: ScoredSystems, choices: dict[str, Choice], objective: str) -> ScoredSystems:
+    """The result with each fold's ``best``: the kept configuration, why it was kept, its tuning score, inner
+    estimate, test score and optimism."""
+    folds = []
+    for entry in result.folds:
+        kept, why = choices[entry.fold].kept, choices[entry.fold].why
+        test = entry.systems["tuned"][objective]
+        folds.append(replace(entry, best=KeptConfig(
+            kept.config, describe_config(kept.config), free_parameters(kept.config), kept.number, kept.score,
+            kept.inner_mean, standard_error(kept.inner) if kept.inner else None, test, kept.score - test, why)))
+    return replace(result, folds=tuple(folds))
 
 
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
                   ev: EvaluateConfig, seed: int,
-                  path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> dict:
+                  path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> TunedSystems:
     """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did; with
     ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
     that path's text and oracle, and the kept configurations in ``path_configs``. Scored against speech on the
@@ -306,27 +308,23 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     path_configs = {path: {f: choose_trial(records, tune.choice, sizes[f]).config for f, records in found.items()}
                     for path, found in (path_searches or {}).items()}
     per_path, paths = path_systems(path_configs, sorted(chosen), path_configs)
-    result, test, predictions = apply_per_fold(
+    scored, test, predictions = apply_per_fold(
         df, labels, {"tuned": {f: r.config for f, r in chosen.items()}, **baselines, **per_path},
         ev.for_tuning(objective), seed, paths=paths)
-    annotate_choices(result, choices, objective)
-    bests = [f["best"] for f in result["folds"]]
-    inner = [b["inner_score"] for b in bests if b["inner_score"] is not None]
-    result["tuning"] = {
-        "protocol": tune.protocol, "objective": objective, "method": tune.method,
-        "choice": tune.choice,
-        "configurations_evaluated": int(sum(r.n_configs for rs in searches.values() for r in rs)),
-        "mean_tuning_score": float(np.mean([b["tuning_score"] for b in bests])),
-        "mean_inner_score": float(np.mean(inner)) if len(inner) == len(bests) else None,
-        "mean_test_score": float(np.mean([b["test_score"] for b in bests])),
-        "mean_optimism": float(np.mean([b["optimism"] for b in bests])),
-    }
-    result["baselines"] = baseline_comparison(test, predictions, objective, n_boot=ev.bootstrap, seed=seed)
-    result["baselines"]["per_fold_pick"] = per_fold_pick(fits, result, objective)
-    result["baselines"]["hindsight"] = hindsight_ceiling(test, result, tune)
-    if path_configs:
-        result["path_configs"] = path_configs
-    return result
+    scored = with_choices(scored, choices, objective)
+    bests = [f.best for f in scored.folds]
+    inner = [b.inner_score for b in bests if b.inner_score is not None]
+    summary = TuningSummary(
+        protocol=tune.protocol, objective=objective, method=tune.method, choice=tune.choice,
+        configurations_evaluated=int(sum(r.n_configs for rs in searches.values() for r in rs)),
+        mean_tuning_score=float(np.mean([b.tuning_score for b in bests])),
+        mean_inner_score=float(np.mean(inner)) if len(inner) == len(bests) else None,
+        mean_test_score=float(np.mean([b.test_score for b in bests])),
+        mean_optimism=float(np.mean([b.optimism for b in bests])))
+    verdict, one_path = baseline_comparison(test, predictions, objective, n_boot=ev.bootstrap, seed=seed)
+    compared = Baselines(verdict, one_path, per_fold_pick(fits, scored, objective),
+                         hindsight_ceiling(test, scored, tune))
+    return TunedSystems.of(scored, tuning=summary, baselines=compared, path_configs=path_configs or None)
 
 
 def trials_table(searches: dict[str, list[TrialRecord]],

@@ -17,6 +17,8 @@ from ser.synthetic import synthetic_scores
 from ser import scoring
 from ser.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
     hindsight_ceiling, per_fold_pick
+from ser.result_types import BaselineVerdict, Baselines, FoldResult, Hindsight, KeptConfig, ScoredSystems, \
+    SystemScores, TunedSystems, TuningSummary
 from ser.choice import TrialRecord, choose, choose_trial, loss_allowed
 from ser.tuning import make_fold_search, tune_folds, tuned_results
 
@@ -175,6 +177,14 @@ def test_a_folds_test_labels_move_nothing_of_its_own_search():
     assert any(after[f] != before[f] for f in before if f != k)     # fold k's rows tune the other folds
 
 
+def _scored(folds: list[tuple[str, dict[str, dict[str, float]]]], mean: dict[str, dict[str, float]],
+            kept: tuple[dict, ...] | None = None) -> ScoredSystems:
+    """Crafted scored systems: (fold, {system: scores}) per fold, their means, and each fold's kept configuration."""
+    return ScoredSystems([], tuple(FoldResult(f, 0, {n: SystemScores(v) for n, v in systems.items()},
+                                              None if kept is None else KeptConfig(kept[i]))
+                               for i, (f, systems) in enumerate(folds)), mean, {}, {}, {})
+
+
 def _default_tune(df):
     cfg = load_config(None)
     tune = replace(cfg.tune, engine="optuna")
@@ -186,12 +196,12 @@ def test_iemocap_like_default_search_matches_the_best_simple_baseline():
     """Speech strong, text weak (the calibrated generator, seed 0): the default search is level with the best
     single-weight fusion (measured −0.30 [−0.71, +0.15]) and gains about two points over speech."""
     r = _default_tune(validate(synthetic_scores(seed=0, profile="iemocap-like")))
-    mean = {name: r["mean"][name]["macro_f1"] for name in r["mean"]}
-    assert r["baselines"]["verdict"] != "falls short of"
-    assert mean["tuned"] >= max(mean[b] for b in r["baselines"]["systems"]) - 0.005
+    mean = {name: r.mean[name]["macro_f1"] for name in r.mean}
+    assert r.baselines.verdict.verdict != "falls short of"
+    assert mean["tuned"] >= max(mean[b] for b in r.baselines.verdict.systems) - 0.005
     assert mean["tuned"] - mean["speech"] > 0.015
-    assert r["comparisons"]["tuned"]["folds"]["improved"] >= 9
-    assert r["tuning"]["mean_optimism"] < 0.01        # the kept configurations are honest to within a point
+    assert r.comparisons["tuned"].folds.improved >= 9
+    assert r.tuning.mean_optimism < 0.01        # the kept configurations are honest to within a point
 
 
 def test_per_fold_pick_by_tuning_score_against_the_same_baselines_fixed():
@@ -204,17 +214,17 @@ def test_per_fold_pick_by_tuning_score_against_the_same_baselines_fixed():
     tuning = {"a": [0.60, 0.61, 0.62, 0.63] + [0.50] * 4, "b": [0.70, 0.70, 0.70, 0.70] + [0.69] * 4}
     test = {"a": [0.50, 0.52, 0.54, 0.40] + [0.50] * 4, "b": [0.80, 0.60, 0.60, 0.60] + [0.60] * 4}
     fits = {n: {f: FittedBaseline({"kind": "loglinear"}, tuning[f][i]) for f in tuning} for i, n in enumerate(names)}
-    result = {"folds": [{"fold": f, "systems": {n: {"ua": test[f][i]} for i, n in enumerate(names)}} for f in test],
-              "mean": {n: {"ua": (test["a"][i] + test["b"][i]) / 2} for i, n in enumerate(names)}}
+    result = _scored([(f, {n: {"ua": test[f][i]} for i, n in enumerate(names)}) for f in test],
+                     {n: {"ua": (test["a"][i] + test["b"][i]) / 2} for i, n in enumerate(names)})
     pick = per_fold_pick(fits, result, "ua")
-    assert pick["picked"] == {"a": "loglinear[top,ratio]", "b": "loglinear[probs,even]"}
-    assert pick["score"] == pytest.approx((0.40 + 0.80) / 2)
-    assert pick["fixed_mean"] == pytest.approx((0.65 + 0.56 + 0.57 + 0.50 + 4 * 0.55) / 8)
-    assert pick["diff"] == pytest.approx(0.60 - 0.56)
+    assert pick.picked == {"a": "loglinear[top,ratio]", "b": "loglinear[probs,even]"}
+    assert pick.score == pytest.approx((0.40 + 0.80) / 2)
+    assert pick.fixed_mean == pytest.approx((0.65 + 0.56 + 0.57 + 0.50 + 4 * 0.55) / 8)
+    assert pick.diff == pytest.approx(0.60 - 0.56)
     assert describe_per_fold_pick(pick) == ("Choosing per fold among the one-weight baselines by tuning score: 60.00 "
                                             "against 56.00 for the same baselines fixed (+4.00); choosing per fold "
                                             "pays here.")
-    worse = per_fold_pick(fits, {**result, "mean": {n: {"ua": 0.70} for n in names}}, "ua")
+    worse = per_fold_pick(fits, replace(result, mean={n: {"ua": 0.70} for n in names}), "ua")
     assert describe_per_fold_pick(worse).endswith("(-10.00); choosing per fold among these near-equal fusions does "
                                                   "not pay here, and the search chooses per fold too.")
 
@@ -241,37 +251,42 @@ def test_the_hindsight_ceiling_names_the_folds_no_fixed_fusion_lifts():
     cfg = load_config(None)
     test = scoring.TestRows.of(validate(pd.DataFrame(rows)), cfg.labels)
     speech = {"a": (1 + 0 + 2 / 3 + 1) / 4, "b": 1.0}
-    result = {"folds": [{"fold": f, "systems": {"speech": {"macro_f1": speech[f]}, "tuned": {"macro_f1": tuned}},
-                         "best": {"config": LOGLINEAR}} for f, tuned in (("a", 1.0), ("b", 1.0))],
-              "tuning": {"objective": "macro_f1"}}
-    ceiling = hindsight_ceiling(test, result, cfg.tune)
-    assert ceiling["system"] == ONE_WEIGHT_BASELINES[0] and ceiling["config"]["w"] > 0
-    assert ceiling["per_fold"] == pytest.approx({"a": 1 / 3, "b": 0.0}) and ceiling["gain"] == pytest.approx(1 / 6)
-    assert ceiling["not_better"] == ["b"]
-    result["baselines"] = {"hindsight": ceiling}
+    def tuned(tuned_a: float, kept: tuple[dict, dict], speech_scores: dict[str, float],
+              ceiling: Hindsight | None = None) -> TunedSystems:
+        """Folds a and b: speech and tuned macro-F1, the configuration each kept, and the ceiling found."""
+        scored = _scored([(f, {"speech": {"macro_f1": speech_scores[f]}, "tuned": {"macro_f1": t}})
+                          for f, t in (("a", tuned_a), ("b", 1.0))], {}, kept)
+        summary = TuningSummary("oof", "macro_f1", "search", "inner", 0, 0.0, None, 0.0, 0.0)
+        verdict = BaselineVerdict([], "none", 0.0, None, None)
+        return TunedSystems.of(scored, tuning=summary, baselines=Baselines(verdict, hindsight=ceiling))
+
+    ceiling = hindsight_ceiling(test, tuned(1.0, (LOGLINEAR, LOGLINEAR), speech), cfg.tune)
+    assert ceiling.system == ONE_WEIGHT_BASELINES[0] and ceiling.config["w"] > 0
+    assert ceiling.per_fold == pytest.approx({"a": 1 / 3, "b": 0.0}) and ceiling.gain == pytest.approx(1 / 6)
+    assert ceiling.not_better == ["b"]
     head = (f"Hindsight ceiling ({ONE_WEIGHT_BASELINES[0]} fitted on every test label; not a method): +16.67 over "
             "speech, better in 1/2 folds.")
-    assert describe_hindsight(result) == head + (" Its fusion is not better than speech in 1 fold(s); neither is "
-                                                 "the ceiling in 1 of them (b).")
-    result["folds"][0]["systems"]["tuned"]["macro_f1"] = speech["a"]     # the search fails a, which the ceiling lifts
-    assert describe_hindsight(result) == head + (" Its fusion is not better than speech in 2 fold(s); neither is "
-                                                 "the ceiling in 1 of them (b).")
-    result["folds"][1]["best"]["config"] = {"kind": "speech"}          # b kept speech alone: level by choice
-    assert describe_hindsight(result) == head + (" The search kept speech alone in 1 fold(s). Its fusion is not better "
-                                                 "than speech in 1 fold(s); the ceiling is better in each of them.")
-    result["folds"][0]["best"]["config"] = {"kind": "speech"}
-    assert describe_hindsight(result) == head + " The search kept speech alone in 2 fold(s)."
-    for fold in result["folds"]:                                         # fusion kept and better everywhere: no more
-        fold["best"]["config"], fold["systems"]["speech"]["macro_f1"] = LOGLINEAR, 0.5
-    assert describe_hindsight(result) == head
+    assert describe_hindsight(tuned(1.0, (LOGLINEAR, LOGLINEAR), speech, ceiling)) == head + (
+        " Its fusion is not better than speech in 1 fold(s); neither is the ceiling in 1 of them (b).")
+    fails_a = speech["a"]                                               # the search fails a, which the ceiling lifts
+    assert describe_hindsight(tuned(fails_a, (LOGLINEAR, LOGLINEAR), speech, ceiling)) == head + (
+        " Its fusion is not better than speech in 2 fold(s); neither is the ceiling in 1 of them (b).")
+    speech_alone = {"kind": "speech"}                                   # b kept speech alone: level by choice
+    assert describe_hindsight(tuned(fails_a, (LOGLINEAR, speech_alone), speech, ceiling)) == head + (
+        " The search kept speech alone in 1 fold(s). Its fusion is not better than speech in 1 fold(s); the ceiling "
+        "is better in each of them.")
+    assert describe_hindsight(tuned(fails_a, (speech_alone, speech_alone), speech, ceiling)) == head + (
+        " The search kept speech alone in 2 fold(s).")
+    better = {"a": 0.5, "b": 0.5}                                       # fusion kept and better everywhere: no more
+    assert describe_hindsight(tuned(fails_a, (LOGLINEAR, LOGLINEAR), better, ceiling)) == head
 
 
 def test_a_weakly_useful_text_model_is_used():
     """A weaker sentiment model (text-mapped UA ≈ 38) helps by about half a point in most folds: the default search
     takes it (measured over nine seeds: +0.08 to +1.13, mean +0.59; asking a whole SE of it: +0.28)."""
     r = _default_tune(validate(synthetic_scores(seed=0, profile="weak-text")))
-    assert r["mean"]["tuned"]["macro_f1"] - r["mean"]["speech"]["macro_f1"] > 0.003
-    assert sum(f["best"]["config"]["kind"] != "speech" for f in r["folds"]) >= 5
+    assert r.gain("tuned", "macro_f1") > 0.003
+    assert sum(f.best.config["kind"] != "speech" for f in r.folds) >= 5
 
 
 def test_a_useless_text_model_costs_nothing():
@@ -279,8 +294,8 @@ def test_a_useless_text_model_costs_nothing():
     fusion that led speech on average but lost in most held-out folds, and lost 4.49 points on its test fold. Now
     the search keeps speech alone in most folds and no fold loses anything measurable."""
     r = _default_tune(validate(synthetic_scores(seed=2, profile="useless-text")))
-    assert r["mean"]["tuned"]["macro_f1"] >= r["mean"]["speech"]["macro_f1"] - 0.0005
-    assert sum(f["best"]["config"]["kind"] == "speech" for f in r["folds"]) >= 7
-    assert min(f["systems"]["tuned"]["macro_f1"] - f["systems"]["speech"]["macro_f1"] for f in r["folds"]) > -0.005
-    kept = [f["best"]["why"] for f in r["folds"] if f["best"]["config"]["kind"] == "speech"]
+    assert r.gain("tuned", "macro_f1") >= -0.0005
+    assert sum(f.best.config["kind"] == "speech" for f in r.folds) >= 7
+    assert min(f.systems["tuned"]["macro_f1"] - f.systems["speech"]["macro_f1"] for f in r.folds) > -0.005
+    kept = [f.best.why for f in r.folds if f.best.config["kind"] == "speech"]
     assert any("held-out folds" in why for why in kept) and all(why.startswith("speech alone kept") for why in kept)

@@ -13,6 +13,7 @@ from ser.config import ConfigError, EvaluateConfig, load_config
 from ser.scoring import evaluate_systems
 from ser.metrics import METRICS, summary
 from ser.plots import RunOutputs, label_codes
+from ser.result_types import ScoredSystems
 from ser.stats import bootstrap_ci, paired_bootstrap
 from ser.synthetic import synthetic_scores
 
@@ -20,20 +21,21 @@ from ser.synthetic import synthetic_scores
 def test_evaluate_per_fold_equals_direct_computation(synth_table):
     cfg = load_config(None)
     r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, EvaluateConfig(bootstrap=50))
-    assert [f["fold"] for f in r["folds"]] == sorted(synth_table["fold"].unique())
-    f3 = r["folds"][3]
-    rows = synth_table[synth_table["fold"] == f3["fold"]]
+    assert [f.fold for f in r.folds] == sorted(synth_table["fold"].unique())
+    f3 = r.folds[3]
+    rows = synth_table[synth_table["fold"] == f3.fold]
     a = ScoreArrays.from_table(rows)
-    assert f3["n"] == len(rows)
-    speech = f3["systems"]["speech"]
+    assert f3.n == len(rows)
+    speech = f3.systems["speech"]
     assert {m: speech[m] for m in METRICS} == pytest.approx(summary(a.y, a.speech, 4))
-    assert speech["ci"]["metric"] == "ua" and speech["ci"]["low"] < speech["ua"] < speech["ci"]["high"]
-    uas = [f["systems"]["text"]["ua"] for f in r["folds"]]
-    assert r["mean"]["text"]["ua"] == pytest.approx(np.mean(uas))
-    assert r["std"]["text"]["ua"] == pytest.approx(np.std(uas, ddof=1))
+    assert speech.ci.metric == "ua" and speech.ci.low < speech["ua"] < speech.ci.high
+    uas = r.fold_values("text", "ua")
+    assert r.mean["text"]["ua"] == pytest.approx(np.mean(uas))
+    assert r.std["text"]["ua"] == pytest.approx(np.std(uas, ddof=1))
     full = ScoreArrays.from_table(synth_table)
-    assert r["pooled"]["speech"]["ua"] == pytest.approx(summary(full.y, full.speech, 4)["ua"])
-    assert r["mean"]["oracle"]["ua"] > max(r["mean"]["speech"]["ua"], r["mean"]["text"]["ua"])
+    assert r.pooled["speech"]["ua"] == pytest.approx(summary(full.y, full.speech, 4)["ua"])
+    assert r.mean["oracle"]["ua"] > max(r.mean["speech"]["ua"], r.mean["text"]["ua"])
+    assert ScoredSystems.from_dict(json.loads(json.dumps(r.to_dict()))) == r      # the file reads back as written
 
 
 def test_cli_evaluate_writes_json_with_config_systems(tmp_path, synth_table, capsys):
@@ -98,18 +100,18 @@ def test_every_shipped_config_validates(path):
 def test_per_fold_confidence_intervals_use_evaluate_bootstrap(synth_table):
     cfg = load_config({"evaluate": {"bootstrap": 37}})
     r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, cfg.evaluate, seed=5)
-    fold = r["folds"][2]
-    a = ScoreArrays.from_table(synth_table[synth_table["fold"] == fold["fold"]])
+    fold = r.folds[2]
+    a = ScoreArrays.from_table(synth_table[synth_table["fold"] == fold.fold])
     (low, high), = bootstrap_ci(a.y, a.speech[None], 4, metric="ua", n_boot=37, seed=5 + 2)
-    assert (fold["systems"]["speech"]["ci"]["low"], fold["systems"]["speech"]["ci"]["high"]) == (low, high)
+    assert (fold.systems["speech"].ci.low, fold.systems["speech"].ci.high) == (low, high)
 
 
 def test_report_fold_gains_resample_as_often_as_the_run(synth_table):
     run = ser.evaluate(synth_table, {"systems": {"ll": {"kind": "loglinear", "w": 0.4}},
                                      "evaluate": {"bootstrap": 37}})
     gains = RunOutputs.of("run", evaluation=run).gains
-    pred, labels = run.predictions, run.result["labels"]
-    part = pred[pred["fold"] == run.result["folds"][1]["fold"]]
+    pred, labels = run.predictions, run.result.labels
+    part = pred[pred["fold"] == run.result.folds[1].fold]
     b = paired_bootstrap(label_codes(part, labels, "label"), label_codes(part, labels, "pred_speech"),
                          label_codes(part, labels, "pred_ll"), 4, metric="ua", n_boot=37, seed=1)
     assert gains.loc[1, ["low", "high"]].tolist() == [100 * b["ci_low"], 100 * b["ci_high"]]
@@ -120,4 +122,4 @@ def test_cross_dataset_warns_about_folds_below_evaluate_min_fold_rows():
     b = synthetic_scores(3, 60, seed=2, corpus="demo-b", profile="iemocap-like")
     r = ser.cross({"demo-a": a, "demo-b": b}, {"tune": {"engine": "optuna", "trials": 4},
                                              "evaluate": {"bootstrap": 20, "min_fold_rows": 500}}).result
-    assert all("3 fold(s) have fewer than 500 test rows" in pair["warnings"][0] for pair in r["pairs"].values())
+    assert all("3 fold(s) have fewer than 500 test rows" in pair.warnings[0] for pair in r.pairs.values())

@@ -199,7 +199,7 @@ def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_i
             register_rule(Always)
         run = ser.evaluate(synthetic_scores(3, 60, seed=2), {"systems": {"neu": {"kind": "always", "label": "neu"}},
                                                              "evaluate": {"bootstrap": 20}})
-        assert all(f["systems"]["neu"]["ua"] == 0.25 for f in run.result["folds"])      # one class's recall is 1
+        assert all(ua == 0.25 for ua in run.result.fold_values("neu", "ua"))      # one class's recall is 1
         assert set(run.predictions["pred_neu"]) == {"neu"}
         assert describe_config({"kind": "always", "label": "neu"}) == "always neu"
         assert free_parameters({"kind": "always", "label": "neu"}) == 0

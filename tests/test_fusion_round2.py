@@ -161,11 +161,11 @@ def test_a_strong_independent_second_path_is_fused_jointly():
     """A second sentiment right in 60% of rows, independent of the first: the search fuses both in most folds and
     beats the best one-path baseline."""
     r = _tune(validate(synthetic_scores(n_folds=5, per_fold=300, seed=1, second=SecondPath("llm", 0.6, 0.0))))
-    assert sum(f["best"]["config"]["kind"] == "joint" for f in r["folds"]) >= 4
-    assert r["baselines"]["one_path"]["versus_best"]["ci_low"] > 0
-    assert set(r["baselines"]["systems"]) >= {"joint[top,ratio]", "loglinear[top,ratio]"}
-    joint_fold = next(f for f in r["folds"] if f["best"]["config"]["kind"] == "joint")
-    assert joint_fold["best"]["why"].startswith("joint fusion kept: ")
+    assert sum(f.best.config["kind"] == "joint" for f in r.folds) >= 4
+    assert r.baselines.one_path.versus_best.ci_low > 0
+    assert set(r.baselines.verdict.systems) >= {"joint[top,ratio]", "loglinear[top,ratio]"}
+    joint_fold = next(f for f in r.folds if f.best.config["kind"] == "joint")
+    assert joint_fold.best.why.startswith("joint fusion kept: ")
 
 
 def test_a_useless_second_path_earns_no_weight():
@@ -174,11 +174,11 @@ def test_a_useless_second_path_earns_no_weight():
     one-path baseline (the best of eight near-equal one-weight fusions on 300-row folds, picked after seeing the test
     rows: the per-fold choice among them is what separates the two, measured by ``python -m jobs.bench fusion``)."""
     r = _tune(validate(synthetic_scores(n_folds=5, per_fold=300, seed=2, second=SecondPath("bad", 1 / 3, 0.0))))
-    assert not any(f["best"]["config"]["kind"] == "joint" for f in r["folds"])
-    assert r["baselines"]["one_path"]["versus_best"]["diff"] > -0.01
-    for fold in r["folds"]:
-        if fold["best"]["config"]["kind"] != "joint":
-            assert "joint fusion kept" not in fold["best"]["why"]
+    assert not any(f.best.config["kind"] == "joint" for f in r.folds)
+    assert r.baselines.one_path.versus_best.diff > -0.01
+    for fold in r.folds:
+        if fold.best.config["kind"] != "joint":
+            assert "joint fusion kept" not in fold.best.why
 
 
 def test_choose_keeps_the_one_path_fusion_unless_the_joint_one_is_consistently_better():

@@ -7,6 +7,7 @@ import pytest
 
 from ser.cli import main
 from ser.leaderboard import fold_mean_ci
+from ser.result_types import CrossTransfer, ScoredSystems
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 
@@ -95,7 +96,7 @@ def test_cross_shows_ua_and_wa_beside_the_objective(runs):
     from ser.transfer import format_matrix
 
     cross = json.loads((runs / "cross" / "cross.json").read_text())
-    lines = format_matrix(cross).splitlines()
+    lines = format_matrix(CrossTransfer.from_dict(cross)).splitlines()
     assert lines[0] == "gain over speech in macro_f1 (ua, wa), points; rows: tuned on, columns: tested on"
     assert lines[1].split() == cross["corpora"] == ["other", "synthetic"]
     gains = [[f"{100 * (m['tuned'][k] - m['speech'][k]):+.2f}" for k in ("macro_f1", "ua", "wa")]
@@ -111,7 +112,8 @@ def test_matrix_columns_fit_the_widest_cell():
         return {"tuned": dict.fromkeys(("ua", "wa", "macro_f1"), 0.5 + gain), "speech": dict.fromkeys(
             ("ua", "wa", "macro_f1"), 0.5)}
     gains = {"a->a": 0.0, "a->b": -0.1234, "b->a": 0.2345, "b->b": -0.4567}
-    cross = {"objective": "macro_f1", "corpora": ["a", "b"], "pairs": {p: {"mean": mean(g)} for p, g in gains.items()}}
+    cross = CrossTransfer("macro_f1", ["a", "b"], {}, {p: ScoredSystems([], (), mean(g), {}, {}, {})
+                                                       for p, g in gains.items()})
     rows = format_matrix(cross).splitlines()[2:]
     assert rows[0].split() == ["a", "+0.00", "(+0.00,", "+0.00)", "-12.34", "(-12.34,", "-12.34)"]
     assert rows[1].split() == ["b", "+23.45", "(+23.45,", "+23.45)", "-45.67", "(-45.67,", "-45.67)"]

@@ -1,6 +1,7 @@
 """`ser report`: tables against the numbers they come from, formats, evaluate-only and 3-class runs."""
 
 import json
+from dataclasses import replace
 import re
 import shutil
 import subprocess
@@ -13,6 +14,7 @@ from ser.cli import main
 from ser.scoring import format_p
 from ser.labels import LabelSet
 from ser.plots import RunOutputs
+from ser.result_types import Comparison, FoldTest, PairedDifference, TunedSystems
 from ser.results import run_outputs
 from ser.escape import tex_text
 from ser.report import headline
@@ -93,9 +95,8 @@ def test_every_figure_and_table_in_every_format(tuned_run):
 def test_p_values_are_never_printed_as_zero(tuned_run):
     assert format_p(0.0) == "p < 0.001" and format_p(0.0004) == "p < 0.001" and format_p(0.034) == "p = 0.034"
     out = run_outputs(tuned_run)
-    result = dict(out.result, comparisons={**out.result["comparisons"], "tuned": {
-        "bootstrap": {"diff": 0.02, "ci_low": 0.01, "ci_high": 0.03, "p_value": 0.0},
-        "folds": {"improved": 4, "worse": 0, "n_folds": 4, "wilcoxon_p": 0.0625}}})
+    result = replace(out.result, comparisons={**out.result.comparisons, "tuned": Comparison(
+        "speech", PairedDifference("macro_f1", 0.02, 0.01, 0.03, 0.0, 100, 0.05), FoldTest(4, 4, 0, 0.02, 0.0625, None))})
     text = headline(RunOutputs(out.name, result, True, None, None, None, None))
     assert "paired bootstrap p < 0.001" in text and "p = 0.000" not in text and "Wilcoxon p = 0.062" in text
 
@@ -119,7 +120,7 @@ def test_the_search_is_judged_against_the_best_baseline_with_its_ci(tuned_run, t
     ceiling = base["hindsight"]
     assert set(ceiling["per_fold"]) == {f["fold"] for f in r["folds"]} and ceiling["system"] in pick["systems"]
     assert ceiling["gain"] == pytest.approx(np.mean(list(ceiling["per_fold"].values())))
-    assert describe_hindsight(r) in md
+    assert describe_hindsight(TunedSystems.from_dict(r)) in md
     old = tmp_path / "old"                        # a results.json written before the comparison had a CI
     old.mkdir()
     for name in ("results.json", "trials.parquet", "predictions.parquet"):

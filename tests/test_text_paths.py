@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 import ser
+from ser.result_types import CrossTransfer
 from ser.asr_errors import basic_normalize, normalizer, pooled, utterance_errors
 from ser.importers import add_text_path
 from ser.schema import ScoreTableError, validate
@@ -183,7 +184,7 @@ def test_cross_transfers_every_tuned_path_between_corpora(caplog):
     own = ser.tune(b, FAST).to_dict()["mean"]["tuned:asr"]["macro_f1"]
     assert part["matrix"]["b"]["b"]["tuned"] == pytest.approx(own)
     assert part["matrix"]["a"]["b"]["tuned"] != result["matrix"]["a"]["b"]["tuned"]       # another text, another result
-    printed = format_matrix(result).splitlines()
+    printed = format_matrix(CrossTransfer.from_dict(result)).splitlines()
     assert printed[4].split() == ["text", "path", "asr:", "a", "b"]
     row = printed[5].split()          # each cell: the objective's gain, then (UA, WA)
     assert [row[0], *row[1::3]] == ["a", *(f"{100 * part['matrix']['a'][d]['gain']:+.2f}" for d in ("a", "b"))]
@@ -205,7 +206,7 @@ def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
 
     a = two_path_table()
     b = two_path_table(seed=3).assign(corpus="other", utt_id=lambda d: "o-" + d["utt_id"])
-    tuned = tune_stage(*resolve(a, FAST), tmp_path).result
+    tuned = tune_stage(*resolve(a, FAST), tmp_path).to_dict()
     searched = []
     real = tuning.make_fold_search
 

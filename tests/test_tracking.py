@@ -132,12 +132,12 @@ def test_evaluate_and_cross_logs_name_every_system_and_pair(tmp_path):
     table = validate(synthetic_scores(n_folds=3, per_fold=100, seed=2))
     cfg = load_config({"tune": {"engine": "optuna", "trials": 2}, "evaluate": {"bootstrap": 20},
                        "systems": {"w04": {"kind": "loglinear", "w": 0.4}}})
-    evaluation = ser.evaluate(table, cfg).to_dict()
+    evaluation = ser.evaluate(table, cfg).result
     log = stage_log("evaluate", cfg, tmp_path, evaluation)
-    assert log.metrics["speech/ua"] == pytest.approx(evaluation["mean"]["speech"]["ua"])
-    assert set(log.folds) == {f["fold"] for f in evaluation["folds"]} and "optimism" not in log.metrics
+    assert log.metrics["speech/ua"] == pytest.approx(evaluation.mean["speech"]["ua"])
+    assert set(log.folds) == {f.fold for f in evaluation.folds} and "optimism" not in log.metrics
     other = table.assign(corpus="other", utt_id=lambda d: "o-" + d["utt_id"])
-    cross = ser.cross({"a": table, "b": other}, cfg).to_dict()
+    cross = ser.cross({"a": table, "b": other}, cfg).result
     keys = cross_log(cfg, tmp_path, cross).metrics
-    gain = cross["pairs"]["a->b"]["mean"]["tuned"]["wa"] - cross["pairs"]["a->b"]["mean"]["speech"]["wa"]
+    gain = cross.pair("a", "b").mean["tuned"]["wa"] - cross.pair("a", "b").mean["speech"]["wa"]
     assert keys["a to b/gain/wa"] == pytest.approx(gain) and len(keys) == 4 * 2 * 4    # pairs × (tuned, gain) × metrics

@@ -12,6 +12,7 @@ import ser
 from ser.cli import main
 from ser.config import ConfigError, EvaluateConfig, TuneConfig, load_config
 from ser.provenance import source_digest
+from ser.result_types import TunedSystems
 from ser.schema import validate
 from ser.synthetic import synthetic_scores
 from ser.choice import choose_trial
@@ -69,17 +70,18 @@ def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
     s2, c2 = chosen(table)
     r1 = tuned_results(table, labels, s1, FAST, EvaluateConfig(bootstrap=100), 0)
     r2 = tuned_results(table, labels, s2, FAST, EvaluateConfig(bootstrap=100), 0)
-    assert json.dumps(r1) == json.dumps(r2)
-    for fold in r1["folds"]:
-        assert fold["systems"]["tuned"]["macro_f1"] > fold["systems"]["speech"]["macro_f1"], fold["fold"]
-        best, kept = fold["best"], choose_trial(s1[fold["fold"]])
-        assert best["config"] == kept.config and best["tuning_score"] == kept.score
-        assert best["test_score"] == fold["systems"]["tuned"]["macro_f1"]
-        assert best["optimism"] == pytest.approx(kept.score - best["test_score"])
-        assert best["inner_score"] == pytest.approx(np.mean(kept.inner)) and len(kept.inner) == 4   # 4 other folds
-    assert r1["tuning"]["mean_optimism"] == pytest.approx(np.mean([f["best"]["optimism"] for f in r1["folds"]]))
-    assert r1["comparisons"]["tuned"]["folds"]["improved"] == 5
-    assert r1["comparisons"]["tuned"]["bootstrap"]["ci_low"] > 0
+    assert json.dumps(r1.to_dict()) == json.dumps(r2.to_dict())
+    for fold in r1.folds:
+        assert fold.systems["tuned"]["macro_f1"] > fold.systems["speech"]["macro_f1"], fold.fold
+        best, kept = fold.best, choose_trial(s1[fold.fold])
+        assert best.config == kept.config and best.tuning_score == kept.score
+        assert best.test_score == fold.systems["tuned"]["macro_f1"]
+        assert best.optimism == pytest.approx(kept.score - best.test_score)
+        assert best.inner_score == pytest.approx(np.mean(kept.inner)) and len(kept.inner) == 4   # 4 other folds
+    assert r1.tuning.mean_optimism == pytest.approx(np.mean([f.best.optimism for f in r1.folds]))
+    assert TunedSystems.from_dict(json.loads(json.dumps(r1.to_dict()))) == r1     # results.json reads back whole
+    assert r1.comparisons["tuned"].folds.improved == 5
+    assert r1.comparisons["tuned"].bootstrap.ci_low > 0
 
 
 @pytest.mark.parametrize("yaml_text, message", [
