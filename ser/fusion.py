@@ -239,7 +239,9 @@ class Rule(Protocol):
     """A fusion rule: a config kind, its keys, how it is built, how complex it is and how it reads in words.
 
     A class with these members and ``@register_rule`` is a fusion rule everywhere a config names one (``systems:``,
-    tuned configurations, the report); nothing else needs to change.
+    tuned configurations, the report); nothing else needs to change. A rule that also defines
+    ``search_sample(trial, space) -> params`` and ``search_fit(params, arrays, space, objective) -> TrialResult``
+    (:class:`ser.search.Variant`) is a search variant too, sampled where ``tune.space.variants`` names its kind.
     """
 
     kind: ClassVar[str]
@@ -269,6 +271,12 @@ def register_rule(cls: type[Rule]) -> type[Rule]:
         raise ValueError(f"fusion rule kind '{cls.kind}' is already registered")
     RULES[cls.kind] = cls
     return cls
+
+
+def searchable_rules() -> tuple[str, ...]:
+    """The registered kinds that bring their own search (``search_sample`` and ``search_fit``)."""
+    return tuple(kind for kind, rule in RULES.items()
+                 if callable(getattr(rule, "search_sample", None)) and callable(getattr(rule, "search_fit", None)))
 
 
 def _negative(raw: Mapping[str, Any], labels: LabelSet) -> NegativeMapping:

@@ -16,12 +16,13 @@ no optuna import (the Optuna trial is passed in).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from ser.arrays import PRIMARY_PATH, ScoreArrays
-from ser.fusion import GATES, NEVER, RULES, NegativeMapping, EPS, JointRule, TextDistribution, learned_exclusions, rule_from_config, weight_scale
+from ser.fusion import GATES, NEVER, RULES, NegativeMapping, EPS, JointRule, TextDistribution, learned_exclusions, \
+    rule_from_config, searchable_rules, weight_scale
 from ser.grid import group_base_counts, group_deltas
 from ser.labels import LabelSet
 from ser.metrics import scores_from_confusion, summary
@@ -34,24 +35,34 @@ from ser.space import Candidates, SearchSpace, SelectSpace, SoftSpace
 def suggest(trial: Any, space: SearchSpace) -> dict:
     """Define-by-run sampling of a trial's structure (works for Optuna trials under Tune or alone)."""
     variant = trial.suggest_categorical("variant", list(space.variants))
-    if variant in ("speech", "published"):
-        return {"variant": variant}
-    if variant == "select":
-        sel = space.select
-        params = {"variant": variant,
-                  "gate": trial.suggest_categorical("gate", list(sel.gate)),
-                  "thresholds": trial.suggest_categorical("thresholds", list(sel.thresholds)),
-                  "negative": trial.suggest_categorical("negative", list(sel.negative)),
-                  "merge": trial.suggest_categorical("merge", list(sel.merge))}
-        if params["negative"] == "score-split":
-            params["split_t"] = trial.suggest_float("split_t", *sel.split_t)
-            params["flip"] = trial.suggest_categorical("flip", [False, True])
-        return params
+    return {"variant": variant, **search_variant(variant).search_sample(trial, space)}
+
+
+def _sample_nothing(trial: Any, space: SearchSpace) -> dict:
+    """A structure with nothing to sample (speech alone, the published procedure)."""
+    return {}
+
+
+def _sample_select(trial: Any, space: SearchSpace) -> dict:
+    sel = space.select
+    params = {"gate": trial.suggest_categorical("gate", list(sel.gate)),
+              "thresholds": trial.suggest_categorical("thresholds", list(sel.thresholds)),
+              "negative": trial.suggest_categorical("negative", list(sel.negative)),
+              "merge": trial.suggest_categorical("merge", list(sel.merge))}
+    if params["negative"] == "score-split":
+        params["split_t"] = trial.suggest_float("split_t", *sel.split_t)
+        params["flip"] = trial.suggest_categorical("flip", [False, True])
+    return params
+
+
+def _sample_joint(trial: Any, space: SearchSpace) -> dict:
+    return {key: trial.suggest_categorical(key, list(getattr(space.soft, key)))
+            for key in ("spread", "negative_split", "prior")}
+
+
+def _sample_soft(trial: Any, space: SearchSpace) -> dict:
     soft = space.soft
-    if variant == "joint":
-        return {"variant": variant, **{key: trial.suggest_categorical(key, list(getattr(soft, key)))
-                                       for key in ("spread", "negative_split", "prior")}}
-    params = {"variant": variant, "weight_gate": trial.suggest_categorical("weight_gate", list(soft.weight_gate))}
+    params = {"weight_gate": trial.suggest_categorical("weight_gate", list(soft.weight_gate))}
     if params["weight_gate"] == "entropy":
         params["gate_quantile"] = trial.suggest_float("gate_quantile", *soft.gate_quantile)
     for key in ("spread", "negative_split", "prior", "uniform"):
@@ -149,13 +160,7 @@ class TrialResult:
 def fit_trial(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective = Objective()) -> TrialResult:
     """Optimize the continuous parameters of a sampled structure on tuning arrays ``a``, maximizing ``objective``
     (the published procedure keeps the paper's pooled criterion)."""
-    if params["variant"] == "speech":
-        return TrialResult({"kind": "speech"}, objective.score(a.y, a.speech, a.group, a.labels.k), 1)
-    if params["variant"] == "published":
-        return TrialResult(*published_procedure(a, objective.metric))
-    if params["variant"] == "select":
-        return _select_trial(params, a, space.select, objective)
-    return _soft_trial(params, a, space.soft, objective)
+    return search_variant(params["variant"]).search_fit(params, a, space, objective)
 
 
 def inner_scores(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective
@@ -329,3 +334,53 @@ def _soft_trial(params: dict, a: ScoreArrays, soft: SoftSpace, objective: Object
     refit = np.argmax(objective.without_each(per_group), axis=1)
     held = scores_from_confusion(per_group[np.arange(n_groups), refit])[objective.metric]
     return replace(result, inner=tuple(float(x) for x in held), n_configs=n_w * (n_groups + 1))
+
+
+def _fit_speech(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
+    """Speech alone: nothing to fit."""
+    return TrialResult({"kind": "speech"}, objective.score(a.y, a.speech, a.group, a.labels.k), 1)
+
+
+def _fit_published(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
+    """The published procedure, on the paper's pooled criterion for the objective's metric."""
+    return TrialResult(*published_procedure(a, objective.metric))
+
+
+def _fit_select(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
+    return _select_trial(params, a, space.select, objective)
+
+
+def _fit_soft(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
+    return _soft_trial(params, a, space.soft, objective)
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A structure the search samples (a name in ``tune.space.variants``): how a trial samples its structure
+    (the params beside ``variant``) and how its continuous parameters are fitted on tuning arrays. A registered
+    fusion rule with ``search_sample`` and ``search_fit`` of these shapes is one too."""
+
+    search_sample: Callable[[Any, SearchSpace], dict]
+    search_fit: Callable[[dict, ScoreArrays, SearchSpace, Objective], TrialResult]
+
+
+BUILTIN_VARIANTS: dict[str, Variant] = {
+    "speech": Variant(_sample_nothing, _fit_speech),
+    "select": Variant(_sample_select, _fit_select),
+    "loglinear": Variant(_sample_soft, _fit_soft),
+    "average": Variant(_sample_soft, _fit_soft),
+    "joint": Variant(_sample_joint, _fit_soft),
+    "published": Variant(_sample_nothing, _fit_published),
+}
+"""``ser.space.VARIANTS``, each with its sampler and fit (``published`` fits the paper's procedure, whose
+configuration is a ``select`` rule)."""
+
+
+def search_variant(name: str) -> Variant:
+    """A built-in variant, else the registered fusion rule of that kind that brings its own search hooks."""
+    if name in BUILTIN_VARIANTS:
+        return BUILTIN_VARIANTS[name]
+    if name in searchable_rules():
+        return RULES[name]
+    raise InputError(f"tune.space.variants: '{name}' is not a search variant (built in: {list(BUILTIN_VARIANTS)}, "
+                     f"rules with search hooks: {list(searchable_rules())})")

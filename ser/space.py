@@ -15,10 +15,12 @@ import numpy as np
 
 from ser.backends.registry import doc
 from ser.checks import is_count
-from ser.fusion import GATES, NEGATIVE_SPLITS, PRIORS, SPREADS, WEIGHT_GATES
+from ser.fusion import GATES, NEGATIVE_SPLITS, PRIORS, SPREADS, WEIGHT_GATES, searchable_rules
 from ser.io import InputError
 
 VARIANTS = ("speech", "select", "loglinear", "average", "joint", "published")
+"""The built-in search variants (``ser.search.BUILTIN_VARIANTS`` says how each is sampled and fitted); a registered
+fusion rule with its own search hooks may be named beside them."""
 
 
 @dataclass(frozen=True)
@@ -163,7 +165,8 @@ class SearchSpace:
     soft: SoftSpace = field(default_factory=SoftSpace, metadata=doc("see `tune.space.soft.*`"))
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "variants", choices(self.variants, VARIANTS, "tune.space.variants"))
+        object.__setattr__(self, "variants", choices(self.variants, (*VARIANTS, *searchable_rules()),
+                                                     "tune.space.variants"))
         if not isinstance(self.anchors, bool):
             raise InputError(f"tune.space.anchors must be true or false, got {self.anchors!r}")
 

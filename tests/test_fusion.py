@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from ser.arrays import ScoreArrays
+from ser.config import load_config
 from ser.fusion import TextDistribution, free_parameters, rule_from_config
 from ser.labels import DEFAULT_LABELS as L
 
@@ -163,12 +164,14 @@ def test_bad_rule_configs_name_the_problem(raw, message):
 
 def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_it():
     """A toy rule (always one class): registered once, it is a system in ``ser.evaluate``, checked for its keys,
-    counted and described like the built-in rules."""
+    counted and described like the built-in rules, and, with its two search hooks, a variant ``ser.tune`` samples
+    (which class) and keeps per fold."""
     from dataclasses import dataclass
     from typing import ClassVar
 
     import ser
     from ser.fusion import RULES, Decision, describe_config, register_rule
+    from ser.search import TrialResult
     from ser.synthetic import synthetic_scores
 
     @dataclass(frozen=True)
@@ -193,6 +196,16 @@ def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_i
             pred = np.full(len(a), self.index)
             return Decision(pred, pred != a.speech)
 
+        @staticmethod
+        def search_sample(trial, space):
+            return {"label": trial.suggest_categorical("label", ["neu", "sad"])}
+
+        @staticmethod
+        def search_fit(params, a, space, objective):
+            config = {"kind": "always", "label": params["label"]}
+            pred = Always.from_config(config, a.labels).decide(a).pred
+            return TrialResult(config, objective.score(a.y, pred, a.group, a.labels.k), 1)
+
     register_rule(Always)
     try:
         with pytest.raises(ValueError, match="'always' is already registered"):
@@ -205,7 +218,21 @@ def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_i
         assert free_parameters({"kind": "always", "label": "neu"}) == 0
         with pytest.raises(ValueError, match=r"unknown key 'lable'.*did you mean 'label'"):
             rule_from_config({"kind": "always", "lable": "neu"}, L, "neu")
+        tuned = ser.tune(synthetic_scores(3, 60, seed=2), {"tune": {"engine": "optuna", "trials": 4, "space": {
+            "variants": ["always"], "anchors": False}}, "evaluate": {"bootstrap": 20}})
+        assert {f.best.config["label"] for f in tuned.result.folds} <= {"neu", "sad"}
+        assert set(tuned.trials["variant"]) == {"always"}
+        assert all(f.best.description.startswith("always ") for f in tuned.result.folds)
     finally:
         RULES.pop("always")
+    with pytest.raises(ValueError, match=r"tune.space.variants: unknown choice\(s\) \['always'\]"):
+        load_config({"tune": {"space": {"variants": ["always"]}}})
     with pytest.raises(ValueError, match="unknown kind 'always'"):
         rule_from_config({"kind": "always", "label": "neu"}, L)
+
+
+def test_every_built_in_search_variant_has_its_sampler_and_fit():
+    from ser.search import BUILTIN_VARIANTS
+    from ser.space import VARIANTS
+
+    assert tuple(BUILTIN_VARIANTS) == VARIANTS
