@@ -26,6 +26,7 @@ import pandas as pd
 
 from ser.config import StudyConfig, load_config
 from ser.io import InputError, read_yaml
+from ser.labels import SENTIMENTS
 from ser.progress import progress
 from ser.result_types import TunedSystems
 from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
@@ -95,6 +96,7 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
     from ser.tuning import make_fold_search, path_state_dir, result_predictions, trials_table, tune_folds, \
         tuned_results
 
+    warn_blank_paths(df)
     engine = search_engine(cfg.tune, len(df), experiment_dir, resume=reuse and experiment_dir is not None)
     search = make_fold_search(cfg.tune, engine)
     searches = tune_folds(df, cfg.labels, cfg.tune, search, cfg.seed, state_dir=state_dir, reuse=reuse)
@@ -108,6 +110,17 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
     if cfg.tune.storage:
         _save_studies(df, cfg, result, trials)
     return TuneResult(result, trials, predictions)
+
+
+def warn_blank_paths(df: pd.DataFrame) -> None:
+    """One warning per text path whose sentiment is the same on every row (blank transcripts, a model that never
+    changes its answer): it carries nothing to fuse, and a fold whose every path is so keeps speech unsearched."""
+    corpus = ", ".join(map(str, df["corpus"].unique()))
+    for name, suffix in paths_of(df).items():
+        columns = [f"text_{s}" if suffix is None else f"text_{s}:{suffix}" for s in SENTIMENTS]
+        if len(df) and bool((df[columns].nunique() <= 1).all()):
+            log.warning(f"text path '{name}' of {corpus}: the sentiment is the same on every row (blank "
+                        f"transcripts?); it carries nothing to fuse")
 
 
 def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSystems, trials: pd.DataFrame) -> None:
@@ -209,6 +222,8 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     resolved = {name: resolve(table, config) for name, table in tables.items()}
     frames = {name: df for name, (df, _) in resolved.items()}
     cfg = next(iter(resolved.values()))[1]
+    for df in frames.values():
+        warn_blank_paths(df)
     search = make_fold_search(cfg.tune, search_engine(cfg.tune, sum(map(len, frames.values()))))
     common = _common_paths(frames, cfg.tune.text)
     dirs = dict(state_dirs or {})

@@ -152,9 +152,32 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine = optuna_engine) -> 
 
     def run_search(tuning: dict[str, ScoreArrays], seeds: dict[str, int], advance: Advance = no_progress,
                    finished: FoldDone = nothing_kept) -> dict[str, list[TrialRecord]]:
-        return run(tuning, seeds, space_for(tune.space, tuning), tune.target, tune.trials, tune.max_concurrent_trials,
-                   advance, finished=finished)
+        blank = [fold for fold, a in tuning.items() if not carries_text(a)]
+        if blank:
+            log.debug(f"the text is the same on every tuning row of {len(blank)}/{len(tuning)} fold(s) {blank}: "
+                      f"speech alone kept there, no fusion searched")
+        out = {fold: speech_only(tuning[fold], tune, finished, fold) for fold in blank}
+        advance(tune.trials * len(out))
+        searched = {fold: a for fold, a in tuning.items() if fold not in out}
+        if searched:
+            out |= run(searched, seeds, space_for(tune.space, searched), tune.target, tune.trials,
+                       tune.max_concurrent_trials, advance, finished=finished)
+        return {fold: out[fold] for fold in tuning}
     return run_search
+
+
+def carries_text(a: ScoreArrays) -> bool:
+    """Does any text path say something that differs between these rows? Text that is the same on every row (every
+    transcript blank, a sentiment model that never changes its answer) can only shift speech's class priors."""
+    return len(a) > 0 and any(bool(np.ptp(q, axis=0).max() > 0) for q in (a.q, *a.texts.values()))
+
+
+def speech_only(a: ScoreArrays, tune: TuneConfig, finished: FoldDone, fold: str) -> list[TrialRecord]:
+    """A fold whose text is the same on every tuning row: speech alone is its one trial, and nothing is searched."""
+    records = [TrialRecord.from_result(0, {"variant": "speech"},
+                                       run_trial({"variant": "speech"}, a, tune.space, tune.target))]
+    finished(fold, records)
+    return records
 
 
 def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,

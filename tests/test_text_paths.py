@@ -315,3 +315,22 @@ def test_two_paths_decode_each_file_once_and_run_each_asr_once(tmp_path, monkeyp
     assert (out["transcript:ref"] == out["reference_transcript"]).all() and (out["transcript_source:ref"] == "reference").all()
     assert {"text_neg:same-asr", "text_pos:ref"} <= set(out.columns)
     assert out.loc[test, "text_neg:ref"].notna().all()
+
+
+def test_a_path_whose_text_is_the_same_on_every_row_is_not_searched(caplog):
+    """Every transcript of path `asr` blank, so its sentiment is one constant row: that path keeps speech alone in
+    every fold with a single speech trial (no search), says so once, and the primary path is searched as usual."""
+    df = two_path_table().assign(**{"transcript:asr": "", "text_neg:asr": 0.0, "text_neu:asr": 1.0,
+                                    "text_pos:asr": 0.0})
+    with caplog.at_level("WARNING", logger="ser.api"):
+        tuned = ser.tune(df, FAST)
+    r, trials = tuned.result, tuned.trials
+    assert all(config == {"kind": "speech"} for config in r.path_configs["asr"].values())
+    assert r.mean["tuned:asr"] == r.mean["speech"]
+    path_trials = trials[trials["text_path"] == "asr"]
+    assert len(path_trials) == 4 and set(path_trials["variant"]) == {"speech"}
+    assert len(trials[trials["text_path"].isna()]) == 4 * FAST["tune"]["trials"]
+    assert caplog.text.count("the sentiment is the same on every row") == 1
+    assert "text path 'asr' of synthetic: the sentiment is the same on every row (blank transcripts?)" in caplog.text
+    constant = df.assign(text_neg=0.2, text_neu=0.5, text_pos=0.3)             # the primary path too
+    assert ser.tune(constant, FAST).result.kept() == dict.fromkeys(sorted(df["fold"].unique()), {"kind": "speech"})
