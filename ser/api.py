@@ -24,8 +24,8 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ser.config import StudyConfig, load_config
-from ser.io import InputError, read_yaml
+from ser.config import StudyConfig, config_mapping, load_config
+from ser.io import InputError
 from ser.labels import SENTIMENTS
 from ser.progress import progress
 from ser.result_types import TunedSystems
@@ -41,23 +41,19 @@ ScoresLike = pd.DataFrame | str | Path
 ConfigLike = str | Path | Mapping[str, Any] | StudyConfig | None
 
 
-def _names_labels(config: ConfigLike) -> bool:
-    """Whether a config fixes the label set (else it comes from the score table)."""
-    if isinstance(config, StudyConfig):
-        return True
-    if isinstance(config, (str, Path)):
-        config = read_yaml(Path(config), "config") or {}
-    return isinstance(config, Mapping) and config.get("labels") is not None
-
-
-def resolve(scores: ScoresLike, config: ConfigLike = None, *, overrides: Mapping | None = None,
-            sets: tuple[str, ...] = (), origin: str | None = None) -> tuple[pd.DataFrame, StudyConfig]:
+def resolve(scores: ScoresLike, config: ConfigLike = None, *, origin: str | None = None
+            ) -> tuple[pd.DataFrame, StudyConfig]:
     """(validated table, config) with the label set from the config, else from the table's columns; ``origin``
     names where a mapping ``config`` was read from, for its errors."""
-    cfg = load_config(config, overrides, sets, origin=origin)
+    if isinstance(config, StudyConfig):
+        cfg, names_labels = config, True
+    else:
+        raw = config_mapping(config)
+        cfg = load_config(raw, origin=f"config {config}" if isinstance(config, (str, Path)) else origin)
+        names_labels = raw.get("labels") is not None
     source = str(scores) if isinstance(scores, (str, Path)) else "score table"
     table = read_table(scores) if isinstance(scores, (str, Path)) else scores
-    if not (_names_labels(config) or any(s.split("=")[0].startswith("labels") for s in sets)):
+    if not names_labels:
         cfg = replace(cfg, labels=labels_of(table, source))
     df = validate(table, cfg.labels, source=source)
     require_classes(df, source)

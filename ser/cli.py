@@ -40,10 +40,10 @@ log = logging.getLogger("ser")
 
 
 def _config(args: argparse.Namespace, **overrides):
-    """The study config of a subcommand: ``--config``, then its own flags, then every ``--set``."""
+    """The study config of a subcommand: ``--config``, then every ``--set``, then its own flags."""
     from ser.config import load_config
 
-    return load_config(getattr(args, "config", None), overrides, _sets(args))
+    return load_config(_raw_config(args, **overrides), origin=_origin(args))
 
 
 def _sets(args: argparse.Namespace) -> tuple[str, ...]:
@@ -52,15 +52,18 @@ def _sets(args: argparse.Namespace) -> tuple[str, ...]:
     return (*(getattr(args, "set", None) or ()), *([f"track.backend={track}"] if track else []))
 
 
-def _raw_config(args: argparse.Namespace, **overrides) -> dict:
-    """The YAML mapping of ``--config`` with every ``--set`` and the subcommand's flags applied (for the API,
-    which takes the label set from it when it names one, else from the score table)."""
-    from ser.config import apply_sets
-    from ser.io import read_yaml
+def _origin(args: argparse.Namespace) -> str:
+    """Where a subcommand's config comes from, for its errors."""
+    origin = f"config {args.config}" if getattr(args, "config", None) else "config"
+    return origin + (" with --set" if getattr(args, "set", None) else "")
 
-    raw = read_yaml(Path(args.config), "config") or {} if getattr(args, "config", None) else {}
-    raw = apply_sets(raw, _sets(args))
-    return {**raw, **{k: v for k, v in overrides.items() if v is not None}}
+
+def _raw_config(args: argparse.Namespace, **overrides) -> dict:
+    """The YAML mapping of ``--config`` with every ``--set`` and the subcommand's flags applied: the one way a
+    subcommand's config is read (the API takes the label set from it when it names one, else from the table)."""
+    from ser.config import config_mapping
+
+    return config_mapping(getattr(args, "config", None), _sets(args), overrides)
 
 
 def _table_inputs(args: argparse.Namespace):
@@ -72,8 +75,7 @@ def _table_inputs(args: argparse.Namespace):
     raw = _raw_config(args, scores=args.scores or args.table, out=args.out)
     if not raw.get("scores"):
         raise InputError("no score table given (--scores FILE or 'scores:' in the config)")
-    origin = f"config {args.config}" if getattr(args, "config", None) else "config"
-    df, cfg = resolve(raw["scores"], raw, origin=origin + (" with --set" if getattr(args, "set", None) else ""))
+    df, cfg = resolve(raw["scores"], raw, origin=_origin(args))
     return df, cfg, Path(cfg.out or f"runs/{args.command}")
 
 

@@ -456,6 +456,24 @@ def apply_sets(raw: dict, assignments: list[str] | tuple[str, ...]) -> dict:
     return out
 
 
+def config_mapping(source: str | Path | Mapping | None = None, sets: list[str] | tuple[str, ...] = (),
+                   overrides: Mapping | None = None) -> dict:
+    """The YAML mapping of a config (a YAML path, or a mapping) with ``sets`` (``section.key=value`` strings) and
+    then ``overrides`` (top-level keys; None values ignored) applied: what :func:`load_config` parses."""
+    if isinstance(source, (str, Path)):
+        try:
+            raw = read_yaml(Path(source), "config") or {}
+        except InputError as exc:
+            raise ConfigError(str(exc)) from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"config {source}: top level must be a mapping")
+    else:
+        raw = dict(source or {})
+    raw = apply_sets(raw, sets)
+    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return raw
+
+
 def load_config(source: str | Path | Mapping | StudyConfig | None = None, overrides: Mapping | None = None,
                 sets: list[str] | tuple[str, ...] = (), *, origin: str | None = None) -> StudyConfig:
     """A study config from a YAML path, a YAML-shaped mapping or a ``StudyConfig``; ``overrides`` set top-level
@@ -465,19 +483,8 @@ def load_config(source: str | Path | Mapping | StudyConfig | None = None, overri
         if not sets:
             return source.with_overrides(**(overrides or {}))
         source = source.to_dict()
-    name = origin or "config"
-    if isinstance(source, (str, Path)):
-        name = f"config {source}"
-        try:
-            raw = read_yaml(Path(source), "config") or {}
-        except InputError as exc:
-            raise ConfigError(str(exc)) from None
-        if not isinstance(raw, dict):
-            raise ConfigError(f"{name}: top level must be a mapping")
-    else:
-        raw = dict(source or {})
-    raw = apply_sets(raw, sets)
-    raw.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    name = f"config {source}" if isinstance(source, (str, Path)) else origin or "config"
+    raw = config_mapping(source, sets, overrides)
     if isinstance(raw.get("systems"), dict):                 # a round trip through to_dict lists built-ins
         raw["systems"] = {k: v for k, v in raw["systems"].items() if BUILTIN_SYSTEMS.get(k) != v}
     try:
