@@ -135,6 +135,19 @@ def _decoded_lengths(model_dir) -> list[int]:
     return [len(r.sequences_ids[0]) for r in out]
 
 
+def test_batched_whisper_transcripts_equal_transcribe(tmp_path):
+    """A tiny random Whisper that decodes words (not timestamps): the batched generate path and
+    WhisperModel.transcribe give the same transcript for every clip, in any batch (one set of decoding options)."""
+    from ser.backends.whisper import WhisperStage
+
+    stage = WhisperStage(str(build_whisper(tmp_path / "words", seed=2, words=True)), sub_batch=3)
+    rng = np.random.default_rng(0)
+    waves = [(0.1 * rng.standard_normal(int(16000 * d))).astype(np.float32) for d in (1.5, 3.0, 4.2, 7.9, 2.2, 11.0)]
+    batched = stage._batched(waves[:3]) + stage._batched(waves[3:])
+    assert batched == [stage._one(w) for w in waves] == [stage._batched([w])[0] for w in waves]
+    assert all(len(t.split()) > 10 for t in batched) and len(set(batched)) > 1      # words, and not all alike
+
+
 def test_the_builtin_tiny_whisper_ends_every_transcript_at_once(tiny, tmp_path):
     """ser:tiny-random (the demo's offline ASR) decodes nothing, where a random model runs to the length limit."""
     from jobs.infer import ensure_builtin_whisper

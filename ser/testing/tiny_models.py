@@ -79,6 +79,15 @@ def _end_at_once(model, eot: int, blank: int) -> None:
         embeddings[blank] = 4 * direction
 
 
+def _words_only(model, first_timestamp: int) -> None:
+    """Zero the (tied) embeddings of the timestamp tokens, so their logits are 0 and a word or end-of-text wins:
+    a random model then decodes words instead of timestamps that decode to no text."""
+    import torch
+
+    with torch.no_grad():
+        model.model.decoder.embed_tokens.weight[first_timestamp:] = 0.0
+
+
 def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "neutral", "positive"),
                     size: str = "tiny", seed: int = 0) -> Path:
     """An XLM-RoBERTa text classifier with a local WordLevel tokenizer (``size='base'``: XLM-R base shapes)."""
@@ -102,13 +111,15 @@ def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "ne
     return path
 
 
-def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: bool = False) -> Path:
+def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: bool = False,
+                  words: bool = False) -> Path:
     """A Whisper model converted for faster-whisper (CTranslate2), with a local tokenizer.
 
     ``size='large-v3'`` uses Whisper large-v3 shapes (128 mel bins, 32+32 layers, d_model 1280). A random
     model rarely predicts end-of-text, so it decodes to the length limit; ``silent`` makes end-of-text its first
     choice and a special token (which decodes to no text) its second, so every transcript is empty at the cost of
-    the encoder and two decoder steps (the demo's offline ASR: meaningless transcripts either way).
+    the encoder and two decoder steps (the demo's offline ASR: meaningless transcripts either way). ``words``
+    keeps it from choosing timestamp tokens, so it decodes words (tests that compare decoding paths need text).
     """
     import ctranslate2
     import torch
@@ -138,6 +149,8 @@ def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: b
     model = WhisperForConditionalGeneration(cfg)
     if silent:
         _end_at_once(model, ids["<|endoftext|>"], ids["<|nospeech|>"])
+    if words:
+        _words_only(model, tok.token_to_id("<|0.00|>"))
     model.save_pretrained(src)
     WhisperFeatureExtractor(feature_size=n_mels).save_pretrained(src)
     tok.save(str(src / "tokenizer.json"))
