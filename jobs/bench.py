@@ -45,7 +45,7 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "scores.parquet"
         write_scores(df, path)
-        in_proc = _best_of(lambda: evaluate_systems(read_scores(path), cfg.rules(), cfg.labels))
+        in_proc = _best_of(lambda: evaluate_systems(read_scores(path), cfg.rules(), cfg.label_set))
         t0 = time.perf_counter()
         subprocess.run([sys.executable, "-m", "ser.cli", "evaluate", "--scores", str(path), "--out", tmp],
                        check=True, capture_output=True)
@@ -97,7 +97,7 @@ def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) 
         for name, engine in (("ray", ray_engine), ("optuna", optuna_engine)):
             tune_cfg = replace(cfg.tune, engine=name)
             t0 = time.perf_counter()
-            searches[name] = tune_folds(df, cfg.labels, tune_cfg, make_fold_search(tune_cfg, engine), 0)
+            searches[name] = tune_folds(df, cfg.label_set, tune_cfg, make_fold_search(tune_cfg, engine), 0)
             dt = time.perf_counter() - t0
             n = sum(r.n_configs for rs in searches[name].values() for r in rs)
             trials = sum(len(rs) for rs in searches[name].values())
@@ -111,7 +111,7 @@ def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) 
     tv = validate(with_model_folds(synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong")))
     pub = replace(cfg.tune, method="published", protocol="trainval", space={})
     t0 = time.perf_counter()
-    tune_folds(tv, cfg.labels, pub, make_fold_search(pub), 0)
+    tune_folds(tv, cfg.label_set, pub, make_fold_search(pub), 0)
     print(f"published procedure on {len(tv):,} rows (10 folds, trainval): {time.perf_counter() - t0:.2f} s search")
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -189,9 +189,9 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
         for aggregate in ("fold-mean", "pooled"):
             tune = replace(cfg.tune, engine="optuna", text=None, aggregate=aggregate)
             t0 = time.perf_counter()
-            searches = tune_folds(df, cfg.labels, tune, make_fold_search(tune), cfg.seed)
+            searches = tune_folds(df, cfg.label_set, tune, make_fold_search(tune), cfg.seed)
             seconds = time.perf_counter() - t0
-            r = tuned_results(df, cfg.labels, searches, tune, cfg.evaluate, 0)
+            r = tuned_results(df, cfg.label_set, searches, tune, cfg.evaluate, 0)
             line, gains = _fusion_line(r, tune.objective)
             print(f"  {aggregate:<9} {line} ({seconds:.0f} s)")
             key = (table.rsplit(" seed ", 1)[0], aggregate)
@@ -241,7 +241,7 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     from ser.testing.tiny_models import build_sentiment, build_wav2vec2, build_whisper
 
     ensure_ray()
-    labels = load_config(None).labels
+    labels = load_config(None).label_set
     runs = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -197,7 +197,7 @@ def bench_tune_growth(sizes: tuple[int, ...] = (5_000, 50_000, 500_000), trials:
         for name, engine in (("in-process", None), ("ray", ray_engine)):
             tune = replace(cfg.tune, engine="optuna" if engine is None else "ray", trials=trials)
             t0 = time.perf_counter()
-            tune_folds(df, cfg.labels, tune, make_fold_search(tune, engine), 0)
+            tune_folds(df, cfg.label_set, tune, make_fold_search(tune, engine), 0)
             dt = time.perf_counter() - t0
             if name in previous:
                 before, before_rows = previous[name]

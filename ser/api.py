@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ser.config import StudyConfig, config_mapping, load_config
+from ser.config import StudyConfig, load_config
 from ser.io import InputError
 from ser.labels import SENTIMENTS
 from ser.progress import progress
@@ -45,17 +45,12 @@ def resolve(scores: ScoresLike, config: ConfigLike = None, *, origin: str | None
             ) -> tuple[pd.DataFrame, StudyConfig]:
     """(validated table, config) with the label set from the config, else from the table's columns; ``origin``
     names where a mapping ``config`` was read from, for its errors."""
-    if isinstance(config, StudyConfig):
-        cfg, names_labels = config, True
-    else:
-        raw = config_mapping(config)
-        cfg = load_config(raw, origin=f"config {config}" if isinstance(config, (str, Path)) else origin)
-        names_labels = raw.get("labels") is not None
+    cfg = load_config(config, origin=origin)
     source = str(scores) if isinstance(scores, (str, Path)) else "score table"
     table = read_table(scores) if isinstance(scores, (str, Path)) else scores
-    if not names_labels:
+    if cfg.labels is None:
         cfg = replace(cfg, labels=labels_of(table, source))
-    df = validate(table, cfg.labels, source=source)
+    df = validate(table, cfg.label_set, source=source)
     require_classes(df, source)
     return df, cfg
 
@@ -73,9 +68,9 @@ def evaluate_table(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
     if has_references(df):
         wer = ev.wer()
         asr = asr_report(df, path_errors(df, wer), wer.label)
-    result = replace(evaluate_systems(df, rules, cfg.labels, ev, cfg.seed), text_paths=path_summary(df, cfg.labels),
+    result = replace(evaluate_systems(df, rules, cfg.label_set, ev, cfg.seed), text_paths=path_summary(df, cfg.label_set),
                      asr=asr)
-    return Evaluation(result, evaluation_predictions(df, rules, cfg.labels))
+    return Evaluation(result, evaluation_predictions(df, rules, cfg.label_set))
 
 
 def tune(scores: ScoresLike, config: ConfigLike = None) -> TuneResult:
@@ -95,12 +90,12 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
     warn_blank_paths(df)
     engine = search_engine(cfg.tune, len(df), experiment_dir, resume=reuse and experiment_dir is not None)
     search = make_fold_search(cfg.tune, engine)
-    searches = tune_folds(df, cfg.labels, cfg.tune, search, cfg.seed, state_dir=state_dir, reuse=reuse)
-    path_searches = {name: tune_folds(path_view(df, name), cfg.labels, cfg.tune, search, cfg.seed, reuse=reuse,
+    searches = tune_folds(df, cfg.label_set, cfg.tune, search, cfg.seed, state_dir=state_dir, reuse=reuse)
+    path_searches = {name: tune_folds(path_view(df, name), cfg.label_set, cfg.tune, search, cfg.seed, reuse=reuse,
                                       state_dir=path_state_dir(state_dir, name) if state_dir else None)
                      for name in tuned_paths(df, cfg.tune.text)}
-    result = tuned_results(df, cfg.labels, searches, cfg.tune, cfg.evaluate, cfg.seed, path_searches=path_searches)
-    predictions = result_predictions(df, cfg.labels, result)
+    result = tuned_results(df, cfg.label_set, searches, cfg.tune, cfg.evaluate, cfg.seed, path_searches=path_searches)
+    predictions = result_predictions(df, cfg.label_set, result)
     result = _with_text_path_studies(df, cfg, result, predictions)
     trials = trials_table(searches, path_searches)
     if cfg.tune.storage:
@@ -128,7 +123,7 @@ def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSystems, tria
     if OUT_PLACEHOLDER in cfg.tune.storage:
         raise InputError(f"tune.storage {cfg.tune.storage!r} names the run directory, and this run has none "
                          f"(give --out, or a URL without {OUT_PLACEHOLDER})")
-    space = space_for(cfg.tune.space, {"table": ScoreArrays.from_table(df, cfg.labels)})
+    space = space_for(cfg.tune.space, {"table": ScoreArrays.from_table(df, cfg.label_set)})
     names = save_studies(trials, space, cfg.tune.storage, objective=cfg.tune.objective,
                          kept={f.fold: f.best.trial for f in result.folds})
     log.info(f"wrote {len(names)} Optuna studies to {cfg.tune.storage}")
@@ -176,7 +171,7 @@ def _with_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSys
     if configs:
         tuned = {primary: result.kept()}
         tuned |= {name: configs[suffix] for name, suffix in names.items() if suffix in configs}
-        text_transfer = transfer_matrix(df, cfg.labels, tuned, cfg.tune.objective)
+        text_transfer = transfer_matrix(df, cfg.label_set, tuned, cfg.tune.objective)
     if has_references(df):
         wer = cfg.evaluate.wer()
         errors = path_errors(df, wer)
@@ -185,7 +180,7 @@ def _with_text_path_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSys
                    for name, suffix in names.items() if suffix is None or suffix in configs}
         cascade_report = {"normalizer": wer.label, "systems": systems,
                           "paths": cascade(df, predictions, systems, errors, cfg.evaluate.bootstrap, cfg.seed)}
-    return replace(result, text_paths=path_summary(df, cfg.labels), text_transfer=text_transfer, asr=asr,
+    return replace(result, text_paths=path_summary(df, cfg.label_set), text_transfer=text_transfer, asr=asr,
                    cascade=cascade_report)
 
 
@@ -199,7 +194,7 @@ def sweep_table(df: pd.DataFrame, cfg: StudyConfig) -> SweepResult:
     """``ser.sweep`` on a validated table and a resolved config."""
     from ser.sensitivity import sweep as sweep_surfaces
 
-    return SweepResult(*sweep_surfaces(df, cfg.sweep, cfg.labels, cfg.tune.protocol, cfg.tune.objective))
+    return SweepResult(*sweep_surfaces(df, cfg.sweep, cfg.label_set, cfg.tune.protocol, cfg.tune.objective))
 
 
 def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
@@ -224,11 +219,11 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     common = _common_paths(frames, cfg.tune.text)
     dirs = dict(state_dirs or {})
     with progress(len(frames) * (1 + len(common)), "cross", "tuning corpora") as advance:
-        result = cross_dataset(frames, cfg.labels, cfg.tune, search, cfg.evaluate, cfg.seed,
+        result = cross_dataset(frames, cfg.label_set, cfg.tune, search, cfg.evaluate, cfg.seed,
                                in_corpus=dict(in_corpus or {}), state_dirs=dirs, reuse=reuse, advance=advance)
         if common:
             result = replace(result, text_paths={
-                path: cross_dataset({name: path_view(df, path) for name, df in frames.items()}, cfg.labels, cfg.tune,
+                path: cross_dataset({name: path_view(df, path) for name, df in frames.items()}, cfg.label_set, cfg.tune,
                                     search, cfg.evaluate, cfg.seed, reuse=reuse,
                                     state_dirs={name: path_state_dir(d, path) for name, d in dirs.items()},
                                     advance=advance)

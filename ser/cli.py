@@ -211,7 +211,7 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     manifest_path = args.manifest or cfg.infer.manifest
     if not manifest_path:
         raise InputError("--manifest (or infer.manifest in the config) is required")
-    manifest = read_manifest(manifest_path, cfg.labels)
+    manifest = read_manifest(manifest_path, cfg.label_set)
     out = Path(cfg.out or "runs/infer")
     with _writing(out, "infer") as elapsed:
         models = model_versions(cfg.infer, sorted(manifest["fold"].astype(str).unique()))
@@ -332,7 +332,7 @@ def _cmd_import(args: argparse.Namespace) -> int:
     from ser.importers import add_text_path, apply_mapping, load_mapping
     from ser.schema import read_scores, read_table, write_scores
 
-    labels = _config(args).labels
+    labels = _config(args).label_set
     df = apply_mapping(read_table(args.input), load_mapping(args.mapping), labels, source=args.input)
     if args.add_to:
         if not args.path:

@@ -24,7 +24,7 @@ from ser.corpora.registry import CORPORA
 from ser.fusion import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
 from ser.folds import TUNING_PROTOCOLS
 from ser.io import InputError, check_keys, read_yaml
-from ser.labels import LabelSet
+from ser.labels import DEFAULT_LABELS, LabelSet
 from ser.metrics import METRICS
 from ser.objective import AGGREGATES, Objective
 from ser.space import Candidates, SearchSpace, SelectSpace, SoftSpace
@@ -306,8 +306,9 @@ class StudyConfig:
     seed: int = field(default=0, metadata=doc("seed of every random choice (samplers, bootstrap)"))
     scores: str | None = field(default=None, metadata=doc("score table to start from (skips prepare and infer)"))
     out: str | None = field(default=None, metadata=doc("output directory"))
-    labels: LabelSet = field(default_factory=LabelSet, metadata=doc(
-        "classes and the sentiment mapping: {classes, positive, neutral, negative}"))
+    labels: LabelSet | None = field(default=None, metadata=doc(
+        "classes and the sentiment mapping: {classes, positive, neutral, negative}; unset: the score table's "
+        "`speech_*` classes (ang/hap/neu/sad where there is no table)"))
     systems: dict = field(default_factory=dict, metadata=doc(
         "fixed systems for `ser evaluate`: name → {kind: select|loglinear|average|..., ...}"))
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig, metadata=doc("see `evaluate`"))
@@ -332,9 +333,14 @@ class StudyConfig:
         """Built-in systems (speech, text, oracle) plus the config's ``systems``."""
         return {**BUILTIN_SYSTEMS, **self.systems}
 
+    @property
+    def label_set(self) -> LabelSet:
+        """The label set: ``labels`` where the config names one (or a score table set it), else the default."""
+        return DEFAULT_LABELS if self.labels is None else self.labels
+
     def rules(self) -> dict[str, Rule]:
         """Every system as a fusion rule for this label set."""
-        return {name: rule_from_config(spec or {}, self.labels, name=f"systems.{name}")
+        return {name: rule_from_config(spec or {}, self.label_set, name=f"systems.{name}")
                 for name, spec in self.system_specs.items()}
 
     def to_dict(self) -> dict:
@@ -397,8 +403,8 @@ def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
         value, kind = raw[f.name], hints[f.name]
         if kind is StageSpec:
             value = stage_spec(f.name, value, f"{where}{f.name}")
-        elif kind is LabelSet:
-            value = LabelSet.from_dict(value)
+        elif kind in (LabelSet, LabelSet | None):
+            value = None if value is None else LabelSet.from_dict(value)
         elif is_dataclass(kind):
             value = from_mapping(kind, value, f"{where}{f.name}.")
         elif value is None and f.default is MISSING:

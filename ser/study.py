@@ -36,7 +36,7 @@ def prepare_stage(spec: PrepareConfig, cfg: StudyConfig, manifest: Path) -> pd.D
     """A corpus → ``manifest`` (utterances, labels, folds)."""
     from ser.corpora.prepare import prepare
 
-    df = prepare(spec, labels=cfg.labels)
+    df = prepare(spec, labels=cfg.label_set)
     write_parquet(df, manifest)
     return df
 
@@ -45,7 +45,7 @@ def infer_stage(manifest: pd.DataFrame, cfg: StudyConfig, out: Path) -> tuple[pd
     """A manifest → ``out/scores.parquet`` and ``out/errors.parquet`` (Ray Data; resumable)."""
     from ser.engine import run_inference
 
-    return run_inference(manifest, cfg.infer, cfg.labels, out)
+    return run_inference(manifest, cfg.infer, cfg.label_set, out)
 
 
 def evaluate_stage(df: pd.DataFrame, cfg: StudyConfig, out: Path) -> Evaluation:
@@ -158,7 +158,7 @@ def _corpus_stages(state: RunState, name: str, spec: PrepareConfig, cfg: StudyCo
     state.run(f"prepare[{name}]", sig_prepare, [manifest], lambda: prepare_stage(spec, cfg, manifest))
     folds = sorted(pd.read_parquet(manifest, columns=["fold"])["fold"].astype(str).unique())
     state.models[name] = model_versions(cfg.infer, folds)
-    sig_infer = signature(sig_prepare, cfg.infer.to_dict(), cfg.labels, state.models[name])
+    sig_infer = signature(sig_prepare, cfg.infer.to_dict(), cfg.label_set, state.models[name])
     state.run(f"infer[{name}]", sig_infer, [scores],
               lambda: infer_stage(pd.read_parquet(manifest), cfg, root / "infer"))
     return scores, sig_infer
@@ -181,7 +181,7 @@ def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     out.mkdir(parents=True, exist_ok=True)
     state = RunState(out, cfg, force)
     state.save()
-    labels = cfg.labels
+    labels = cfg.label_set
     if cfg.scores:
         scores_path = Path(cfg.scores)
         sig_scores = _table_signature(scores_path)

@@ -141,6 +141,17 @@ def test_labels_the_table_cannot_name_need_a_config(table):
         ser.evaluate(odd)
     labels = {"classes": ["ang", "joy", "neu", "sad"], "positive": "joy", "neutral": "neu", "negative": ["ang", "sad"]}
     assert ser.evaluate(odd, {**FAST, "labels": labels}).to_dict()["labels"] == labels["classes"]
+    assert ser.evaluate(odd, ser.load_config({**FAST, "labels": labels})).to_dict()["labels"] == labels["classes"]
+
+
+def test_a_config_object_without_labels_takes_them_from_the_table(table):
+    """A StudyConfig can say "labels unset": a 3-class table is then evaluated as 3-class, as with a dict or a path."""
+    three = table[table["label"] != "sad"].drop(columns="speech_sad")
+    speech = ["speech_ang", "speech_hap", "speech_neu"]
+    three = three.assign(**(three[speech].div(three[speech].sum(axis=1), axis=0)))
+    cfg = ser.load_config(FAST)
+    assert cfg.labels is None and cfg.label_set.classes == ("ang", "hap", "neu", "sad")
+    assert ser.evaluate(three, cfg).to_dict()["labels"] == ["ang", "hap", "neu"]
 
 
 def test_load_run_reads_back_what_the_cli_wrote(table, tmp_path):

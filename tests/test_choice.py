@@ -164,7 +164,7 @@ def test_inner_estimate_is_below_the_tuning_score_of_a_flexible_structure(tuning
 def test_a_folds_test_labels_move_nothing_of_its_own_search():
     """Inner estimates, tuning scores and the kept trial of fold k ignore fold k's test labels."""
     df = validate(synthetic_scores(n_folds=4, per_fold=150, seed=4, profile="iemocap-like"))
-    labels = load_config(None).labels
+    labels = load_config(None).label_set
     tune = replace(load_config(None).tune, engine="optuna", trials=10)
     before = tune_folds(df, labels, tune, make_fold_search(tune), 0)
     k = sorted(df["fold"].unique())[1]
@@ -188,8 +188,8 @@ def _scored(folds: list[tuple[str, dict[str, dict[str, float]]]], mean: dict[str
 def _default_tune(df):
     cfg = load_config(None)
     tune = replace(cfg.tune, engine="optuna")
-    searches = tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0)
-    return tuned_results(df, cfg.labels, searches, tune, EvaluateConfig(bootstrap=50), 0)
+    searches = tune_folds(df, cfg.label_set, tune, make_fold_search(tune), 0)
+    return tuned_results(df, cfg.label_set, searches, tune, EvaluateConfig(bootstrap=50), 0)
 
 
 def test_iemocap_like_default_search_matches_the_best_simple_baseline():
@@ -249,7 +249,7 @@ def test_the_hindsight_ceiling_names_the_folds_no_fixed_fusion_lifts():
         rows.append(_row("a", i, label, [0.125, 0.35, 0.40, 0.125] if unsure_hap else sure[label], right[label], 0.9))
         rows.append(_row("b", i, label, sure[label], wrong[label], 0.99))
     cfg = load_config(None)
-    test = scoring.TestRows.of(validate(pd.DataFrame(rows)), cfg.labels)
+    test = scoring.TestRows.of(validate(pd.DataFrame(rows)), cfg.label_set)
     speech = {"a": (1 + 0 + 2 / 3 + 1) / 4, "b": 1.0}
     def tuned(tuned_a: float, kept: tuple[dict, dict], speech_scores: dict[str, float],
               ceiling: Hindsight | None = None) -> TunedSystems:

@@ -116,7 +116,7 @@ for fold in manifest["fold"].unique():
     build_wav2vec2(f"{root}/ckpt/{fold}", ["ang", "hap", "neu", "sad"])
 stages = load_config({"infer": {"shard_rows": 4, "speech": {
     "backend": "hf", "model": root + "/ckpt/{fold}", "num_gpus": 1, "num_cpus": 0, "actors": 2, "batch_size": 2}}}).infer
-scores, _ = run_infer(manifest, stages, load_config(None).labels, root + "/out")
+scores, _ = run_infer(manifest, stages, load_config(None).label_set, root + "/out")
 print(json.dumps({"gpu_node": gpu_node.node_id, "workers": sorted(set(scores["speech_worker"]))}))
 ray.shutdown()
 cluster.shutdown()

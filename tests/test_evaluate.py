@@ -20,7 +20,7 @@ from ser.synthetic import synthetic_scores
 
 def test_evaluate_per_fold_equals_direct_computation(synth_table):
     cfg = load_config(None)
-    r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, EvaluateConfig(bootstrap=50))
+    r = evaluate_systems(synth_table, cfg.rules(), cfg.label_set, EvaluateConfig(bootstrap=50))
     assert [f.fold for f in r.folds] == sorted(synth_table["fold"].unique())
     f3 = r.folds[3]
     rows = synth_table[synth_table["fold"] == f3.fold]
@@ -99,7 +99,7 @@ def test_every_shipped_config_validates(path):
 
 def test_per_fold_confidence_intervals_use_evaluate_bootstrap(synth_table):
     cfg = load_config({"evaluate": {"bootstrap": 37}})
-    r = evaluate_systems(synth_table, cfg.rules(), cfg.labels, cfg.evaluate, seed=5)
+    r = evaluate_systems(synth_table, cfg.rules(), cfg.label_set, cfg.evaluate, seed=5)
     fold = r.folds[2]
     a = ScoreArrays.from_table(synth_table[synth_table["fold"] == fold.fold])
     (low, high), = bootstrap_ci(a.y, a.speech[None], 4, metric="ua", n_boot=37, seed=5 + 2)

@@ -103,7 +103,7 @@ def test_the_two_aggregations_can_choose_different_weights():
 def _two_path_arrays(first, second):
     """Arrays with a primary and a second ('llm') sentiment per row."""
     p = np.array([[0.4, 0.35, 0.15, 0.10], [0.30, 0.32, 0.30, 0.08]])
-    return ScoreArrays.from_probs(load_config(None).labels, np.array([1, 2]), p, np.array(first),
+    return ScoreArrays.from_probs(load_config(None).label_set, np.array([1, 2]), p, np.array(first),
                                   texts={"llm": np.array(second)})
 
 
@@ -133,7 +133,7 @@ def test_a_joint_rule_weighs_each_text_path():
 ])
 def test_joint_configurations_are_checked(w, message):
     with pytest.raises(ValueError, match=message):
-        rule_from_config({"kind": "joint", "w": w}, load_config(None).labels, name="systems.j")
+        rule_from_config({"kind": "joint", "w": w}, load_config(None).label_set, name="systems.j")
 
 
 def test_a_joint_rule_naming_a_missing_path_says_which_paths_there_are():
@@ -153,7 +153,7 @@ def test_joint_fusion_is_searched_only_where_there_are_further_paths(tuning_arra
 def _tune(df, **changes):
     cfg = load_config(None)
     tune = replace(cfg.tune, engine="optuna", trials=24, **changes)
-    return tuned_results(df, cfg.labels, tune_folds(df, cfg.labels, tune, make_fold_search(tune), 0), tune,
+    return tuned_results(df, cfg.label_set, tune_folds(df, cfg.label_set, tune, make_fold_search(tune), 0), tune,
                          EvaluateConfig(bootstrap=200), 0)
 
 

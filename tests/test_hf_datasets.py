@@ -79,6 +79,6 @@ def test_undecodable_audio_is_recorded_and_the_rest_scored(dataset, tmp_path, ra
     assert _prepare(dataset, tmp_path, "saved", "--set", mapped) == 0
     manifest = pd.read_parquet(tmp_path / "m.parquet")
     cfg = load_config({"infer": {"speech": {"backend": "acoustic"}, "sentiment": {"backend": "vader"}}})
-    scores, errors = run_infer(manifest, cfg.infer, cfg.labels, tmp_path / "out")
+    scores, errors = run_infer(manifest, cfg.infer, cfg.label_set, tmp_path / "out")
     assert list(errors["utt_id"]) == ["train-000007"] and errors["severity"].item() == "error"
     assert len(scores) == 11 and "train-000007" not in set(scores["utt_id"])

@@ -44,7 +44,7 @@ def test_pipeline_writes_scores_and_errors(tmp_path, corpus, ray_session):
 
     path, manifest = corpus
     cfg = stages(tmp_path, shard_rows=8, speech={"batch_size": 8})
-    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out")
+    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.label_set, tmp_path / "out")
     assert len(scores) == len(manifest) - 2
     assert sorted(errors["utt_id"]) == sorted(manifest.loc[[3, 7], "utt_id"])
     assert set(errors["error"].str.split(":").str[0]) == {"missing file", "unreadable audio"}
@@ -63,7 +63,7 @@ def test_a_fold_without_audio_is_recorded_and_the_rest_scored(tmp_path, corpus, 
     gone = manifest["fold"] == manifest["fold"].iloc[0]
     broken = manifest.assign(path=np.where(gone, str(tmp_path / "nowhere.wav"), manifest["path"]))
     cfg = stages(tmp_path, shard_rows=8, speech={"batch_size": 8})
-    scores, errors = run_infer(broken, cfg.infer, cfg.labels, tmp_path / "out")
+    scores, errors = run_infer(broken, cfg.infer, cfg.label_set, tmp_path / "out")
     assert set(errors["utt_id"]) == set(manifest.loc[gone | manifest.index.isin([3, 7]), "utt_id"])
     assert len(scores) == len(manifest) - len(errors) and not scores["fold"].eq(manifest["fold"].iloc[0]).any()
     assert len(list((tmp_path / "out" / "models").glob("acoustic-*.pkl"))) == manifest["fold"].nunique()
@@ -76,7 +76,7 @@ def test_no_readable_audio_says_so_and_writes_the_errors_table(tmp_path, corpus,
     wrong_root = manifest.assign(path=[str(tmp_path / "elsewhere" / Path(p).name) for p in manifest["path"]])
     cfg = stages(tmp_path)
     with pytest.raises(RuntimeError, match=rf"0 of {len(manifest)} audio files readable; first: missing file: "):
-        run_infer(wrong_root, cfg.infer, cfg.labels, tmp_path / "out")
+        run_infer(wrong_root, cfg.infer, cfg.label_set, tmp_path / "out")
     assert len(pd.read_parquet(tmp_path / "out" / "errors.parquet")) == len(manifest)
 
 
@@ -89,7 +89,7 @@ def test_each_gpu_actor_gets_its_own_gpu(tmp_path, corpus, ray_session):
         build_wav2vec2(tmp_path / "ckpt" / fold, ["ang", "hap", "neu", "sad"])
     cfg = stages(tmp_path, shard_rows=4, speech={"backend": "hf", "model": str(tmp_path / "ckpt" / "{fold}"),
                                                  "num_gpus": 1, "num_cpus": 0, "actors": 2, "batch_size": 2})
-    scores, _ = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out")
+    scores, _ = run_infer(pd.read_parquet(path), cfg.infer, cfg.label_set, tmp_path / "out")
     gpus = {w.rsplit(":", 1)[1].split("#")[0] for w in scores["speech_worker"]}
     assert gpus == {"GPU0", "GPU1"}
 
@@ -100,7 +100,7 @@ def test_refuses_gpus_the_cluster_lacks(tmp_path, corpus, ray_session):
     cfg = stages(tmp_path, speech={"num_gpus": 1, "actors": 3})
     with pytest.raises(RuntimeError, match=r"infer.speech asks for 3 actor\(s\) × 1 GPU = 3 GPU\(s\), but the Ray "
                                            r"cluster has 2"):
-        run_infer(pd.read_parquet(corpus[0]), cfg.infer, cfg.labels, tmp_path / "out")
+        run_infer(pd.read_parquet(corpus[0]), cfg.infer, cfg.label_set, tmp_path / "out")
 
 
 def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
@@ -155,7 +155,7 @@ def test_actor_killed_mid_inference_is_restarted_and_the_job_completes(tmp_path,
 
     cfg = stages(tmp_path, shard_rows=4, speech={"batch_size": 4})
     kwargs = {"model": str(tmp_path / "ckpt" / "{fold}"), "classes": ("ang", "hap", "neu", "sad")}
-    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out",
+    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.label_set, tmp_path / "out",
                                speech_stage=(CrashOnce, kwargs))
     assert marker.exists()
     assert scores["utt_id"].is_unique and len(scores) + len(errors) == len(manifest)
@@ -169,7 +169,7 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
 
     path, manifest = corpus
     cfg = stages(tmp_path, in_sample=True, val_share=0.25, shard_rows=16)
-    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.labels, tmp_path / "out")
+    scores, errors = run_infer(pd.read_parquet(path), cfg.infer, cfg.label_set, tmp_path / "out")
     folds = manifest["fold"].nunique()
     assert len(errors) == 2 and len(scores) == (len(manifest) - 2) * folds
     assert set(scores["split"]) == {"test", "train", "val"}
@@ -182,7 +182,7 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
     splits = fold_splits(scores, "trainval")
     assert all(s.tuning.sum() > 0 and not (s.tuning & s.test).any() for s in splits)
     published = replace(cfg.tune, method="published", protocol="trainval", space={})
-    chosen = tune_folds(scores, cfg.labels, published, make_fold_search(published), 0)
+    chosen = tune_folds(scores, cfg.label_set, published, make_fold_search(published), 0)
     assert set(chosen) == set(manifest["fold"]) and all(r[0].config["merge"] == "exclude" for r in chosen.values())
 
 

@@ -30,7 +30,7 @@ def table():
 
 
 def chosen(df, tune_cfg=FAST, seed=0):
-    labels = load_config(None).labels
+    labels = load_config(None).label_set
     searches = tune_folds(df, labels, tune_cfg, make_fold_search(tune_cfg), seed)
     return searches, {f: choose_trial(r, tune_cfg.choice).config for f, r in searches.items()}
 
@@ -65,7 +65,7 @@ def test_leakage_val_protocol_no_fold_moves(table):
 
 
 def test_same_seed_same_results_and_tuned_beats_speech_in_every_fold(table):
-    labels = load_config(None).labels
+    labels = load_config(None).label_set
     s1, c1 = chosen(table)
     s2, c2 = chosen(table)
     r1 = tuned_results(table, labels, s1, FAST, EvaluateConfig(bootstrap=100), 0)
@@ -136,7 +136,7 @@ def test_ray_tune_engine_gives_the_in_process_engines_trials(table, ray_session)
     from jobs.tune import ray_engine
 
     cfg = replace(FAST, engine="ray", trials=5, max_concurrent_trials=2)
-    labels = load_config(None).labels
+    labels = load_config(None).label_set
     ray_run = tune_folds(table, labels, cfg, make_fold_search(cfg, ray_engine), 7)
     assert {f: len(r) for f, r in ray_run.items()} == {f: 5 for f in sorted(table["fold"].unique())}
     assert all(r.n_configs > 1 for rs in ray_run.values() for r in rs)
