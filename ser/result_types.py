@@ -331,13 +331,13 @@ class Baselines:
                    PerFoldPick(**pick) if pick else None, Hindsight(**ceiling) if ceiling else None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TunedSystems(ScoredSystems):
     """A leakage-free search per fold scored on the test rows (results.json): the systems as in an evaluation
     (``tuned`` among them, each fold's ``best`` saying what was kept), what the search did, the simple baselines,
     and with further text paths their kept configurations, the text-path transfer and the WER cascade."""
 
-    tuning: TuningSummary | None = None
+    tuning: TuningSummary
     baselines: Baselines | None = None
     path_configs: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None
     """{text path: {fold: kept configuration}} of each further tuned path."""
