@@ -58,9 +58,10 @@ def ray_head(tmp_path_factory):
     yield address, token
     os.killpg(head.pid, signal.SIGTERM)
     try:
-        head.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+        head.wait(timeout=5)
+    except subprocess.TimeoutExpired:             # `ray start --block` outlives SIGTERM (it waited out 30 s here)
         os.killpg(head.pid, signal.SIGKILL)
+        head.wait(timeout=30)
 
 
 @pytest.fixture

@@ -43,9 +43,13 @@ def clean_venv(tmp_path_factory, wheel):
 
 
 @pytest.fixture(scope="module")
-def ray_venv(tmp_path_factory, wheel):
-    """The wheel installed with the ``ray`` extra."""
-    return _venv(tmp_path_factory.mktemp("pip-ray"), f"{wheel}[ray]")
+def ray_venv(clean_venv):
+    """The wheel installed with the ``ray`` extra: the clean environment with the extra added (once the tests without
+    extras, which come first in this file, have used it), so the base dependencies are installed once."""
+    venv, wheel = clean_venv
+    subprocess.run([str(venv / "venv" / "bin" / "pip"), "install", "-q", f"{wheel}[ray]"], check=True, timeout=900,
+                   capture_output=True)
+    return venv
 
 
 def _ser(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
