@@ -68,8 +68,8 @@ def evaluate_table(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
     if has_references(df):
         wer = ev.wer()
         asr = asr_report(df, path_errors(df, wer), wer.label)
-    result = replace(evaluate_systems(df, rules, cfg.label_set, ev, cfg.seed), text_paths=path_summary(df, cfg.label_set),
-                     asr=asr)
+    scored = evaluate_systems(df, rules, cfg.label_set, ev, cfg.seed)
+    result = replace(scored, text_paths=path_summary(df, cfg.label_set), asr=asr)
     return Evaluation(result, evaluation_predictions(df, rules, cfg.label_set))
 
 
