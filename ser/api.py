@@ -24,6 +24,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
+from ser.arrays import same_on_every_row
 from ser.config import StudyConfig, load_config
 from ser.io import InputError
 from ser.labels import SENTIMENTS
@@ -109,7 +110,7 @@ def warn_blank_paths(df: pd.DataFrame) -> None:
     corpus = ", ".join(map(str, df["corpus"].unique()))
     for name, suffix in paths_of(df).items():
         columns = [f"text_{s}" if suffix is None else f"text_{s}:{suffix}" for s in SENTIMENTS]
-        if len(df) and bool((df[columns].nunique() <= 1).all()):
+        if len(df) and same_on_every_row(df[columns].to_numpy()):
             log.warning(f"text path '{name}' of {corpus}: the sentiment is the same on every row (blank "
                         f"transcripts?); it carries nothing to fuse")
 
@@ -213,8 +214,9 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     resolved = {name: resolve(table, config) for name, table in tables.items()}
     frames = {name: df for name, (df, _) in resolved.items()}
     cfg = next(iter(resolved.values()))[1]
-    for df in frames.values():
-        warn_blank_paths(df)
+    for name, df in frames.items():
+        if name not in (in_corpus or {}):             # a corpus tuned before (ser run's tune stage) was warned there
+            warn_blank_paths(df)
     search = make_fold_search(cfg.tune, search_engine(cfg.tune, sum(map(len, frames.values()))))
     common = _common_paths(frames, cfg.tune.text)
     dirs = dict(state_dirs or {})

@@ -80,3 +80,8 @@ class ScoreArrays:
 
 PRIMARY_PATH = "primary"
 """How a joint fusion names the table's unsuffixed text path (``text_neg``, ``text_neu``, ``text_pos``)."""
+
+
+def same_on_every_row(values: np.ndarray) -> bool:
+    """Whether a (rows, columns) array is one row repeated: a text path that says the same for every utterance."""
+    return bool((np.ptp(values, axis=0) == 0).all()) if len(values) else True

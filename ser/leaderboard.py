@@ -88,7 +88,7 @@ def _gain_cells(result: ScoredSystems, system: str, objective: str) -> list[str]
 
 def _verdict(result: ScoredSystems, system: str) -> str:
     """For the tuned system: how the search compares with the best simple baseline, as ``ser tune`` says it."""
-    base = result.baselines.verdict if isinstance(result, TunedSystems) and result.baselines else None
+    base = result.baseline_verdict
     if system != "tuned" or base is None or base.versus_best is None:
         return ""
     vb = base.versus_best

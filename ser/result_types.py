@@ -194,6 +194,11 @@ class ScoredSystems:
         return self.mean[system][metric] - self.mean["speech"][metric]
 
     @property
+    def baseline_verdict(self) -> "BaselineVerdict | None":
+        """The search against the simple baselines: only a tuning that compared them has one."""
+        return None
+
+    @property
     def headline_metric(self) -> str:
         """The metric the result is about: the comparisons' metric (``ua`` without comparisons)."""
         cmp = next(iter(self.comparisons.values()), None)
@@ -358,6 +363,10 @@ class TunedSystems(ScoredSystems):
     @property
     def headline_metric(self) -> str:
         return self.tuning.objective
+
+    @property
+    def baseline_verdict(self) -> BaselineVerdict | None:
+        return None if self.baselines is None else self.baselines.verdict
 
     def kept(self) -> dict[str, Mapping[str, Any]]:
         """{fold: the configuration its search kept}."""

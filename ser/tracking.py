@@ -20,7 +20,7 @@ from typing import Callable
 from ser.config import StudyConfig, TrackConfig
 from ser.metrics import METRICS
 from ser.provenance import code_version, git_commit
-from ser.result_types import BaselineVerdict, CrossTransfer, ScoredSystems, TunedSystems
+from ser.result_types import CrossTransfer, ScoredSystems, TunedSystems
 
 HEADLINE_SYSTEMS = ("speech", "text", "oracle", "tuned")
 """Systems logged (with each further path's ``tuned:NAME`` and the best simple baseline as ``best_baseline``)."""
@@ -58,17 +58,12 @@ def flat_params(data: dict, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def _baselines(result: ScoredSystems) -> BaselineVerdict | None:
-    """The verdict against the simple baselines, where the result is a tuning that has one."""
-    return result.baselines.verdict if isinstance(result, TunedSystems) and result.baselines else None
-
-
 def _systems(result: ScoredSystems) -> dict[str, str]:
     """Logged name → the result's system name."""
     have = result.mean
     shown = {s: s for s in HEADLINE_SYSTEMS if s in have}
     shown |= {s: s for s in have if s.startswith("tuned:")}
-    base = _baselines(result)
+    base = result.baseline_verdict
     if base is not None and base.best in have:
         shown["best_baseline"] = base.best
     return shown
@@ -88,7 +83,7 @@ def stage_log(stage: str, cfg: StudyConfig, out: Path, result: ScoredSystems,
         metrics["optimism"] = float(result.tuning.mean_optimism)
         for f in result.folds:
             folds[str(f.fold)]["optimism"] = float(f.best.optimism)
-    base = _baselines(result)
+    base = result.baseline_verdict
     if base is not None:
         tags |= {"ser.verdict": f"{base.verdict} {base.best}", "ser.best_baseline": base.best}
         metrics[metric_key("tuned_minus_best_baseline", result.objective)] = float(base.tuned_minus_best)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Protocol
 import numpy as np
 import pandas as pd
 
-from ser.arrays import ScoreArrays
+from ser.arrays import ScoreArrays, same_on_every_row
 from ser.baselines import baseline_comparison, fit_baselines, hindsight_ceiling, per_fold_pick
 from ser.choice import Choice, TrialRecord, choose, choose_trial, standard_error
 from ser.config import EvaluateConfig, TuneConfig
@@ -169,7 +169,7 @@ def make_fold_search(tune: TuneConfig, engine: SearchEngine = optuna_engine) -> 
 def carries_text(a: ScoreArrays) -> bool:
     """Does any text path say something that differs between these rows? Text that is the same on every row (every
     transcript blank, a sentiment model that never changes its answer) can only shift speech's class priors."""
-    return len(a) > 0 and any(bool(np.ptp(q, axis=0).max() > 0) for q in (a.q, *a.texts.values()))
+    return len(a) > 0 and not all(same_on_every_row(q) for q in (a.q, *a.texts.values()))
 
 
 def speech_only(a: ScoreArrays, tune: TuneConfig, finished: FoldDone, fold: str) -> list[TrialRecord]:

@@ -332,5 +332,10 @@ def test_a_path_whose_text_is_the_same_on_every_row_is_not_searched(caplog):
     assert len(trials[trials["text_path"].isna()]) == 4 * FAST["tune"]["trials"]
     assert caplog.text.count("the sentiment is the same on every row") == 1
     assert "text path 'asr' of synthetic: the sentiment is the same on every row (blank transcripts?)" in caplog.text
+    caplog.clear()
+    other = df.assign(corpus="other", utt_id=lambda d: "o-" + d["utt_id"])
+    with caplog.at_level("WARNING", logger="ser.api"):                    # `ser run`'s cross: a tuned corpus comes in
+        ser.cross({"synthetic": df, "other": other}, FAST, in_corpus={"synthetic": r})
+    assert "text path 'asr' of other:" in caplog.text and "of synthetic:" not in caplog.text
     constant = df.assign(text_neg=0.2, text_neu=0.5, text_pos=0.3)             # the primary path too
     assert ser.tune(constant, FAST).result.kept() == dict.fromkeys(sorted(df["fold"].unique()), {"kind": "speech"})
