@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ser.result_types import BaselineVerdict, TunedSystems
+from ser.evaluation.result_types import BaselineVerdict, TunedSystems
 
 
 def _best_of(fn, repeat: int = 3) -> float:
@@ -31,14 +31,14 @@ def _best_of(fn, repeat: int = 3) -> float:
 
 def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -> None:
     """``ser evaluate`` on a 10-fold table, and the 200×200 per-class grid vs a per-pair loop."""
-    from ser.arrays import ScoreArrays
+    from ser.data.arrays import ScoreArrays
     from ser.config import load_config
-    from ser.scoring import evaluate_systems
-    from ser.fusion import NegativeMapping, SelectRule
-    from ser.grid import class_surfaces
-    from ser.metrics import summary
-    from ser.schema import read_scores, validate, write_scores
-    from ser.synthetic import synthetic_scores
+    from ser.evaluation.scoring import evaluate_systems
+    from ser.fusion.rules import NegativeMapping, SelectRule
+    from ser.fusion.grid import class_surfaces
+    from ser.measures.metrics import summary
+    from ser.data.schema import read_scores, validate, write_scores
+    from ser.data.synthetic import synthetic_scores
 
     df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong"))
     cfg = load_config(None)
@@ -83,9 +83,9 @@ def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) 
     from .ray_env import ensure_ray
     from .tune import ray_engine
     from ser.config import load_config
-    from ser.schema import validate, write_scores
-    from ser.synthetic import synthetic_scores, with_model_folds
-    from ser.tuning import make_fold_search, optuna_engine, tune_folds
+    from ser.data.schema import validate, write_scores
+    from ser.data.synthetic import synthetic_scores, with_model_folds
+    from ser.tuning.per_fold import make_fold_search, optuna_engine, tune_folds
 
     cfg = load_config(None)
     t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def _fusion_tables(rows_per_fold: int, seeds: range) -> dict:
     """The tables fusion quality is judged on: iemocap-like, weak-text and useless-text for every seed, text-strong,
     iemocap-like with a second text path (strong and independent, repeating the first, useless), and the demo's
     own scores (``make demo`` makes them; run here first when missing)."""
-    from ser.synthetic import SecondPath, synthetic_scores
+    from ser.data.synthetic import SecondPath, synthetic_scores
 
     if not DEMO_SCORES.exists():
         print("(running `ser run configs/demo.yaml` for the demo's score table)")
@@ -177,8 +177,8 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
     every table of :func:`_fusion_tables`, fitted and ranked on the fold-mean (default) and on the pooled tuning
     objective side by side, so the effect of ``tune.aggregate`` is measured on the same tables in one run."""
     from ser.config import load_config
-    from ser.schema import validate
-    from ser.tuning import make_fold_search, tune_folds, tuned_results
+    from ser.data.schema import validate
+    from ser.tuning.per_fold import make_fold_search, tune_folds, tuned_results
 
     summary: dict[tuple[str, str], list[float]] = {}
     worst: dict[tuple[str, str], float] = {}
@@ -211,9 +211,9 @@ def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:
 def bench_calibration(seeds: range = range(10)) -> None:
     """``ser synth --profile iemocap-like`` against the released IEMOCAP outputs' summary figures (mean over seeds):
     the table of docs/design.md §9."""
-    from ser.schema import validate
-    from ser.synthetic import synthetic_scores
-    from ser.table_stats import IEMOCAP_TARGETS, named_figures, table_stats
+    from ser.data.schema import validate
+    from ser.data.synthetic import synthetic_scores
+    from ser.evaluation.table_stats import IEMOCAP_TARGETS, named_figures, table_stats
 
     figures = [named_figures(table_stats(validate(synthetic_scores(seed=s)))) for s in seeds]
     print(f"| figure | released IEMOCAP | iemocap-like, mean of seeds {seeds.start}-{seeds.stop - 1} |")
@@ -231,13 +231,13 @@ def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
     from .infer import run_infer
     from .measure import PeakMemory
     from .ray_env import ensure_ray
-    from ser.backends.audio_stage import load_batch
-    from ser.backends.hf_speech import HFSpeechStage
-    from ser.backends.sentiment import HFSentimentStage
-    from ser.backends.whisper import WhisperStage
+    from ser.inference.backends.audio_stage import load_batch
+    from ser.inference.backends.hf_speech import HFSpeechStage
+    from ser.inference.backends.sentiment import HFSentimentStage
+    from ser.inference.backends.whisper import WhisperStage
     from ser.config import load_config
     from ser.config import PrepareConfig
-    from ser.corpora.prepare import prepare
+    from ser.inference.prepare import prepare
     from ser.testing.tiny_models import build_sentiment, build_wav2vec2, build_whisper
 
     ensure_ray()

@@ -46,7 +46,7 @@ def _timed(fn, cuda: bool) -> float:
 
 def _speech_rows(root: Path, waves: list[np.ndarray], device: str, tiny: bool) -> list[dict]:
     from .bench_real import padding_waste
-    from ser.backends.hf_speech import HFSpeechStage
+    from ser.inference.backends.hf_speech import HFSpeechStage
     from ser.testing.tiny_models import build_wav2vec2
 
     cuda, audio_s = device == "cuda", sum(len(w) for w in waves) / 16000
@@ -70,7 +70,7 @@ def _speech_rows(root: Path, waves: list[np.ndarray], device: str, tiny: bool) -
 
 
 def _sentiment_row(root: Path, device: str, tiny: bool, n: int) -> dict:
-    from ser.backends.sentiment import HFSentimentStage
+    from ser.inference.backends.sentiment import HFSentimentStage
     from ser.testing.tiny_models import WORDS, build_sentiment
 
     path = build_sentiment(root / "sentiment", size="tiny" if tiny else "base")
@@ -117,7 +117,7 @@ def _ray_row(root: Path, waves: list[np.ndarray], cuda: bool) -> dict:
     from .infer import run_infer
     from .ray_env import ensure_ray
     from ser.config import load_config
-    from ser.labels import LabelSet
+    from ser.data.labels import LabelSet
 
     (root / "wav").mkdir()
     rows = []

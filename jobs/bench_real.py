@@ -29,7 +29,7 @@ def make_corpus(root: Path, n: int, folds: int, seed: int = 0) -> pd.DataFrame:
     """``n`` utterances of 2–12 s (syllable-structured synthetic voices, 16 kHz) with transcripts, in ``folds`` folds."""
     import soundfile as sf
 
-    from ser.corpora.demo import LABELS, synth_transcript, synth_utterance
+    from ser.data.corpora.demo import LABELS, synth_transcript, synth_utterance
 
     rng = np.random.default_rng(seed)
     (root / "wav").mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def _ray(root: Path, manifest: pd.DataFrame) -> dict:
     from .infer import run_infer
     from .ray_env import ensure_ray
     from ser.config import load_config
-    from ser.labels import LabelSet
+    from ser.data.labels import LabelSet
 
     stages = load_config({"infer": {"speech": {"backend": "hf", "model": str(root / "speech" / "{fold}"),
                                                "batch_size": 8},
@@ -84,9 +84,9 @@ def _ray(root: Path, manifest: pd.DataFrame) -> dict:
 
 def _loop(root: Path, manifest: pd.DataFrame) -> dict:
     """The same stage classes, batch by batch in one process: what the pipeline must at least match."""
-    from ser.backends.audio_stage import load_batch
-    from ser.backends.hf_speech import HFSpeechStage
-    from ser.backends.sentiment import HFSentimentStage
+    from ser.inference.backends.audio_stage import load_batch
+    from ser.inference.backends.hf_speech import HFSpeechStage
+    from ser.inference.backends.sentiment import HFSentimentStage
 
     t_start = time.perf_counter()            # model loading counts, as it does inside ser infer's actors
     speech = HFSpeechStage(str(root / "speech" / "{fold}"), CLASSES)
@@ -112,7 +112,7 @@ def _per_file(root: Path, manifest: pd.DataFrame) -> dict:
     """One file at a time through ``transformers.pipeline``, as the published code and most notebooks do."""
     from transformers import pipeline
 
-    from ser.audio import load_audio
+    from ser.inference.audio import load_audio
 
     t0 = time.perf_counter()                 # model loading counts, as it does inside ser infer's actors
     speech = {f: pipeline("audio-classification", model=str(root / "speech" / f), top_k=None)
@@ -137,7 +137,7 @@ def worker(method: str, root: str) -> None:
 
 def bench_infer_real(n: int = 96, folds: int = 4) -> None:
     """ser infer vs a plain batched loop vs the per-file pipeline loop at real model sizes, side by side."""
-    from ser.backends.audio_stage import load_batch
+    from ser.inference.backends.audio_stage import load_batch
     from ser.testing.tiny_models import build_sentiment, build_wav2vec2
 
     with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
@@ -183,9 +183,9 @@ def bench_tune_growth(sizes: tuple[int, ...] = (5_000, 50_000, 500_000), trials:
     """`ser tune` search time on iemocap-like tables of growing size, in-process and on the Ray engine."""
     from .tune import ray_engine
     from ser.config import load_config
-    from ser.schema import validate
-    from ser.synthetic import synthetic_scores
-    from ser.tuning import make_fold_search, tune_folds
+    from ser.data.schema import validate
+    from ser.data.synthetic import synthetic_scores
+    from ser.tuning.per_fold import make_fold_search, tune_folds
 
     cfg = load_config(None)
     print(f"ser tune search, 10 folds x {trials} trials (the anchors: speech, one-weight log-linear fusions, "

@@ -19,15 +19,15 @@ from typing import NoReturn
 import numpy as np
 import pandas as pd
 
-from ser.backends import fill_fold
-from ser.backends.registry import TINY_WHISPER, StageSpec
+from ser.inference.backends import fill_fold
+from ser.config.backends import TINY_WHISPER, StageSpec
 from ser.config import InferConfig
-from ser.io import atomic_path, signature, write_parquet
-from ser.labels import LabelSet
-from ser.progress import progress
-from ser.pipeline import check_gpus, fitted_cpu_reservations, group_scorings, scoring_rows, \
-    speech_cpu_threads
-from ser.schema import validate
+from ser._util.io import atomic_path, signature, write_parquet
+from ser.data.labels import LabelSet
+from ser._util.progress import progress
+from ser.data.folds import scoring_rows
+from ser.inference.pipeline import check_gpus, fitted_cpu_reservations, group_scorings, speech_cpu_threads
+from ser.data.schema import validate
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: fl
 
 def _fit_local_machine(actor_stages: list[dict], cpus: float) -> list[dict]:
     """On a Ray that ser started on this machine, the actor stages' CPU reservations scaled to fit its CPUs all at
-    once (``ser.pipeline.fitted_cpu_reservations``); a cluster keeps them as configured (its autoscaler may add
+    once (``ser.inference.pipeline.fitted_cpu_reservations``); a cluster keeps them as configured (its autoscaler may add
     nodes)."""
     from .ray_env import local_ray
 
@@ -121,7 +121,7 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: StageSpec, labels: Labe
     template = acoustic_template(spec, out)
     if all(Path(fill_fold(template, k)).exists() for k in manifest["fold"].unique()):
         return
-    from ser.backends.acoustic import featurize_batch, train_fold_models
+    from ser.inference.backends.acoustic import featurize_batch, train_fold_models
 
     t0 = time.perf_counter()
     rows = dataset_of(manifest[["utt_id", "path"]], 64).map_batches(featurize_batch, batch_size=32).to_pandas()
@@ -179,7 +179,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
     import ray
 
     from .ray_env import ensure_ray
-    from ser.backends.audio_stage import load_batch
+    from ser.inference.backends.audio_stage import load_batch
 
     ensure_ray()
     check_gpus(stages, ray.cluster_resources().get("GPU", 0.0))

@@ -28,7 +28,7 @@ def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None
     import ray
     import ray.data
 
-    from ser.logs import adopt_ray_loggers
+    from ser._util.logs import adopt_ray_loggers
 
     adopt_ray_loggers()
     if ray.is_initialized():

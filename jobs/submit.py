@@ -16,7 +16,7 @@ from pathlib import Path
 import yaml
 
 import ser
-from ser.io import InputError
+from ser._util.io import InputError
 
 EXCLUDES = [".venv", ".git", "runs", "**/__pycache__", ".pytest_cache", "*.egg-info", "build", ".whl"]
 TERMINAL = {"SUCCEEDED", "FAILED", "STOPPED"}
@@ -43,7 +43,7 @@ def runtime_env(working_dir: str, extra_yaml: str | None) -> dict:
 def _client(address: str):
     from ray.job_submission import JobSubmissionClient
 
-    from ser.io import InputError
+    from ser._util.io import InputError
 
     try:
         return JobSubmissionClient(address)

@@ -1,6 +1,6 @@
 """Ray Tune engine for ``ser tune``: one Tune experiment, one Tune trial per fold.
 
-Each fold's trial runs that fold's whole seeded TPE search (:class:`ser.tuning.FoldStudy`, the code the in-process
+Each fold's trial runs that fold's whole seeded TPE search (:class:`ser.tuning.per_fold.FoldStudy`, the code the in-process
 engine runs), so folds stay independent (no fold's test labels can steer another search that chooses for it), a
 seed gives the same trials as the in-process engine, and Tune's per-trial overhead is paid once per fold instead
 of once per sampled structure. Folds run side by side, one per CPU Tune grants (``tune.max_concurrent_trials``),
@@ -23,11 +23,11 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterator
 
-from ser.arrays import ScoreArrays
-from ser.choice import TrialRecord
-from ser.objective import Objective
-from ser.space import SearchSpace
-from ser.tuning import Advance, FoldDone, FoldStudy, no_progress, nothing_kept
+from ser.data.arrays import ScoreArrays
+from ser.tuning.choice import TrialRecord
+from ser.measures.objective import Objective
+from ser.config.space import SearchSpace
+from ser.tuning.per_fold import Advance, FoldDone, FoldStudy, no_progress, nothing_kept
 
 log = logging.getLogger(__name__)
 

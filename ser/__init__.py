@@ -18,12 +18,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "read_scores": "ser.schema", "evaluate": "ser.api", "tune": "ser.api", "sweep": "ser.api", "cross": "ser.api",
-    "write_report": "ser.report", "synthetic_scores": "ser.synthetic",
-    "load_run": "ser.results", "load_config": "ser.config",
-    "StudyConfig": "ser.config", "ConfigError": "ser.config", "InputError": "ser.io", "LabelSet": "ser.labels",
-    "Evaluation": "ser.results", "TuneResult": "ser.results", "SweepResult": "ser.results",
-    "CrossResult": "ser.results", "Run": "ser.results",
+    "read_scores": "ser.data.schema", "evaluate": "ser.api", "tune": "ser.api", "sweep": "ser.api", "cross": "ser.api",
+    "write_report": "ser.reporting.report", "synthetic_scores": "ser.data.synthetic",
+    "load_run": "ser.reporting.results", "load_config": "ser.config",
+    "StudyConfig": "ser.config", "ConfigError": "ser.config", "InputError": "ser._util.io", "LabelSet": "ser.data.labels",
+    "Evaluation": "ser.reporting.results", "TuneResult": "ser.reporting.results", "SweepResult": "ser.reporting.results",
+    "CrossResult": "ser.reporting.results", "Run": "ser.reporting.results",
 }
 __all__ = sorted(_EXPORTS)
 

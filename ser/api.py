@@ -24,16 +24,16 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from ser.arrays import same_on_every_row
+from ser.data.arrays import same_on_every_row
 from ser.config import StudyConfig, load_config
-from ser.io import InputError
-from ser.labels import SENTIMENTS
-from ser.progress import progress
-from ser.result_types import TunedSystems
-from ser.results import CrossResult, Evaluation, SweepResult, TuneResult
-from ser.schema import labels_of, path_view, read_table, require_classes, text_path_names, validate
-from ser.scoring import evaluate_systems, evaluation_predictions
-from ser.text_paths import asr_report, cascade, has_references, path_errors, path_summary, paths_of, \
+from ser._util.io import InputError
+from ser.data.labels import SENTIMENTS
+from ser._util.progress import progress
+from ser.evaluation.result_types import TunedSystems
+from ser.reporting.results import CrossResult, Evaluation, SweepResult, TuneResult
+from ser.data.schema import labels_of, path_view, read_table, require_classes, text_path_names, validate
+from ser.evaluation.scoring import evaluate_systems, evaluation_predictions
+from ser.evaluation.text_paths import asr_report, cascade, has_references, path_errors, path_summary, paths_of, \
     primary_name, transfer_matrix
 
 log = logging.getLogger(__name__)
@@ -85,8 +85,8 @@ def tune_table(df: pd.DataFrame, cfg: StudyConfig, state_dir: Path | None = None
     """``ser.tune`` on a validated table and a resolved config; finished folds saved in and, with ``reuse``, taken
     from ``state_dir``, and a Ray Tune experiment kept in ``experiment_dir`` to resume."""
     from ser.engine import search_engine
-    from ser.tuning import make_fold_search, path_state_dir, result_predictions, trials_table, tune_folds, \
-        tuned_results
+    from ser.evaluation.scoring import result_predictions
+    from ser.tuning.per_fold import make_fold_search, path_state_dir, trials_table, tune_folds, tuned_results
 
     warn_blank_paths(df)
     engine = search_engine(cfg.tune, len(df), experiment_dir, resume=reuse and experiment_dir is not None)
@@ -116,10 +116,10 @@ def warn_blank_paths(df: pd.DataFrame) -> None:
 
 
 def _save_studies(df: pd.DataFrame, cfg: StudyConfig, result: TunedSystems, trials: pd.DataFrame) -> None:
-    """Each fold's finished search as an Optuna study in ``tune.storage`` (``ser.optuna_store``)."""
-    from ser.arrays import ScoreArrays
-    from ser.optuna_store import OUT_PLACEHOLDER, save_studies
-    from ser.search import space_for
+    """Each fold's finished search as an Optuna study in ``tune.storage`` (``ser.tuning.optuna_store``)."""
+    from ser.data.arrays import ScoreArrays
+    from ser.tuning.optuna_store import OUT_PLACEHOLDER, save_studies
+    from ser.tuning.search import space_for
 
     if OUT_PLACEHOLDER in cfg.tune.storage:
         raise InputError(f"tune.storage {cfg.tune.storage!r} names the run directory, and this run has none "
@@ -193,7 +193,7 @@ def sweep(scores: ScoresLike, config: ConfigLike = None) -> SweepResult:
 
 def sweep_table(df: pd.DataFrame, cfg: StudyConfig) -> SweepResult:
     """``ser.sweep`` on a validated table and a resolved config."""
-    from ser.sensitivity import sweep as sweep_surfaces
+    from ser.tuning.sensitivity import sweep as sweep_surfaces
 
     return SweepResult(*sweep_surfaces(df, cfg.sweep, cfg.label_set, cfg.tune.protocol, cfg.tune.objective))
 
@@ -208,8 +208,8 @@ def cross(tables: Mapping[str, ScoresLike], config: ConfigLike = None, *,
     unchanged.
     """
     from ser.engine import search_engine
-    from ser.transfer import cross_dataset
-    from ser.tuning import make_fold_search, path_state_dir
+    from ser.tuning.transfer import cross_dataset
+    from ser.tuning.per_fold import make_fold_search, path_state_dir
 
     resolved = {name: resolve(table, config) for name, table in tables.items()}
     frames = {name: df for name, (df, _) in resolved.items()}

@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ser import __version__
-from ser.io import DiskFull, InputError, OutputLocked, file_component, output_lock, write_json
-from ser.logs import add_log_file, close_log_files, setup_logging
-from ser.corpora.registry import CORPORA
-from ser.synthetic import PROFILES
+from ser._util.io import DiskFull, InputError, OutputLocked, file_component, output_lock, write_json
+from ser._util.logs import add_log_file, close_log_files, setup_logging
+from ser.data.corpora.registry import CORPORA
+from ser.data.synthetic import PROFILES
 
 if TYPE_CHECKING:
-    from ser.result_types import ScoredSystems, TunedSystems
+    from ser.evaluation.result_types import ScoredSystems, TunedSystems
 
 EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_LOCKED, EXIT_INTERRUPTED = 1, 2, 3, 130
 EXTRAS = {"ray": "ray", "optuna": "ray", "torch": "models", "transformers": "models", "faster_whisper": "models",
@@ -95,9 +95,9 @@ def _warn(result: ScoredSystems) -> None:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from ser.scoring import format_table
+    from ser.evaluation.scoring import format_table
     from ser.study import evaluate_stage
-    from ser.text_paths import format_text_paths
+    from ser.evaluation.text_paths import format_text_paths
 
     df, cfg, out = _table_inputs(args)
     with _writing(out, "evaluate") as elapsed:
@@ -114,11 +114,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_tune(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from ser.scoring import format_table
-    from ser.provenance import run_record
+    from ser.evaluation.scoring import format_table
+    from ser._util.provenance import run_record
     from ser.study import tune_stage
-    from ser.text_paths import format_text_paths
-    from ser.baselines import format_baselines
+    from ser.evaluation.text_paths import format_text_paths
+    from ser.tuning.baselines import format_baselines
 
     df, cfg, out = _table_inputs(args)
     if args.engine or args.text:
@@ -157,9 +157,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_cross(args: argparse.Namespace) -> int:
-    from ser.schema import read_table
+    from ser.data.schema import read_table
     from ser.study import cross_stage
-    from ser.transfer import format_matrix, split_corpora
+    from ser.tuning.transfer import format_matrix, split_corpora
 
     cfg = _config(args, scores=args.scores or args.table, out=args.out)
     corpora = cfg.cross.corpora
@@ -202,9 +202,9 @@ def _cmd_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_infer(args: argparse.Namespace) -> int:
-    from ser.corpora import read_manifest
-    from ser.pipeline import model_versions
-    from ser.provenance import run_record
+    from ser.data.corpora import read_manifest
+    from ser.inference.pipeline import model_versions
+    from ser._util.provenance import run_record
     from ser.study import infer_stage
 
     cfg = _config(args, out=args.out)
@@ -239,7 +239,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_leaderboard(args: argparse.Namespace) -> int:
-    from ser.leaderboard import write_leaderboard
+    from ser.reporting.leaderboard import write_leaderboard
 
     with output_lock(args.out, "leaderboard"):
         written = write_leaderboard(args.runs, args.out, tuple(args.systems) if args.systems else None)
@@ -312,8 +312,8 @@ def _cmd_submit(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
-    from ser.schema import validate, write_scores
-    from ser.synthetic import SecondPath, synthetic_scores
+    from ser.data.schema import validate, write_scores
+    from ser.data.synthetic import SecondPath, synthetic_scores
 
     try:
         second = SecondPath(args.second_path, args.second_strength, args.second_correlation) \
@@ -329,8 +329,8 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from ser.importers import add_text_path, apply_mapping, load_mapping
-    from ser.schema import read_scores, read_table, write_scores
+    from ser.data.importers import add_text_path, apply_mapping, load_mapping
+    from ser.data.schema import read_scores, read_table, write_scores
 
     labels = _config(args).label_set
     df = apply_mapping(read_table(args.input), load_mapping(args.mapping), labels, source=args.input)
@@ -558,7 +558,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def entry() -> None:
     """The ``ser`` console script: ``main`` with Ray's native stderr lines diverted to the log."""
-    from ser.logs import divert_native_stderr
+    from ser._util.logs import divert_native_stderr
 
     divert_native_stderr()
     code = main()

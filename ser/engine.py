@@ -20,8 +20,8 @@ import pandas as pd
 
 if TYPE_CHECKING:
     from ser.config import InferConfig, TuneConfig
-    from ser.labels import LabelSet
-    from ser.tuning import SearchEngine
+    from ser.data.labels import LabelSet
+    from ser.tuning.per_fold import SearchEngine
 
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def search_engine(tune: "TuneConfig", rows: int, experiment_dir: str | Path | No
                   ) -> "SearchEngine":
     """The engine for ``tune.engine`` on ``rows`` rows: Ray Tune (a Tune trial per fold) or in-process Optuna."""
     from ser.config import AUTO_RAY_ROWS
-    from ser.tuning import optuna_engine
+    from ser.tuning.per_fold import optuna_engine
 
     name = engine_for(tune, rows)
     if tune.engine == "auto":

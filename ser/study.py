@@ -22,19 +22,19 @@ import pandas as pd
 
 from ser.api import ConfigLike, cross, evaluate_table, sweep_table, tune_table
 from ser.config import PrepareConfig, StudyConfig, load_config
-from ser.io import DamagedFile, InputError, file_digest, read_json, signature, write_json, write_parquet
-from ser.optuna_store import storage_url
-from ser.provenance import code_version, run_record
-from ser.result_types import ScoredSystems, TunedSystems
-from ser.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
-from ser.tracking import check_tracker, cross_log, files_log, log_stage, stage_log
+from ser._util.io import DamagedFile, InputError, file_digest, read_json, signature, write_json, write_parquet
+from ser.tuning.optuna_store import storage_url
+from ser._util.provenance import code_version, run_record
+from ser.evaluation.result_types import ScoredSystems, TunedSystems
+from ser.reporting.results import CrossResult, Evaluation, SweepResult, TuneResult, load_run
+from ser.reporting.tracking import check_tracker, cross_log, files_log, log_stage, stage_log
 
 log = logging.getLogger(__name__)
 
 
 def prepare_stage(spec: PrepareConfig, cfg: StudyConfig, manifest: Path) -> pd.DataFrame:
     """A corpus → ``manifest`` (utterances, labels, folds)."""
-    from ser.corpora.prepare import prepare
+    from ser.inference.prepare import prepare
 
     df = prepare(spec, labels=cfg.label_set)
     write_parquet(df, manifest)
@@ -93,7 +93,7 @@ def cross_stage(tables: Mapping[str, pd.DataFrame], config: ConfigLike, out: Pat
 
 def report_stage(run: Path, formats: tuple[str, ...] = ("png",)) -> tuple[Path, Path]:
     """``report.md``, ``report.html``, figures and tables of a run directory."""
-    from ser.report import write_report
+    from ser.reporting.report import write_report
 
     return write_report(run, formats)
 
@@ -149,7 +149,7 @@ class RunState:
 def _corpus_stages(state: RunState, name: str, spec: PrepareConfig, cfg: StudyConfig, root: Path
                    ) -> tuple[Path, str]:
     """prepare + infer for one corpus under ``root``; returns (scores path, signature)."""
-    from ser.pipeline import model_versions
+    from ser.inference.pipeline import model_versions
 
     sig_prepare = signature(spec)                 # before the demo's root is placed: a copied run stays up to date
     if spec.corpus and spec.corpus.startswith("demo") and not spec.root:
@@ -171,10 +171,10 @@ def _table_signature(path: Path) -> str:
 
 def run_study(cfg: StudyConfig, out: Path, force: bool = False) -> TuneResult:
     """Run every stage of a study config into ``out``; returns the per-fold tuning results."""
-    from ser.scoring import format_table
-    from ser.schema import read_scores
-    from ser.transfer import format_matrix
-    from ser.baselines import format_baselines, format_verdict
+    from ser.evaluation.scoring import format_table
+    from ser.data.schema import read_scores
+    from ser.tuning.transfer import format_matrix
+    from ser.tuning.baselines import format_baselines, format_verdict
 
     check_tracker(cfg.track)
     out = Path(out)

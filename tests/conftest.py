@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.labels import DEFAULT_LABELS
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser.data.labels import DEFAULT_LABELS
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 
 def make_table(labels, speech, text, folds=None, **extra) -> pd.DataFrame:

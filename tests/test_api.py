@@ -11,8 +11,8 @@ import pytest
 
 import ser
 from ser.config import ConfigError
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 FAST = {"tune": {"engine": "optuna", "trials": 4,
                  "space": {"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 8},
@@ -123,7 +123,7 @@ def test_the_engine_named_in_the_config_is_the_one_that_runs(monkeypatch, table)
 
     def fake_ray_engine(tuning, seeds, space, objective, trials, concurrency, advance, **kwargs):
         calls.append(sorted(tuning))
-        from ser.tuning import optuna_engine
+        from ser.tuning.per_fold import optuna_engine
         return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
 
     monkeypatch.setattr(jobs.tune, "ray_engine", fake_ray_engine)

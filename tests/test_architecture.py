@@ -1,5 +1,6 @@
-"""The project's import graph has no cycles: every import a module runs (at module level or inside a function),
-plus ``ray_layer("name")``, the one dynamic hook into ``jobs/``; imports for type checkers only do not count."""
+"""The project's import graph has no cycles and follows the layers: every import a module runs (at module level or
+inside a function), plus ``ray_layer("name")``, the one dynamic hook into ``jobs/``; imports for type checkers only do
+not count."""
 
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_import_graph_sees_the_hook_into_jobs():
     graph = import_graph()
-    assert {"jobs.tune", "jobs.infer"} <= graph["ser.engine"] and "ser.tuning" in graph["jobs.tune"]
+    assert {"jobs.tune", "jobs.infer"} <= graph["ser.engine"] and "ser.tuning.per_fold" in graph["jobs.tune"]
 
 
 def test_no_import_cycle_among_the_projects_modules():
@@ -96,3 +97,35 @@ def test_no_import_cycle_among_the_projects_modules():
 
 def test_a_cycle_would_be_found():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+LAYERS = ("ser._util", "ser.data", "ser.measures", "ser.fusion", "ser.config", "ser.evaluation", "ser.tuning",
+          "ser.reporting", "ser.inference")
+"""ser's layer packages, lowest first (docs/design.md §1): a module imports only from its own layer and those below.
+Everything else (``ser`` itself, ``ser.api``, ``ser.study``, ``ser.cli``, ``ser.engine``, ``ser.testing``, ``jobs``)
+is the application on top, which may import any layer."""
+
+
+def layer(module: str) -> int:
+    """A module's place in ``LAYERS`` (the application: one above the top layer)."""
+    return next((i for i, package in enumerate(LAYERS) if module == package or module.startswith(package + ".")),
+                len(LAYERS))
+
+
+def upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    """Every import from a lower layer into a higher one, as "importer -> imported"."""
+    return sorted(f"{m} -> {t}" for m, targets in graph.items() for t in targets if t != "ser" and layer(t) > layer(m))
+
+
+def test_every_layer_imports_only_itself_and_the_layers_below():
+    graph = import_graph()
+    assert all(any(m.startswith(p) for m in graph) for p in LAYERS)
+    top = [m for m in graph if m.startswith("ser.") and layer(m) == len(LAYERS)]
+    assert sorted(top) == ["ser.__main__", "ser.api", "ser.cli", "ser.engine", "ser.study", "ser.testing",
+                           "ser.testing.tiny_models"], "a module outside the layer packages: place it in one"
+    assert upward_imports(graph) == []
+
+
+def test_an_upward_import_would_be_found():
+    assert upward_imports({"ser.data.folds": {"ser.tuning.choice", "ser._util.io", "ser"}}) == [
+        "ser.data.folds -> ser.tuning.choice"]

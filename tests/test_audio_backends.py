@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser.audio import AudioError, load_audio
-from ser.backends import map_label_names
-from ser.backends.audio_stage import load_batch
-from ser.backends.sentiment import VaderStage
+from ser.inference.audio import AudioError, load_audio
+from ser.inference.backends import map_label_names
+from ser.inference.backends.audio_stage import load_batch
+from ser.inference.backends.sentiment import VaderStage
 from ser.testing.tiny_models import build_sentiment, build_wav2vec2, build_whisper
 
 
@@ -71,7 +71,7 @@ def test_speech_stage_routes_each_row_to_its_folds_model(tiny):
     import torch
     from transformers import AutoFeatureExtractor, AutoModelForAudioClassification
 
-    from ser.backends.hf_speech import HFSpeechStage
+    from ser.inference.backends.hf_speech import HFSpeechStage
 
     stage = HFSpeechStage(str(tiny / "speech-{fold}"), ("ang", "hap", "neu", "sad"), sub_batch=2)
     batch = audio_batch()
@@ -93,7 +93,7 @@ def test_speech_stage_routes_each_row_to_its_folds_model(tiny):
 
 
 def test_missing_fold_model_and_bad_label_names(tiny):
-    from ser.backends.hf_speech import SPEECH_LABEL_MAP, HFSpeechStage
+    from ser.inference.backends.hf_speech import SPEECH_LABEL_MAP, HFSpeechStage
 
     stage = HFSpeechStage(str(tiny / "speech-{fold}"), ("ang", "hap", "neu", "sad"))
     with pytest.raises(FileNotFoundError, match="speech model for fold 'C' not found"):
@@ -105,8 +105,8 @@ def test_missing_fold_model_and_bad_label_names(tiny):
 
 
 def test_whisper_and_sentiment_stages(tiny):
-    from ser.backends.sentiment import HFSentimentStage
-    from ser.backends.whisper import WhisperStage
+    from ser.inference.backends.sentiment import HFSentimentStage
+    from ser.inference.backends.whisper import WhisperStage
 
     batch = audio_batch()
     asr = WhisperStage(str(tiny / "whisper"), sub_batch=2)(batch)
@@ -138,7 +138,7 @@ def _decoded_lengths(model_dir) -> list[int]:
 def test_batched_whisper_transcripts_equal_transcribe(tmp_path):
     """A tiny random Whisper that decodes words (not timestamps): the batched generate path and
     WhisperModel.transcribe give the same transcript for every clip, in any batch (one set of decoding options)."""
-    from ser.backends.whisper import WhisperStage
+    from ser.inference.backends.whisper import WhisperStage
 
     stage = WhisperStage(str(build_whisper(tmp_path / "words", seed=2, words=True)), sub_batch=3)
     rng = np.random.default_rng(0)
@@ -151,8 +151,8 @@ def test_batched_whisper_transcripts_equal_transcribe(tmp_path):
 def test_the_builtin_tiny_whisper_ends_every_transcript_at_once(tiny, tmp_path):
     """ser:tiny-random (the demo's offline ASR) decodes nothing, where a random model runs to the length limit."""
     from jobs.infer import ensure_builtin_whisper
-    from ser.backends.registry import TINY_WHISPER
-    from ser.backends.whisper import WhisperStage
+    from ser.config.backends import TINY_WHISPER
+    from ser.inference.backends.whisper import WhisperStage
 
     builtin = ensure_builtin_whisper(TINY_WHISPER, tmp_path)
     assert _decoded_lengths(builtin) == [0, 0, 0, 0]
@@ -168,11 +168,12 @@ def test_vader_mapping():
 
 def test_in_sample_scoring_decodes_each_file_once(tmp_path, monkeypatch):
     """With in-sample rows every fold model scores each utterance; the audio is still decoded once."""
-    import ser.backends.audio_stage as audio_stage
-    from ser.backends.acoustic import AcousticSpeechStage, acoustic_features, train_fold_models
+    import ser.inference.backends.audio_stage as audio_stage
+    from ser.inference.backends.acoustic import AcousticSpeechStage, acoustic_features, train_fold_models
     from ser.config import PrepareConfig
-    from ser.corpora.prepare import prepare
-    from ser.pipeline import group_scorings, scoring_rows
+    from ser.inference.prepare import prepare
+    from ser.data.folds import scoring_rows
+    from ser.inference.pipeline import group_scorings
 
     manifest = prepare(PrepareConfig(corpus="demo", root=str(tmp_path / "demo"), per_speaker=3))
     feats = np.stack([acoustic_features(audio_stage.load_audio(p)) for p in manifest["path"]])
@@ -194,8 +195,8 @@ def test_in_sample_scoring_decodes_each_file_once(tmp_path, monkeypatch):
 
 
 def test_scorings_round_trip_fold_ids_that_look_like_separators():
-    from ser.backends import expand_scorings
-    from ser.pipeline import group_scorings
+    from ser.inference.backends import expand_scorings
+    from ser.inference.pipeline import group_scorings
 
     rows = pd.DataFrame({"corpus": "c", "utt_id": ["u1", "u1", "u2"], "path": ["a", "a", "b"],
                          "model_fold": ["f=1;x", "/../g", "f=1;x"], "split": ["test", "train", "val"]})
@@ -212,7 +213,7 @@ def test_batched_speech_scores_equal_one_utterance_at_a_time(tmp_path, norm):
     checkpoint pads under an attention mask; a group-norm one (wav2vec2-base) batches equal lengths only."""
     import torch
 
-    from ser.backends.hf_speech import HFSpeechStage, pads_safely
+    from ser.inference.backends.hf_speech import HFSpeechStage, pads_safely
 
     path = build_wav2vec2(tmp_path / norm, ["ang", "hap", "neu", "sad"], seed=3, norm=norm)
     stage = HFSpeechStage(str(path), ("ang", "hap", "neu", "sad"), device="cpu")
@@ -233,7 +234,7 @@ def test_batched_speech_scores_equal_one_utterance_at_a_time(tmp_path, norm):
 
 
 def test_sub_batches_keep_lengths_apart_unless_padding_is_safe():
-    from ser.backends.hf_speech import sub_batches
+    from ser.inference.backends.hf_speech import sub_batches
 
     lengths = np.array([5, 3, 5, 3, 7, 5])
     assert [list(b) for b in sub_batches(lengths, 2, pad=False)] == [[1, 3], [0, 2], [5], [4]]
@@ -242,7 +243,7 @@ def test_sub_batches_keep_lengths_apart_unless_padding_is_safe():
 
 def test_batched_sentiment_scores_equal_one_text_at_a_time(tmp_path):
     """Texts padded together under the tokenizer's attention mask score as they do alone."""
-    from ser.backends.sentiment import HFSentimentStage
+    from ser.inference.backends.sentiment import HFSentimentStage
     from ser.testing.tiny_models import WORDS
 
     stage = HFSentimentStage(str(build_sentiment(tmp_path / "sentiment")), device="cpu")

@@ -6,21 +6,21 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.arrays import ScoreArrays
+from ser.data.arrays import ScoreArrays
 from ser.config import EvaluateConfig, load_config
-from ser.fusion import rule_from_config
-from ser.metrics import summary
-from ser.schema import validate
-from ser.search import fit_trial, run_trial
-from ser.space import SearchSpace
-from ser.synthetic import synthetic_scores
-from ser import scoring
-from ser.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
+from ser.fusion.rules import rule_from_config
+from ser.measures.metrics import summary
+from ser.data.schema import validate
+from ser.tuning.search import fit_trial, run_trial
+from ser.config.space import SearchSpace
+from ser.data.synthetic import synthetic_scores
+from ser.evaluation import scoring
+from ser.tuning.baselines import ONE_WEIGHT_BASELINES, FittedBaseline, describe_hindsight, describe_per_fold_pick, \
     hindsight_ceiling, per_fold_pick
-from ser.result_types import BaselineVerdict, Baselines, FoldResult, Hindsight, KeptConfig, ScoredSystems, \
+from ser.evaluation.result_types import BaselineVerdict, Baselines, FoldResult, Hindsight, KeptConfig, ScoredSystems, \
     SystemScores, TunedSystems, TuningSummary
-from ser.choice import TrialRecord, choose, choose_trial, loss_allowed
-from ser.tuning import make_fold_search, tune_folds, tuned_results
+from ser.tuning.choice import TrialRecord, choose, choose_trial, loss_allowed
+from ser.tuning.per_fold import make_fold_search, tune_folds, tuned_results
 
 LOGLINEAR = {"kind": "loglinear", "w": 0.3, "weight_gate": "none", "text": {"uniform": 0.0}}       # 1 parameter
 GATED = {"kind": "average", "w": 0.5, "weight_gate": "entropy", "tau_h": 1.0, "text": {"uniform": 0.2}}  # 3

@@ -10,8 +10,8 @@ import pytest
 
 import ser
 from ser.cli import main
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 
 def test_version_from_the_command_and_python_dash_m():

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 pytestmark = pytest.mark.ray
 VENV_BIN = str(Path(sys.executable).parent)
@@ -105,7 +105,7 @@ from ray.cluster_utils import Cluster
 from jobs.infer import run_infer
 from ser.config import load_config
 from ser.config import PrepareConfig
-from ser.corpora.prepare import prepare
+from ser.inference.prepare import prepare
 from ser.testing.tiny_models import build_wav2vec2
 
 root = sys.argv[1]

@@ -6,10 +6,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from ser.backends.hub import locate_model, model_version
+from ser.inference.backends.hub import locate_model, model_version
 from ser.cli import main
 from ser.config import ConfigError, InferConfig, StudyConfig, config_reference, load_config
-from ser.pipeline import model_versions
+from ser.inference.pipeline import model_versions
 
 DOCS = Path(__file__).parent.parent / "docs" / "config.md"
 

@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from ser.corpora import finish_manifest
-from ser.corpora.demo import LABELS, generate_demo
-from ser.corpora.iemocap import prepare_iemocap, speaker_of
-from ser.corpora.manifest import prepare_manifest
-from ser.corpora.msp_improv import prepare_msp_improv
+from ser.data.corpora import finish_manifest
+from ser.data.corpora.demo import LABELS, generate_demo
+from ser.data.corpora.iemocap import prepare_iemocap, speaker_of
+from ser.data.corpora.manifest import prepare_manifest
+from ser.data.corpora.msp_improv import prepare_msp_improv
 from ser.config import ConfigError, PrepareConfig, load_config
-from ser.corpora.prepare import prepare
+from ser.inference.prepare import prepare
 
 
 def write_wav(path, seconds=0.5, sr=16000):
@@ -123,7 +123,7 @@ def test_demo_corpus_is_deterministic_and_prepare_assigns_folds(tmp_path):
 
 def test_a_registered_corpus_needs_nothing_else(tmp_path):
     """One ``register`` call: the config accepts the name, ``ser prepare`` runs its parser, then labels and folds."""
-    from ser.corpora import registry
+    from ser.data.corpora import registry
 
     def toy(cfg):
         return finish_manifest([{"utt_id": f"u{i}", "corpus": "toy", "path": "x.wav", "label": LABELS[i % 4],

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 
 import ser
-from ser.arrays import ScoreArrays
+from ser.data.arrays import ScoreArrays
 from ser.cli import main
 from ser.config import ConfigError, EvaluateConfig, load_config
-from ser.scoring import evaluate_systems
-from ser.metrics import METRICS, summary
-from ser.plots import RunOutputs, label_codes
-from ser.result_types import ScoredSystems
-from ser.stats import bootstrap_ci, paired_bootstrap
-from ser.synthetic import synthetic_scores
+from ser.evaluation.scoring import evaluate_systems
+from ser.measures.metrics import METRICS, summary
+from ser.reporting.plots import RunOutputs, label_codes
+from ser.evaluation.result_types import ScoredSystems
+from ser.measures.stats import bootstrap_ci, paired_bootstrap
+from ser.data.synthetic import synthetic_scores
 
 
 def test_evaluate_per_fold_equals_direct_computation(synth_table):

@@ -14,9 +14,9 @@ import pandas as pd
 import pytest
 
 from ser.cli import main
-from ser.io import output_lock, safe_name, unsafe_name
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser._util.io import output_lock, safe_name, unsafe_name
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 FAST_TUNE = "tune: {engine: optuna, trials: 4}\nevaluate: {bootstrap: 20}\n"
 
@@ -91,7 +91,7 @@ def test_read_only_out_is_refused_before_any_work(files, tmp_path, capsys, monke
             raise OSError(errno.EROFS, "Read-only file system", str(path))
         return real_open(path, flags, *rest)
 
-    monkeypatch.setattr("ser.io.os.open", read_only)
+    monkeypatch.setattr("ser._util.io.os.open", read_only)
     assert main(["tune", "--scores", str(files / "scores.parquet"), "--out", str(tmp_path / "ro")]) == 2
     assert "is not writable (Read-only file system)" in capsys.readouterr().err
 
@@ -158,7 +158,7 @@ def test_disk_full_on_rerun_keeps_what_the_first_run_wrote(files, tmp_path, caps
     def full(*_, **__):
         raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "o" / "folds" / "x.json"))
 
-    monkeypatch.setattr("ser.tuning.write_json", full)
+    monkeypatch.setattr("ser.tuning.per_fold.write_json", full)
     capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
@@ -219,7 +219,7 @@ def test_other_code_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, c
     """Tune and sweep sign ser's code (version and source digest): results written by an upgraded or edited ser
     are not kept as up to date, and the tune stage searches its folds again instead of reusing saved searches."""
     import ser
-    from ser import provenance
+    from ser._util import provenance
 
     (tmp_path / "c.yaml").write_text(f"scores: {files / 'scores.parquet'}\n" + FAST_TUNE
                                      + "sweep: {tau_h: {range: [0, 1.4], steps: 5}, tau_v: {range: [0, 1], steps: 5}}\n")
@@ -239,7 +239,7 @@ def test_other_code_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, c
 
 
 def test_the_source_digest_changes_with_any_file_content_or_name(tmp_path):
-    from ser.provenance import source_digest
+    from ser._util.provenance import source_digest
 
     def digest(files: dict[str, str]) -> str:
         root = tmp_path / str(len(list(tmp_path.iterdir())))
@@ -257,7 +257,7 @@ def test_the_source_digest_changes_with_any_file_content_or_name(tmp_path):
 def test_unreadable_audio_names_the_reason(tmp_path, monkeypatch):
     import soundfile as sf
 
-    from ser.audio import AudioError, load_audio
+    from ser.inference.audio import AudioError, load_audio
 
     sf.write(str(tmp_path / "a.wav"), np.zeros(1600, dtype=np.float32), 16000)
 
@@ -272,7 +272,7 @@ def test_unreadable_audio_names_the_reason(tmp_path, monkeypatch):
 def test_short_and_silent_clips_are_scored_but_flagged(tmp_path):
     import soundfile as sf
 
-    from ser.backends.audio_stage import load_batch
+    from ser.inference.backends.audio_stage import load_batch
 
     rng = np.random.default_rng(0)
     clips = {"short": 0.1 * rng.normal(size=800), "silent": np.zeros(16000), "fine": 0.1 * rng.normal(size=16000)}
@@ -285,7 +285,7 @@ def test_short_and_silent_clips_are_scored_but_flagged(tmp_path):
 
 
 def test_the_one_json_reader_tells_missing_from_damaged(tmp_path):
-    from ser.io import DamagedFile, read_json
+    from ser._util.io import DamagedFile, read_json
 
     assert read_json(tmp_path / "absent.json") is None
     (tmp_path / "cut.json").write_text('{"folds": [1, 2')                 # a write cut short
@@ -297,7 +297,7 @@ def test_the_one_json_reader_tells_missing_from_damaged(tmp_path):
 
 def test_every_run_record_has_one_layout():
     from ser.config import load_config
-    from ser.provenance import run_record
+    from ser._util.provenance import run_record
 
     record = run_record("infer", load_config({"seed": 3}), models={"f1": "local:abc"})
     assert list(record)[:4] == ["command", "config", "seed", "models"] and record["seed"] == 3

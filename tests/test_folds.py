@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.folds import assign_folds, fold_splits, leave_one_group_out
-from ser.schema import validate
+from ser.data.folds import assign_folds, fold_splits, leave_one_group_out
+from ser.data.schema import validate
 from tests.conftest import make_table
 
 

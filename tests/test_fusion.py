@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from ser.arrays import ScoreArrays
+from ser.data.arrays import ScoreArrays
 from ser.config import load_config
-from ser.fusion import TextDistribution, free_parameters, rule_from_config
-from ser.labels import DEFAULT_LABELS as L
+from ser.fusion.rules import TextDistribution, free_parameters, rule_from_config
+from ser.data.labels import DEFAULT_LABELS as L
 
 ANG, HAP, NEU, SAD = range(4)
 UNIFORMISH = [0.3, 0.28, 0.22, 0.2]   # speech says ang, uncertain: H ≈ 1.37, V ≈ 0.03
@@ -170,9 +170,9 @@ def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_i
     from typing import ClassVar
 
     import ser
-    from ser.fusion import RULES, Decision, describe_config, register_rule
-    from ser.search import TrialResult
-    from ser.synthetic import synthetic_scores
+    from ser.fusion.rules import RULES, Decision, describe_config, register_rule
+    from ser.tuning.search import TrialResult
+    from ser.data.synthetic import synthetic_scores
 
     @dataclass(frozen=True)
     class Always:
@@ -232,7 +232,7 @@ def test_a_fusion_rule_added_with_one_registration_works_wherever_configs_name_i
 
 
 def test_every_built_in_search_variant_has_its_sampler_and_fit():
-    from ser.search import BUILTIN_VARIANTS
-    from ser.space import VARIANTS
+    from ser.tuning.search import BUILTIN_VARIANTS
+    from ser.config.space import VARIANTS
 
     assert tuple(BUILTIN_VARIANTS) == VARIANTS

@@ -9,18 +9,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.arrays import ScoreArrays
-from ser.choice import TrialRecord, choose
+from ser.data.arrays import ScoreArrays
+from ser.tuning.choice import TrialRecord, choose
 from ser.config import EvaluateConfig, load_config
-from ser.space import SearchSpace
-from ser.fusion import JointRule, LogLinearRule, TextDistribution, rule_from_config
-from ser.metrics import confusion
-from ser.objective import Objective
-from ser.schema import read_scores, validate
-from ser.search import fit_trial, space_for
-from ser.synthetic import SecondPath, synthetic_scores
-from ser.table_stats import IEMOCAP_TARGETS, named_figures, table_stats
-from ser.tuning import make_fold_search, tune_folds, tuned_results
+from ser.config.space import SearchSpace
+from ser.fusion.rules import JointRule, LogLinearRule, TextDistribution, rule_from_config
+from ser.measures.metrics import confusion
+from ser.measures.objective import Objective
+from ser.data.schema import read_scores, validate
+from ser.tuning.search import fit_trial, space_for
+from ser.data.synthetic import SecondPath, synthetic_scores
+from ser.evaluation.table_stats import IEMOCAP_TARGETS, named_figures, table_stats
+from ser.tuning.per_fold import make_fold_search, tune_folds, tuned_results
 
 
 def _space(raw: dict) -> SearchSpace:

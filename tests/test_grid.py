@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from ser.arrays import ScoreArrays
-from ser.fusion import NegativeMapping, SelectRule
-from ser.grid import class_surfaces, gated_sums, threshold_surface
-from ser.labels import DEFAULT_LABELS as L
-from ser.metrics import summary
+from ser.data.arrays import ScoreArrays
+from ser.fusion.rules import NegativeMapping, SelectRule
+from ser.fusion.grid import class_surfaces, gated_sums, threshold_surface
+from ser.data.labels import DEFAULT_LABELS as L
+from ser.measures.metrics import summary
 
 
 @pytest.fixture(scope="module")

@@ -22,9 +22,9 @@ import pandas as pd
 import pytest
 
 from ser.cli import main
-from ser.io import STAGED_PREFIX, output_lock
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser._util.io import STAGED_PREFIX, output_lock
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 from tests.test_corpora import fake_msp
 
 FAST = "tune: {engine: optuna, trials: 4}\nevaluate: {bootstrap: 20}\n"
@@ -216,18 +216,18 @@ def test_bad_input_is_one_line_naming_it_with_exit_2(inputs, tmp_path, capsys, a
 def test_an_unwritable_out_for_synth_is_named_with_exit_2(tmp_path, capsys, monkeypatch):
     def refuse(*args, **kwargs):
         raise PermissionError(errno.EACCES, "Permission denied")
-    monkeypatch.setattr("ser.io.tempfile.mkstemp", refuse)        # root ignores chmod; a read-only disk does not
+    monkeypatch.setattr("ser._util.io.tempfile.mkstemp", refuse)        # root ignores chmod; a read-only disk does not
     assert main(["synth", "--out", str(tmp_path / "s.parquet"), "--folds", "2", "--per-fold", "20"]) == 2
     err = capsys.readouterr().err
     assert f"{tmp_path} is not writable (Permission denied): cannot write s.parquet" in err
 
 
 def test_a_full_disk_names_the_file_and_the_free_space(tmp_path, capsys, monkeypatch):
-    import ser.io
+    import ser._util.io
 
     def full(df, path, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(ser.io.pd.DataFrame, "to_parquet", full)
+    monkeypatch.setattr(ser._util.io.pd.DataFrame, "to_parquet", full)
     assert main(["synth", "--out", str(tmp_path / "s.parquet"), "--folds", "2", "--per-fold", "20"]) == 1
     err = capsys.readouterr().err
     assert f"disk full writing {tmp_path / 's.parquet'}" in err and "free on that file system" in err
@@ -269,14 +269,14 @@ def _snapshot(out: Path) -> dict[str, bytes]:
 def test_a_failed_rerun_leaves_the_previous_run_byte_for_byte(tuned, capsys, monkeypatch):
     out, args = tuned
     before = _snapshot(out)
-    import ser.results
+    import ser.reporting.results
 
     written = []
 
     def full_after_one(obj, path):                  # predictions and trials are staged, then results.json fails
         written.append(path)
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
-    monkeypatch.setattr(ser.results, "write_json", full_after_one)
+    monkeypatch.setattr(ser.reporting.results, "write_json", full_after_one)
     assert main(["tune", *args, "--set", "seed=7"]) == 1
     assert "disk full" in capsys.readouterr().err and written
     monkeypatch.undo()
@@ -412,7 +412,7 @@ def test_every_tex_table_compiles_with_hostile_names(hostile_run, tmp_path):
 
 
 def test_markdown_escapes_what_could_be_markup_once_and_leaves_prose_alone():
-    from ser.escape import markdown_cell, markdown_text
+    from ser.reporting.escape import markdown_cell, markdown_text
 
     assert markdown_text("<script>a&lt;b</script> p < 0.001 & x `<b>`") == \
         "&lt;script>a&amp;lt;b&lt;/script> p < 0.001 & x `<b>`"

@@ -16,7 +16,7 @@ import yaml
 
 from ser.config import load_config
 from ser.config import PrepareConfig
-from ser.corpora.prepare import prepare
+from ser.inference.prepare import prepare
 
 pytestmark = pytest.mark.ray
 
@@ -138,7 +138,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
 def test_actor_killed_mid_inference_is_restarted_and_the_job_completes(tmp_path, corpus, ray_session):
     """A speech actor dies (os._exit) in its first batch; Ray restarts it and retries: nothing lost or doubled."""
     from jobs.infer import run_infer
-    from ser.backends.hf_speech import HFSpeechStage
+    from ser.inference.backends.hf_speech import HFSpeechStage
     from ser.testing.tiny_models import build_wav2vec2
 
     path, manifest = corpus
@@ -164,8 +164,8 @@ def test_actor_killed_mid_inference_is_restarted_and_the_job_completes(tmp_path,
 def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session):
     """infer.in_sample: every fold's model also scores the other folds' utterances (train/val rows)."""
     from jobs.infer import run_infer
-    from ser.folds import fold_splits
-    from ser.tuning import make_fold_search, tune_folds
+    from ser.data.folds import fold_splits
+    from ser.tuning.per_fold import make_fold_search, tune_folds
 
     path, manifest = corpus
     cfg = stages(tmp_path, in_sample=True, val_share=0.25, shard_rows=16)
@@ -192,7 +192,7 @@ def test_actor_stages_are_fitted_to_a_local_machine_so_all_run_at_once(monkeypat
     from ray.data import ActorPoolStrategy
 
     from jobs.infer import _fit_local_machine
-    from ser.pipeline import fitted_cpu_reservations
+    from ser.inference.pipeline import fitted_cpu_reservations
 
     assert fitted_cpu_reservations([1, 1, 1, 1], 2) == [0.5, 0.5, 0.5, 0.5]
     assert fitted_cpu_reservations([0.5, 1.5], 1) == [0.25, 0.75]

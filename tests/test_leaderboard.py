@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from ser.cli import main
-from ser.leaderboard import fold_mean_ci
-from ser.result_types import CrossTransfer, ScoredSystems
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser.reporting.leaderboard import fold_mean_ci
+from ser.evaluation.result_types import CrossTransfer, ScoredSystems
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 FAST = ("tune: {engine: optuna, trials: 3, space: {select: {tau_h: {quantiles: [0.05, 0.95], steps: 5},"
         " tau_v: {quantiles: [0.05, 0.95], steps: 5}}}}\nevaluate: {bootstrap: 20}\n")
@@ -93,7 +93,7 @@ def test_leaderboard_systems_and_bad_runs_are_named(runs, tmp_path, capsys):
 
 
 def test_cross_shows_ua_and_wa_beside_the_objective(runs):
-    from ser.transfer import format_matrix
+    from ser.tuning.transfer import format_matrix
 
     cross = json.loads((runs / "cross" / "cross.json").read_text())
     lines = format_matrix(CrossTransfer.from_dict(cross)).splitlines()
@@ -106,7 +106,7 @@ def test_cross_shows_ua_and_wa_beside_the_objective(runs):
 
 def test_matrix_columns_fit_the_widest_cell():
     """The first cell is the narrowest here; every cell must still be separated from its neighbour."""
-    from ser.transfer import format_matrix
+    from ser.tuning.transfer import format_matrix
 
     def mean(gain):
         return {"tuned": dict.fromkeys(("ua", "wa", "macro_f1"), 0.5 + gain), "speech": dict.fromkeys(

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
-from ser.labels import DEFAULT_LABELS as L
-from ser.metrics import batched_confusion, confusion, mean_std, per_class, scores_from_confusion, summary, \
+from ser.data.labels import DEFAULT_LABELS as L
+from ser.measures.metrics import batched_confusion, confusion, mean_std, per_class, scores_from_confusion, summary, \
     switch_stats
-from ser import stats
-from ser.stats import _stratified_indices, bootstrap_ci, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
+from ser.measures import stats
+from ser.measures.stats import _stratified_indices, bootstrap_ci, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
 
 
 def test_hand_computed_case():

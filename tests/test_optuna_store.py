@@ -10,9 +10,9 @@ import pytest
 import ser
 from ser.cli import main
 from ser.config import TuneConfig
-from ser.io import InputError
-from ser.schema import validate
-from ser.synthetic import SecondPath, synthetic_scores
+from ser._util.io import InputError
+from ser.data.schema import validate
+from ser.data.synthetic import SecondPath, synthetic_scores
 
 CONFIG = ("tune: {engine: optuna, trials: 5, text: all, space: {select: {tau_h: {quantiles: [0.05, 0.95], steps: 6},"
           " tau_v: {quantiles: [0.05, 0.95], steps: 6}}}}\nevaluate: {bootstrap: 20}\n")

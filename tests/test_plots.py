@@ -6,8 +6,8 @@ import pytest
 from nbclient import NotebookClient
 
 import ser
-from ser.figures import STYLE, png_bytes
-from ser.synthetic import synthetic_scores
+from ser.reporting.figures import STYLE, png_bytes
+from ser.data.synthetic import synthetic_scores
 
 FAST = {"tune": {"engine": "optuna", "trials": 3, "space": {"soft": {"w": {"range": [0, 1], "steps": 6}}}},
         "sweep": {"tau_h": {"range": [0, 1.2], "steps": 5}, "tau_v": {"range": [0, 1.2], "steps": 5}},

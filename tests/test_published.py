@@ -5,14 +5,14 @@ import json
 import numpy as np
 import pytest
 
-from ser.arrays import ScoreArrays
+from ser.data.arrays import ScoreArrays
 from ser.cli import main
-from ser.fusion import rule_from_config
-from ser.labels import DEFAULT_LABELS as L
-from ser.fusion import NEVER, learned_exclusions
-from ser.published import class_thresholds, negative_options, published_procedure, threshold_candidates
-from ser.schema import validate
-from ser.synthetic import synthetic_scores, with_model_folds
+from ser.fusion.rules import rule_from_config
+from ser.data.labels import DEFAULT_LABELS as L
+from ser.fusion.rules import NEVER, learned_exclusions
+from ser.fusion.published import class_thresholds, negative_options, published_procedure, threshold_candidates
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores, with_model_folds
 
 
 def test_negative_options_order_and_grid():

@@ -11,16 +11,16 @@ import pandas as pd
 import pytest
 
 from ser.cli import main
-from ser.scoring import format_p
-from ser.labels import LabelSet
-from ser.plots import RunOutputs
-from ser.result_types import Comparison, FoldTest, PairedDifference, TunedSystems
-from ser.results import run_outputs
-from ser.escape import tex_text
-from ser.report import headline
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
-from ser.baselines import describe_hindsight
+from ser.evaluation.scoring import format_p
+from ser.data.labels import LabelSet
+from ser.reporting.plots import RunOutputs
+from ser.evaluation.result_types import Comparison, FoldTest, PairedDifference, TunedSystems
+from ser.reporting.results import run_outputs
+from ser.reporting.escape import tex_text
+from ser.reporting.report import headline
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
+from ser.tuning.baselines import describe_hindsight
 
 TUNE = "tune: {engine: optuna, trials: 6}\nevaluate: {bootstrap: 100}\n"
 

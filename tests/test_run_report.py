@@ -11,8 +11,8 @@ import yaml
 
 import ser
 from ser.cli import main
-from ser.figures import save
-from ser.plots import FIGURES
+from ser.reporting.figures import save
+from ser.reporting.plots import FIGURES
 
 pytestmark = pytest.mark.ray
 
@@ -50,7 +50,7 @@ def test_terminal_is_short_and_ray_free_while_ser_log_has_everything(run_dir):
     assert lines[0] == "== prepare[demo-a]" and "tuned" in "\n".join(lines)
     log = (run_dir / "out" / "ser.log").read_text()
     assert " INFO ray." in log and " INFO ser.study: == tune" in log
-    assert " DEBUG ser.tuning: fold " in log                  # per-fold detail: in the log, not on the terminal
+    assert " DEBUG ser.tuning.per_fold: fold " in log                  # per-fold detail: in the log, not on the terminal
 
 
 def test_a_copied_run_directory_reruns_as_up_to_date(run_dir, tmp_path):
@@ -79,7 +79,7 @@ def test_leaderboard_and_transfer_table_of_the_demo_corpora(run_dir, tmp_path):
     transfer table shows UA and WA beside macro-F1, equal to each pair's means."""
     import pandas as pd
 
-    from ser.leaderboard import write_leaderboard
+    from ser.reporting.leaderboard import write_leaderboard
 
     write_leaderboard([run_dir / "out"], tmp_path)
     board = pd.read_csv(tmp_path / "leaderboard.csv")

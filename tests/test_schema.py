@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.importers import apply_mapping
-from ser.schema import ScoreTableError, read_scores, validate
+from ser.data.importers import apply_mapping
+from ser.data.schema import ScoreTableError, read_scores, validate
 from tests.conftest import make_table
 
 P = [0.7, 0.1, 0.1, 0.1]

@@ -4,16 +4,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ser.arrays import ScoreArrays
+from ser.data.arrays import ScoreArrays
 from ser.cli import main
 from ser.config import ConfigError, load_config
-from ser.fusion import rule_from_config
-from ser.metrics import summary
-from ser.schema import validate
+from ser.fusion.rules import rule_from_config
+from ser.measures.metrics import summary
+from ser.data.schema import validate
 from ser.config import SweepConfig
-from ser.labels import DEFAULT_LABELS
-from ser.sensitivity import sweep
-from ser.synthetic import synthetic_scores
+from ser.data.labels import DEFAULT_LABELS
+from ser.tuning.sensitivity import sweep
+from ser.data.synthetic import synthetic_scores
 
 SMALL = SweepConfig(tau_h={"range": [0.0, 1.4], "steps": 8}, tau_v={"range": [0.0, 1.2], "steps": 7})
 

@@ -4,7 +4,7 @@ import json
 import logging
 
 from ser.cli import main
-from ser.progress import progress
+from ser._util.progress import progress
 
 FAST = {"tune": {"engine": "optuna", "trials": 3}, "evaluate": {"bootstrap": 20}}
 
@@ -23,11 +23,11 @@ def test_verbosity_levels_and_the_log_file(tmp_path, capsys, synth_table):
     verbose = capsys.readouterr().err
     assert "fold synthetic_S00: 3 trials" in verbose and len(verbose.splitlines()) > len(default.splitlines())
     log = (tmp_path / "q" / "ser.log").read_text()                    # the file has everything, even with -q
-    assert " DEBUG ser.tuning: fold synthetic_S00: 3 trials" in log and " INFO ser.progress: tuning: 30/30" in log
+    assert " DEBUG ser.tuning.per_fold: fold synthetic_S00: 3 trials" in log and " INFO ser._util.progress: tuning: 30/30" in log
 
 
 def test_progress_without_a_terminal_logs_a_closing_line(caplog):
-    with caplog.at_level(logging.INFO, logger="ser.progress"):
+    with caplog.at_level(logging.INFO, logger="ser._util.progress"):
         with progress(5, "scored", "rows") as advance:
             for _ in range(5):
                 advance(1)
@@ -35,7 +35,7 @@ def test_progress_without_a_terminal_logs_a_closing_line(caplog):
 
 
 def test_a_progress_inside_another_shows_nothing(caplog):
-    with caplog.at_level(logging.INFO, logger="ser.progress"):
+    with caplog.at_level(logging.INFO, logger="ser._util.progress"):
         with progress(2, "cross", "corpora") as outer:
             for _ in range(2):
                 with progress(5, "tuning", "trials") as inner:
@@ -48,8 +48,8 @@ def test_a_progress_inside_another_shows_nothing(caplog):
 
 def test_slow_units_are_reported_as_seconds_each(caplog, monkeypatch):
     clock = iter([0.0, 0.0, 0.0])             # start, last line, the check in advance(); then 30 s later
-    monkeypatch.setattr("ser.progress.time.perf_counter", lambda: next(clock, 30.0))
-    with caplog.at_level(logging.INFO, logger="ser.progress"):
+    monkeypatch.setattr("ser._util.progress.time.perf_counter", lambda: next(clock, 30.0))
+    with caplog.at_level(logging.INFO, logger="ser._util.progress"):
         with progress(2, "cross", "corpora") as advance:
             advance(2)
     assert caplog.records[-1].getMessage() == "cross: 2/2 corpora in 30.0 s (15.0 s each)"

@@ -9,12 +9,12 @@ import pytest
 import yaml
 
 import ser
-from ser.result_types import CrossTransfer
-from ser.asr_errors import basic_normalize, normalizer, pooled, utterance_errors
-from ser.importers import add_text_path
-from ser.schema import ScoreTableError, validate
-from ser.synthetic import synthetic_scores
-from ser.transfer import format_matrix
+from ser.evaluation.result_types import CrossTransfer
+from ser.measures.asr_errors import basic_normalize, normalizer, pooled, utterance_errors
+from ser.data.importers import add_text_path
+from ser.data.schema import ScoreTableError, validate
+from ser.data.synthetic import synthetic_scores
+from ser.tuning.transfer import format_matrix
 
 FAST = {"tune": {"engine": "optuna", "trials": 5, "text": "all",
                  "space": {"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 8},
@@ -200,7 +200,7 @@ def test_cross_transfers_every_tuned_path_between_corpora(caplog):
 def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
     """`ser run`'s cross stage takes the tune stage's searches for the primary corpus (every text path), and a rerun
     (`ser cross --resume`) searches nothing again; the matrices are the same either way."""
-    from ser import tuning
+    from ser.tuning import per_fold as tuning
     from ser.api import resolve
     from ser.study import tune_stage
 
@@ -279,13 +279,14 @@ def test_unknown_path_is_named():
 
 def test_two_paths_decode_each_file_once_and_run_each_asr_once(tmp_path, monkeypatch):
     """The inference stages, run in-process: two paths sharing one ASR model, a third on the reference."""
-    import ser.backends.audio_stage as audio_stage
-    import ser.backends.whisper as whisper
+    import ser.inference.backends.audio_stage as audio_stage
+    import ser.inference.backends.whisper as whisper
     from jobs.infer import _path_transcripts, path_sources, text_stages
-    from ser.backends.acoustic import AcousticSpeechStage, acoustic_features, train_fold_models
+    from ser.inference.backends.acoustic import AcousticSpeechStage, acoustic_features, train_fold_models
     from ser.config import PrepareConfig, load_config
-    from ser.corpora.prepare import prepare
-    from ser.pipeline import group_scorings, scoring_rows
+    from ser.inference.prepare import prepare
+    from ser.data.folds import scoring_rows
+    from ser.inference.pipeline import group_scorings
 
     manifest = prepare(PrepareConfig(corpus="demo", root=str(tmp_path / "demo"), per_speaker=2))
     feats = np.stack([acoustic_features(audio_stage.load_audio(p)) for p in manifest["path"]])

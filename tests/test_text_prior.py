@@ -6,16 +6,16 @@ import json
 import numpy as np
 import pytest
 
-from ser.arrays import ScoreArrays
-from ser.baselines import BASELINES
-from ser.choice import TrialRecord, choose
+from ser.data.arrays import ScoreArrays
+from ser.tuning.baselines import BASELINES
+from ser.tuning.choice import TrialRecord, choose
 from ser.config import load_config
-from ser.fusion import TextDistribution, rule_from_config
-from ser.labels import DEFAULT_LABELS
-from ser.schema import validate
-from ser.search import anchor_trials, fit_trial
-from ser.space import SearchSpace
-from ser.synthetic import synthetic_scores
+from ser.fusion.rules import TextDistribution, rule_from_config
+from ser.data.labels import DEFAULT_LABELS
+from ser.data.schema import validate
+from ser.tuning.search import anchor_trials, fit_trial
+from ser.config.space import SearchSpace
+from ser.data.synthetic import synthetic_scores
 
 ANG, HAP, NEU, SAD = range(4)
 

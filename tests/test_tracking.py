@@ -7,8 +7,8 @@ import sys
 import pytest
 
 from ser.cli import main
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
 
 CONFIG = ("tune: {trials: 3, space: {select: {tau_h: {quantiles: [0.05, 0.95], steps: 5},"
           " tau_v: {quantiles: [0.05, 0.95], steps: 5}}}}\nevaluate: {bootstrap: 20}\n")
@@ -127,7 +127,7 @@ def test_a_missing_tracker_names_the_extra_and_a_bad_backend_is_named(scores, tm
 def test_evaluate_and_cross_logs_name_every_system_and_pair(tmp_path):
     import ser
     from ser.config import load_config
-    from ser.tracking import cross_log, stage_log
+    from ser.reporting.tracking import cross_log, stage_log
 
     table = validate(synthetic_scores(n_folds=3, per_fold=100, seed=2))
     cfg = load_config({"tune": {"engine": "optuna", "trials": 2}, "evaluate": {"bootstrap": 20},

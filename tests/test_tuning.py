@@ -11,12 +11,12 @@ import pytest
 import ser
 from ser.cli import main
 from ser.config import ConfigError, EvaluateConfig, TuneConfig, load_config
-from ser.provenance import source_digest
-from ser.result_types import TunedSystems
-from ser.schema import validate
-from ser.synthetic import synthetic_scores
-from ser.choice import choose_trial
-from ser.tuning import make_fold_search, tune_folds, tuned_results
+from ser._util.provenance import source_digest
+from ser.evaluation.result_types import TunedSystems
+from ser.data.schema import validate
+from ser.data.synthetic import synthetic_scores
+from ser.tuning.choice import choose_trial
+from ser.tuning.per_fold import make_fold_search, tune_folds, tuned_results
 
 FAST = TuneConfig(engine="optuna", trials=12, max_concurrent_trials=1,
                   space={"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 12},

@@ -1,6 +1,6 @@
 import numpy as np
 
-from ser.uncertainty import entropy, entropy_varentropy, varentropy
+from ser.data.uncertainty import entropy, entropy_varentropy, varentropy
 
 
 def test_uniform_has_max_entropy_and_zero_varentropy():

@@ -1,0 +1,100 @@
+"""Inference pipeline planning (pure: no Ray, no torch): scoring rows, one row per decoded utterance, GPU checks.
+
+``jobs.infer`` turns an ``InferConfig`` into Ray Data stages; the settings themselves live in ``ser.config``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+from ser._util.io import safe_name
+
+if TYPE_CHECKING:
+    from ser.config.backends import StageSpec
+    from ser.config import InferConfig
+
+
+def check_gpus(stages: "InferConfig", available: float) -> None:
+    """Refuse, naming the stage, when its actors ask for more GPUs than the cluster has (Ray would wait forever)."""
+    for spec in (stages.speech, stages.asr, stages.sentiment):
+        if not spec.enabled:
+            continue
+        sched = spec.scheduling
+        need = sched.num_gpus * sched.actors
+        if need > available:
+            raise RuntimeError(f"infer.{spec.stage} asks for {sched.actors} actor(s) × {sched.num_gpus} GPU = {need} "
+                               f"GPU(s), but the Ray cluster has {available:g}; lower infer.{spec.stage}.num_gpus/actors "
+                               f"or add GPU nodes")
+
+
+def group_scorings(rows: pd.DataFrame) -> pd.DataFrame:
+    """Scoring rows → one row per utterance whose ``scorings`` lists every (model fold, split) to score it with,
+    so the audio is decoded once however many fold models score it (``ser.inference.backends.expand_scorings`` undoes it)."""
+    keys = ["corpus", "utt_id"]
+    tags = rows["model_fold"].map(safe_name) + "=" + rows["split"].astype(str)
+    scorings = tags.groupby([rows[k] for k in keys], sort=False).agg(";".join).rename("scorings")
+    utterances = rows.drop(columns=["model_fold", "split"]).drop_duplicates(keys)
+    return utterances.merge(scorings.reset_index(), on=keys, how="left").reset_index(drop=True)
+
+
+def speech_cpu_threads(spec: "StageSpec", cluster_cpus: float) -> int | None:
+    """Torch threads per speech actor on CPU: as configured, else the cluster's cores shared by the speech actors.
+
+    Ray pins an actor's torch to its ``num_cpus`` (1 by default), but speech is ~99% of the work (the benchmark's
+    time split), so on CPU the speech actors get the cores; GPU actors keep Ray's setting (None).
+    """
+    if spec.scheduling.num_gpus > 0:
+        return None
+    return spec.options.cpu_threads or max(1, int(cluster_cpus) // spec.scheduling.actors)
+
+
+def fitted_cpu_reservations(reservations: list[float], cluster_cpus: float) -> list[float]:
+    """Each actor stage's CPU reservation scaled down so that every stage's actors fit at once on a machine of
+    ``cluster_cpus`` CPUs (unchanged when they already fit).
+
+    Ray Data streams batches through all stages together only while each stage has an actor: on a 2-CPU laptop,
+    four stages reserving a CPU each ran two at a time, each waiting for the one before it to finish and free
+    its CPU. A reservation is a scheduling promise, not a limit, so sharing the cores this way costs nothing.
+    """
+    total = sum(reservations)
+    if total <= cluster_cpus or total == 0:
+        return list(reservations)
+    return [r * cluster_cpus / total for r in reservations]
+
+
+def model_versions(stages: "InferConfig", folds: list[str]) -> dict[str, object]:
+    """The exact version of every pretrained model the stages load (per fold for a ``{fold}`` template):
+    recorded in run.json and part of the infer signature, so a changed model reruns inference."""
+    from ser.inference.backends import fill_fold
+    from ser.inference.backends.hub import model_version
+    from ser.config.backends import TINY_WHISPER
+
+    out: dict[str, object] = {}
+    specs = {"speech": stages.speech, "asr": stages.asr, "sentiment": stages.sentiment}
+    for path in stages.text_paths:
+        specs[f"sentiment:{path.name}"] = path.sentiment
+        if path.asr is not None:
+            specs[f"asr:{path.name}"] = path.asr
+    for stage, spec in specs.items():
+        ref = getattr(spec.options, "model", None)
+        if not spec.enabled or ref is None or spec.backend == "acoustic" or ref == TINY_WHISPER:
+            continue
+        revision = spec.options.revision
+        if spec.backend == "whisper" and "/" not in ref:
+            ref = _whisper_repo(ref)
+        if "{fold}" in ref:
+            out[stage] = {fold: model_version(fill_fold(ref, fold), revision) for fold in folds}
+        else:
+            out[stage] = model_version(ref, revision)
+    return out
+
+
+def _whisper_repo(name: str) -> str:
+    """A faster-whisper size name ('tiny', 'large-v3') → the hub repository it downloads."""
+    try:
+        from faster_whisper.utils import _MODELS
+    except ImportError:
+        return name
+    return _MODELS.get(name, name)

@@ -1,0 +1,138 @@
+"""Significance of a difference between two systems: paired bootstrap and paired tests over folds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as sps
+
+from ser.measures.metrics import batched_confusion, fold_scores, scores_from_confusion
+
+
+# The most index entries one bootstrap chunk may hold (int64: 128 MB per array of this size); every
+# resampling function draws its resamples in chunks below it, so memory is linear in the rows, not in
+# rows × resamples, and the resamples (one generator, drawn in order) are the same whatever the chunk size.
+CHUNK_ELEMENTS = 1 << 24
+
+
+def resample_chunks(n_boot: int, per_resample: int) -> list[int]:
+    """Sizes of consecutive chunks of ``n_boot`` resamples, each holding at most :data:`CHUNK_ELEMENTS` index
+    entries when one resample costs ``per_resample`` (at least one resample per chunk)."""
+    step = max(1, CHUNK_ELEMENTS // max(1, per_resample))
+    return [min(step, n_boot - start) for start in range(0, n_boot, step)]
+
+
+def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: int, *, metric: str = "ua",
+                     n_boot: int = 1000, seed: int = 0, alpha: float = 0.05,
+                     strata: np.ndarray | None = None) -> dict[str, float]:
+    """Percentile CI of metric(b) - metric(a), resampling utterances (within ``strata`` if given).
+
+    ``p_value`` is the two-sided bootstrap share of resamples whose difference crosses zero.
+    """
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    layout = None if strata is None else StrataLayout.of(np.asarray(strata))
+    diffs = []
+    for size in resample_chunks(n_boot, 4 * n):            # index, gold and two prediction arrays per resample
+        idx = rng.integers(0, n, size=(size, n)) if layout is None else layout.draw(rng, size)
+        conf = batched_confusion(np.concatenate([y[idx], y[idx]]), np.concatenate([pred_a[idx], pred_b[idx]]), k)
+        values = scores_from_confusion(conf)[metric]
+        diffs.append(values[size:] - values[:size])
+    diffs = np.concatenate(diffs)
+    observed = scores_from_confusion(batched_confusion(y, np.stack([pred_a, pred_b]), k))[metric]
+    lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
+    p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
+    return {"metric": metric, "diff": float(observed[1] - observed[0]), "ci_low": float(lo),
+            "ci_high": float(hi), "p_value": float(min(p, 1.0)), "n_boot": n_boot, "alpha": alpha}
+
+
+def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, *, metric: str = "ua", n_boot: int = 300, seed: int = 0,
+                 alpha: float = 0.05) -> np.ndarray:
+    """Percentile CIs of ``metric`` for S prediction vectors of the same rows: (S, n) → (S, 2)."""
+    rng = np.random.default_rng(seed)
+    preds = np.atleast_2d(preds)
+    s, n = preds.shape
+    values = []
+    for size in resample_chunks(n_boot, (2 * s + 1) * n):
+        idx = rng.integers(0, n, size=(size, n))
+        conf = batched_confusion(np.tile(y[idx], (s, 1)), preds[:, idx].reshape(s * size, -1), k)
+        values.append(scores_from_confusion(conf)[metric].reshape(s, size))
+    return np.quantile(np.hstack(values), [alpha / 2, 1 - alpha / 2], axis=1).T
+
+
+@dataclass(frozen=True)
+class StrataLayout:
+    """Rows grouped by stratum (e.g. fold), computed once per bootstrap rather than once per chunk of resamples:
+    each row's position in the sorted order, its stratum's first position and its stratum's size."""
+
+    order: np.ndarray
+    offsets: np.ndarray
+    sizes: np.ndarray
+
+    @classmethod
+    def of(cls, strata: np.ndarray) -> "StrataLayout":
+        order = np.argsort(strata, kind="stable")
+        _, starts, counts = np.unique(strata[order], return_index=True, return_counts=True)
+        return cls(order, np.repeat(starts, counts), np.repeat(counts, counts))
+
+    def draw(self, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+        """Bootstrap index matrix (n_boot, n) resampling each stratum with replacement within itself."""
+        draws = (rng.random((n_boot, len(self.order))) * self.sizes).astype(np.int64)
+        return self.order[self.offsets + draws]
+
+
+def _stratified_indices(rng: np.random.Generator, strata: np.ndarray, n_boot: int) -> np.ndarray:
+    """Bootstrap index matrix resampling each stratum (e.g. fold) with replacement within itself."""
+    return StrataLayout.of(strata).draw(rng, n_boot)
+
+
+def _fold_means(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, metric: str,
+                idx: np.ndarray) -> np.ndarray:
+    """Mean over folds of ``metric`` for S prediction vectors (S, n) on B row draws ``idx`` (B, n): (B, S)."""
+    scores = fold_scores(y[idx][:, None], preds[:, idx].transpose(1, 0, 2), fold_index[idx][:, None],
+                         int(fold_index.max()) + 1, k)                        # (B, S, folds) per metric
+    return scores[metric].mean(axis=2)
+
+
+def fold_mean_bootstrap(y: np.ndarray, preds: np.ndarray, fold_index: np.ndarray, k: int, *, metric: str = "ua",
+                        n_boot: int = 1000, seed: int = 0) -> np.ndarray:
+    """The mean over folds of ``metric`` for S prediction vectors of the same rows, on ``n_boot`` resamples
+    that draw utterances with replacement within each fold: (S, n) → (S, n_boot), in bounded chunks."""
+    rng = np.random.default_rng(seed)
+    preds = np.atleast_2d(preds)
+    per_resample = (2 * preds.shape[0] + 3) * len(y)        # indices, draws, gold, folds and S·2 predictions
+    layout = StrataLayout.of(fold_index)
+    return np.hstack([_fold_means(y, preds, fold_index, k, metric, layout.draw(rng, size)).T
+                      for size in resample_chunks(n_boot, per_resample)])
+
+
+def versus_best(y: np.ndarray, preds: np.ndarray, candidates: np.ndarray, fold_index: np.ndarray, k: int, *,
+                metric: str = "ua", n_boot: int = 1000, seed: int = 0, alpha: float = 0.05) -> dict:
+    """One system against the best of several ``candidates`` (C, n), each scored as its mean over folds.
+
+    The best candidate is the one with the highest observed score: it was picked on these very rows,
+    which flatters it. ``selection_bias`` estimates by how much: the mean over resamples of the best
+    candidate's score minus that one candidate's score (≥ 0; ≈ 0 when one candidate is clearly best).
+    ``ci_low``/``ci_high``: percentile CI of the paired difference against that one candidate.
+    """
+    systems = np.vstack([preds[None], candidates])
+    observed = _fold_means(y, systems, fold_index, k, metric, np.arange(len(y))[None])[0]
+    values = fold_mean_bootstrap(y, systems, fold_index, k, metric=metric, n_boot=n_boot, seed=seed)
+    best = int(np.argmax(observed[1:]))
+    lo, hi = np.quantile(values[0] - values[1 + best], [alpha / 2, 1 - alpha / 2])
+    return {"metric": metric, "best": best, "diff": float(observed[0] - observed[1 + best]), "ci_low": float(lo),
+            "ci_high": float(hi), "selection_bias": float((values[1:].max(axis=0) - values[1 + best]).mean()),
+            "n_boot": n_boot, "alpha": alpha}
+
+
+def paired_fold_test(a: np.ndarray, b: np.ndarray) -> dict[str, float | None]:
+    """Per-fold comparison of b against a: folds improved, mean gain, Wilcoxon and paired-t p-values (None if undefined)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = b - a
+    out = {"n_folds": int(len(d)), "improved": int((d > 0).sum()), "worse": int((d < 0).sum()),
+           "mean_gain": float(d.mean()) if len(d) else 0.0, "wilcoxon_p": None, "ttest_p": None}
+    if len(d) >= 2 and np.any(d != 0):
+        out["wilcoxon_p"] = float(sps.wilcoxon(d).pvalue)
+        out["ttest_p"] = float(sps.ttest_rel(b, a).pvalue)
+    return out
