@@ -12,9 +12,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, Callable, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -48,10 +49,14 @@ def _backend_stage(spec: StageSpec, **extra) -> dict:
     return _stage(spec, spec.load_class(), **{**asdict(spec.options), **extra})
 
 
-def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: float) -> dict:
+def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: float,
+                  features: dict[str, np.ndarray] | None = None) -> dict:
+    """map_batches arguments of the speech stage; ``features``: the acoustic features the training pass computed."""
     extra = {"model": acoustic_template(spec, out), "classes": labels.classes}
     if spec.backend == "hf":
         extra["cpu_threads"] = speech_cpu_threads(spec, cluster_cpus)
+    if features:
+        extra["features"] = features
     return _backend_stage(spec, **extra)
 
 
@@ -109,18 +114,37 @@ def ensure_builtin_whisper(model: str, out: Path) -> str:
     return str(path)
 
 
+def ensure_builtin_whisper_models(stages: InferConfig, out: Path) -> None:
+    """Build every ``ser:tiny-random`` an ASR stage names (:func:`ensure_builtin_whisper`)."""
+    specs = [stages.asr, *(path.asr for path in stages.text_paths if path.asr is not None)]
+    for spec in specs:
+        if spec.enabled:
+            ensure_builtin_whisper(spec.options.model, out)
+
+
+def _in_background(fn: Callable[..., None], *args: Any) -> Future:
+    """``fn(*args)`` on a thread of its own: building the offline tiny Whisper imports torch and transformers
+    (~5 s), which overlaps Ray's start and the acoustic training pass instead of adding to them."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ser-build")
+    future = pool.submit(fn, *args)
+    pool.shutdown(wait=False)
+    return future
+
+
 def acoustic_template(spec: StageSpec, out: Path) -> str:
     """The speech model path template with ``{out}`` filled (``{fold}`` stays)."""
     return spec.options.model.replace("{out}", str(out))
 
 
-def ensure_acoustic_models(manifest: pd.DataFrame, spec: StageSpec, labels: LabelSet, out: Path) -> None:
-    """Train the per-fold acoustic classifiers (features extracted with Ray Data) if any is missing."""
+def ensure_acoustic_models(manifest: pd.DataFrame, spec: StageSpec, labels: LabelSet, out: Path
+                           ) -> dict[str, np.ndarray] | None:
+    """Train the per-fold acoustic classifiers (features extracted with Ray Data) if any is missing; return the
+    features it computed, {audio path: vector}, for the speech stage to score with (None when nothing was trained)."""
     if spec.backend != "acoustic":
-        return
+        return None
     template = acoustic_template(spec, out)
     if all(Path(fill_fold(template, k)).exists() for k in manifest["fold"].unique()):
-        return
+        return None
     from ser.inference.backends.acoustic import featurize_batch, train_fold_models
 
     t0 = time.perf_counter()
@@ -135,6 +159,7 @@ def ensure_acoustic_models(manifest: pd.DataFrame, spec: StageSpec, labels: Labe
         + (f"; {len(ok) - ok.sum()} unreadable (errors.parquet)" if not ok.all() else ""))
     train_fold_models(manifest[ok], template, labels.classes, features=feats,
                       folds=sorted(manifest["fold"].unique()))
+    return dict(zip(manifest["path"].astype(str).to_numpy()[ok], feats))
 
 
 def stop_nothing_readable(errors: pd.DataFrame, out: Path) -> NoReturn:
@@ -181,19 +206,20 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
     from .ray_env import ensure_ray
     from ser.inference.backends.audio_stage import load_batch
 
-    ensure_ray()
-    check_gpus(stages, ray.cluster_resources().get("GPU", 0.0))
     out = Path(out)
     shards = out / "shards"
     shards.mkdir(parents=True, exist_ok=True)
     rows = scoring_rows(manifest, stages.in_sample, stages.val_share)
     done = _written_keys(shards)
     todo = rows[[key not in done for key in zip(rows["utt_id"], rows["model_fold"])]]
+    whisper_built = _in_background(ensure_builtin_whisper_models, stages, out) if len(todo) else None
+    ensure_ray()
+    check_gpus(stages, ray.cluster_resources().get("GPU", 0.0))
     log.log(logging.INFO if len(done) else logging.DEBUG,
             f"{len(rows)} rows ({len(manifest)} utterances), {len(done)} already scored, {len(todo)} to go")
     if len(todo):
-        if not speech_stage:
-            ensure_acoustic_models(manifest, stages.speech, labels, out)
+        features = None if speech_stage else ensure_acoustic_models(manifest, stages.speech, labels, out)
+        whisper_built.result()
         if not stages.asr.enabled:
             todo = todo.assign(transcript_source="reference")
         if "transcript" in todo:                            # the corpus' own transcripts: kept for WER
@@ -202,7 +228,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         ds = dataset_of(group_scorings(todo), batch_size)
         cpus = ray.cluster_resources().get("CPU", 1.0)
         speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
-            _speech_stage(stages.speech, labels, out, cpus)
+            _speech_stage(stages.speech, labels, out, cpus, features)
         actor_stages = _fit_local_machine([speech, *text_stages(stages, out)], cpus)
         # decoding reserves what the speech actor does, so Ray Data fuses the two (no CPU left idle between them)
         ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=actor_stages[0]["num_cpus"] or 1)

@@ -148,6 +148,20 @@ def test_batched_whisper_transcripts_equal_transcribe(tmp_path):
     assert all(len(t.split()) > 10 for t in batched) and len(set(batched)) > 1      # words, and not all alike
 
 
+def test_whisper_window_features_are_faster_whispers_padding_in_one_float32_batch():
+    """The batched path's features: each clip's log-mel zero-padded (or cut) to the 30 s window, as
+    faster_whisper's pad_or_trim does, stacked as float32 without the padded copies."""
+    from faster_whisper.audio import pad_or_trim
+
+    from ser.inference.backends.whisper import _window_features
+
+    rng = np.random.default_rng(1)
+    mels = [rng.standard_normal((80, n)).astype(np.float32) for n in (120, 3000, 3400, 1)]
+    out = _window_features(mels, 3000)
+    assert out.dtype == np.float32 and out.flags.c_contiguous
+    np.testing.assert_array_equal(out, np.stack([pad_or_trim(m) for m in mels]))
+
+
 def test_the_builtin_tiny_whisper_ends_every_transcript_at_once(tiny, tmp_path):
     """ser:tiny-random (the demo's offline ASR) decodes nothing, where a random model runs to the length limit."""
     from jobs.infer import ensure_builtin_whisper
@@ -192,6 +206,38 @@ def test_in_sample_scoring_decodes_each_file_once(tmp_path, monkeypatch):
     test = out["split"] == "test"
     assert all(len(a) > 0 for a in out["audio"][test]) and all(len(a) == 0 for a in out["audio"][~test])
     assert np.isfinite(np.stack([out[f"speech_{c}"] for c in ("ang", "hap", "neu", "sad")])).all()
+
+
+def test_acoustic_scoring_reuses_the_training_passs_features(tmp_path, monkeypatch):
+    """Features the training pass computed score their rows as they are (the same probabilities as computed from
+    the audio, without computing them again); rows without one are featurized from their audio."""
+    import ser.inference.backends.acoustic as acoustic
+    from ser.config import PrepareConfig
+    from ser.inference.backends.audio_stage import load_audio, load_batch
+    from ser.inference.prepare import prepare
+
+    classes = ("ang", "hap", "neu", "sad")
+    manifest = prepare(PrepareConfig(corpus="demo", root=str(tmp_path / "demo"), per_speaker=2))
+    feats = np.stack([acoustic.acoustic_features(load_audio(p)) for p in manifest["path"]])
+    acoustic.train_fold_models(manifest, str(tmp_path / "m-{fold}.pkl"), classes, feats)
+    rows = manifest.assign(model_fold=manifest["fold"])
+    batch = load_batch({c: rows[c].to_numpy() for c in rows.columns})
+    computed = acoustic.AcousticSpeechStage(str(tmp_path / "m-{fold}.pkl"), classes)(dict(batch))
+
+    known = dict(zip(manifest["path"][1:], feats[1:]))              # the first row has no stored features
+    calls = []
+    real = acoustic.acoustic_features
+    monkeypatch.setattr(acoustic, "acoustic_features", lambda wave: calls.append(len(wave)) or real(wave))
+    reused = acoustic.AcousticSpeechStage(str(tmp_path / "m-{fold}.pkl"), classes, features=known)(dict(batch))
+    assert calls == [len(batch["audio"][0])]                          # only the row without features
+    for c in classes:
+        np.testing.assert_array_equal(reused[f"speech_{c}"], computed[f"speech_{c}"])
+
+    swapped = {**known, manifest["path"][1]: feats[2]}                # a stored vector is what the row is scored by
+    out = acoustic.AcousticSpeechStage(str(tmp_path / "m-{fold}.pkl"), classes, features=swapped)(dict(batch))
+    model = acoustic.AcousticSpeechStage(str(tmp_path / "m-{fold}.pkl"), classes).load(manifest["fold"][1])
+    np.testing.assert_allclose([out[f"speech_{c}"][1] for c in classes],
+                               model.predict_proba(feats[2][None])[0][[list(model.classes_).index(c) for c in classes]])
 
 
 def test_scorings_round_trip_fold_ids_that_look_like_separators():

@@ -58,6 +58,18 @@ VARIANTS = {
 LABELS = ("ang", "hap", "neu", "sad")
 
 
+def _harmonics(phase: np.ndarray, decay: float, n: int) -> np.ndarray:
+    """Σ_h decay^h · sin((h + 1) · phase) for h < n, by the recurrence sin((h + 1)x) = 2 cos x · sin(hx) − sin((h − 1)x):
+    two sines instead of n (the demo corpus' generation was two thirds sines)."""
+    twice_cos = 2 * np.cos(phase)
+    previous, current = np.zeros_like(phase), np.sin(phase)
+    voice = current.copy()
+    for h in range(1, n):
+        previous, current = current, twice_cos * current - previous
+        voice += decay ** h * current
+    return voice
+
+
 def synth_utterance(rng: np.random.Generator, label: str, f0_base: float, loudness: float, noise: float,
                     sr: int = 16000) -> np.ndarray:
     """One utterance: syllables of a harmonic voice whose prosody follows the label's arousal/valence."""
@@ -76,7 +88,7 @@ def synth_utterance(rng: np.random.Generator, label: str, f0_base: float, loudne
         contour = f0 * (1 + f0_range * np.sin(2 * np.pi * rng.uniform(0.5, 1.5) * t + rng.uniform(0, 6))
                         + 0.05 * v * (progress - 0.5))
         phase = 2 * np.pi * np.cumsum(contour) / sr
-        voice = sum(bright ** h * np.sin((h + 1) * phase) for h in range(8))
+        voice = _harmonics(phase, bright, 8)
         envelope = np.sin(np.pi * t / dur) ** 2
         pieces.append(amp * envelope * voice)
         pieces.append(np.zeros(int(sr * max(0.02, rng.normal(0.06, 0.02) - 0.02 * a))))

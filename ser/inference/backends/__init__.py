@@ -99,6 +99,11 @@ class FoldSpeechStage:
     def score(self, model, waves: list[np.ndarray]) -> np.ndarray:
         raise NotImplementedError
 
+    def score_rows(self, model, batch: Batch, rows: np.ndarray) -> np.ndarray:
+        """Probabilities of the batch's ``rows`` (all of one fold): ``score`` on their waveforms; a stage that has
+        something cheaper than the waveform for some rows overrides this."""
+        return self.score(model, [batch["audio"][i] for i in rows])
+
     def __call__(self, batch: Batch) -> Batch:
         if "scorings" in batch:
             batch = expand_scorings(batch)
@@ -110,7 +115,7 @@ class FoldSpeechStage:
             if fold not in self.models:
                 self.models[fold] = self.load(fold)
             rows = np.flatnonzero(ok & (batch["model_fold"] == fold))
-            probs[rows] = self.score(self.models[fold], [batch["audio"][i] for i in rows])
+            probs[rows] = self.score_rows(self.models[fold], batch, rows)
         out = dict(batch)
         for j, c in enumerate(self.classes):
             out[f"speech_{c}"] = probs[:, j]

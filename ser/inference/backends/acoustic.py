@@ -112,7 +112,15 @@ def train_fold_models(manifest: pd.DataFrame, checkpoint: str, classes: tuple[st
 
 
 class AcousticSpeechStage(FoldSpeechStage):
-    """Speech probabilities from the fold's acoustic classifier (the model path may hold ``{fold}``)."""
+    """Speech probabilities from the fold's acoustic classifier (the model path may hold ``{fold}``).
+
+    ``features``: {audio path: feature vector} the training pass computed in this run (they are the features of
+    the same decoded audio), so scoring does not compute them a second time; other rows are featurized here.
+    """
+
+    def __init__(self, model: str, classes: tuple[str, ...], features: dict[str, np.ndarray] | None = None):
+        super().__init__(model, classes)
+        self.features = features or {}
 
     def load(self, fold: str):
         path = Path(self.model_for(fold))
@@ -121,6 +129,15 @@ class AcousticSpeechStage(FoldSpeechStage):
         return pickle.loads(path.read_bytes())["model"]
 
     def score(self, model, waves: list[np.ndarray]) -> np.ndarray:
-        p = model.predict_proba(np.stack([acoustic_features(w) for w in waves]))
+        return self._probabilities(model, np.stack([acoustic_features(w) for w in waves]))
+
+    def score_rows(self, model, batch: Batch, rows: np.ndarray) -> np.ndarray:
+        known = [self.features.get(str(batch["path"][i])) for i in rows]
+        return self._probabilities(model, np.stack([acoustic_features(batch["audio"][i]) if f is None else f
+                                                    for i, f in zip(rows, known)]))
+
+    def _probabilities(self, model, features: np.ndarray) -> np.ndarray:
+        """The classifier's probabilities in label-set order (0 for a class it never saw in training)."""
+        p = model.predict_proba(features)
         known = list(model.classes_)
-        return np.stack([p[:, known.index(c)] if c in known else np.zeros(len(waves)) for c in self.classes], axis=1)
+        return np.stack([p[:, known.index(c)] if c in known else np.zeros(len(p)) for c in self.classes], axis=1)
