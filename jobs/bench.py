@@ -34,7 +34,8 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
     from ser.data.arrays import ScoreArrays
     from ser.config import load_config
     from ser.evaluation.scoring import evaluate_systems
-    from ser.fusion.rules import NegativeMapping, SelectRule
+    from ser.fusion.rules import SelectRule
+    from ser.fusion.text import NegativeMapping
     from ser.fusion.grid import class_surfaces
     from ser.measures.metrics import summary
     from ser.data.schema import read_scores, validate, write_scores

@@ -5,7 +5,8 @@ import pytest
 
 from ser.data.arrays import ScoreArrays
 from ser.config import load_config
-from ser.fusion.rules import TextDistribution, free_parameters, rule_from_config
+from ser.fusion.rules import free_parameters, rule_from_config
+from ser.fusion.text import TextDistribution
 from ser.data.labels import DEFAULT_LABELS as L
 
 ANG, HAP, NEU, SAD = range(4)

@@ -13,7 +13,8 @@ from ser.data.arrays import ScoreArrays
 from ser.tuning.choice import TrialRecord, choose
 from ser.config import EvaluateConfig, load_config
 from ser.config.space import SearchSpace
-from ser.fusion.rules import JointRule, LogLinearRule, TextDistribution, rule_from_config
+from ser.fusion.rules import JointRule, LogLinearRule, rule_from_config
+from ser.fusion.text import TextDistribution
 from ser.measures.metrics import confusion
 from ser.measures.objective import Objective
 from ser.data.schema import read_scores, validate

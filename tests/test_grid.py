@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from ser.data.arrays import ScoreArrays
-from ser.fusion.rules import NegativeMapping, SelectRule
+from ser.fusion.rules import SelectRule
+from ser.fusion.text import NegativeMapping
 from ser.fusion.grid import class_surfaces, gated_sums, threshold_surface
 from ser.data.labels import DEFAULT_LABELS as L
 from ser.measures.metrics import summary

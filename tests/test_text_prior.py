@@ -10,7 +10,8 @@ from ser.data.arrays import ScoreArrays
 from ser.tuning.baselines import BASELINES
 from ser.tuning.choice import TrialRecord, choose
 from ser.config import load_config
-from ser.fusion.rules import TextDistribution, rule_from_config
+from ser.fusion.rules import rule_from_config
+from ser.fusion.text import TextDistribution
 from ser.data.labels import DEFAULT_LABELS
 from ser.data.schema import validate
 from ser.tuning.search import anchor_trials, fit_trial

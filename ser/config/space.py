@@ -15,7 +15,8 @@ import numpy as np
 
 from ser.config.backends import doc
 from ser._util.checks import is_count
-from ser.fusion.rules import GATES, NEGATIVE_SPLITS, PRIORS, SPREADS, WEIGHT_GATES, searchable_rules
+from ser.fusion.rules import GATES, WEIGHT_GATES, searchable_rules
+from ser.fusion.text import NEGATIVE_SPLITS, PRIORS, SPREADS
 from ser._util.io import InputError
 
 VARIANTS = ("speech", "select", "loglinear", "average", "joint", "published")

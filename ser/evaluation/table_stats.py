@@ -15,7 +15,8 @@ import pandas as pd
 
 from ser.data.arrays import ScoreArrays
 from ser.data.folds import own_test_rows
-from ser.fusion.rules import LogLinearRule, TextDistribution
+from ser.fusion.rules import LogLinearRule
+from ser.fusion.text import TextDistribution
 from ser.data.labels import DEFAULT_LABELS, LabelSet
 from ser.measures.metrics import fold_scores
 from ser.data.uncertainty import entropy

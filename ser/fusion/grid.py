@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ser.data.arrays import ScoreArrays
-from ser.fusion.rules import GATES, NegativeMapping, text_labels
+from ser.fusion.rules import GATES
+from ser.fusion.text import NegativeMapping, text_labels
 from ser.measures.metrics import scores_from_counts
 from ser.measures.objective import group_codes
 

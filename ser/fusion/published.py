@@ -18,7 +18,8 @@ from __future__ import annotations
 import numpy as np
 
 from ser.data.arrays import ScoreArrays
-from ser.fusion.rules import NEVER, NegativeMapping, learned_exclusions, rule_from_config, text_labels
+from ser.fusion.rules import NEVER, learned_exclusions, rule_from_config
+from ser.fusion.text import NegativeMapping, text_labels
 from ser.fusion.grid import threshold_surface
 from ser.measures.metrics import summary
 

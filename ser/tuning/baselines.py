@@ -18,7 +18,8 @@ from ser.data.arrays import ScoreArrays
 from ser.tuning.choice import TrialRecord
 from ser.config import TuneConfig
 from ser.data.folds import fold_splits
-from ser.fusion.rules import NEGATIVE_SPLITS, PRIORS, SPREADS, rule_from_config
+from ser.fusion.rules import rule_from_config
+from ser.fusion.text import NEGATIVE_SPLITS, PRIORS, SPREADS
 from ser.data.labels import LabelSet
 from ser.measures.metrics import fold_scores
 from ser.evaluation.scoring import TestRows

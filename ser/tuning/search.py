@@ -21,8 +21,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ser.data.arrays import PRIMARY_PATH, ScoreArrays
-from ser.fusion.rules import GATES, NEVER, RULES, NegativeMapping, EPS, JointRule, TextDistribution, learned_exclusions, \
-    rule_from_config, searchable_rules, weight_scale
+from ser.fusion.rules import GATES, NEVER, RULES, JointRule, learned_exclusions, rule_from_config, searchable_rules, \
+    weight_scale
+from ser.fusion.text import EPS, NegativeMapping, TextDistribution
 from ser.fusion.grid import group_base_counts, group_deltas
 from ser.data.labels import LabelSet
 from ser.measures.metrics import scores_from_confusion, summary

@@ -16,7 +16,8 @@ import pandas as pd
 from ser.data.arrays import ScoreArrays
 from ser.config import SweepConfig
 from ser.data.folds import fold_splits
-from ser.fusion.rules import NegativeMapping, OracleRule
+from ser.fusion.rules import OracleRule
+from ser.fusion.text import NegativeMapping
 from ser.fusion.grid import GridSurface, class_surfaces, threshold_surface
 from ser.data.labels import LabelSet
 from ser.measures.metrics import METRICS, summary
