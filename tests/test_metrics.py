@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 from sklearn import metrics as skm
 
+from ser._util.io import InputError
 from ser.data.labels import DEFAULT_LABELS as L
-from ser.measures.metrics import batched_confusion, confusion, mean_std, per_class, scores_from_confusion, summary, \
-    switch_stats
+from ser.measures.metrics import batched_confusion, confusion, mean_std, metric_from_confusion, per_class, \
+    scores_from_confusion, summary, switch_stats
 from ser.measures import stats
 from ser.measures.stats import _stratified_indices, bootstrap_ci, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
 
@@ -40,6 +41,24 @@ def test_equal_to_sklearn_on_random_cases(seed):
     assert s["macro_f1"] == pytest.approx(skm.f1_score(y, p, average="macro"))
     assert s["weighted_f1"] == pytest.approx(skm.f1_score(y, p, average="weighted"))
     np.testing.assert_array_equal(confusion(y, p, 4), skm.confusion_matrix(y, p, labels=range(4)))
+
+
+@pytest.mark.filterwarnings("ignore:y_pred contains classes not in y_true")
+def test_one_metric_of_a_batch_of_confusions_is_sklearns():
+    """What the search computes thousands of times: one metric over a batch of confusions, without the others."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, (6, 50))                                  # class 3 never in gold
+    p = np.where(rng.random((6, 50)) < 0.6, y, rng.integers(0, 4, (6, 50)))
+    c = np.stack([confusion(y[i], p[i], 4) for i in range(6)])
+    sk = {"ua": skm.balanced_accuracy_score, "wa": skm.accuracy_score,
+          "macro_f1": lambda a, b: skm.f1_score(a, b, average="macro"),
+          "weighted_f1": lambda a, b: skm.f1_score(a, b, average="weighted")}
+    for metric, score in sk.items():
+        got = metric_from_confusion(c.reshape(2, 3, 4, 4), metric)
+        assert got.shape == (2, 3)
+        np.testing.assert_allclose(got.ravel(), [score(y[i], p[i]) for i in range(6)])
+    with pytest.raises(InputError, match="unknown metric 'f2'"):
+        metric_from_confusion(c, "f2")
 
 
 def test_batched_confusion_matches_single():

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ser.measures.metrics import METRICS, confusion, fold_confusions, scores_from_confusion, scores_from_counts
+from ser.measures.metrics import METRICS, confusion, fold_confusions, metric_from_confusion, metric_from_counts
 from ser._util.io import InputError
 
 AGGREGATES = ("fold-mean", "pooled")
@@ -35,27 +35,27 @@ class Objective:
     def of_confusions(self, per_group: np.ndarray) -> np.ndarray:
         """Per-group confusions (G, ..., K, K) → the aggregated objective (...)."""
         if self.aggregate == "pooled":
-            return scores_from_confusion(per_group.sum(axis=0))[self.metric]
-        return scores_from_confusion(per_group)[self.metric].mean(axis=0)
+            return metric_from_confusion(per_group.sum(axis=0), self.metric)
+        return metric_from_confusion(per_group, self.metric).mean(axis=0)
 
     def of_counts(self, tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray) -> np.ndarray:
         """Per-group class counts (G, ..., K) → the aggregated objective (...)."""
         if self.aggregate == "pooled":
-            return scores_from_counts(tp.sum(axis=0), n_pred.sum(axis=0), support.sum(axis=0))[self.metric]
-        return scores_from_counts(tp, n_pred, support)[self.metric].mean(axis=0)
+            return metric_from_counts(tp.sum(axis=0), n_pred.sum(axis=0), support.sum(axis=0), self.metric)
+        return metric_from_counts(tp, n_pred, support, self.metric).mean(axis=0)
 
     def without_each(self, per_group: np.ndarray) -> np.ndarray:
         """(G, ..., K, K) → (G, ...): for each group g, the objective of the other groups alone (a refit without g
         sees exactly these), from the same counts."""
         if self.aggregate == "pooled":
-            return scores_from_confusion(per_group.sum(axis=0)[None] - per_group)[self.metric]
-        scores = scores_from_confusion(per_group)[self.metric]
+            return metric_from_confusion(per_group.sum(axis=0)[None] - per_group, self.metric)
+        scores = metric_from_confusion(per_group, self.metric)
         return (scores.sum(axis=0)[None] - scores) / max(len(scores) - 1, 1)
 
     def score(self, y: np.ndarray, pred: np.ndarray, group: np.ndarray, k: int) -> float:
         """The aggregated objective of one labelling of the tuning rows (``group``: any integer codes)."""
         if self.aggregate == "pooled":
-            return float(scores_from_confusion(confusion(y, pred, k))[self.metric])
+            return float(metric_from_confusion(confusion(y, pred, k), self.metric))
         n_groups, codes = group_codes(group)
         return float(self.of_confusions(fold_confusions(y, pred, codes, n_groups, k)))
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats as sps
 
-from ser.measures.metrics import batched_confusion, fold_scores, scores_from_confusion
+from ser.measures.metrics import batched_confusion, fold_scores, metric_from_confusion
 
 
 # The most index entries one bootstrap chunk may hold (int64: 128 MB per array of this size); every
@@ -37,10 +37,10 @@ def paired_bootstrap(y: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, k: i
     for size in resample_chunks(n_boot, 4 * n):            # index, gold and two prediction arrays per resample
         idx = rng.integers(0, n, size=(size, n)) if layout is None else layout.draw(rng, size)
         conf = batched_confusion(np.concatenate([y[idx], y[idx]]), np.concatenate([pred_a[idx], pred_b[idx]]), k)
-        values = scores_from_confusion(conf)[metric]
+        values = metric_from_confusion(conf, metric)
         diffs.append(values[size:] - values[:size])
     diffs = np.concatenate(diffs)
-    observed = scores_from_confusion(batched_confusion(y, np.stack([pred_a, pred_b]), k))[metric]
+    observed = metric_from_confusion(batched_confusion(y, np.stack([pred_a, pred_b]), k), metric)
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean())
     return {"metric": metric, "diff": float(observed[1] - observed[0]), "ci_low": float(lo),
@@ -57,7 +57,7 @@ def bootstrap_ci(y: np.ndarray, preds: np.ndarray, k: int, *, metric: str = "ua"
     for size in resample_chunks(n_boot, (2 * s + 1) * n):
         idx = rng.integers(0, n, size=(size, n))
         conf = batched_confusion(np.tile(y[idx], (s, 1)), preds[:, idx].reshape(s * size, -1), k)
-        values.append(scores_from_confusion(conf)[metric].reshape(s, size))
+        values.append(metric_from_confusion(conf, metric).reshape(s, size))
     return np.quantile(np.hstack(values), [alpha / 2, 1 - alpha / 2], axis=1).T
 
 

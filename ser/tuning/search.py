@@ -26,7 +26,7 @@ from ser.fusion.rules import GATES, NEVER, RULES, JointRule, learned_exclusions,
 from ser.fusion.text import EPS, NegativeMapping, TextDistribution
 from ser.fusion.grid import group_base_counts, group_deltas
 from ser.data.labels import LabelSet
-from ser.measures.metrics import scores_from_confusion, summary
+from ser.measures.metrics import metric_from_confusion, summary
 from ser._util.io import InputError
 from ser._util.limits import refuse_oversized
 from ser.measures.objective import Objective, group_codes
@@ -333,7 +333,7 @@ def _soft_trial(params: dict, a: ScoreArrays, soft: SoftSpace, objective: Object
     if n_groups < 2 or params.get("weight_gate") == "entropy":
         return result
     refit = np.argmax(objective.without_each(per_group), axis=1)
-    held = scores_from_confusion(per_group[np.arange(n_groups), refit])[objective.metric]
+    held = metric_from_confusion(per_group[np.arange(n_groups), refit], objective.metric)
     return replace(result, inner=tuple(float(x) for x in held), n_configs=n_w * (n_groups + 1))
 
 
