@@ -31,6 +31,14 @@ def synth_table() -> pd.DataFrame:
     return validate(synthetic_scores(n_folds=10, per_fold=300, seed=1, profile="text-strong"))
 
 
+def pytest_collection_modifyitems(items):
+    """Tests that start a Ray run in turn on one xdist worker (``make test``: ``-n 2 --dist loadgroup``), sharing the
+    session's Ray; the other worker runs the rest meanwhile."""
+    for item in items:
+        if item.get_closest_marker("ray"):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """One local Ray for the whole test session: 2 CPUs and 2 fake GPUs (for pinning tests), no dashboard."""

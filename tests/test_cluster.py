@@ -3,10 +3,12 @@
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -26,13 +28,15 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def ray_head(tmp_path_factory):
+def ray_head():
     """A Ray head with a job server on 127.0.0.1 and free ports; token auth on both sides.
 
     Started with ``--block`` in its own process group and stopped by signalling that group:
     ``ray stop`` would also stop the test session's own local Ray.
     """
     token = secrets.token_hex(16)
+    # a short temp dir: Ray's socket paths under it must fit AF_UNIX's 107 bytes (pytest-xdist's base temp is deeper)
+    temp_dir = tempfile.mkdtemp(prefix="ser-ray-")
     env = {**os.environ, "PATH": f"{VENV_BIN}:{os.environ['PATH']}", "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": token, "RAY_USAGE_STATS_ENABLED": "0"}
     env.pop("RAY_ADDRESS", None)
@@ -42,7 +46,7 @@ def ray_head(tmp_path_factory):
            f"--ray-client-server-port={free_port()}", f"--dashboard-agent-listen-port={free_port()}",
            f"--dashboard-agent-grpc-port={free_port()}", f"--runtime-env-agent-port={free_port()}",
            f"--metrics-export-port={free_port()}", "--disable-usage-stats",
-           f"--temp-dir={tmp_path_factory.mktemp('ray')}"]
+           f"--temp-dir={temp_dir}"]
     head = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     address = f"http://127.0.0.1:{dash}"
     deadline = time.time() + 90
@@ -62,6 +66,7 @@ def ray_head(tmp_path_factory):
     except subprocess.TimeoutExpired:             # `ray start --block` outlives SIGTERM (it waited out 30 s here)
         os.killpg(head.pid, signal.SIGKILL)
         head.wait(timeout=30)
+    shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 @pytest.fixture
