@@ -63,6 +63,7 @@ def metric_from_counts(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray, 
 
 def scores_from_counts(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray) -> dict[str, np.ndarray]:
     """UA, WA, macro-F1 and weighted-F1 from per-class counts (last axis = class)."""
+    tp, n_pred, support = (np.asarray(x, dtype=np.float64) for x in (tp, n_pred, support))   # converted once, not per metric
     return {m: metric_from_counts(tp, n_pred, support, m) for m in METRICS}
 
 
