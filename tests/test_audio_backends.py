@@ -129,7 +129,8 @@ def _decoded_lengths(model_dir) -> list[int]:
     m = WhisperModel(str(model_dir), device="cpu")
     tok = Tokenizer(m.hf_tokenizer, m.model.is_multilingual, task="transcribe", language=None)
     waves = [w for w in audio_batch()["audio"]]
-    feats = np.stack([pad_or_trim(m.feature_extractor(w)) for w in waves]).astype(np.float32)
+    frames = m.feature_extractor.nb_max_frames
+    feats = np.stack([pad_or_trim(m.feature_extractor(w), frames) for w in waves]).astype(np.float32)
     out = m.model.generate(ctranslate2.StorageView.from_array(feats), [tok.sot_sequence + [tok.no_timestamps]] * 4,
                            beam_size=1, max_length=m.max_length, suppress_blank=True)
     return [len(r.sequences_ids[0]) for r in out]
@@ -172,6 +173,30 @@ def test_the_builtin_tiny_whisper_ends_every_transcript_at_once(tiny, tmp_path):
     assert _decoded_lengths(builtin) == [0, 0, 0, 0]
     assert min(_decoded_lengths(tiny / "whisper")) > 100
     assert list(WhisperStage(builtin, sub_batch=2)(audio_batch())["transcript"]) == ["", "", "", ""]
+
+
+def test_a_whisper_with_a_short_window_batches_up_to_it_and_says_what_it_cuts(tmp_path, caplog):
+    """The silent tiny Whisper's window is 10 s (its encoder's cost is the window's attention): clips up to it are
+    batched, a longer one is transcribed from its first window with one warning (faster-whisper's transcribe
+    decodes only 30 s windows), and vad_filter, which needs transcribe, is refused by name."""
+    from jobs.infer import ensure_builtin_whisper
+    from ser.config.backends import TINY_WHISPER
+    from ser.inference.backends.whisper import WhisperStage
+    from ser.testing.tiny_models import SILENT_WINDOW_S
+
+    builtin = ensure_builtin_whisper(TINY_WHISPER, tmp_path)
+    stage = WhisperStage(builtin, sub_batch=2)
+    assert stage.window_samples == SILENT_WINDOW_S * 16000 and not stage.transcribes
+    batch = audio_batch()
+    batch["audio"][0] = np.zeros(16000 * (SILENT_WINDOW_S + 3), dtype=np.float32)
+    batch["audio"][3] = np.zeros(16000 * (SILENT_WINDOW_S + 1), dtype=np.float32)
+    with caplog.at_level("WARNING", logger="ser.inference.backends.whisper"):
+        assert list(stage(batch)["transcript"]) == ["", "", "", ""]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"ASR model {builtin}: its {SILENT_WINDOW_S} s window is not the 30 s faster-whisper's transcribe decodes: "
+        f"longer clips are transcribed from their first window only"]
+    with pytest.raises(ValueError, match="vad_filter needs faster-whisper's transcribe"):
+        WhisperStage(builtin, vad_filter=True)
 
 
 def test_vader_mapping():

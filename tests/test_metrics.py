@@ -4,8 +4,8 @@ from sklearn import metrics as skm
 
 from ser._util.io import InputError
 from ser.data.labels import DEFAULT_LABELS as L
-from ser.measures.metrics import batched_confusion, confusion, mean_std, metric_from_confusion, per_class, \
-    scores_from_confusion, summary, switch_stats
+from ser.measures.metrics import batched_confusion, confusion, fold_confusions, mean_std, metric_from_confusion, \
+    per_class, scores_from_confusion, summary, switch_stats
 from ser.measures import stats
 from ser.measures.stats import _stratified_indices, bootstrap_ci, fold_mean_bootstrap, paired_bootstrap, paired_fold_test, versus_best
 
@@ -70,6 +70,16 @@ def test_batched_confusion_matches_single():
     np.testing.assert_allclose(scores_from_confusion(batch)["ua"], [summary(y, q, 4)["ua"] for q in preds])
 
 
+def test_fold_confusions_broadcast_gold_and_folds_over_a_batch_of_predictions():
+    """(B, S, n) predictions against one gold and one fold vector: each (b, s, fold) is that fold's confusion."""
+    rng = np.random.default_rng(1)
+    y, folds, preds = rng.integers(0, 4, 60), rng.integers(0, 3, 60), rng.integers(0, 4, (2, 3, 60))
+    out = fold_confusions(y, preds, folds, 3, 4)
+    assert out.shape == (2, 3, 3, 4, 4)
+    for b, s, f in np.ndindex(2, 3, 3):
+        np.testing.assert_array_equal(out[b, s, f], confusion(y[folds == f], preds[b, s][folds == f], 4))
+
+
 def test_switch_statistics():
     y = np.array([1, 1, 0, 2, 3])
     speech = np.array([0, 1, 0, 3, 3])
@@ -105,6 +115,20 @@ def test_paired_fold_test():
     assert r["improved"] == 5 and r["worse"] == 1 and r["mean_gain"] == pytest.approx(0.14 / 6)
     assert 0 < r["wilcoxon_p"] < 0.2 and 0 < r["ttest_p"] < 0.1
     assert paired_fold_test([0.5, 0.5], [0.5, 0.5])["wilcoxon_p"] is None
+
+
+def test_signed_rank_p_is_scipys_wilcoxon_with_ties_zeros_and_without():
+    """The exact enumeration gives scipy's p-value: its permutation test (ties or zeros, ≤ 13 folds), its exact
+    distribution (neither) and, beyond 13 folds, scipy itself."""
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=n) for n in range(2, 16)] + [rng.integers(-3, 4, n) * 0.01 for n in range(2, 16)] \
+        + [np.round(rng.normal(size=n), 1) for n in range(2, 16)] + [np.array([0.0, 0.0, 0.02]), np.full(13, 0.01)]
+    for d in cases:
+        if np.any(d != 0):
+            assert stats.signed_rank_p(d) == pytest.approx(float(sps.wilcoxon(d).pvalue), abs=1e-12), d
+    assert stats.signed_rank_p(np.array([0.01, 0.02, -0.01, 0.03, 0.02, 0.0, 0.05, 0.01])) == 0.0625
 
 
 def _noisy(y, accuracy, rng):

@@ -14,6 +14,7 @@ from ser.measures.asr_errors import basic_normalize, normalizer, pooled, utteran
 from ser.data.importers import add_text_path
 from ser.data.schema import ScoreTableError, validate
 from ser.data.synthetic import synthetic_scores
+from ser.tuning.baselines import NO_BASELINES, format_verdict
 from ser.tuning.transfer import format_matrix
 
 FAST = {"tune": {"engine": "optuna", "trials": 5, "text": "all",
@@ -320,7 +321,8 @@ def test_two_paths_decode_each_file_once_and_run_each_asr_once(tmp_path, monkeyp
 
 def test_a_path_whose_text_is_the_same_on_every_row_is_not_searched(caplog):
     """Every transcript of path `asr` blank, so its sentiment is one constant row: that path keeps speech alone in
-    every fold with a single speech trial (no search), says so once, and the primary path is searched as usual."""
+    every fold with a single speech trial (no search), says so once, and the primary path is searched as usual.
+    A table whose every path is constant gets no fusion baselines either, and says why instead of a verdict."""
     df = two_path_table().assign(**{"transcript:asr": "", "text_neg:asr": 0.0, "text_neu:asr": 1.0,
                                     "text_pos:asr": 0.0})
     with caplog.at_level("WARNING", logger="ser.api"):
@@ -338,5 +340,9 @@ def test_a_path_whose_text_is_the_same_on_every_row_is_not_searched(caplog):
     with caplog.at_level("WARNING", logger="ser.api"):                    # `ser run`'s cross: a tuned corpus comes in
         ser.cross({"synthetic": df, "other": other}, FAST, in_corpus={"synthetic": r})
     assert "text path 'asr' of other:" in caplog.text and "of synthetic:" not in caplog.text
+    assert r.baselines is not None                                      # the primary path says something
     constant = df.assign(text_neg=0.2, text_neu=0.5, text_pos=0.3)             # the primary path too
-    assert ser.tune(constant, FAST).result.kept() == dict.fromkeys(sorted(df["fold"].unique()), {"kind": "speech"})
+    blank = ser.tune(constant, FAST)
+    assert blank.result.kept() == dict.fromkeys(sorted(df["fold"].unique()), {"kind": "speech"})
+    assert blank.result.baselines is None and list(blank.baselines()["system"]) == ["tuned"]   # no fusion baselines
+    assert NO_BASELINES in blank.summary() and format_verdict(blank.result).endswith(NO_BASELINES)

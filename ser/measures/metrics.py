@@ -23,22 +23,32 @@ def confusion(y: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     return np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
 
 
+def cell_codes(y: np.ndarray, pred: np.ndarray, k: int, fold_index: np.ndarray | None = None) -> np.ndarray:
+    """Each row's confusion cell as one integer, (fold · K + gold) · K + predicted (broadcast over leading axes):
+    a bootstrap gathers these once per resample instead of the gold, predicted and fold arrays apart."""
+    codes = np.asarray(y) * k + np.asarray(pred)
+    return codes if fold_index is None else np.asarray(fold_index) * (k * k) + codes
+
+
+def count_cells(codes: np.ndarray, cells: int) -> np.ndarray:
+    """Cell codes (..., n) → counts (..., ``cells``), every leading batch in one bincount."""
+    lead = codes.shape[:-1]
+    batches = int(np.prod(lead))
+    flat = codes.reshape(batches, -1) + (np.arange(batches) * cells)[:, None]
+    return np.bincount(flat.ravel(), minlength=batches * cells).reshape(lead + (cells,))
+
+
 def batched_confusion(y: np.ndarray, preds: np.ndarray, k: int) -> np.ndarray:
     """Confusions of B prediction vectors against the same or per-batch gold: (B, n) → (B, K, K)."""
     preds = np.atleast_2d(preds)
-    b = preds.shape[0]
-    flat = np.arange(b)[:, None] * (k * k) + np.broadcast_to(y, preds.shape) * k + preds
-    return np.bincount(flat.ravel(), minlength=b * k * k).reshape(b, k, k)
+    return count_cells(cell_codes(y, preds, k), k * k).reshape(-1, k, k)
 
 
 def fold_confusions(y: np.ndarray, pred: np.ndarray, fold_index: np.ndarray, n_folds: int, k: int) -> np.ndarray:
     """Per-fold confusion matrices in one bincount: ``y``, ``pred`` and ``fold_index`` broadcast to (..., n),
     the result is (..., n_folds, K, K)."""
-    y, pred, fold_index = np.broadcast_arrays(y, pred, fold_index)
-    lead = pred.shape[:-1]
-    batches = int(np.prod(lead))
-    flat = ((np.arange(batches).reshape(lead + (1,)) * n_folds + fold_index) * k + y) * k + pred
-    return np.bincount(flat.ravel(), minlength=batches * n_folds * k * k).reshape(lead + (n_folds, k, k))
+    codes = cell_codes(y, pred, k, fold_index)
+    return count_cells(codes, n_folds * k * k).reshape(codes.shape[:-1] + (n_folds, k, k))
 
 
 def metric_from_counts(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray, metric: str) -> np.ndarray:
@@ -63,7 +73,8 @@ def metric_from_counts(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray, 
 
 def scores_from_counts(tp: np.ndarray, n_pred: np.ndarray, support: np.ndarray) -> dict[str, np.ndarray]:
     """UA, WA, macro-F1 and weighted-F1 from per-class counts (last axis = class)."""
-    tp, n_pred, support = (np.asarray(x, dtype=np.float64) for x in (tp, n_pred, support))   # converted once, not per metric
+    # converted once, not once per metric
+    tp, n_pred, support = (np.asarray(x, dtype=np.float64) for x in (tp, n_pred, support))
     return {m: metric_from_counts(tp, n_pred, support, m) for m in METRICS}
 
 

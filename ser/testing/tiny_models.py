@@ -111,6 +111,10 @@ def build_sentiment(path: str | Path, labels: tuple[str, ...] = ("negative", "ne
     return path
 
 
+SILENT_WINDOW_S = 10
+"""The silent tiny Whisper's window in seconds (released Whispers: 30): the demo's clips are 1–6 s long."""
+
+
 def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: bool = False,
                   words: bool = False) -> Path:
     """A Whisper model converted for faster-whisper (CTranslate2), with a local tokenizer.
@@ -118,9 +122,9 @@ def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: b
     ``size='large-v3'`` uses Whisper large-v3 shapes (128 mel bins, 32+32 layers, d_model 1280). A random
     model rarely predicts end-of-text, so it decodes to the length limit; ``silent`` makes end-of-text its first
     choice and a special token (which decodes to no text) its second, so every transcript is empty at the cost of
-    the encoder and two decoder steps (the demo's offline ASR: meaningless transcripts either way), and its
-    tiny shape is narrower still (width 8: 17 instead of 27 ms a clip on a CPU, most of it the 30 s window's
-    attention, which nothing reads). ``words``
+    the encoder and two decoder steps (the demo's offline ASR: meaningless transcripts either way); its tiny shape
+    is narrower still (width 8) and its window 10 s instead of 30 (``SILENT_WINDOW_S``: the encoder attends over a
+    third of the positions; ~5 instead of ~17 ms a clip on a CPU, most of it nothing reads). ``words``
     keeps it from choosing timestamp tokens, so it decodes words (tests that compare decoding paths need text).
     """
     import ctranslate2
@@ -138,15 +142,16 @@ def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: b
                   begin_suppress_tokens=[], suppress_tokens=[])
     if size == "tiny":
         width, heads = (8, 1) if silent else (32, 2)
+        window = SILENT_WINDOW_S if silent else 30
         cfg = WhisperConfig(d_model=width, encoder_layers=1, decoder_layers=1, encoder_attention_heads=heads,
                             decoder_attention_heads=heads, encoder_ffn_dim=2 * width, decoder_ffn_dim=2 * width,
-                            num_mel_bins=80, **common)
+                            num_mel_bins=80, **{**common, "max_source_positions": 50 * window})
         n_mels = 80
     else:
         cfg = WhisperConfig(d_model=1280, encoder_layers=32, decoder_layers=32, encoder_attention_heads=20,
                             decoder_attention_heads=20, encoder_ffn_dim=5120, decoder_ffn_dim=5120,
                             num_mel_bins=128, **common)
-        n_mels = 128
+        n_mels, window = 128, 30
     path = Path(path)
     src = path.with_name(path.name + "-hf")
     model = WhisperForConditionalGeneration(cfg)
@@ -155,7 +160,7 @@ def build_whisper(path: str | Path, size: str = "tiny", seed: int = 0, silent: b
     if words:
         _words_only(model, tok.token_to_id("<|0.00|>"))
     model.save_pretrained(src)
-    WhisperFeatureExtractor(feature_size=n_mels).save_pretrained(src)
+    WhisperFeatureExtractor(feature_size=n_mels, chunk_length=window).save_pretrained(src)
     tok.save(str(src / "tokenizer.json"))
     ctranslate2.converters.TransformersConverter(str(src), copy_files=["tokenizer.json", "preprocessor_config.json"],
                                                  load_as_float16=size != "tiny").convert(str(path), force=True)

@@ -167,6 +167,11 @@ def describe_versus_best(baselines: BaselineVerdict, sep: str = " ") -> str:
             f"flatters it by ~{100 * v.selection_bias:.2f} points.")
 
 
+NO_BASELINES = ("no simple baselines: the text is the same on every row, so every fusion of it is speech with "
+                "shifted class priors (speech alone is kept)")
+"""What a tuning result says instead of a verdict where the text carries nothing (blank transcripts)."""
+
+
 def baseline_table(result: TunedSystems) -> pd.DataFrame:
     """The tuned system and each simple baseline in the tuning objective: mean and std over folds, gain over speech,
     folds better / worse than speech, and the difference to the tuned system (fractions, not percent)."""
@@ -177,19 +182,22 @@ def baseline_table(result: TunedSystems) -> pd.DataFrame:
                           "folds_better": r.comparisons[name].folds.improved,
                           "folds_worse": r.comparisons[name].folds.worse,
                           "vs_tuned": r.mean[name][objective] - tuned}
-                         for name in ["tuned", *r.baselines.verdict.systems]])
+                         for name in ["tuned", *(r.baselines.verdict.systems if r.baselines else [])]])
 
 
 def format_verdict(result: TunedSystems) -> str:
     """Two lines for a terminal that shows a whole study (``ser run``): the tuned system against speech and the
     best simple baseline, and the verdict with its CI and the optimism; :func:`format_baselines` has the rest."""
-    b, t, objective = result.baselines.verdict, result.tuning, result.objective
+    t, objective = result.tuning, result.objective
     mean, folds = result.mean, result.comparisons["tuned"].folds
+    head = (f"tuned {objective} {100 * mean['tuned'][objective]:.2f} (speech {100 * mean['speech'][objective]:.2f}, "
+            f"better in {folds.improved}/{folds.n_folds} folds); optimism {100 * t.mean_optimism:+.2f} points\n")
+    if result.baselines is None:
+        return head + NO_BASELINES
+    b = result.baselines.verdict
     v = b.versus_best
-    return (f"tuned {objective} {100 * mean['tuned'][objective]:.2f} (speech {100 * mean['speech'][objective]:.2f}, "
-            f"better in {folds.improved}/{folds.n_folds} folds); optimism {100 * t.mean_optimism:+.2f} points\n"
-            f"the search {b.verdict} the best simple baseline, {b.best} ({100 * mean[b.best][objective]:.2f}): "
-            f"{100 * v.diff:+.2f} points [{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] 95% CI")
+    return head + (f"the search {b.verdict} the best simple baseline, {b.best} ({100 * mean[b.best][objective]:.2f}): "
+                   f"{100 * v.diff:+.2f} points [{100 * v.ci_low:+.2f}, {100 * v.ci_high:+.2f}] 95% CI")
 
 
 def format_baselines(result: TunedSystems) -> str:
@@ -206,11 +214,14 @@ def format_baselines(result: TunedSystems) -> str:
                      f"{f'{row.folds_better}/{row.folds_worse}':>11}{versus_tuned:>10}")
     t, base = result.tuning, result.baselines
     inner = "" if t.mean_inner_score is None else f", inner estimate {100 * t.mean_inner_score:.2f}"
-    lines.append(describe_versus_best(base.verdict, sep="\n"))
-    if base.per_fold_pick is not None:
-        lines.append(describe_per_fold_pick(base.per_fold_pick))
-    if base.hindsight is not None:
-        lines.append(describe_hindsight(result))
+    if base is None:
+        lines.append(NO_BASELINES)
+    else:
+        lines.append(describe_versus_best(base.verdict, sep="\n"))
+        if base.per_fold_pick is not None:
+            lines.append(describe_per_fold_pick(base.per_fold_pick))
+        if base.hindsight is not None:
+            lines.append(describe_hindsight(result))
     lines.append(f"kept configurations: tuning score {100 * t.mean_tuning_score:.2f}{inner}, test "
                  f"{100 * t.mean_test_score:.2f}; optimism (tuning − test) {100 * t.mean_optimism:+.2f} points")
     return "\n".join(lines)

@@ -288,7 +288,8 @@ def with_choices(result: ScoredSystems, choices: dict[str, Choice], objective: s
 def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[TrialRecord]], tune: TuneConfig,
                   ev: EvaluateConfig, seed: int,
                   path_searches: Mapping[str, dict[str, list[TrialRecord]]] | None = None) -> TunedSystems:
-    """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did; with
+    """Each fold's kept trial and each simple baseline applied to its test rows, plus what the search did (no
+    baselines where the text is the same on every row: :func:`carries_text`); with
     ``path_searches`` ({text path: per-fold searches}), each path's own tuned system as ``tuned:NAME`` beside
     that path's text and oracle, and the kept configurations in ``path_configs``. Scored against speech on the
     objective, with ``ev``'s resamples and small-fold warning."""
@@ -296,7 +297,8 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     sizes = tuning_group_sizes(df, tune.protocol)
     choices = {f: choose(records, tune.choice, sizes[f]) for f, records in searches.items()}
     chosen = {f: c.kept for f, c in choices.items()}
-    fits = fit_baselines(df, labels, tune, searches)
+    informative = carries_text(ScoreArrays.from_table(df, labels))    # else every fusion is speech, shifted
+    fits = fit_baselines(df, labels, tune, searches) if informative else {}
     baselines = {name: {f: fit.config for f, fit in per_fold.items()} for name, per_fold in fits.items()}
     path_configs = {path: {f: choose_trial(records, tune.choice, sizes[f]).config for f, records in found.items()}
                     for path, found in (path_searches or {}).items()}
@@ -314,9 +316,11 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
         mean_inner_score=float(np.mean(inner)) if len(inner) == len(bests) else None,
         mean_test_score=float(np.mean([b.test_score for b in bests])),
         mean_optimism=float(np.mean([b.optimism for b in bests])))
-    verdict, one_path = baseline_comparison(test, predictions, objective, n_boot=ev.bootstrap, seed=seed)
-    compared = Baselines(verdict, one_path, per_fold_pick(fits, scored, objective),
-                         hindsight_ceiling(test, scored, tune))
+    compared = None
+    if informative:
+        verdict, one_path = baseline_comparison(test, predictions, objective, n_boot=ev.bootstrap, seed=seed)
+        compared = Baselines(verdict, one_path, per_fold_pick(fits, scored, objective),
+                             hindsight_ceiling(test, scored, tune))
     return TunedSystems.of(scored, tuning=summary, baselines=compared, path_configs=path_configs or None)
 
 

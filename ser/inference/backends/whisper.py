@@ -1,8 +1,8 @@
 """ASR stage with faster-whisper (CTranslate2).
 
-Utterances up to 30 s are transcribed in true cross-utterance batches: log-mel features padded
-to 30 s are stacked and decoded in one ``generate`` call (what the GPU needs); longer ones, or
-any when ``vad_filter`` is on, go through ``WhisperModel.transcribe``. Blank results are ''.
+Utterances up to the model's window (30 s for every released Whisper) are transcribed in true cross-utterance
+batches: log-mel features padded to the window are stacked and decoded in one ``generate`` call (what the GPU
+needs); longer ones, or any when ``vad_filter`` is on, go through ``WhisperModel.transcribe``. Blank results are ''.
 
 Both paths decode with one set of options (:data:`DECODING`): no timestamps, one temperature (0: greedy or beam
 search, no sampled fallback), the same suppressed tokens, no segment dropped by no-speech or compression tests,
@@ -13,11 +13,16 @@ gets the same transcript: ``transcribe``'s temperature fallback samples, which w
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ser.inference.backends import Batch, text_rows, usable
 
-MAX_BATCHED_SECONDS = 30.0
+log = logging.getLogger(__name__)
+
+TRANSCRIBE_FRAMES = 3000
+"""The only window ``WhisperModel.transcribe`` decodes (``faster_whisper.audio.pad_or_trim``'s fixed length: 30 s)."""
 DECODING = {"without_timestamps": True, "temperature": 0.0, "condition_on_previous_text": False,
             "compression_ratio_threshold": None, "log_prob_threshold": None, "no_speech_threshold": None,
             "suppress_blank": True, "suppress_tokens": [-1]}
@@ -48,6 +53,13 @@ class WhisperStage:
         self.language, self.beam_size, self.vad_filter, self.sub_batch = language, beam_size, vad_filter, sub_batch
         # the primary path writes transcript/transcript_source, a further path transcript:NAME/transcript_source:NAME
         self.target, self.source_column = target, target.replace("transcript", "transcript_source", 1)
+        features = self.model.feature_extractor
+        self.window_samples = features.n_samples       # 30 s, or a test model's shorter window
+        self.transcribes = features.nb_max_frames == TRANSCRIBE_FRAMES
+        if vad_filter and not self.transcribes:
+            raise ValueError(f"ASR model {model}: vad_filter needs faster-whisper's transcribe, which decodes only "
+                             f"30 s windows, and this model's window is {features.chunk_length} s")
+        self.warned_trim = False
 
     def _batched(self, waves: list[np.ndarray]) -> list[str]:
         import ctranslate2
@@ -65,6 +77,18 @@ class WhisperStage:
                                    suppress_blank=DECODING["suppress_blank"], suppress_tokens=suppressed)
         return [tokenizer.decode(r.sequences_ids[0]).strip() for r in results]
 
+    def _long(self, wave: np.ndarray) -> str:
+        """A clip longer than the window: ``transcribe`` (window by window), or, for a model whose window is not
+        the 30 s ``transcribe`` can decode (ser's offline test model), its first window, with one warning."""
+        if self.transcribes:
+            return self._one(wave)
+        if not self.warned_trim:
+            log.warning(f"ASR model {self.model_name}: its {self.model.feature_extractor.chunk_length} s window is "
+                        f"not the 30 s faster-whisper's transcribe decodes: longer clips are transcribed from their "
+                        f"first window only")
+            self.warned_trim = True
+        return self._batched([wave[:self.window_samples]])[0]
+
     def _one(self, wave: np.ndarray) -> str:
         segments, _ = self.model.transcribe(wave, language=self.language, beam_size=self.beam_size,
                                             vad_filter=self.vad_filter, **DECODING)
@@ -74,13 +98,13 @@ class WhisperStage:
         n = len(batch["path"])
         text = np.full(n, "", dtype=object)
         ok = np.flatnonzero(usable(batch) & text_rows(batch))
-        short = [i for i in ok if len(batch["audio"][i]) <= MAX_BATCHED_SECONDS * 16000 and not self.vad_filter]
+        short = [i for i in ok if len(batch["audio"][i]) <= self.window_samples and not self.vad_filter]
         short.sort(key=lambda i: len(batch["audio"][i]))
         for start in range(0, len(short), self.sub_batch):
             chunk = short[start:start + self.sub_batch]
             for i, t in zip(chunk, self._batched([batch["audio"][i] for i in chunk])):
                 text[i] = t
         for i in sorted(set(ok) - set(short)):
-            text[i] = self._one(batch["audio"][i])
+            text[i] = self._one(batch["audio"][i]) if self.vad_filter else self._long(batch["audio"][i])
         return {**batch, self.target: text,
                 self.source_column: np.full(n, f"asr:{self.model_name}", dtype=object)}
