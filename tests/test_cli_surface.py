@@ -22,6 +22,14 @@ def test_version_from_the_command_and_python_dash_m():
         assert done.returncode == 0 and done.stdout.strip() == f"ser (entropy-ser) {ser.__version__}"
 
 
+def test_a_shipped_config_is_found_by_name_from_any_directory(tmp_path, monkeypatch, capsys):
+    """``ser config show demo`` away from a checkout reads ser's own configs; an unknown name lists them."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "show", "demo"]) == 0 and capsys.readouterr().out.startswith("name: demo")
+    assert main(["config", "show", "nosuch"]) == 2
+    assert "nor is it one of ser's own configs: cross_dataset, demo, demo_published" in capsys.readouterr().err
+
+
 @pytest.fixture
 def table(tmp_path):
     path = tmp_path / "s.parquet"

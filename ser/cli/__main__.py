@@ -1,0 +1,5 @@
+"""``python -m ser.cli``: the ``ser`` command."""
+
+from ser.cli import entry
+
+entry()
