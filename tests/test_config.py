@@ -8,7 +8,8 @@ import yaml
 
 from ser.inference.backends.hub import locate_model, model_version
 from ser.cli import main
-from ser.config import ConfigError, InferConfig, StudyConfig, config_reference, load_config
+from ser.config import ConfigError, InferConfig, StudyConfig, load_config
+from ser.config.reference import config_reference
 from ser.inference.pipeline import model_versions
 
 DOCS = Path(__file__).parent.parent / "docs" / "config.md"

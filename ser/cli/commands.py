@@ -266,7 +266,7 @@ def cmd_config(args: argparse.Namespace) -> int:
     """``ser config``: a resolved config with every default, or the key reference."""
     import yaml
 
-    from ser.config import config_reference
+    from ser.config.reference import config_reference
 
     if args.action == "reference":
         print(config_reference())

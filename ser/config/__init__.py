@@ -1,25 +1,24 @@
-"""Study configuration: frozen dataclasses, the single source of defaults, validation and the key reference.
+"""Study configuration: the sections as frozen dataclasses, the single source of defaults, and the loader.
 
-A YAML file (or a YAML-shaped dict) is read through one key-checking loader (``from_mapping``):
+A YAML file (or a YAML-shaped dict) is read through one key-checking loader (``ser.config.mapping.from_mapping``):
 unknown keys are named with a "did you mean" suggestion, values are checked by each section's
 ``__post_init__``, and errors name ``section.key``. ``docs/config.md`` is generated from the field
-metadata here (``config_reference``) and kept in sync by a test.
+metadata here (``ser.config.reference``) and kept in sync by a test.
 """
 
 from __future__ import annotations
 
-import inspect
-import logging
-import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from ser.measures.asr_errors import NORMALIZERS, WerNormalizer
-from ser.config.backends import DEPRECATED_KEYS, STAGE_SCHEDULING, STAGES, Scheduling, StageSpec, doc
-from ser._util.checks import is_count, is_number
+from ser.config.backends import STAGES, StageSpec, doc
+from ser.config.mapping import (ConfigError, as_data, check_choice, check_count, check_flag, from_mapping, section,
+                                stage_spec)
+from ser._util.checks import is_number
 from ser.data.corpora.registry import CORPORA
 from ser.fusion.rules import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
 from ser.data.folds import TUNING_PROTOCOLS
@@ -27,9 +26,7 @@ from ser._util.io import InputError, check_keys, read_yaml
 from ser.data.labels import DEFAULT_LABELS, LabelSet
 from ser.measures.metrics import METRICS
 from ser.measures.objective import AGGREGATES, Objective
-from ser.config.space import Candidates, SearchSpace, SelectSpace, SoftSpace
-
-log = logging.getLogger(__name__)
+from ser.config.space import Candidates, SearchSpace
 
 METHODS = ("search", "published")
 ENGINES = ("auto", "ray", "optuna")
@@ -39,26 +36,6 @@ Tune's per-trial overhead costs more than searching folds side by side saves (``
 cores, 10 folds x 48 trials: Ray 0.86x the in-process engine at 5,548 rows, 1.49x at 20,065, 1.60x at 55,479; both
 give the same trials)."""
 CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
-
-
-class ConfigError(InputError):
-    """A config is malformed; the message names the source and the offending key."""
-
-
-def _one_of(value: Any, allowed: tuple, where: str) -> None:
-    if value not in allowed:
-        raise InputError(f"{where}: '{value}' is not one of {list(allowed)}")
-
-
-def _count(value: Any, where: str, minimum: int = 1) -> None:
-    if not is_count(value, minimum=minimum):
-        kind = "a positive" if minimum == 1 else "a non-negative"
-        raise InputError(f"{where} must be {kind} integer, got {value!r}")
-
-
-def _flag(value: Any, where: str) -> None:
-    if not isinstance(value, bool):
-        raise InputError(f"{where} must be true or false, got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -76,15 +53,15 @@ class EvaluateConfig:
         "null: spellings are left as they are)"))
 
     def __post_init__(self) -> None:
-        _one_of(self.metric, tuple(METRICS), "evaluate.metric")
-        _one_of(self.wer_normalizer, NORMALIZERS, "evaluate.wer_normalizer")
+        check_choice(self.metric, tuple(METRICS), "evaluate.metric")
+        check_choice(self.wer_normalizer, NORMALIZERS, "evaluate.wer_normalizer")
         if self.wer_spelling is not None and self.wer_normalizer != "whisper":
             raise ConfigError(f"evaluate.wer_spelling is used by the whisper normalizer only; "
                               f"evaluate.wer_normalizer is '{self.wer_normalizer}'")
         if self.wer_spelling is not None:
             self.wer()                  # a missing or malformed spelling file is refused before any work starts
-        _count(self.bootstrap, "evaluate.bootstrap")
-        _count(self.min_fold_rows, "evaluate.min_fold_rows")
+        check_count(self.bootstrap, "evaluate.bootstrap")
+        check_count(self.min_fold_rows, "evaluate.min_fold_rows")
 
     def for_tuning(self, objective: str) -> "EvaluateConfig":
         """The settings a tuned result is scored with: against speech, on the tuning objective."""
@@ -128,12 +105,12 @@ class TuneConfig:
     def __post_init__(self) -> None:
         for key, allowed in (("method", METHODS), ("engine", ENGINES), ("protocol", TUNING_PROTOCOLS),
                              ("objective", tuple(METRICS)), ("aggregate", AGGREGATES), ("choice", CHOICES)):
-            _one_of(getattr(self, key), allowed, f"tune.{key}")
-        _count(self.trials, "tune.trials")
-        _count(self.max_concurrent_trials, "tune.max_concurrent_trials")
+            check_choice(getattr(self, key), allowed, f"tune.{key}")
+        check_count(self.trials, "tune.trials")
+        check_count(self.max_concurrent_trials, "tune.max_concurrent_trials")
         if self.storage is not None and (not isinstance(self.storage, str) or "://" not in self.storage):
             raise InputError(f"tune.storage: {self.storage!r} is not a storage URL (e.g. sqlite:///{{out}}/optuna.db)")
-        object.__setattr__(self, "space", _section(self.space, SearchSpace, "tune.space."))
+        object.__setattr__(self, "space", section(self.space, SearchSpace, "tune.space."))
 
     @property
     def target(self) -> Objective:
@@ -153,14 +130,14 @@ class SweepConfig:
     per_class: bool = field(default=True, metadata=doc("also sweep per predicted class"))
 
     def __post_init__(self) -> None:
-        _one_of(self.gate, tuple(GATES), "sweep.gate")
+        check_choice(self.gate, tuple(GATES), "sweep.gate")
         for key in ("tau_h", "tau_v"):
-            spec = _section(getattr(self, key), Candidates, f"sweep.{key}.")
+            spec = section(getattr(self, key), Candidates, f"sweep.{key}.")
             object.__setattr__(self, key, spec)
             spec.check(f"sweep.{key}")
             if spec.range is None:
                 raise InputError(f"sweep.{key} needs an absolute range (surfaces are averaged across folds)")
-        _flag(self.per_class, "sweep.per_class")
+        check_flag(self.per_class, "sweep.per_class")
 
 
 @dataclass(frozen=True)
@@ -202,7 +179,7 @@ class TrackConfig:
 
     def __post_init__(self) -> None:
         if self.backend is not None:
-            _one_of(self.backend, TRACK_BACKENDS, "track.backend")
+            check_choice(self.backend, TRACK_BACKENDS, "track.backend")
         if not isinstance(self.experiment, str) or not self.experiment:
             raise InputError(f"track.experiment must be a name, got {self.experiment!r}")
 
@@ -226,9 +203,9 @@ class PrepareConfig:
 
     def __post_init__(self) -> None:
         if self.corpus is not None:
-            _one_of(self.corpus, tuple(CORPORA), "prepare.corpus")
+            check_choice(self.corpus, tuple(CORPORA), "prepare.corpus")
         if self.per_speaker is not None:
-            _count(self.per_speaker, "prepare.per_speaker")
+            check_count(self.per_speaker, "prepare.per_speaker")
 
 
 @dataclass(frozen=True)
@@ -287,10 +264,10 @@ class InferConfig:
         if len(set(names)) != len(names):
             raise InputError(f"infer.text_paths: names must be distinct, got {names}")
         object.__setattr__(self, "text_paths", paths)
-        _flag(self.in_sample, "infer.in_sample")
+        check_flag(self.in_sample, "infer.in_sample")
         if not is_number(self.val_share) or not 0 <= self.val_share < 1:
             raise InputError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
-        _count(self.shard_rows, "infer.shard_rows")
+        check_count(self.shard_rows, "infer.shard_rows")
 
     def to_dict(self) -> dict:
         out = {f.name: getattr(self, f.name) for f in fields(self)}
@@ -320,7 +297,7 @@ class StudyConfig:
     track: TrackConfig = field(default_factory=TrackConfig, metadata=doc("see `track`"))
 
     def __post_init__(self) -> None:
-        _count(self.seed, "seed", minimum=0)
+        check_count(self.seed, "seed", minimum=0)
         if not isinstance(self.systems, dict):
             raise InputError("systems must be a mapping of name → {kind: ...}")
         self.rules()                                    # every system spec builds
@@ -346,90 +323,12 @@ class StudyConfig:
     def to_dict(self) -> dict:
         """The resolved config as plain data (``ser config show``, run records)."""
         out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out = {**out, **{k: _as_data(v) for k, v in out.items() if is_dataclass(v)}}
+        out = {**out, **{k: as_data(v) for k, v in out.items() if is_dataclass(v)}}
         return {**out, "systems": self.system_specs, "infer": self.infer.to_dict()}
 
     def with_overrides(self, **values: Any) -> "StudyConfig":
         """A copy with top-level values replaced (``None`` keeps the current one)."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
-
-
-def stage_spec(stage: str, raw: Mapping | None, where: str | None = None) -> StageSpec:
-    """A flat stage mapping (backend + its options + scheduling) → ``StageSpec``; ``checkpoint`` → ``model``."""
-    where = where or f"infer.{stage}"
-    if raw is not None and not isinstance(raw, Mapping):
-        raise InputError(f"{where} must be a mapping")
-    raw = dict(raw or {})
-    backends = STAGES[stage]
-    name = raw.pop("backend", next(iter(backends)))
-    if name not in backends:
-        raise InputError(f"{where}.backend: '{name}' is not one of {list(backends)}")
-    backend = backends[name]
-    for old, new in DEPRECATED_KEYS.items():
-        if old in raw:
-            if new in raw:
-                raise InputError(f"{where}: give '{new}' only ('{old}' is its deprecated name)")
-            log.warning("%s.%s is deprecated; call it '%s'", where, old, new)
-            raw[new] = raw.pop(old)
-    option_keys = [f.name for f in fields(backend.options)]
-    sched_keys = [f.name for f in fields(Scheduling)]
-    check_keys(raw, option_keys + sched_keys, f"{where} (backend {name})")
-    options = backend.options(**{k: v for k, v in raw.items() if k in option_keys})
-    scheduling = replace(STAGE_SCHEDULING[stage], **{k: v for k, v in raw.items() if k in sched_keys})
-    scheduling.check(where)
-    if "sub_batch" in option_keys:
-        _count(options.sub_batch, f"{where}.sub_batch")
-    if getattr(options, "cpu_threads", None) is not None:
-        _count(options.cpu_threads, f"{where}.cpu_threads")
-    if backend.needs_model and not options.model:
-        raise InputError(f"{where}: backend '{name}' needs 'model'")
-    return StageSpec(stage, name, options, scheduling)
-
-
-def from_mapping(cls: type, raw: Any, where: str = "") -> Any:
-    """Build dataclass ``cls`` from a YAML mapping: keys checked, nested sections built the same way."""
-    if raw is None:
-        raw = {}
-    label = where.rstrip(".") or "top level"
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{label} must be a mapping, got {type(raw).__name__}")
-    names = [f.name for f in fields(cls)]
-    check_keys(raw, names, label)
-    hints = typing.get_type_hints(cls)
-    kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in raw:
-            continue
-        value, kind = raw[f.name], hints[f.name]
-        if kind is StageSpec:
-            value = stage_spec(f.name, value, f"{where}{f.name}")
-        elif kind in (LabelSet, LabelSet | None):
-            value = None if value is None else LabelSet.from_dict(value)
-        elif is_dataclass(kind):
-            value = from_mapping(kind, value, f"{where}{f.name}.")
-        elif value is None and f.default is MISSING:
-            continue                                    # `section:` left empty in YAML → the default
-        elif kind in (str, str | None) and value is not None and not isinstance(value, str):
-            raise InputError(f"{where}{f.name} must be text, got {type(value).__name__} {value!r}"
-                             + (" (quote it in YAML)" if isinstance(value, (int, float, bool)) else ""))
-        kwargs[f.name] = value
-    return cls(**kwargs)
-
-
-def _as_data(value: Any) -> Any:
-    """A config section as plain data: nested sections as mappings, candidate specs as written in YAML."""
-    if isinstance(value, Candidates):
-        return value.to_config()
-    if is_dataclass(value):
-        return {f.name: _as_data(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_as_data(v) for v in value]
-    return value
-
-
-def _section(value: Any, cls: type, where: str) -> Any:
-    """A nested section given as a mapping (a dataclass built in code with plain data) built like YAML's."""
-    return from_mapping(cls, value, where) if isinstance(value, Mapping) else value
 
 
 def parse_set(assignment: str) -> tuple[list[str], Any]:
@@ -499,55 +398,3 @@ def load_config(source: str | Path | Mapping | StudyConfig | None = None, overri
         raise ConfigError(f"{name}: {exc}") from None
 
 
-def _default_text(f) -> str:
-    if f.default is not MISSING:
-        value = f.default
-    elif f.default_factory is not MISSING:
-        value = f.default_factory()
-    else:
-        return ""
-    if isinstance(value, StageSpec) or value is None and f.name in STAGES:
-        return ""
-    if is_dataclass(value) and not isinstance(value, (type, Candidates)):
-        return ""                                       # a nested section: its own table follows
-    value = _as_data(value)
-    return "`" + yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("...").strip() + "`"
-
-
-def _table(cls: type, prefix: str) -> list[str]:
-    rows = ["| key | default | meaning |", "|---|---|---|"]
-    for f in fields(cls):
-        meaning = f.metadata.get("doc", "").replace("|", "\\|")        # a pipe would end the table cell
-        rows.append(f"| `{prefix}{f.name}` | {_default_text(f)} | {meaning} |")
-    return rows
-
-
-SECTIONS: tuple[tuple[str, type], ...] = (("", StudyConfig), ("evaluate", EvaluateConfig), ("tune", TuneConfig),
-                                          ("sweep", SweepConfig), ("cross", CrossConfig), ("prepare", PrepareConfig),
-                                          ("track", TrackConfig), ("infer", InferConfig))
-
-
-def config_reference() -> str:
-    """The key reference (``docs/config.md`` body), generated from the dataclasses and the backend registry."""
-    lines: list[str] = []
-    for section, cls in SECTIONS:
-        lines += [f"## {'top level' if not section else f'`{section}`'}", "", (cls.__doc__ or "").strip(), ""]
-        lines += _table(cls, f"{section}." if section else "") + [""]
-        if cls is TuneConfig:
-            for prefix, part in (("tune.space", SearchSpace), ("tune.space.select", SelectSpace),
-                                 ("tune.space.soft", SoftSpace)):
-                lines += [f"### `{prefix}`", "", inspect.cleandoc(part.__doc__ or ""), "", *_table(part, f"{prefix}."),
-                          ""]
-    for stage, backends in STAGES.items():
-        for name, backend in backends.items():
-            default = " (default)" if name == next(iter(backends)) else ""
-            lines += [f"### `infer.{stage}` with `backend: {name}`{default}", ""]
-            if fields(backend.options):
-                lines += _table(backend.options, f"infer.{stage}.") + [""]
-            else:
-                lines += ["No options: the stage is skipped.", ""]
-    sched = STAGE_SCHEDULING
-    lines += ["### Scheduling keys of every `infer` stage", "", *_table(Scheduling, "infer.<stage>."), "",
-              f"Sentiment's default `batch_size` is {sched['sentiment'].batch_size}. "
-              f"Deprecated: {', '.join(f'`{o}` (use `{n}`)' for o, n in DEPRECATED_KEYS.items())}.", ""]
-    return "\n".join(lines)

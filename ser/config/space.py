@@ -1,7 +1,7 @@
 """The typed search space of ``tune.space``: which fusion structures a fold's search samples and which candidate
 values each trial's exhaustive fit tries.
 
-Sections are frozen dataclasses built by ``ser.config.from_mapping`` like every other config section (unknown keys
+Sections are frozen dataclasses built by ``ser.config.mapping.from_mapping`` like every other config section (unknown keys
 refused with the closest valid one, errors naming ``tune.space.select.gate``), and documented by the same generator
 (``docs/config.md``). Choice lists are tuples; YAML gives lists, which are checked and stored as tuples.
 """
