@@ -17,7 +17,7 @@ from ser.reporting.figures import metric_name
 from ser._util.io import InputError, file_set
 from ser.measures.metrics import REPORTED_METRICS
 from ser.reporting.paper_tables import Table, numeric_frame, to_tex
-from ser.reporting.report import Heading, Paragraph, TableBlock, to_html, to_markdown
+from ser.reporting.blocks import Heading, Paragraph, TableBlock, to_html, to_markdown
 from ser.reporting.results import load_run
 from ser.evaluation.result_types import ScoredSystems, TunedSystems
 
