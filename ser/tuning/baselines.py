@@ -20,7 +20,6 @@ from ser.config import TuneConfig
 from ser.data.folds import fold_splits
 from ser.fusion.rules import rule_from_config
 from ser.fusion.text import NEGATIVE_SPLITS, PRIORS, SPREADS
-from ser.data.labels import LabelSet
 from ser.measures.metrics import fold_scores
 from ser.evaluation.scoring import TestRows
 from ser.evaluation.result_types import BaselineVerdict, Hindsight, PerFoldPick, ScoredSystems, TunedSystems, VersusBest
@@ -63,14 +62,13 @@ class FittedBaseline:
     tuning_score: float
 
 
-def fit_baselines(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig,
+def fit_baselines(df: pd.DataFrame, arrays: ScoreArrays, tune: TuneConfig,
                   searches: dict[str, list[TrialRecord]]) -> dict[str, dict[str, FittedBaseline]]:
-    """{baseline: {fold: fit}} on each fold's tuning rows (never its test rows).
+    """{baseline: {fold: fit}} on each fold's tuning rows (never its test rows); ``arrays``: ``df`` as arrays.
 
     A baseline the fold's search already ran as an anchor trial (same structure, same rows, same
     space: a deterministic fit) is taken from it; the others are fitted here.
     """
-    arrays = ScoreArrays.from_table(df, labels)
     specs = baseline_specs(arrays)
     out: dict[str, dict[str, FittedBaseline]] = {name: {} for name in specs}
     for split in fold_splits(df, tune.protocol):

@@ -297,8 +297,9 @@ def tuned_results(df: pd.DataFrame, labels: LabelSet, searches: dict[str, list[T
     sizes = tuning_group_sizes(df, tune.protocol)
     choices = {f: choose(records, tune.choice, sizes[f]) for f, records in searches.items()}
     chosen = {f: c.kept for f, c in choices.items()}
-    informative = carries_text(ScoreArrays.from_table(df, labels))    # else every fusion is speech, shifted
-    fits = fit_baselines(df, labels, tune, searches) if informative else {}
+    arrays = ScoreArrays.from_table(df, labels)
+    informative = carries_text(arrays)                        # else every fusion is speech, shifted
+    fits = fit_baselines(df, arrays, tune, searches) if informative else {}
     baselines = {name: {f: fit.config for f, fit in per_fold.items()} for name, per_fold in fits.items()}
     path_configs = {path: {f: choose_trial(records, tune.choice, sizes[f]).config for f, records in found.items()}
                     for path, found in (path_searches or {}).items()}

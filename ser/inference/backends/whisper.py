@@ -77,9 +77,10 @@ class WhisperStage:
                                    suppress_blank=DECODING["suppress_blank"], suppress_tokens=suppressed)
         return [tokenizer.decode(r.sequences_ids[0]).strip() for r in results]
 
-    def _long(self, wave: np.ndarray) -> str:
-        """A clip longer than the window: ``transcribe`` (window by window), or, for a model whose window is not
-        the 30 s ``transcribe`` can decode (ser's offline test model), its first window, with one warning."""
+    def _unbatched(self, wave: np.ndarray) -> str:
+        """A clip the batched path does not take (longer than the window, or any with ``vad_filter``):
+        ``transcribe``, or, for a model whose window is not the 30 s ``transcribe`` can decode (ser's offline test
+        model, which refuses ``vad_filter``), its first window, with one warning."""
         if self.transcribes:
             return self._one(wave)
         if not self.warned_trim:
@@ -105,6 +106,6 @@ class WhisperStage:
             for i, t in zip(chunk, self._batched([batch["audio"][i] for i in chunk])):
                 text[i] = t
         for i in sorted(set(ok) - set(short)):
-            text[i] = self._one(batch["audio"][i]) if self.vad_filter else self._long(batch["audio"][i])
+            text[i] = self._unbatched(batch["audio"][i])
         return {**batch, self.target: text,
                 self.source_column: np.full(n, f"asr:{self.model_name}", dtype=object)}
