@@ -178,7 +178,8 @@ def _fusion_line(r: TunedSystems, objective: str) -> tuple[str, list[float]]:
     if b.one_path is not None:
         line += f"; vs best one-path {versus(b.one_path)}"
     kept = [f.best.config["kind"] for f in r.folds]
-    return line + f"; kept speech alone in {kept.count('speech')}, joint in {kept.count('joint')}", gains
+    return line + (f"; kept speech alone in {kept.count('speech')}, joint in {kept.count('joint')}, logistic in "
+                   f"{kept.count('logistic')}"), gains
 
 
 def bench_fusion(rows_per_fold: int = 553, seeds: range = range(5)) -> None:

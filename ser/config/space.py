@@ -19,7 +19,7 @@ from ser.fusion.rules import GATES, WEIGHT_GATES, searchable_rules
 from ser.fusion.text import NEGATIVE_SPLITS, PRIORS, SPREADS
 from ser._util.io import InputError
 
-VARIANTS = ("speech", "select", "loglinear", "average", "joint", "published")
+VARIANTS = ("speech", "select", "loglinear", "average", "joint", "logistic", "published")
 """The built-in search variants (``ser.tuning.search.BUILTIN_VARIANTS`` says how each is sampled and fitted); a registered
 fusion rule with its own search hooks may be named beside them."""
 

@@ -3,5 +3,6 @@ with ``register_rule``), how a text path is read as evidence (``text``), the gri
 is fitted over, and the published rule."""
 
 from ser.fusion.rules import BUILTIN_SYSTEMS, Rule, register_rule, rule_from_config
+from ser.fusion import logistic  # noqa: F401  (registers the logistic rule)
 
 __all__ = ["BUILTIN_SYSTEMS", "Rule", "register_rule", "rule_from_config"]

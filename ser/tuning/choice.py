@@ -68,8 +68,8 @@ that reads the text divided by its mean (``text.prior: divide``) passes the same
 lead (a fusion whose gain needs the text's prior only shifts speech's class priors, which does not carry over to an
 unseen speaker)."""
 PATH_MARGIN_SE = 1.0
-"""A joint fusion (one weight per text path) is kept over the one-path choice only when it passes the same test
-against it with this lead: a further path earns its weight, or the fold goes without it."""
+"""A fusion of several text paths (joint, or logistic over them) is kept over the one-path choice only when it passes
+the same test against it with this lead: a further path earns its weight, or the fold goes without it."""
 
 
 @dataclass(frozen=True)
@@ -179,8 +179,8 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
     kept = _fusion_finalist(records)
     if kept is None:
         return Choice(speech[0], "speech alone: no fusion was searched")
-    if kept.config["kind"] == "joint":
-        simpler = choose([r for r in records if r.config["kind"] != "joint"], rule, group_rows)
+    if _reads_several_paths(kept.config):
+        simpler = choose([r for r in records if not _reads_several_paths(r.config)], rule, group_rows)
         if simpler.kept.config["kind"] != "speech":
             keep_joint, why = _consistently_better(kept, simpler.kept, PATH_MARGIN_SE, group_rows,
                                                    "the one-path fusion", "one-path fusion", "joint fusion")
@@ -212,6 +212,11 @@ def _fusion_finalist(records: list[TrialRecord]) -> TrialRecord | None:
             by_level.setdefault(free_parameters(r.config), []).append(r)
     finalists = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
     return _one_se(finalists, corrected=True) if finalists else None
+
+
+def _reads_several_paths(config: dict) -> bool:
+    """Does this fusion read further text paths beside the primary one (a joint fusion, a logistic one over them)?"""
+    return config["kind"] == "joint" or len(config.get("paths", ())) > 1
 
 
 def _divides_prior(config: dict) -> bool:

@@ -23,6 +23,7 @@ import numpy as np
 from ser.data.arrays import PRIMARY_PATH, ScoreArrays
 from ser.fusion.rules import GATES, NEVER, RULES, JointRule, learned_exclusions, rule_from_config, searchable_rules, \
     weight_scale
+from ser.fusion.logistic import fit_logistic
 from ser.fusion.text import EPS, NegativeMapping, TextDistribution
 from ser.fusion.grid import group_base_counts, group_deltas
 from ser.data.labels import LabelSet
@@ -71,6 +72,10 @@ def _sample_soft(trial: Any, space: SearchSpace) -> dict:
     return params
 
 
+LOGISTIC_PATHS = ("primary", "all")
+"""The text paths a logistic fusion may read: the primary one, or every path of the table."""
+
+
 def one_weight_structure(spread: str, split: str, prior: str) -> dict:
     """The sampled structure of a one-weight log-linear fusion reading the text as given (an anchor and a baseline:
     the baselines reuse an anchor's fit by this structure)."""
@@ -88,7 +93,8 @@ def anchor_trials(space: SearchSpace) -> list[dict]:
 
     Speech alone (the null model: nothing fitted, so the one-SE choice keeps it when text adds
     nothing measurable), a single-weight log-linear fusion for each text distribution in the
-    space, then the published procedure: the search is never worse than them for want of trying them.
+    space, the joint fusions, the logistic fusion, then the published procedure: the search is never worse than
+    them for want of trying them.
     """
     if not space.anchors:
         return []
@@ -100,6 +106,9 @@ def anchor_trials(space: SearchSpace) -> list[dict]:
         out += [one_weight_structure(*r) for r in readings]
     if "joint" in space.variants:
         out += [joint_structure(*r) for r in readings]
+    if "logistic" in space.variants:     # over every path too where joint fusion is searched (further paths)
+        out += [{"variant": "logistic", "paths": paths} for paths in LOGISTIC_PATHS
+                if paths == "primary" or "joint" in space.variants]
     if "published" in space.variants:
         out.append({"variant": "published"})
     return out
@@ -342,6 +351,17 @@ def _fit_speech(params: dict, a: ScoreArrays, space: SearchSpace, objective: Obj
     return TrialResult({"kind": "speech"}, objective.score(a.y, a.speech, a.group, a.labels.k), 1)
 
 
+def _sample_logistic(trial: Any, space: SearchSpace) -> dict:
+    """Which text paths a logistic fusion reads: the primary one, or all of them."""
+    return {"paths": trial.suggest_categorical("paths", list(LOGISTIC_PATHS))}
+
+
+def _fit_logistic(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
+    """A logistic regression over speech and the sampled text paths (its inner estimate refits it)."""
+    rule = fit_logistic(a, objective, [PRIMARY_PATH] if params["paths"] == "primary" else a.paths)
+    return TrialResult(rule.to_config(), objective.score(a.y, rule.decide(a).pred, a.group, a.labels.k), 1)
+
+
 def _fit_published(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
     """The published procedure, on the paper's pooled criterion for the objective's metric."""
     return TrialResult(*published_procedure(a, objective.metric))
@@ -371,6 +391,7 @@ BUILTIN_VARIANTS: dict[str, Variant] = {
     "loglinear": Variant(_sample_soft, _fit_soft),
     "average": Variant(_sample_soft, _fit_soft),
     "joint": Variant(_sample_joint, _fit_soft),
+    "logistic": Variant(_sample_logistic, _fit_logistic),
     "published": Variant(_sample_nothing, _fit_published),
 }
 """``ser.config.space.VARIANTS``, each with its sampler and fit (``published`` fits the paper's procedure, whose
