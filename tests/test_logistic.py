@@ -15,6 +15,7 @@ from ser.fusion.logistic import LogisticRule, fit_logistic, row_weights
 from ser.fusion.rules import describe_config, free_parameters, rule_from_config
 from ser.measures.metrics import summary
 from ser.measures.objective import Objective
+from ser.tuning.choice import TrialRecord, choose
 from ser.tuning.per_fold import make_fold_search, tune_folds, tuned_results
 
 ANG, HAP, NEU, SAD = range(4)
@@ -51,12 +52,15 @@ def test_the_configuration_round_trips_and_is_counted_and_described():
     two = {**text_reader(), "paths": ["primary", "llm"], "coef": np.zeros((4, 10)).tolist()}
     assert free_parameters(two) == 3 * (4 + 6 + 1)
     assert describe_config(two) == "logistic regression on speech and primary, llm text"
+    alone = {**text_reader(), "paths": [], "coef": np.eye(4).tolist()}
+    assert describe_config(alone) == "logistic regression on speech alone (a recalibration, no text)"
+    assert free_parameters(alone) == 3 * (4 + 1)
 
 
 @pytest.mark.parametrize("change, message", [
     ({"coef": np.zeros((4, 6)).tolist()}, "needs coef 4×7 and intercept of 4 values, got (4, 6)"),
     ({"intercept": [0, 0, 0]}, "got (4, 7) and (3,)"),
-    ({"paths": "primary"}, "paths must be a non-empty list of text path names"),
+    ({"paths": "primary"}, "paths must be a list of text path names (empty: speech alone)"),
     ({"intercept": [0, 0, 0, float("nan")]}, "coef and intercept must be finite"),
     ({"coefs": []}, "unknown key 'coefs'; did you mean 'coef'?"),
 ])
@@ -142,3 +146,42 @@ def test_text_that_says_nothing_keeps_speech_alone_whatever_the_logistic_fit_gai
     r = _tune(validate(synthetic_scores(n_folds=5, per_fold=300, seed=0, profile="useless-text")))
     gains = [f.systems["tuned"]["macro_f1"] - f.systems["speech"]["macro_f1"] for f in r.folds]
     assert min(gains) >= -0.01
+
+
+def _record(number, config, inner):
+    return TrialRecord(number, {}, config, float(np.mean(inner)) + 0.01, 1, list(inner))
+
+
+def test_a_logistic_fusion_is_kept_only_if_its_text_beats_the_same_regression_on_speech_alone():
+    """Part of a logistic fusion's gain is a recalibration of speech's classes, which needs no text; its text must
+    add to the regression on speech alone as the prior-divided text must add to speech. The recalibration itself is
+    never kept, whatever the rule."""
+    speech = _record(0, {"kind": "speech"}, [0.60] * 4)
+    divided = _record(1, {"kind": "loglinear", "w": 0.3, "text": {"prior": "divide"}}, [0.62, 0.625, 0.62, 0.625])
+    alone = {**text_reader(), "paths": []}
+    recalibrated = _record(2, alone, [0.65, 0.655, 0.65, 0.655])
+    no_text = _record(3, text_reader(), [0.652, 0.654, 0.652, 0.654])       # ±0.1 point around the recalibration
+    with_text = _record(4, text_reader(), [0.67, 0.675, 0.67, 0.675])       # +2 points in every group
+    kept = choose([speech, divided, recalibrated, no_text])
+    assert kept.kept is divided
+    assert kept.why.startswith("the hand-mapped choice kept: the fusion leads by ")
+    assert "over the logistic regression on speech alone" in kept.why and "; then fusion kept: " in kept.why
+    assert choose([speech, divided, recalibrated, with_text]).kept is with_text
+    assert choose([speech, divided, with_text]).why.startswith(
+        "the hand-mapped choice kept: the logistic regression on speech alone was not searched")
+    for rule in ("levels", "one-se", "inner-best", "tuning-best"):
+        assert choose([speech, recalibrated], rule).kept is speech
+
+
+def test_the_one_path_logistic_fusion_stays_eligible_when_the_several_path_one_is_refused():
+    """A logistic fusion over two paths that does not beat the one-path choice by a whole SE: the fold falls back to
+    the one-path logistic fusion, still held against the regression on speech alone."""
+    speech = _record(0, {"kind": "speech"}, [0.60] * 4)
+    divided = _record(1, {"kind": "loglinear", "w": 0.3, "text": {"prior": "divide"}}, [0.62, 0.625, 0.62, 0.625])
+    recalibrated = _record(2, {**text_reader(), "paths": []}, [0.65, 0.655, 0.65, 0.655])
+    one_path = _record(3, text_reader(), [0.67, 0.675, 0.67, 0.675])
+    both = {**text_reader(), "paths": ["primary", "llm"], "coef": np.zeros((4, 10)).tolist()}
+    two_paths = _record(4, both, [0.73, 0.735, 0.6699, 0.6749])        # +6 points in 2 groups, -0.01 in 2
+    kept = choose([speech, divided, recalibrated, one_path, two_paths])
+    assert kept.kept is one_path
+    assert kept.why.startswith("one-path fusion kept: ")

@@ -76,7 +76,8 @@ def fit_logistic(a: ScoreArrays, objective: Objective = Objective(), paths: list
 @register_rule
 @dataclass(frozen=True)
 class LogisticRule:
-    """argmax over classes of coef · features + intercept (:func:`features`), for the text paths ``paths``."""
+    """argmax over classes of coef · features + intercept (:func:`features`), for the text paths ``paths`` (none:
+    speech recalibrated, the reference the search holds a logistic fusion's text against)."""
 
     paths: tuple[str, ...]
     coef: np.ndarray          # (K, K + 3·P)
@@ -87,8 +88,8 @@ class LogisticRule:
     @classmethod
     def from_config(cls, raw: Mapping[str, Any], labels: LabelSet) -> "LogisticRule":
         paths = raw["paths"]
-        if not isinstance(paths, (list, tuple)) or not paths or not all(isinstance(p, str) for p in paths):
-            raise InputError(f"paths must be a non-empty list of text path names, got {paths!r}")
+        if not isinstance(paths, (list, tuple)) or not all(isinstance(p, str) for p in paths):
+            raise InputError(f"paths must be a list of text path names (empty: speech alone), got {paths!r}")
         coef = np.asarray(raw["coef"], dtype=float)
         intercept = np.asarray(raw["intercept"], dtype=float)
         width = labels.k + len(SENTIMENTS) * len(paths)
@@ -111,6 +112,8 @@ class LogisticRule:
 
     @staticmethod
     def describe(config: Mapping[str, Any]) -> str:
+        if not config["paths"]:
+            return "logistic regression on speech alone (a recalibration, no text)"
         return f"logistic regression on speech and {', '.join(config['paths'])} text"
 
     def decide(self, a: ScoreArrays) -> Decision:

@@ -66,7 +66,7 @@ EVIDENCE_MARGIN_SE = 1.0
 """A fusion is kept over speech alone only when the text also shows evidence beyond its own prior: the best fusion
 that reads the text divided by its mean (``text.prior: divide``) passes the same test against speech alone with this
 lead (a fusion whose gain needs the text's prior only shifts speech's class priors, which does not carry over to an
-unseen speaker)."""
+unseen speaker). A logistic fusion must also pass it against the same regression on speech alone."""
 PATH_MARGIN_SE = 1.0
 """A fusion of several text paths (joint, or logistic over them) is kept over the one-path choice only when it passes
 the same test against it with this lead: a further path earns its weight, or the fold goes without it."""
@@ -165,6 +165,8 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
     """
     if rule not in CHOICES:
         raise InputError(f"choice '{rule}' is not one of {list(CHOICES)}")
+    references = [r for r in records if _recalibrates_speech(r.config)]
+    records = [r for r in records if not _recalibrates_speech(r.config)]
     if any(r.inner is None for r in records):
         return Choice(max(records, key=lambda r: (r.score, -r.number)),
                       "best tuning score (a single tuning fold: no inner estimate)")
@@ -179,8 +181,15 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
     kept = _fusion_finalist(records)
     if kept is None:
         return Choice(speech[0], "speech alone: no fusion was searched")
+    if kept.config["kind"] == "logistic":
+        text_helps, why = _text_beyond_recalibration(kept, references[:1], group_rows)
+        if not text_helps:
+            simpler = choose([*references, *(r for r in records if r.config["kind"] != "logistic")], rule,
+                             group_rows)
+            return Choice(simpler.kept, f"{why}; then {simpler.why}")
     if _reads_several_paths(kept.config):
-        simpler = choose([r for r in records if not _reads_several_paths(r.config)], rule, group_rows)
+        simpler = choose([*references, *(r for r in records if not _reads_several_paths(r.config))], rule,
+                         group_rows)
         if simpler.kept.config["kind"] != "speech":
             keep_joint, why = _consistently_better(kept, simpler.kept, PATH_MARGIN_SE, group_rows,
                                                    "the one-path fusion", "one-path fusion", "joint fusion")
@@ -212,6 +221,23 @@ def _fusion_finalist(records: list[TrialRecord]) -> TrialRecord | None:
             by_level.setdefault(free_parameters(r.config), []).append(r)
     finalists = [max(level, key=lambda r: (r.score, -r.number)) for level in by_level.values()]
     return _one_se(finalists, corrected=True) if finalists else None
+
+
+def _recalibrates_speech(config: dict) -> bool:
+    """Is this the logistic regression on speech alone (no text path)? It is never kept: it is the reference a
+    logistic fusion's text must beat."""
+    return config["kind"] == "logistic" and not config.get("paths")
+
+
+def _text_beyond_recalibration(fused: TrialRecord, references: list[TrialRecord],
+                               group_rows: Sequence[int] | None) -> tuple[bool, str]:
+    """Does a logistic fusion's text add to what the same regression learns from speech alone (consistently, with
+    ``EVIDENCE_MARGIN_SE``)? Part of what it gains is a recalibration of speech's classes, which needs no text."""
+    if not references:
+        return False, ("the hand-mapped choice kept: the logistic regression on speech alone was not searched, so "
+                       "the logistic fusion's text shows no evidence of its own")
+    return _consistently_better(fused, references[0], EVIDENCE_MARGIN_SE, group_rows,
+                                "the logistic regression on speech alone", "the hand-mapped choice", "logistic fusion")
 
 
 def _reads_several_paths(config: dict) -> bool:

@@ -72,8 +72,9 @@ def _sample_soft(trial: Any, space: SearchSpace) -> dict:
     return params
 
 
-LOGISTIC_PATHS = ("primary", "all")
-"""The text paths a logistic fusion may read: the primary one, or every path of the table."""
+LOGISTIC_PATHS = ("none", "primary", "all")
+"""The text paths a logistic regression reads: none (speech alone: the reference a logistic fusion's text must beat,
+never kept; ``ser.tuning.choice``), the primary one, or every path of the table."""
 
 
 def one_weight_structure(spread: str, split: str, prior: str) -> dict:
@@ -93,7 +94,8 @@ def anchor_trials(space: SearchSpace) -> list[dict]:
 
     Speech alone (the null model: nothing fitted, so the one-SE choice keeps it when text adds
     nothing measurable), a single-weight log-linear fusion for each text distribution in the
-    space, the joint fusions, the logistic fusion, then the published procedure: the search is never worse than
+    space, the joint fusions, the logistic regressions (on speech alone, the reference; with the primary path; with
+    every path), then the published procedure: the search is never worse than
     them for want of trying them.
     """
     if not space.anchors:
@@ -108,7 +110,7 @@ def anchor_trials(space: SearchSpace) -> list[dict]:
         out += [joint_structure(*r) for r in readings]
     if "logistic" in space.variants:     # over every path too where joint fusion is searched (further paths)
         out += [{"variant": "logistic", "paths": paths} for paths in LOGISTIC_PATHS
-                if paths == "primary" or "joint" in space.variants]
+                if paths != "all" or "joint" in space.variants]
     if "published" in space.variants:
         out.append({"variant": "published"})
     return out
@@ -352,13 +354,13 @@ def _fit_speech(params: dict, a: ScoreArrays, space: SearchSpace, objective: Obj
 
 
 def _sample_logistic(trial: Any, space: SearchSpace) -> dict:
-    """Which text paths a logistic fusion reads: the primary one, or all of them."""
+    """Which text paths a logistic regression reads (:data:`LOGISTIC_PATHS`)."""
     return {"paths": trial.suggest_categorical("paths", list(LOGISTIC_PATHS))}
 
 
 def _fit_logistic(params: dict, a: ScoreArrays, space: SearchSpace, objective: Objective) -> TrialResult:
     """A logistic regression over speech and the sampled text paths (its inner estimate refits it)."""
-    rule = fit_logistic(a, objective, [PRIMARY_PATH] if params["paths"] == "primary" else a.paths)
+    rule = fit_logistic(a, objective, {"none": [], "primary": [PRIMARY_PATH], "all": a.paths}[params["paths"]])
     return TrialResult(rule.to_config(), objective.score(a.y, rule.decide(a).pred, a.group, a.labels.k), 1)
 
 
