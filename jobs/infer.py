@@ -27,7 +27,8 @@ from ser._util.io import atomic_path, signature, write_parquet
 from ser.data.labels import LabelSet
 from ser._util.progress import progress
 from ser.data.folds import scoring_rows
-from ser.inference.pipeline import check_gpus, fitted_cpu_reservations, group_scorings, speech_cpu_threads
+from ser.inference.pipeline import (chains_stages, check_gpus, fitted_cpu_reservations, group_scorings,
+                                   speech_cpu_threads)
 from ser.data.schema import validate
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,20 @@ def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: fl
     if features:
         extra["features"] = features
     return _backend_stage(spec, **extra)
+
+
+def _chained(actor_stages: list[dict], machine_cpus: float | None = None) -> dict:
+    """The actor stages as one stage of :class:`~ser.inference.backends.chain.StageChain` actors, with the first
+    (speech) stage's pool and batch size and the most GPUs any stage asks for. On a Ray of ser's own
+    (``machine_cpus``) each chain actor reserves its share of the machine's CPUs, which is also how many threads
+    Ray lets the models in it use (it sets ``OMP_NUM_THREADS`` from the reservation); else the speech stage's CPUs."""
+    from ser.inference.backends.chain import StageChain
+
+    first = actor_stages[0]
+    return {**first, "fn": StageChain, "num_gpus": max(stage["num_gpus"] for stage in actor_stages),
+            "num_cpus": machine_cpus / first["compute"].max_size if machine_cpus else first["num_cpus"],
+            "fn_constructor_kwargs": {"stages": [(stage["fn"], stage["fn_constructor_kwargs"])
+                                                 for stage in actor_stages]}}
 
 
 def _fit_local_machine(actor_stages: list[dict], cpus: float) -> list[dict]:
@@ -203,7 +218,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
     """
     import ray
 
-    from .ray_env import ensure_ray
+    from .ray_env import ensure_ray, local_ray
     from ser.inference.backends.audio_stage import load_batch
 
     out = Path(out)
@@ -229,7 +244,12 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         cpus = ray.cluster_resources().get("CPU", 1.0)
         speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
             _speech_stage(stages.speech, labels, out, cpus, features)
-        actor_stages = _fit_local_machine([speech, *text_stages(stages, out)], cpus)
+        actor_stages = [speech, *text_stages(stages, out)]
+        if chains_stages(stages.chain_stages, local_ray(), [stage["num_gpus"] for stage in actor_stages]):
+            log.debug(f"{len(actor_stages)} model stages chained in one actor pool (infer.chain_stages: "
+                      f"{stages.chain_stages})")
+            actor_stages = [_chained(actor_stages, cpus if local_ray() else None)]
+        actor_stages = _fit_local_machine(actor_stages, cpus)
         # decoding reserves what the speech actor does, so Ray Data fuses the two (no CPU left idle between them)
         ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=actor_stages[0]["num_cpus"] or 1)
         for stage in actor_stages:

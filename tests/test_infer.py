@@ -186,6 +186,58 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
     assert set(chosen) == set(manifest["fold"]) and all(r[0].config["merge"] == "exclude" for r in chosen.values())
 
 
+def test_chained_stages_score_exactly_as_a_pool_per_stage(tmp_path, corpus, ray_session):
+    """The demo's stages (acoustic speech, VADER on the reference, a tiny Whisper path) chained in one actor, the
+    default on a local CPU-only Ray, give the same table as an actor pool per stage, row for row."""
+    from jobs.infer import run_infer
+
+    path, manifest = corpus
+    manifest = pd.read_parquet(path)
+    speech_only = {"shard_rows": 8, "speech": {"batch_size": 8},
+                   "text_paths": [{"name": "asr", "asr": {"backend": "whisper", "model": "ser:tiny-random"},
+                                   "sentiment": {"backend": "vader"}}]}
+    chained = stages(tmp_path, **speech_only)
+    assert chained.infer.chain_stages == "auto"
+    one, _ = run_infer(manifest, chained.infer, chained.label_set, tmp_path / "chained")
+    per_stage = replace(chained.infer, chain_stages="never")
+    two, _ = run_infer(manifest, per_stage, chained.label_set, tmp_path / "per-stage")
+    pd.testing.assert_frame_equal(one.drop(columns="speech_worker"), two.drop(columns="speech_worker"))
+
+
+def test_stages_chain_on_a_local_cpu_machine_and_run_in_order():
+    """auto chains on a Ray ser starts itself without GPU stages; a cluster or a GPU stage keeps a pool per stage.
+    A chain constructs its stages once and passes each batch through them in the configured order."""
+    from ray.data import ActorPoolStrategy
+
+    from jobs.infer import _chained
+    from ser.inference.backends.chain import StageChain
+    from ser.inference.pipeline import chains_stages
+
+    assert chains_stages("auto", local=True, stage_gpus=[0, 0, 0])
+    assert not chains_stages("auto", local=True, stage_gpus=[1, 0])
+    assert not chains_stages("auto", local=False, stage_gpus=[0, 0])
+    assert chains_stages("always", local=False, stage_gpus=[1, 0]) and not chains_stages("never", True, [0])
+
+    class Append:
+        def __init__(self, tag):
+            self.tag = tag
+
+        def __call__(self, batch):
+            return {"trace": batch["trace"] + self.tag}
+
+    stages = [{"fn": Append, "fn_constructor_kwargs": {"tag": "s"}, "num_gpus": 0.0, "num_cpus": 1.0,
+               "compute": ActorPoolStrategy(size=2)},
+              {"fn": Append, "fn_constructor_kwargs": {"tag": "t"}, "num_gpus": 0.5, "num_cpus": 0.5,
+               "compute": ActorPoolStrategy(size=1)}]
+    stage = _chained(stages)
+    assert stage["num_gpus"] == 0.5 and stage["num_cpus"] == 1.0 and stage["compute"].max_size == 2
+    assert _chained(stages, machine_cpus=8)["num_cpus"] == 4       # the machine's CPUs shared by the chain's actors
+    chain = stage["fn"](**stage["fn_constructor_kwargs"])
+    assert chain({"trace": np.array(["a", "b"], dtype=object)})["trace"].tolist() == ["ast", "bst"]
+    with pytest.raises(ValueError, match="at least one stage"):
+        StageChain([])
+
+
 def test_actor_stages_are_fitted_to_a_local_machine_so_all_run_at_once(monkeypatch):
     """Four stages reserving a CPU each on 2 CPUs ran two at a time; scaled, every stage has its actor at once.
     Decoding then reserves what the speech actor does (so Ray Data fuses them) and a cluster keeps its settings."""

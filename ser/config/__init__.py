@@ -30,6 +30,7 @@ from ser.config.space import Candidates, SearchSpace
 
 METHODS = ("search", "published")
 ENGINES = ("auto", "ray", "optuna")
+CHAIN_CHOICES = ("auto", "always", "never")
 AUTO_RAY_ROWS = 20_000
 """``tune.engine: auto`` takes Ray Tune on a cluster (``RAY_ADDRESS``) or from this many score-table rows; below it
 Tune's per-trial overhead costs more than searching folds side by side saves (``python -m jobs.bench tune`` on 2
@@ -246,6 +247,11 @@ class InferConfig:
     in_sample: bool = field(default=False, metadata=doc(
         "also score each utterance with every other fold's model (val/trainval protocols, the published preset)"))
     val_share: float = field(default=0.1, metadata=doc("share of in-sample rows marked `val`"))
+    chain_stages: str = field(default="auto", metadata=doc(
+        f"one of {list(CHAIN_CHOICES)}: run every model stage in one actor pool (one process loads every model and "
+        "each batch passes through the stages in turn) instead of a pool per stage; auto: on a Ray that ser starts "
+        "itself when no stage asks for a GPU (the speech stage takes the machine's cores there, so a process per "
+        "stage only adds start-up and contention)"))
     speech: StageSpec = field(default=None, metadata=doc("speech classifier stage"))  # type: ignore[assignment]
     asr: StageSpec = field(default=None, metadata=doc("ASR stage (none: use reference transcripts)"))  # type: ignore[assignment]
     sentiment: StageSpec = field(default=None, metadata=doc("sentiment stage over transcripts"))  # type: ignore[assignment]
@@ -265,6 +271,7 @@ class InferConfig:
             raise InputError(f"infer.text_paths: names must be distinct, got {names}")
         object.__setattr__(self, "text_paths", paths)
         check_flag(self.in_sample, "infer.in_sample")
+        check_choice(self.chain_stages, CHAIN_CHOICES, "infer.chain_stages")
         if not is_number(self.val_share) or not 0 <= self.val_share < 1:
             raise InputError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
         check_count(self.shard_rows, "infer.shard_rows")

@@ -50,6 +50,14 @@ def speech_cpu_threads(spec: "StageSpec", cluster_cpus: float) -> int | None:
     return spec.options.cpu_threads or max(1, int(cluster_cpus) // spec.scheduling.actors)
 
 
+def chains_stages(setting: str, local: bool, stage_gpus: list[float]) -> bool:
+    """Whether the model stages run as one chained actor pool (``infer.chain_stages``): always, never, or (auto) on
+    a Ray that ser started itself when no stage asks for a GPU."""
+    if setting != "auto":
+        return setting == "always"
+    return local and not any(stage_gpus)
+
+
 def fitted_cpu_reservations(reservations: list[float], cluster_cpus: float) -> list[float]:
     """Each actor stage's CPU reservation scaled down so that every stage's actors fit at once on a machine of
     ``cluster_cpus`` CPUs (unchanged when they already fit).
