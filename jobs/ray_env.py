@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 
 def local_ray() -> bool:
@@ -20,6 +21,12 @@ def keep_local_ray_on_loopback() -> None:
     ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1`` set by the user, leaves Ray's own choice alone."""
     if local_ray():
         os.environ.setdefault(_CLUSTER_SWITCH, "0")
+
+
+def ray_running() -> bool:
+    """Whether this process is already connected to a Ray (checked without importing Ray)."""
+    ray = sys.modules.get("ray")
+    return ray is not None and ray.is_initialized()
 
 
 def ensure_ray(num_cpus: int | None = None, num_gpus: int | None = None) -> None:

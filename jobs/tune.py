@@ -1,4 +1,5 @@
-"""Ray Tune engine for ``ser tune``: one Tune experiment, one Tune trial per fold.
+"""Ray engines for ``ser tune``: one Tune experiment with a Tune trial per fold, or (``task_engine``) a plain Ray task
+per fold on a Ray the process already runs.
 
 Each fold's trial runs that fold's whole seeded TPE search (:class:`ser.tuning.per_fold.FoldStudy`, the code the in-process
 engine runs), so folds stay independent (no fold's test labels can steer another search that chooses for it), a
@@ -27,7 +28,7 @@ from ser.data.arrays import ScoreArrays
 from ser.tuning.choice import TrialRecord
 from ser.measures.objective import Objective
 from ser.config.space import SearchSpace
-from ser.tuning.per_fold import Advance, FoldDone, FoldStudy, no_progress, nothing_kept
+from ser.tuning.per_fold import Advance, FoldDone, FoldStudy, no_progress, nothing_kept, search_fold
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,32 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: Sea
     for fold, records in out.items():
         finished(fold, records)
     return out
+
+
+def task_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: SearchSpace, objective: Objective,
+                trials: int, concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept
+                ) -> dict[str, list[TrialRecord]]:
+    """Every fold's whole search (:func:`ser.tuning.per_fold.search_fold`) as a plain Ray task on the Ray this process
+    already runs (``ser run`` after inference): folds side by side on its CPUs without a Tune experiment's set-up,
+    each fold reported (``finished``, so it is saved) as it ends, the same trials as the other engines. Resumable by
+    finished fold, like the in-process engine; ``concurrency`` is Ray's to decide (one task per CPU)."""
+    import ray
+
+    search = ray.remote(num_cpus=1)(search_fold)
+    pending = {search.remote(seeds[fold], a, space, objective, trials): fold for fold, a in tuning.items()}
+    out = {}
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            fold = pending.pop(ready[0])
+            out[fold] = ray.get(ready[0])
+            advance(trials)
+            finished(fold, out[fold])
+    except BaseException:
+        for ref in pending:              # an interrupt or a failed fold: the other searches stop too
+            ray.cancel(ref, force=True)
+        raise
+    return {fold: out[fold] for fold in tuning}
 
 
 @contextmanager

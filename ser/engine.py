@@ -48,17 +48,20 @@ def engine_for(tune: "TuneConfig", rows: int) -> str:
 def search_engine(tune: "TuneConfig", rows: int, experiment_dir: str | Path | None = None, resume: bool = False
                   ) -> "SearchEngine":
     """The engine for ``tune.engine`` on ``rows`` rows: Ray Tune (a Tune trial per fold) or in-process Optuna."""
-    from ser.config import AUTO_RAY_ROWS
+    from ser.config import AUTO_RAY_ROWS, AUTO_TASK_WORK
     from ser.tuning.per_fold import optuna_engine
 
     name = engine_for(tune, rows)
+    tasks = (tune.engine == "auto" and name == "optuna" and rows * tune.trials >= AUTO_TASK_WORK
+             and ray_layer("ray_env").ray_running())
     if tune.engine == "auto":
-        log.debug(f"tune.engine auto: {'Ray Tune' if name == 'ray' else 'in-process Optuna'} for {rows:,} rows "
-                  f"(Ray Tune on a cluster or from {AUTO_RAY_ROWS:,} rows)")
+        chosen = "Ray Tune" if name == "ray" else "Ray tasks on the Ray already running" if tasks else "in-process Optuna"
+        log.debug(f"tune.engine auto: {chosen} for {rows:,} rows (Ray Tune on a cluster or from {AUTO_RAY_ROWS:,} rows; "
+                  f"below, Ray tasks when Ray already runs here and rows x trials >= {AUTO_TASK_WORK:,})")
     if name == "ray":
         return partial(ray_layer("tune").ray_engine, experiment_dir=str(experiment_dir) if experiment_dir else None,
                        resume=resume)
-    return optuna_engine
+    return ray_layer("tune").task_engine if tasks else optuna_engine
 
 
 def run_inference(manifest: pd.DataFrame, infer: "InferConfig", labels: "LabelSet", out: Path

@@ -143,6 +143,27 @@ def test_ray_tune_engine_gives_the_in_process_engines_trials(table, ray_session)
     assert ray_run == tune_folds(table, labels, replace(cfg, engine="optuna"), make_fold_search(cfg), 7)
 
 
+def test_folds_as_ray_tasks_give_the_in_process_trials_and_auto_takes_them_where_ray_runs(table, ray_session,
+                                                                                          tmp_path):
+    """With Ray already running here (ser run after inference), auto searches a large enough table's folds as Ray
+    tasks side by side: the same trials as one after another, every fold saved as it finishes. Small searches, and
+    explicit engines, stay where they were."""
+    from jobs.tune import task_engine
+    from ser.config import AUTO_TASK_WORK
+    from ser.engine import search_engine
+    from ser.tuning.per_fold import optuna_engine
+
+    cfg = replace(FAST, engine="auto", trials=4)
+    labels = load_config(None).label_set
+    as_tasks = tune_folds(table, labels, cfg, make_fold_search(cfg, task_engine), 7, state_dir=tmp_path)
+    assert as_tasks == tune_folds(table, labels, cfg, make_fold_search(cfg, optuna_engine), 7)
+    assert len(list(tmp_path.glob("fold-*.json"))) == len(as_tasks) == 5       # each fold saved as it finished
+    big = AUTO_TASK_WORK // cfg.trials
+    assert search_engine(cfg, big) is task_engine
+    assert search_engine(cfg, big - 1) is optuna_engine
+    assert search_engine(replace(cfg, engine="optuna"), big) is optuna_engine
+
+
 @pytest.mark.ray
 def test_interrupted_ray_search_resumes_exactly(tmp_path):
     """SIGKILL `ser tune` once its folds have checkpointed their searches; `--resume` restores the Tune experiment,

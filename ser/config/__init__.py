@@ -36,6 +36,11 @@ AUTO_RAY_ROWS = 20_000
 Tune's per-trial overhead costs more than searching folds side by side saves (``python -m jobs.bench tune`` on 2
 cores, 10 folds x 48 trials: Ray 0.86x the in-process engine at 5,548 rows, 1.49x at 20,065, 1.60x at 55,479; both
 give the same trials)."""
+AUTO_TASK_WORK = 30_000
+"""``tune.engine: auto`` below ``AUTO_RAY_ROWS`` searches the folds as plain Ray tasks, side by side, when this process
+already runs Ray (``ser run`` after inference) and rows × trials reach this; below it one fold after another in
+process is as fast (a task's worker first imports the search code, ~1–2 s; the demo's 960 rows × 48 trials take
+~10 s in one process on 2 cores)."""
 CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
 
 
@@ -80,8 +85,9 @@ class TuneConfig:
     method: str = field(default="search", metadata=doc(f"one of {list(METHODS)} (published: the paper's procedure)"))
     engine: str = field(default="auto", metadata=doc(
         f"one of {list(ENGINES)} (ray: a Ray Tune trial per fold; optuna: in-process, no Ray; auto: Ray Tune on a "
-        f"cluster (RAY_ADDRESS) or from {AUTO_RAY_ROWS:,} rows, where it is faster, else in-process; the same trials "
-        f"either way)"))
+        f"cluster (RAY_ADDRESS) or from {AUTO_RAY_ROWS:,} rows, where it is faster, else in-process, or a Ray task "
+        f"per fold side by side when this process already runs Ray, as `ser run` does after inference, and rows x "
+        f"trials >= {AUTO_TASK_WORK:,}; the same trials every way)"))
     protocol: str = field(default="oof", metadata=doc(f"tuning rows per fold: one of {list(TUNING_PROTOCOLS)}"))
     objective: str = field(default="macro_f1", metadata=doc(f"metric maximized on tuning rows: one of {list(METRICS)}"))
     aggregate: str = field(default="fold-mean", metadata=doc(

@@ -112,13 +112,19 @@ def optuna_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: 
     """
     out = {}
     for fold, a in tuning.items():
-        search = FoldStudy.start(seeds[fold], space)
-        for _ in range(trials):
-            search.step(a, space, objective)
-            advance(1)
-        out[fold] = search.records
-        finished(fold, search.records)
+        out[fold] = search_fold(seeds[fold], a, space, objective, trials, advance)
+        finished(fold, out[fold])
     return out
+
+
+def search_fold(seed: int, a: ScoreArrays, space: SearchSpace, objective: Objective, trials: int,
+                advance: Advance = no_progress) -> list[TrialRecord]:
+    """One fold's whole search: ``trials`` steps of a :class:`FoldStudy` seeded ``seed`` on its tuning arrays."""
+    search = FoldStudy.start(seed, space)
+    for _ in range(trials):
+        search.step(a, space, objective)
+        advance(1)
+    return search.records
 
 
 def _signature(tune: TuneConfig, seed: int, labels: LabelSet, table_key: str) -> str:
