@@ -87,10 +87,10 @@ def bench_core(rows_per_fold: int = 553, grid: int = 200, loop_grid: int = 20) -
 
 
 def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) -> None:
-    """Trials/s through Ray Tune (a Tune trial per fold) and through in-process Optuna on the same trials (10 folds ×
-    48 trials at 5.5k and 55k rows); `ser tune` and preset wall times."""
+    """Trials/s through Ray Tune (a Tune trial per fold), in-process Optuna and a plain Ray task per fold on the same
+    trials (10 folds × 48 trials at 5.5k and 55k rows); `ser tune` and preset wall times."""
     from .ray_env import ensure_ray
-    from .tune import ray_engine
+    from .tune import ray_engine, task_engine
     from ser.config import load_config
     from ser.data.schema import validate, write_scores
     from ser.data.synthetic import synthetic_scores, with_model_folds
@@ -103,8 +103,8 @@ def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) 
     for per_fold in sizes:
         df = validate(synthetic_scores(10, per_fold, seed=0, profile="iemocap-like"))
         rates, searches = {}, {}
-        for name, engine in (("ray", ray_engine), ("optuna", optuna_engine)):
-            tune_cfg = replace(cfg.tune, engine=name)
+        for name, engine in (("ray", ray_engine), ("optuna", optuna_engine), ("tasks", task_engine)):
+            tune_cfg = replace(cfg.tune, engine="optuna" if name == "tasks" else name)
             t0 = time.perf_counter()
             searches[name] = tune_folds(df, cfg.label_set, tune_cfg, make_fold_search(tune_cfg, engine), 0)
             dt = time.perf_counter() - t0
@@ -113,8 +113,9 @@ def bench_tune(rows_per_fold: int = 553, sizes: tuple[int, ...] = (553, 5_530)) 
             rates[name] = trials / dt
             print(f"{len(df):>7,} rows {name:>6}: {trials} trials ({trials / dt:.1f}/s), {n:,} configurations in "
                   f"{dt:.1f} s = {n / dt:,.0f} configurations/s")
-        same = "the same trials" if searches["ray"] == searches["optuna"] else "DIFFERENT trials"
-        print(f"{len(df):>7,} rows: Ray Tune / in-process throughput {rates['ray'] / rates['optuna']:.2f}x ({same})")
+        same = "the same trials" if searches["ray"] == searches["optuna"] == searches["tasks"] else "DIFFERENT trials"
+        print(f"{len(df):>7,} rows: throughput against in-process: Ray Tune {rates['ray'] / rates['optuna']:.2f}x, "
+              f"a Ray task per fold {rates['tasks'] / rates['optuna']:.2f}x ({same} on all three)")
     df = validate(synthetic_scores(10, rows_per_fold, seed=0, profile="iemocap-like"))
 
     tv = validate(with_model_folds(synthetic_scores(10, rows_per_fold, seed=0, profile="text-strong")))
