@@ -234,7 +234,8 @@ def bench_calibration(seeds: range = range(10)) -> None:
 
 
 def bench_infer(sizes: tuple[int, int] = (40, 120)) -> None:
-    """Ray Data pipeline vs a sequential loop over the same stages and files; peak memory at two sizes.
+    """Ray Data pipeline (stages chained in one actor, and a pool per stage) vs a sequential loop over the same stages
+    and files; peak memory at two sizes.
 
     Tiny locally built models (wav2vec2 per fold, Whisper, XLM-R) on CPU: the numbers measure the
     pipeline's overheads and parallelism, not model speed.

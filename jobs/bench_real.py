@@ -2,10 +2,11 @@
 
 ``infer-real``: random-init wav2vec2-base sequence classifiers (one per fold) and an XLM-R base sentiment
 model, built locally, on generated utterances of 2–12 s with reference transcripts (ASR off: a random-init
-decoder's output length is meaningless). Three ways of scoring the same files, each in a fresh process so
-its peak memory is its own: ``ser infer`` (Ray Data), the same stages in a plain batched loop, and the
-per-file ``transformers.pipeline`` loop that most research code uses. Then the decode cost that in-sample
-scoring used to pay once per fold model.
+decoder's output length is meaningless). Four ways of scoring the same files, each in a fresh process so
+its peak memory is its own: ``ser infer`` (Ray Data) with its stages chained in one actor (the default on a local
+CPU-only Ray) and with an actor pool per stage, the same stages in a plain batched loop, and the per-file
+``transformers.pipeline`` loop that most research code uses. Then the decode cost that in-sample scoring used to
+pay once per fold model.
 """
 
 from __future__ import annotations
