@@ -182,7 +182,7 @@ def choose(records: list[TrialRecord], rule: str = "levels", group_rows: Sequenc
     if kept is None:
         return Choice(speech[0], "speech alone: no fusion was searched")
     if kept.config["kind"] == "logistic":
-        text_helps, why = _text_beyond_recalibration(kept, references[:1], group_rows)
+        text_helps, why = _text_beyond_recalibration(kept, references[0] if references else None, group_rows)
         if not text_helps:
             simpler = choose([*references, *(r for r in records if r.config["kind"] != "logistic")], rule,
                              group_rows)
@@ -229,14 +229,15 @@ def _recalibrates_speech(config: dict) -> bool:
     return config["kind"] == "logistic" and not config.get("paths")
 
 
-def _text_beyond_recalibration(fused: TrialRecord, references: list[TrialRecord],
+def _text_beyond_recalibration(fused: TrialRecord, reference: TrialRecord | None,
                                group_rows: Sequence[int] | None) -> tuple[bool, str]:
-    """Does a logistic fusion's text add to what the same regression learns from speech alone (consistently, with
-    ``EVIDENCE_MARGIN_SE``)? Part of what it gains is a recalibration of speech's classes, which needs no text."""
-    if not references:
+    """Does a logistic fusion's text add to what the same regression learns from speech alone (``reference``;
+    consistently, with ``EVIDENCE_MARGIN_SE``)? Part of what it gains is a recalibration of speech's classes, which
+    needs no text."""
+    if reference is None:
         return False, ("the hand-mapped choice kept: the logistic regression on speech alone was not searched, so "
                        "the logistic fusion's text shows no evidence of its own")
-    return _consistently_better(fused, references[0], EVIDENCE_MARGIN_SE, group_rows,
+    return _consistently_better(fused, reference, EVIDENCE_MARGIN_SE, group_rows,
                                 "the logistic regression on speech alone", "the hand-mapped choice", "logistic fusion")
 
 
