@@ -245,12 +245,14 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
             _speech_stage(stages.speech, labels, out, cpus, features)
         actor_stages = [speech, *text_stages(stages, out)]
-        if chains_stages(stages.chain_stages, local_ray(), [stage["num_gpus"] for stage in actor_stages]):
+        local = local_ray()
+        if chains_stages(stages.chain_stages, local, [stage["num_gpus"] for stage in actor_stages]):
             log.debug(f"{len(actor_stages)} model stages chained in one actor pool (infer.chain_stages: "
                       f"{stages.chain_stages})")
-            actor_stages = [_chained(actor_stages, cpus if local_ray() else None)]
+            actor_stages = [_chained(actor_stages, cpus if local else None)]
         actor_stages = _fit_local_machine(actor_stages, cpus)
-        # decoding reserves what the speech actor does, so Ray Data fuses the two (no CPU left idle between them)
+        # decoding reserves what the first actor stage (speech, or the chain) does, so Ray Data fuses the two (no
+        # CPU left idle between them)
         ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=actor_stages[0]["num_cpus"] or 1)
         for stage in actor_stages:
             ds = ds.map_batches(**stage)

@@ -191,12 +191,11 @@ def test_chained_stages_score_exactly_as_a_pool_per_stage(tmp_path, corpus, ray_
     default on a local CPU-only Ray, give the same table as an actor pool per stage, row for row."""
     from jobs.infer import run_infer
 
-    path, manifest = corpus
+    path, _ = corpus
     manifest = pd.read_parquet(path)
-    speech_only = {"shard_rows": 8, "speech": {"batch_size": 8},
-                   "text_paths": [{"name": "asr", "asr": {"backend": "whisper", "model": "ser:tiny-random"},
-                                   "sentiment": {"backend": "vader"}}]}
-    chained = stages(tmp_path, **speech_only)
+    chained = stages(tmp_path, shard_rows=8, speech={"batch_size": 8},
+                     text_paths=[{"name": "asr", "asr": {"backend": "whisper", "model": "ser:tiny-random"},
+                                  "sentiment": {"backend": "vader"}}])
     assert chained.infer.chain_stages == "auto"
     one, _ = run_infer(manifest, chained.infer, chained.label_set, tmp_path / "chained")
     per_stage = replace(chained.infer, chain_stages="never")
