@@ -27,8 +27,9 @@ from ser._util.io import atomic_path, signature, write_parquet
 from ser.data.labels import LabelSet
 from ser._util.progress import progress
 from ser.data.folds import scoring_rows
-from ser.inference.pipeline import (chains_stages, check_gpus, fitted_cpu_reservations, group_scorings,
-                                   speech_cpu_threads)
+from ser.inference.backends.hub import model_bytes
+from ser.inference.pipeline import (chain_pool_size, chains_stages, check_gpus, fitted_cpu_reservations,
+                                   group_scorings, speech_cpu_threads)
 from ser.data.schema import validate
 
 log = logging.getLogger(__name__)
@@ -50,29 +51,49 @@ def _backend_stage(spec: StageSpec, **extra) -> dict:
     return _stage(spec, spec.load_class(), **{**asdict(spec.options), **extra})
 
 
-def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: float,
+def _speech_stage(spec: StageSpec, labels: LabelSet, out: Path, cluster_cpus: float, actors: int,
                   features: dict[str, np.ndarray] | None = None) -> dict:
-    """map_batches arguments of the speech stage; ``features``: the acoustic features the training pass computed."""
+    """map_batches arguments of the speech stage, its model run by ``actors`` actors (its pool, or the chained
+    pool) sharing the cluster's CPUs; ``features``: the acoustic features the training pass computed."""
     extra = {"model": acoustic_template(spec, out), "classes": labels.classes}
     if spec.backend == "hf":
-        extra["cpu_threads"] = speech_cpu_threads(spec, cluster_cpus)
+        extra["cpu_threads"] = speech_cpu_threads(spec, cluster_cpus, actors)
     if features:
         extra["features"] = features
     return _backend_stage(spec, **extra)
 
 
-def _chained(actor_stages: list[dict], machine_cpus: float | None = None) -> dict:
-    """The actor stages as one stage of :class:`~ser.inference.backends.chain.StageChain` actors, with the first
-    (speech) stage's pool and batch size and the most GPUs any stage asks for. On a Ray of ser's own
+def _chained(actor_stages: list[dict], actors: int, machine_cpus: float | None = None) -> dict:
+    """The actor stages as one pool of ``actors`` :class:`~ser.inference.backends.chain.StageChain` actors, with the
+    first (speech) stage's batch size and the most GPUs any stage asks for. On a Ray of ser's own
     (``machine_cpus``) each chain actor reserves its share of the machine's CPUs, which is also how many threads
     Ray lets the models in it use (it sets ``OMP_NUM_THREADS`` from the reservation); else the speech stage's CPUs."""
+    from ray.data import ActorPoolStrategy
+
     from ser.inference.backends.chain import StageChain
 
     first = actor_stages[0]
-    return {**first, "fn": StageChain, "num_gpus": max(stage["num_gpus"] for stage in actor_stages),
-            "num_cpus": machine_cpus / first["compute"].max_size if machine_cpus else first["num_cpus"],
+    return {**first, "fn": StageChain, "compute": ActorPoolStrategy(size=actors),
+            "num_gpus": max(stage["num_gpus"] for stage in actor_stages),
+            "num_cpus": machine_cpus / actors if machine_cpus else first["num_cpus"],
             "fn_constructor_kwargs": {"stages": [(stage["fn"], stage["fn_constructor_kwargs"])
                                                  for stage in actor_stages]}}
+
+
+def _models_bytes(actor_stages: list[dict], folds: list[str]) -> int | None:
+    """Bytes of every model file the stages load (a ``{fold}`` template once per fold), on this machine; None when
+    one is not here (a hub model not yet downloaded). A stage without a ``model`` (VADER) loads none."""
+    total = 0
+    for stage in actor_stages:
+        kwargs = stage["fn_constructor_kwargs"]
+        if kwargs.get("model") is None:
+            continue
+        refs = {fill_fold(kwargs["model"], fold) for fold in folds}
+        sizes = [model_bytes(ref, kwargs.get("revision")) for ref in refs]
+        if None in sizes:
+            return None
+        total += sum(sizes)
+    return total
 
 
 def _fit_local_machine(actor_stages: list[dict], cpus: float) -> list[dict]:
@@ -240,16 +261,25 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         if "transcript" in todo:                            # the corpus' own transcripts: kept for WER
             todo = todo.assign(reference_transcript=todo["transcript"].fillna("").astype(str))
         batch_size = stages.speech.scheduling.batch_size
-        ds = dataset_of(group_scorings(todo), batch_size)
+        utterances = group_scorings(todo)
+        ds = dataset_of(utterances, batch_size)
         cpus = ray.cluster_resources().get("CPU", 1.0)
-        speech = _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
-            _speech_stage(stages.speech, labels, out, cpus, features)
-        actor_stages = [speech, *text_stages(stages, out)]
+
+        def speech(actors: int) -> dict:
+            return _stage(stages.speech, speech_stage[0], **speech_stage[1]) if speech_stage else \
+                _speech_stage(stages.speech, labels, out, cpus, actors, features)
+
+        actor_stages = [speech(stages.speech.scheduling.actors), *text_stages(stages, out)]
         local = local_ray()
         if chains_stages(stages.chain_stages, local, [stage["num_gpus"] for stage in actor_stages]):
-            log.debug(f"{len(actor_stages)} model stages chained in one actor pool (infer.chain_stages: "
-                      f"{stages.chain_stages})")
-            actor_stages = [_chained(actor_stages, cpus if local else None)]
+            # a user's speech class without a ``model`` argument: its memory is unknown
+            sized = local and (speech_stage is None or "model" in speech_stage[1])
+            actors = chain_pool_size(stages.chain_actors, cpus, ray.available_resources().get("memory", 0.0),
+                                     _models_bytes(actor_stages, list(todo["model_fold"].unique())) if sized else None,
+                                     stages.speech.scheduling.actors, -(-len(utterances) // batch_size))
+            log.debug(f"{len(actor_stages)} model stages chained in a pool of {actors} actor(s) (infer.chain_stages: "
+                      f"{stages.chain_stages}, infer.chain_actors: {stages.chain_actors})")
+            actor_stages = [_chained([speech(actors), *actor_stages[1:]], actors, cpus if local else None)]
         actor_stages = _fit_local_machine(actor_stages, cpus)
         # decoding reserves what the first actor stage (speech, or the chain) does, so Ray Data fuses the two (no
         # CPU left idle between them)

@@ -36,6 +36,8 @@ def test_defaults_come_from_the_dataclasses():
      "tune.space.soft.joint_w.steps must be a positive integer"),
     ({"prepare": {"corpus": "timit"}}, "prepare.corpus: 'timit' is not one of"),
     ({"infer": {"chain_stages": "yes"}}, "infer.chain_stages: 'yes' is not one of ['auto', 'always', 'never']"),
+    ({"infer": {"chain_actors": 0}}, "infer.chain_actors must be auto or a positive integer, got 0"),
+    ({"infer": {"chain_actors": "many"}}, "infer.chain_actors must be auto or a positive integer, got 'many'"),
     ({"infer": {"asr": {"backend": "whisper"}}}, "infer.asr: backend 'whisper' needs 'model'"),
     ({"infer": {"speech": {"backend": "hf", "model": "a", "checkpoint": "b"}}}, "give 'model' only"),
     ({"sweep": {"gaet": "hv"}}, "did you mean 'gate'?"),

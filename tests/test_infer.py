@@ -187,8 +187,8 @@ def test_in_sample_rows_feed_the_trainval_protocol(tmp_path, corpus, ray_session
 
 
 def test_chained_stages_score_exactly_as_a_pool_per_stage(tmp_path, corpus, ray_session):
-    """The demo's stages (acoustic speech, VADER on the reference, a tiny Whisper path) chained in one actor, the
-    default on a local CPU-only Ray, give the same table as an actor pool per stage, row for row."""
+    """The demo's stages (acoustic speech, VADER on the reference, a tiny Whisper path) chained, an actor per core
+    (the default on a local CPU-only Ray: two here), give the same table as an actor pool per stage, row for row."""
     from jobs.infer import run_infer
 
     path, _ = corpus
@@ -198,6 +198,7 @@ def test_chained_stages_score_exactly_as_a_pool_per_stage(tmp_path, corpus, ray_
                                   "sentiment": {"backend": "vader"}}])
     assert chained.infer.chain_stages == "auto"
     one, _ = run_infer(manifest, chained.infer, chained.label_set, tmp_path / "chained")
+    assert one["speech_worker"].nunique() == 2
     per_stage = replace(chained.infer, chain_stages="never")
     two, _ = run_infer(manifest, per_stage, chained.label_set, tmp_path / "per-stage")
     pd.testing.assert_frame_equal(one.drop(columns="speech_worker"), two.drop(columns="speech_worker"))
@@ -228,13 +229,59 @@ def test_stages_chain_on_a_local_cpu_machine_and_run_in_order():
                "compute": ActorPoolStrategy(size=2)},
               {"fn": Append, "fn_constructor_kwargs": {"tag": "t"}, "num_gpus": 0.5, "num_cpus": 0.5,
                "compute": ActorPoolStrategy(size=1)}]
-    stage = _chained(stages)
-    assert stage["num_gpus"] == 0.5 and stage["num_cpus"] == 1.0 and stage["compute"].max_size == 2
-    assert _chained(stages, machine_cpus=8)["num_cpus"] == 4       # the machine's CPUs shared by the chain's actors
+    stage = _chained(stages, actors=3)
+    assert stage["num_gpus"] == 0.5 and stage["num_cpus"] == 1.0 and stage["compute"].max_size == 3
+    assert _chained(stages, 2, machine_cpus=8)["num_cpus"] == 4     # the machine's CPUs shared by the chain's actors
     chain = stage["fn"](**stage["fn_constructor_kwargs"])
     assert chain({"trace": np.array(["a", "b"], dtype=object)})["trace"].tolist() == ["ast", "bst"]
     with pytest.raises(ValueError, match="at least one stage"):
         StageChain([])
+
+
+def test_the_chained_pool_takes_a_core_per_actor_while_the_models_fit_in_memory():
+    """auto: one actor per core, fewer when each actor's models (every fold's, all stages') would overrun the
+    memory Ray sees free or when there are fewer batches; the configured speech actors when sizes are unknown."""
+    from ser.inference.pipeline import ACTOR_BASE_BYTES, WEIGHT_MEMORY, chain_pool_size
+
+    gib = 1 << 30
+    per_actor = ACTOR_BASE_BYTES + WEIGHT_MEMORY * 2 * gib
+    assert chain_pool_size("auto", 8, 100 * gib, 2 * gib, configured=1, batches=1000) == 8
+    assert chain_pool_size("auto", 8, 3 * per_actor + 1, 2 * gib, configured=1, batches=1000) == 3
+    assert chain_pool_size("auto", 8, per_actor / 2, 2 * gib, configured=1, batches=1000) == 1   # at least one
+    assert chain_pool_size("auto", 8, 100 * gib, 2 * gib, configured=1, batches=2) == 2
+    assert chain_pool_size("auto", 8, 100 * gib, None, configured=2, batches=1000) == 2
+    assert chain_pool_size(5, 2, 0.0, None, configured=1, batches=1) == 5                    # as given
+
+
+def test_model_bytes_counts_local_files_and_cached_hub_snapshots(tmp_path, monkeypatch):
+    """A local model directory's files; a hub id's snapshot in the Hugging Face cache (by its refs pointer or a
+    commit revision); None for a hub model that is not downloaded. Fold templates count every fold's model."""
+    from huggingface_hub import constants
+
+    from jobs.infer import _models_bytes
+    from ser.inference.backends.hub import model_bytes
+
+    for fold, size in (("f1", 100), ("f2", 50)):
+        (tmp_path / fold / "sub").mkdir(parents=True)
+        (tmp_path / fold / "model.safetensors").write_bytes(b"x" * size)
+        (tmp_path / fold / "sub" / "config.json").write_bytes(b"{}")
+    assert model_bytes(str(tmp_path / "f1")) == 102
+    cache = tmp_path / "hub"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    assert model_bytes("org/model") is None
+    snapshot = cache / "models--org--model" / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (snapshot / "model.safetensors").write_bytes(b"x" * 7)
+    assert model_bytes("org/model", revision="abc123") == 7 and model_bytes("org/model") is None
+    (cache / "models--org--model" / "refs").mkdir()
+    (cache / "models--org--model" / "refs" / "main").write_text("abc123\n")
+    assert model_bytes("org/model") == 7
+
+    speech = {"fn_constructor_kwargs": {"model": str(tmp_path / "{fold}")}}
+    vader = {"fn_constructor_kwargs": {}}
+    hub = {"fn_constructor_kwargs": {"model": "org/model"}}
+    assert _models_bytes([speech, vader, hub], ["f1", "f2"]) == 102 + 52 + 7
+    assert _models_bytes([speech, {"fn_constructor_kwargs": {"model": "org/other"}}], ["f1"]) is None
 
 
 def test_actor_stages_are_fitted_to_a_local_machine_so_all_run_at_once(monkeypatch):

@@ -18,7 +18,7 @@ from ser.measures.asr_errors import NORMALIZERS, WerNormalizer
 from ser.config.backends import STAGES, StageSpec, doc
 from ser.config.mapping import (ConfigError, as_data, check_choice, check_count, check_flag, from_mapping, section,
                                 stage_spec)
-from ser._util.checks import is_number
+from ser._util.checks import is_count, is_number
 from ser.data.corpora.registry import CORPORA
 from ser.fusion.rules import BUILTIN_SYSTEMS, GATES, Rule, rule_from_config
 from ser.data.folds import TUNING_PROTOCOLS
@@ -258,6 +258,10 @@ class InferConfig:
         "each batch passes through the stages in turn) instead of a pool per stage; auto: on a Ray that ser starts "
         "itself when no stage asks for a GPU (the speech stage takes the machine's cores there, so a process per "
         "stage only adds start-up and contention)"))
+    chain_actors: int | str = field(default="auto", metadata=doc(
+        "actors of the chained pool, each loading every model: a number, or auto: on a Ray that ser starts, one "
+        "per CPU core (each on one thread) while their models fit in the memory Ray sees free, else the speech "
+        "stage's actors (on a cluster, or when a model's size is unknown: a hub model not yet downloaded)"))
     speech: StageSpec = field(default=None, metadata=doc("speech classifier stage"))  # type: ignore[assignment]
     asr: StageSpec = field(default=None, metadata=doc("ASR stage (none: use reference transcripts)"))  # type: ignore[assignment]
     sentiment: StageSpec = field(default=None, metadata=doc("sentiment stage over transcripts"))  # type: ignore[assignment]
@@ -278,6 +282,8 @@ class InferConfig:
         object.__setattr__(self, "text_paths", paths)
         check_flag(self.in_sample, "infer.in_sample")
         check_choice(self.chain_stages, CHAIN_CHOICES, "infer.chain_stages")
+        if self.chain_actors != "auto" and not is_count(self.chain_actors):
+            raise InputError(f"infer.chain_actors must be auto or a positive integer, got {self.chain_actors!r}")
         if not is_number(self.val_share) or not 0 <= self.val_share < 1:
             raise InputError(f"infer.val_share must be in [0, 1), got {self.val_share!r}")
         check_count(self.shard_rows, "infer.shard_rows")

@@ -81,6 +81,8 @@ class WhisperOptions:
     vad_filter: bool = field(default=False, metadata=doc("Silero VAD before decoding (per-file, not batched)"))
     compute_type: str = field(default="default", metadata=doc("CTranslate2 compute type (float16, int8, ...)"))
     sub_batch: int = field(default=8, metadata=doc("utterances per batched generate call"))
+    cpu_threads: int | None = field(default=None, metadata=doc(
+        "CTranslate2 threads on a CPU (default: OMP_NUM_THREADS, which Ray sets to the actor's CPUs)"))
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,23 @@ def hub_commit(repo_id: str, revision: str | None) -> str:
     return f"unresolved:{revision or 'main'}"
 
 
+def model_bytes(ref: str, revision: str | None = None) -> int | None:
+    """Bytes of a model's files on this machine (a local path, or a hub id's snapshot in the Hugging Face cache);
+    None when it is not here yet (a hub model not downloaded)."""
+    local = Path(ref).expanduser()
+    if not local.exists():
+        from huggingface_hub import constants
+
+        repo = Path(constants.HF_HUB_CACHE) / f"models--{ref.replace('/', '--')}"
+        pointer = repo / "refs" / (revision or "main")
+        commit = pointer.read_text().strip() if pointer.is_file() else revision
+        local = repo / "snapshots" / str(commit)
+        if not commit or not local.is_dir():
+            return None
+    files = [local] if local.is_file() else [p for p in local.rglob("*") if p.is_file()]
+    return sum(f.stat().st_size for f in files)
+
+
 def model_version(ref: str, revision: str | None = None) -> str:
     """What exactly ``ref`` names now: a local content fingerprint, or the hub commit it resolves to."""
     local = Path(ref).expanduser()

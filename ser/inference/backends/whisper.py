@@ -42,13 +42,14 @@ def _window_features(mels: list[np.ndarray], frames: int) -> np.ndarray:
 class WhisperStage:
     def __init__(self, model: str, revision: str | None = None, language: str | None = "en", beam_size: int = 1,
                  vad_filter: bool = False, compute_type: str = "default", device: str | None = None,
-                 sub_batch: int = 8, target: str = "transcript", label: str | None = None):
+                 sub_batch: int = 8, cpu_threads: int | None = None, target: str = "transcript", label: str | None = None):
         from faster_whisper import WhisperModel
 
         import ctranslate2
 
         self.device = device or ("cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu")
-        self.model = WhisperModel(model, device=self.device, compute_type=compute_type, revision=revision)
+        self.model = WhisperModel(model, device=self.device, compute_type=compute_type, revision=revision,
+                                  cpu_threads=cpu_threads or 0)
         self.model_name = label or model              # what transcript_source records (asr:<name>)
         self.language, self.beam_size, self.vad_filter, self.sub_batch = language, beam_size, vad_filter, sub_batch
         # the primary path writes transcript/transcript_source, a further path transcript:NAME/transcript_source:NAME
