@@ -31,6 +31,7 @@ def synth_table() -> pd.DataFrame:
     return validate(synthetic_scores(n_folds=10, per_fold=300, seed=1, profile="text-strong"))
 
 
+@pytest.hookimpl(tryfirst=True)       # before xdist's own hook reads the groups (else every test is ungrouped)
 def pytest_collection_modifyitems(items):
     """Tests that start a Ray run in turn on one xdist worker (``make test``: ``-n 2 --dist loadgroup``), sharing the
     session's Ray; the other worker runs the rest meanwhile."""
