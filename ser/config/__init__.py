@@ -34,8 +34,8 @@ CHAIN_CHOICES = ("auto", "always", "never")
 AUTO_RAY_ROWS = 20_000
 """``tune.engine: auto`` takes Ray Tune on a cluster (``RAY_ADDRESS``) or from this many score-table rows; below it
 Tune's per-trial overhead costs more than searching folds side by side saves (``python -m jobs.bench tune`` on 2
-cores, 10 folds x 48 trials: Ray 0.86x the in-process engine at 5,548 rows, 1.49x at 20,065, 1.60x at 55,479; both
-give the same trials)."""
+cores, 10 folds x 48 trials, December 6: Ray Tune 0.66x the in-process engine at 5,548 rows, 1.51x at 55,479; 1.49x at
+20,065 in an earlier run; all engines give the same trials)."""
 AUTO_TASK_WORK = 30_000
 """``tune.engine: auto`` below ``AUTO_RAY_ROWS`` searches the folds as plain Ray tasks, side by side, when this process
 already runs Ray (``ser run`` after inference) and rows × trials reach this; below it one fold after another in
