@@ -158,12 +158,16 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: Sea
 def task_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: SearchSpace, objective: Objective,
                 trials: int, concurrency: int, advance: Advance = no_progress, *, finished: FoldDone = nothing_kept
                 ) -> dict[str, list[TrialRecord]]:
-    """Every fold's whole search (:func:`ser.tuning.per_fold.search_fold`) as a plain Ray task on the Ray this process
-    already runs (``ser run`` after inference): folds side by side on its CPUs without a Tune experiment's set-up,
-    each fold reported (``finished``, so it is saved) as it ends, the same trials as the other engines. Resumable by
-    finished fold, like the in-process engine; ``concurrency`` is Ray's to decide (one task per CPU)."""
+    """Every fold's whole search (:func:`ser.tuning.per_fold.search_fold`) as a plain Ray task, on the Ray this process
+    runs (``ser run`` after inference) or one started for it: folds side by side on its CPUs without a Tune
+    experiment's set-up, each fold reported (``finished``, so it is saved) as it ends, the same trials as the other
+    engines. Resumable by finished fold, like the in-process engine; ``concurrency`` is Ray's to decide (one task per
+    CPU)."""
     import ray
 
+    from .ray_env import ensure_ray
+
+    ensure_ray()
     search = ray.remote(num_cpus=1)(search_fold)
     pending = {search.remote(seeds[fold], a, space, objective, trials): fold for fold, a in tuning.items()}
     out = {}

@@ -75,7 +75,7 @@ def evaluate_table(df: pd.DataFrame, cfg: StudyConfig) -> Evaluation:
 
 
 def tune(scores: ScoresLike, config: ConfigLike = None) -> TuneResult:
-    """A leakage-free search per fold (``tune.engine``: ray or optuna), with the simple baselines beside it."""
+    """A leakage-free search per fold (``tune.engine``: ray, tasks or optuna), with the simple baselines beside it."""
     df, cfg = resolve(scores, config)
     return tune_table(df, cfg)
 

@@ -37,31 +37,39 @@ def ray_layer(module: str) -> ModuleType:
 
 
 def engine_for(tune: "TuneConfig", rows: int) -> str:
-    """The engine that runs: ``tune.engine``, with ``auto`` resolved for a table of ``rows`` rows."""
-    from ser.config import AUTO_RAY_ROWS
+    """The engine that runs, ``ray`` (Ray Tune), ``tasks`` (a Ray task per fold) or ``optuna`` (in process):
+    ``tune.engine``, or for ``auto`` on a table of ``rows`` rows: Ray Tune on a cluster (``RAY_ADDRESS``); on this
+    machine a Ray task per fold from ``AUTO_RAY_ROWS`` rows, or where this process already runs Ray and rows × trials
+    reach ``AUTO_TASK_WORK``; else in process."""
+    from ser.config import AUTO_RAY_ROWS, AUTO_TASK_WORK
 
     if tune.engine != "auto":
         return tune.engine
-    return "ray" if not ray_layer("ray_env").local_ray() or rows >= AUTO_RAY_ROWS else "optuna"
+    ray_env = ray_layer("ray_env")
+    if not ray_env.local_ray():
+        return "ray"
+    if rows >= AUTO_RAY_ROWS or (rows * tune.trials >= AUTO_TASK_WORK and ray_env.ray_running()):
+        return "tasks"
+    return "optuna"
+
+
+ENGINE_NAMES = {"ray": "Ray Tune", "tasks": "a Ray task per fold", "optuna": "in-process Optuna"}
 
 
 def search_engine(tune: "TuneConfig", rows: int, experiment_dir: str | Path | None = None, resume: bool = False
                   ) -> "SearchEngine":
-    """The engine for ``tune.engine`` on ``rows`` rows: Ray Tune (a Tune trial per fold) or in-process Optuna."""
+    """The engine :func:`engine_for` names for ``tune`` on ``rows`` rows, ready to search."""
     from ser.config import AUTO_RAY_ROWS, AUTO_TASK_WORK
     from ser.tuning.per_fold import optuna_engine
 
     name = engine_for(tune, rows)
-    tasks = (tune.engine == "auto" and name == "optuna" and rows * tune.trials >= AUTO_TASK_WORK
-             and ray_layer("ray_env").ray_running())
     if tune.engine == "auto":
-        chosen = "Ray Tune" if name == "ray" else "Ray tasks on the Ray already running" if tasks else "in-process Optuna"
-        log.debug(f"tune.engine auto: {chosen} for {rows:,} rows (Ray Tune on a cluster or from {AUTO_RAY_ROWS:,} rows; "
-                  f"below, Ray tasks when Ray already runs here and rows x trials >= {AUTO_TASK_WORK:,})")
+        log.debug(f"tune.engine auto: {ENGINE_NAMES[name]} for {rows:,} rows (Ray Tune on a cluster; here Ray tasks "
+                  f"from {AUTO_RAY_ROWS:,} rows, or when Ray already runs and rows x trials >= {AUTO_TASK_WORK:,})")
     if name == "ray":
         return partial(ray_layer("tune").ray_engine, experiment_dir=str(experiment_dir) if experiment_dir else None,
                        resume=resume)
-    return ray_layer("tune").task_engine if tasks else optuna_engine
+    return ray_layer("tune").task_engine if name == "tasks" else optuna_engine
 
 
 def run_inference(manifest: pd.DataFrame, infer: "InferConfig", labels: "LabelSet", out: Path

@@ -101,22 +101,30 @@ def test_config_may_be_a_path_a_mapping_or_the_dataclass(table, tmp_path):
         ser.tune(table, {"tune": {"trails": 3}})
 
 
-def test_auto_engine_takes_ray_tune_on_a_cluster_or_a_large_table(monkeypatch):
-    from ser.config import AUTO_RAY_ROWS, TuneConfig
+def test_auto_engine_searches_folds_side_by_side_on_a_large_table_with_ray_tune_only_on_a_cluster(monkeypatch):
+    """auto: in process for a small table; a Ray task per fold from AUTO_RAY_ROWS rows on this machine, or sooner
+    where Ray already runs and rows x trials reach AUTO_TASK_WORK; Ray Tune when joining a cluster. Named engines
+    run as named."""
+    import jobs.ray_env
+    from ser.config import AUTO_RAY_ROWS, AUTO_TASK_WORK, TuneConfig
     from ser.engine import engine_for
 
     monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    monkeypatch.setattr(jobs.ray_env, "ray_running", lambda: False)
     auto = TuneConfig()
-    assert auto.engine == "auto"
-    assert engine_for(auto, AUTO_RAY_ROWS - 1) == "optuna" and engine_for(auto, AUTO_RAY_ROWS) == "ray"
-    assert engine_for(TuneConfig(engine="ray"), 10) == "ray"
-    assert engine_for(TuneConfig(engine="optuna"), 10 * AUTO_RAY_ROWS) == "optuna"
+    assert auto.engine == "auto" and AUTO_TASK_WORK // auto.trials < AUTO_RAY_ROWS
+    assert engine_for(auto, AUTO_RAY_ROWS - 1) == "optuna" and engine_for(auto, AUTO_RAY_ROWS) == "tasks"
+    monkeypatch.setattr(jobs.ray_env, "ray_running", lambda: True)        # `ser run` after inference
+    assert engine_for(auto, AUTO_TASK_WORK // auto.trials) == "tasks"
+    assert engine_for(auto, AUTO_TASK_WORK // auto.trials - 1) == "optuna"
+    for named in ("ray", "tasks", "optuna"):
+        assert engine_for(TuneConfig(engine=named), 10 * AUTO_RAY_ROWS) == named
     monkeypatch.setenv("RAY_ADDRESS", "ray://head:10001")            # joining a cluster: its nodes search the folds
     assert engine_for(auto, 10) == "ray"
 
 
 def test_the_engine_named_in_the_config_is_the_one_that_runs(monkeypatch, table):
-    """``tune.engine: ray`` reaches the Ray engine through the one hook (a library call once ran Optuna)."""
+    """``tune.engine: ray`` and ``tasks`` reach their engines through the one hook (a library call once ran Optuna)."""
     import jobs.tune
 
     calls = []
@@ -126,10 +134,19 @@ def test_the_engine_named_in_the_config_is_the_one_that_runs(monkeypatch, table)
         from ser.tuning.per_fold import optuna_engine
         return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
 
+    def fake_task_engine(tuning, seeds, space, objective, trials, concurrency, advance, **kwargs):
+        calls.append(("tasks", sorted(tuning)))
+        from ser.tuning.per_fold import optuna_engine
+        return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
+
     monkeypatch.setattr(jobs.tune, "ray_engine", fake_ray_engine)
+    monkeypatch.setattr(jobs.tune, "task_engine", fake_task_engine)
     config = {**FAST, "tune": {**FAST["tune"], "engine": "ray"}}
     ser.tune(table, config)
     assert calls == [sorted(table["fold"].unique())]
+    calls.clear()
+    ser.tune(table, {**FAST, "tune": {**FAST["tune"], "engine": "tasks"}})
+    assert calls == [("tasks", sorted(table["fold"].unique()))]
     calls.clear()
     ser.tune(table, FAST)                                             # engine: optuna → no Ray
     assert calls == []

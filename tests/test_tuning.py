@@ -164,6 +164,39 @@ def test_folds_as_ray_tasks_give_the_in_process_trials_and_auto_takes_them_where
     assert search_engine(replace(cfg, engine="optuna"), big) is optuna_engine
 
 
+AUTO_ON_A_LARGE_TABLE = """
+import json, sys
+import ray
+import ser, ser.config
+from ser.data.synthetic import synthetic_scores
+ser.config.AUTO_RAY_ROWS = 1000                                # this table counts as large
+table = synthetic_scores(n_folds=5, per_fold=240, seed=3, profile="text-strong")
+space = {"select": {"tau_h": {"quantiles": [0.05, 0.95], "steps": 8}, "tau_v": {"quantiles": [0.05, 0.95], "steps": 8}}}
+trials = {}
+for engine in ("optuna", "auto"):
+    result = ser.tune(table, {"tune": {"engine": engine, "trials": 4, "space": space}, "evaluate": {"bootstrap": 20}})
+    trials[engine] = result.trials.drop(columns=["seconds"], errors="ignore").to_json()
+    trials[engine + " started ray"] = ray.is_initialized()
+print(json.dumps(trials))
+"""
+
+
+@pytest.mark.ray
+def test_auto_searches_a_large_tables_folds_as_ray_tasks_starting_ray_with_the_in_process_trials():
+    """In a fresh process, ``auto`` on a table of AUTO_RAY_ROWS rows or more starts a local Ray and searches the folds
+    as Ray tasks (the fastest engine on one machine), with the same trials as the in-process engine."""
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", AUTO_ON_A_LARGE_TABLE], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "RAY_ADDRESS": ""})
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert not out["optuna started ray"] and out["auto started ray"]
+    assert out["auto"] == out["optuna"]
+
+
 @pytest.mark.ray
 def test_interrupted_ray_search_resumes_exactly(tmp_path):
     """SIGKILL `ser tune` once its folds have checkpointed their searches; `--resume` restores the Tune experiment,

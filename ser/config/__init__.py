@@ -29,18 +29,19 @@ from ser.measures.objective import AGGREGATES, Objective
 from ser.config.space import Candidates, SearchSpace
 
 METHODS = ("search", "published")
-ENGINES = ("auto", "ray", "optuna")
+ENGINES = ("auto", "ray", "tasks", "optuna")
 CHAIN_CHOICES = ("auto", "always", "never")
 AUTO_RAY_ROWS = 20_000
-"""``tune.engine: auto`` takes Ray Tune on a cluster (``RAY_ADDRESS``) or from this many score-table rows; below it
-Tune's per-trial overhead costs more than searching folds side by side saves (``python -m jobs.bench tune`` on 2
-cores, 10 folds x 48 trials, December 6: Ray Tune 0.66x the in-process engine at 5,548 rows, 1.51x at 55,479; 1.49x at
-20,065 in an earlier run; all engines give the same trials)."""
+"""``tune.engine: auto`` searches the folds side by side from this many score-table rows: as Ray tasks on this machine
+(starting Ray), with Ray Tune on a cluster (``RAY_ADDRESS``). Below it starting Ray costs about what the folds side by
+side save (``python -m jobs.bench tune`` on 2 cores, 10 folds x 48 trials, December 6: 5,548 rows 24.9 s in process
+against 17.8 s as Ray tasks plus 6.5 s to start Ray; Ray Tune 0.66x the in-process engine there and 1.51x at 55,479
+rows, the tasks 1.40x and 1.75x; every engine gives the same trials)."""
 AUTO_TASK_WORK = 30_000
-"""``tune.engine: auto`` below ``AUTO_RAY_ROWS`` searches the folds as plain Ray tasks, side by side, when this process
-already runs Ray (``ser run`` after inference) and rows × trials reach this; below it one fold after another in
-process is as fast (a task's worker first imports the search code, ~1–2 s; the demo's 960 rows × 48 trials take
-~10 s in one process on 2 cores)."""
+"""``tune.engine: auto`` below ``AUTO_RAY_ROWS`` also searches the folds as Ray tasks when this process already runs
+Ray (``ser run`` after inference) and rows × trials reach this; below it one fold after another in process is as
+fast (a task's worker first imports the search code, ~1–2 s; the demo's 960 rows × 48 trials take ~10 s in one
+process on 2 cores)."""
 CHOICES = ("levels", "one-se", "inner-best", "tuning-best")
 
 
@@ -84,10 +85,11 @@ class TuneConfig:
 
     method: str = field(default="search", metadata=doc(f"one of {list(METHODS)} (published: the paper's procedure)"))
     engine: str = field(default="auto", metadata=doc(
-        f"one of {list(ENGINES)} (ray: a Ray Tune trial per fold; optuna: in-process, no Ray; auto: Ray Tune on a "
-        f"cluster (RAY_ADDRESS) or from {AUTO_RAY_ROWS:,} rows, where it is faster, else in-process, or a Ray task "
-        f"per fold side by side when this process already runs Ray, as `ser run` does after inference, and rows x "
-        f"trials >= {AUTO_TASK_WORK:,}; the same trials every way)"))
+        f"one of {list(ENGINES)} (ray: a Ray Tune trial per fold; tasks: a plain Ray task per fold; optuna: in "
+        f"process, no Ray; auto: from {AUTO_RAY_ROWS:,} rows the folds side by side, as Ray tasks on this machine "
+        f"and with Ray Tune on a cluster (RAY_ADDRESS), else in process, or as Ray tasks when this process already "
+        f"runs Ray, as `ser run` does after inference, and rows x trials >= {AUTO_TASK_WORK:,}; the same trials "
+        f"every way)"))
     protocol: str = field(default="oof", metadata=doc(f"tuning rows per fold: one of {list(TUNING_PROTOCOLS)}"))
     objective: str = field(default="macro_f1", metadata=doc(f"metric maximized on tuning rows: one of {list(METRICS)}"))
     aggregate: str = field(default="fold-mean", metadata=doc(
