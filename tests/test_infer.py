@@ -254,8 +254,9 @@ def test_the_chained_pool_takes_a_core_per_actor_while_the_models_fit_in_memory(
 
 
 def test_model_bytes_counts_local_files_and_cached_hub_snapshots(tmp_path, monkeypatch):
-    """A local model directory's files; a hub id's snapshot in the Hugging Face cache (by its refs pointer or a
-    commit revision); None for a hub model that is not downloaded. Fold templates count every fold's model."""
+    """A local model directory's files (half-precision weights twice: a CPU loads them as fp32); a hub id's snapshot
+    in the Hugging Face cache (by its refs pointer or a commit revision); None for a hub model that is not
+    downloaded. Fold templates count every fold's model."""
     from huggingface_hub import constants
 
     from jobs.infer import _models_bytes
@@ -266,6 +267,11 @@ def test_model_bytes_counts_local_files_and_cached_hub_snapshots(tmp_path, monke
         (tmp_path / fold / "model.safetensors").write_bytes(b"x" * size)
         (tmp_path / fold / "sub" / "config.json").write_bytes(b"{}")
     assert model_bytes(str(tmp_path / "f1")) == 102
+    half = tmp_path / "half"
+    half.mkdir()
+    (half / "config.json").write_text('{"torch_dtype": "float16"}')       # 26 bytes
+    (half / "model.safetensors").write_bytes(b"x" * 10)
+    assert model_bytes(str(half)) == 26 + 2 * 10                             # loaded as fp32 on a CPU
     cache = tmp_path / "hub"
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
     assert model_bytes("org/model") is None

@@ -54,7 +54,8 @@ def speech_cpu_threads(spec: "StageSpec", cluster_cpus: float, actors: int) -> i
 ACTOR_BASE_BYTES = 512 << 20
 """Memory a chained actor takes before its models: the interpreter with torch, transformers and Ray's worker."""
 WEIGHT_MEMORY = 1.25
-"""Memory per byte of model files once loaded (fp32 weights as stored, plus activations and allocator slack):
+"""Memory per byte of model files (half-precision weights counted at fp32 size, as a CPU loads them) once loaded,
+with activations and allocator slack:
 measured, a second chained actor holding 2.5 GiB of files (4 × wav2vec2-base + XLM-R base) added 2.4–2.7 GiB."""
 
 

@@ -9,6 +9,7 @@ signature, so a changed model reruns the stage.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path
 
@@ -69,9 +70,15 @@ def hub_commit(repo_id: str, revision: str | None) -> str:
     return f"unresolved:{revision or 'main'}"
 
 
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+HALF_PRECISION = ("float16", "bfloat16")
+"""Stored weight types a CPU loads as fp32, at twice their size on disk."""
+
+
 def model_bytes(ref: str, revision: str | None = None) -> int | None:
-    """Bytes of a model's files on this machine (a local path, or a hub id's snapshot in the Hugging Face cache);
-    None when it is not here yet (a hub model not downloaded)."""
+    """Bytes of a model's files on this machine (a local path, or a hub id's snapshot in the Hugging Face cache),
+    weights stored in half precision (its ``config.json`` says so) counted twice, as a CPU loads them in fp32; None
+    when it is not here yet (a hub model not downloaded)."""
     local = Path(ref).expanduser()
     if not local.exists():
         from huggingface_hub import constants
@@ -83,7 +90,12 @@ def model_bytes(ref: str, revision: str | None = None) -> int | None:
         if not commit or not local.is_dir():
             return None
     files = [local] if local.is_file() else [p for p in local.rglob("*") if p.is_file()]
-    return sum(f.stat().st_size for f in files)
+    try:
+        stored = json.loads((local / "config.json").read_text())
+    except (OSError, ValueError):        # no config (a file, a CTranslate2 model), or one the loader will refuse
+        stored = {}
+    half = isinstance(stored, dict) and (stored.get("torch_dtype") or stored.get("dtype")) in HALF_PRECISION
+    return sum(f.stat().st_size * (2 if half and f.suffix in WEIGHT_SUFFIXES else 1) for f in files)
 
 
 def model_version(ref: str, revision: str | None = None) -> str:
