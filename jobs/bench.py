@@ -235,9 +235,9 @@ def bench_calibration(seeds: range = range(10)) -> None:
 
 def _stage_loop(root: Path, manifest: pd.DataFrame, classes: tuple[str, ...], batch_size: int,
                 threads: int | None) -> float:
-    """Seconds for the bench's stages, batch by batch in this process: ``threads`` per model (None: the libraries'
-    defaults, torch on every core and CTranslate2 on its own count)."""
-    from ser.inference.backends.audio_stage import load_batch
+    """Seconds for the bench's stages (loading included), batch by batch in this process: ``threads`` per model
+    (None: the libraries' defaults, torch on every core and CTranslate2 on its own count)."""
+    from .measure import stage_loop
     from ser.inference.backends.hf_speech import HFSpeechStage
     from ser.inference.backends.sentiment import HFSentimentStage
     from ser.inference.backends.whisper import WhisperStage
@@ -246,13 +246,10 @@ def _stage_loop(root: Path, manifest: pd.DataFrame, classes: tuple[str, ...], ba
 
     default_threads = torch.get_num_threads()
     t0 = time.perf_counter()
-    speech = HFSpeechStage(str(root / "speech" / "{fold}"), classes, cpu_threads=threads)
-    asr = WhisperStage(str(root / "whisper"), cpu_threads=threads)
-    sentiment = HFSentimentStage(str(root / "sentiment"))
-    rows = manifest.assign(model_fold=manifest["fold"])
-    for start in range(0, len(rows), batch_size):
-        chunk = rows.iloc[start:start + batch_size]
-        sentiment(asr(speech(load_batch({c: chunk[c].to_numpy() for c in chunk.columns}))))
+    stages = {"speech": HFSpeechStage(str(root / "speech" / "{fold}"), classes, cpu_threads=threads),
+              "asr": WhisperStage(str(root / "whisper"), cpu_threads=threads),
+              "sentiment": HFSentimentStage(str(root / "sentiment"))}
+    stage_loop(manifest.assign(model_fold=manifest["fold"]), stages, batch_size)
     seconds = time.perf_counter() - t0
     torch.set_num_threads(default_threads)
     return seconds

@@ -5,8 +5,8 @@ model, built locally, on generated utterances of 2–12 s with reference transcr
 decoder's output length is meaningless). Five ways of scoring the same files, each in a fresh process so
 its peak memory is its own: ``ser infer`` (Ray Data) with its stages chained (an actor per core, the default on a
 local CPU-only Ray) and with an actor pool per stage, the same stages in a plain batched loop (torch's default
-threads, and one thread), and the per-file ``transformers.pipeline`` loop that most research code uses. Then the decode cost that in-sample scoring used to
-pay once per fold model.
+threads, and one thread), and the per-file ``transformers.pipeline`` loop that most research code uses. Then the
+decode cost that in-sample scoring used to pay once per fold model.
 """
 
 from __future__ import annotations
@@ -93,26 +93,14 @@ def _loop(root: Path, manifest: pd.DataFrame, threads: int | None = None) -> dic
     """The same stage classes, batch by batch in one process, on torch's default threads (every core) or
     ``threads``: what the pipeline must at least match."""
     t_start = time.perf_counter()            # importing torch and loading the models count, as inside ser infer's actors
-    from ser.inference.backends.audio_stage import load_batch
+    from .measure import stage_loop
     from ser.inference.backends.hf_speech import HFSpeechStage
     from ser.inference.backends.sentiment import HFSentimentStage
 
-    speech = HFSpeechStage(str(root / "speech" / "{fold}"), CLASSES, cpu_threads=threads)
-    sentiment = HFSentimentStage(str(root / "sentiment"))
+    stages = {"speech": HFSpeechStage(str(root / "speech" / "{fold}"), CLASSES, cpu_threads=threads),
+              "sentiment": HFSentimentStage(str(root / "sentiment"))}
     rows = manifest.assign(model_fold=manifest["fold"], split="test", transcript_source="reference")
-    split = {"decode": 0.0, "speech": 0.0, "sentiment": 0.0}
-    for start in range(0, len(rows), 8):
-        chunk = rows.iloc[start:start + 8]
-        t0 = time.perf_counter()
-        batch = load_batch({c: chunk[c].to_numpy() for c in chunk.columns})
-        t1 = time.perf_counter()
-        batch = speech(batch)
-        t2 = time.perf_counter()
-        sentiment(batch)
-        t3 = time.perf_counter()
-        split["decode"] += t1 - t0
-        split["speech"] += t2 - t1
-        split["sentiment"] += t3 - t2
+    split = stage_loop(rows, stages, 8)
     return {"seconds": time.perf_counter() - t_start, "split": split}
 
 

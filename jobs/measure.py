@@ -1,9 +1,14 @@
-"""What the benchmarks measure besides time: the peak memory of this process and its Ray workers."""
+"""What the benchmarks measure: the peak memory of this process and its Ray workers, and the plain batched loop over
+the inference stages that ``ser infer`` is compared with."""
 
 from __future__ import annotations
 
 import os
 import threading
+import time
+from typing import Callable, Mapping
+
+import pandas as pd
 
 
 class PeakMemory:
@@ -44,3 +49,21 @@ class PeakMemory:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def stage_loop(rows: pd.DataFrame, stages: Mapping[str, Callable], batch_size: int) -> dict[str, float]:
+    """The stage classes in turn over ``rows``, batch by batch in this process after decoding each batch (what a
+    plain loop does): seconds spent decoding and in each stage."""
+    from ser.inference.backends.audio_stage import load_batch
+
+    split = dict.fromkeys(["decode", *stages], 0.0)
+    for start in range(0, len(rows), batch_size):
+        chunk = rows.iloc[start:start + batch_size]
+        t0 = time.perf_counter()
+        batch = load_batch({c: chunk[c].to_numpy() for c in chunk.columns})
+        split["decode"] += time.perf_counter() - t0
+        for name, stage in stages.items():
+            t0 = time.perf_counter()
+            batch = stage(batch)
+            split[name] += time.perf_counter() - t0
+    return split

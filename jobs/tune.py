@@ -1,5 +1,5 @@
 """Ray engines for ``ser tune``: one Tune experiment with a Tune trial per fold, or (``task_engine``) a plain Ray task
-per fold on a Ray the process already runs.
+per fold, on the Ray the process runs or one started for it.
 
 Each fold's trial runs that fold's whole seeded TPE search (:class:`ser.tuning.per_fold.FoldStudy`, the code the in-process
 engine runs), so folds stay independent (no fold's test labels can steer another search that chooses for it), a
@@ -29,6 +29,8 @@ from ser.tuning.choice import TrialRecord
 from ser.measures.objective import Objective
 from ser.config.space import SearchSpace
 from ser.tuning.per_fold import Advance, FoldDone, FoldStudy, no_progress, nothing_kept, search_fold
+
+from .ray_env import ensure_ray
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +115,6 @@ def ray_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: Sea
     """
     from ray import tune
 
-    from .ray_env import ensure_ray
-
     ensure_ray()
     # without per-trial logger files (TUNE_DISABLE_AUTO_CALLBACK_LOGGERS) Tune warns that it cannot read each
     # trial's progress file; the metrics themselves come from memory, so the warning is noise
@@ -164,8 +164,6 @@ def task_engine(tuning: dict[str, ScoreArrays], seeds: dict[str, int], space: Se
     engines. Resumable by finished fold, like the in-process engine; ``concurrency`` is Ray's to decide (one task per
     CPU)."""
     import ray
-
-    from .ray_env import ensure_ray
 
     ensure_ray()
     search = ray.remote(num_cpus=1)(search_fold)
