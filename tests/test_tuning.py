@@ -251,6 +251,43 @@ def test_interrupted_ray_search_resumes_exactly(tmp_path):
     assert not (out / "tune_experiment").exists() and len(list((out / "folds").iterdir())) == 3
 
 
+def test_a_killed_task_engine_search_resumes_from_its_finished_folds_with_the_uninterrupted_trials(tmp_path):
+    """SIGKILL `ser tune --engine tasks` (driver, its Ray and the fold tasks) once a fold is saved: `--resume` keeps
+    the saved folds, searches the rest, and gives the trials and results of an uninterrupted in-process run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    validate(synthetic_scores(n_folds=4, per_fold=300, seed=5, profile="text-strong")).to_parquet(tmp_path / "s.parquet")
+    (tmp_path / "c.yaml").write_text("tune: {trials: 30}\nevaluate: {bootstrap: 50}\n")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "ser.cli", "tune", "--scores", str(tmp_path / "s.parquet"), "--config",
+           str(tmp_path / "c.yaml"), "--out", str(out)]
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(cmd + ["--engine", "tasks"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and not list((out / "folds").glob("fold-*.json")):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = sorted(p.name for p in (out / "folds").glob("fold-*.json"))
+    assert 1 <= len(kept) < 4 and not (out / "results.json").exists(), "not interrupted mid-way"
+    resumed = subprocess.run(cmd + ["--engine", "tasks", "--resume", "-v"], env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resumed {len(kept)} finished fold(s)" in resumed.stderr
+    uninterrupted = subprocess.run(cmd[:-1] + [str(tmp_path / "whole"), "--engine", "optuna"], env=env,
+                                   capture_output=True, text=True, timeout=300)
+    assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "trials.parquet"),
+                                  pd.read_parquet(tmp_path / "whole" / "trials.parquet"))
+    assert (json.loads((out / "results.json").read_text())["folds"]
+            == json.loads((tmp_path / "whole" / "results.json").read_text())["folds"])
+
+
 @pytest.mark.ray
 def test_ctrl_c_on_the_ray_engine_exits_130_without_a_traceback(tmp_path):
     """Tune stops on SIGINT after saving its state; ser reports the interrupt (it once died in KeyError: 'chosen')."""
