@@ -235,7 +235,7 @@ def test_other_code_recomputes_the_fusion_stages(files, tmp_path, monkeypatch, c
     assert main(run) == 0
     err = capsys.readouterr().err
     assert "up to date, skipped" not in err and "== tune\n" in err and "== sweep\n" in err
-    assert (out / "ser.log").read_text().split("== tune")[-1].count(f"searched {n_folds} fold(s)") == 1
+    assert (out / "ser.log").read_text().split("== tune")[-1].count(f"{n_folds} search(es) in") == 1
 
 
 def test_the_source_digest_changes_with_any_file_content_or_name(tmp_path):

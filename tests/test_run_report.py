@@ -113,9 +113,10 @@ def test_two_text_paths_from_one_inference_run(run_dir):
     cross = json.loads((run_dir / "out" / "cross.json").read_text())
     assert set(cross["text_paths"]) == {"asr"} and set(cross["text_paths"]["asr"]["matrix"]) == {"demo-a", "demo-b"}
     assert "The same with text path `asr` in every corpus" in md and (run_dir / "out" / "tables" / "transfer_asr.csv").exists()
-    # cross took demo-a's searches (both paths) from the tune stage and kept demo-b's beside its inference outputs
+    # cross took demo-a's searches (both paths) from the tune stage and kept demo-b's beside its inference outputs:
+    # per path one engine call of 8 searches (each corpus pooled, demo-b's 6 folds), not 16 (demo-a's 8 folds again)
     log = (run_dir / "out" / "ser.log").read_text().split("== cross")[1]
-    assert log.count("searched 8 fold(s)") == 0 and log.count("searched 6 fold(s)") == 2
+    assert log.count("8 search(es) in") == 2 and "16 search(es)" not in log
     assert len(list((run_dir / "out" / "corpora" / "demo-b" / "folds" / "text-asr").glob("fold-*.json"))) == 6
 
 

@@ -198,9 +198,10 @@ def test_cross_transfers_every_tuned_path_between_corpora(caplog):
         ser.cross({"a": a, "b": lacking}, named)
 
 
-def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
-    """`ser run`'s cross stage takes the tune stage's searches for the primary corpus (every text path), and a rerun
-    (`ser cross --resume`) searches nothing again; the matrices are the same either way."""
+def test_cross_searches_once_per_path_and_reuses_saved_searches(tmp_path, monkeypatch):
+    """`ser run`'s cross stage takes the tune stage's searches for the primary corpus (every text path) and hands
+    the rest (each corpus pooled, the other corpus' folds) to the engine in one call per path, so an engine runs
+    them side by side; a rerun (`ser cross --resume`) searches nothing again; the matrices are the same either way."""
     from ser.tuning import per_fold as tuning
     from ser.api import resolve
     from ser.study import tune_stage
@@ -215,7 +216,7 @@ def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
         search = real(tune, engine)
 
         def run(tuning_sets, seeds, advance=tuning.no_progress, finished=tuning.nothing_kept):
-            searched.extend(tuning_sets)
+            searched.append(sorted(tuning_sets))
             return search(tuning_sets, seeds, advance, finished)
         return run
 
@@ -223,8 +224,10 @@ def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
     dirs = {"a": tmp_path / "folds", "b": tmp_path / "b-folds"}
     first = ser.cross({"a": a, "b": b}, FAST, state_dirs=dirs).to_dict()
     folds_a, folds_b = sorted(a["fold"].unique()), sorted(b["fold"].unique())
-    # per path: each corpus' pooled test rows (the transfer source) and b's folds; a's folds came from the tune stage
-    assert sorted(searched) == sorted(["pooled"] * 4 + folds_b * 2)
+    # per path, one call: each corpus' pooled test rows (the transfer source) and b's folds; a's folds came from the
+    # tune stage
+    pooled = ["a (pooled)", "b (pooled)"]
+    assert searched == [sorted(pooled + [f"b fold {f}" for f in folds_b])] * 2
     assert first["matrix"]["a"]["a"]["tuned"] == pytest.approx(tuned["mean"]["tuned"]["macro_f1"])
     assert first["text_paths"]["asr"]["matrix"]["a"]["a"]["tuned"] == pytest.approx(
         tuned["mean"]["tuned:asr"]["macro_f1"])
@@ -236,7 +239,7 @@ def test_cross_reuses_saved_searches(tmp_path, monkeypatch):
     assert again["text_paths"]["asr"]["matrix"] == first["text_paths"]["asr"]["matrix"]
     searched.clear()
     ser.cross({"a": a, "b": b}, FAST, state_dirs=dirs, reuse=False)
-    assert sorted(searched) == sorted(["pooled"] * 4 + folds_a * 2 + folds_b * 2)
+    assert searched == [sorted(pooled + [f"a fold {f}" for f in folds_a] + [f"b fold {f}" for f in folds_b])] * 2
 
 
 def _choices(df, path):

@@ -186,52 +186,88 @@ def speech_only(a: ScoreArrays, tune: TuneConfig, finished: FoldDone, fold: str)
     return records
 
 
-def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
-               state_dir: Path | None = None, reuse: bool = True) -> dict[str, list[TrialRecord]]:
-    """Search every fold on its own tuning set; with ``state_dir``, finished folds are saved (and with
-    ``reuse``, reused when their config, seed, table and code are unchanged).
+@dataclass(frozen=True)
+class PlannedSearch:
+    """One search to run or reuse: its tuning arrays and sampler seed, the name its saved file records, and where
+    that file is kept (with ``signature``, what it must match to be reused)."""
 
-    Fold i's sampler is seeded ``seed + i`` (i = position in sorted fold order), so a resumed run
-    gives the same trials as an uninterrupted one. Each fold is saved as soon as the engine reports it
-    finished (in-process: one fold after another; Ray: when the experiment ends, which ``--resume``
-    restores), each file replaced atomically: a failed rerun never removes what an earlier run saved.
-    """
+    name: str
+    arrays: ScoreArrays
+    seed: int
+    path: Path | None
+    signature: str
+
+
+def fold_searches(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, seed: int,
+                  state_dir: Path | None = None) -> dict[str, PlannedSearch]:
+    """Each fold's search on its own tuning set, fold i's sampler seeded ``seed + i`` (i = position in sorted fold
+    order), so a resumed run gives the same trials as an uninterrupted one; saved in ``state_dir`` if given."""
     fold_signature = _signature(tune, seed, labels, table_fingerprint(df))
     arrays = ScoreArrays.from_table(df, labels)
-    splits = fold_splits(df, tune.protocol)
+    return {s.fold: PlannedSearch(s.fold, arrays.take(s.tuning), seed + i,
+                                  _fold_state(state_dir, s.fold) if state_dir else None, fold_signature)
+            for i, s in enumerate(fold_splits(df, tune.protocol))}
+
+
+def pooled(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, seed: int,
+           state_dir: Path | None = None) -> PlannedSearch:
+    """One search on all of ``df``'s own test rows (each scored out-of-sample: the source side of a transfer),
+    seeded ``seed``, saved as ``state_dir/pooled.json`` if given."""
+    return PlannedSearch("pooled", ScoreArrays.from_table(df.loc[own_test_rows(df)], labels), seed,
+                         state_dir / "pooled.json" if state_dir else None,
+                         _signature(tune, seed, labels, table_fingerprint(df)))
+
+
+def run_searches(planned: Mapping[str, PlannedSearch], tune: TuneConfig, fold_search: FoldSearch, *,
+                 reuse: bool = True) -> dict[str, list[TrialRecord]]:
+    """Every planned search, those saved with a matching signature taken from their files when ``reuse``, the
+    rest in one ``fold_search`` call (so an engine runs them side by side), each saved as soon as the engine
+    reports it finished, its file replaced atomically: a failed rerun never removes what an earlier run saved."""
     done: dict[str, list[TrialRecord]] = {}
-    for split in splits:
-        saved = _saved_search(_fold_state(state_dir, split.fold), fold_signature) if state_dir and reuse else None
+    for key, plan in planned.items():
+        saved = _saved_search(plan.path, plan.signature) if plan.path and reuse else None
         if saved is not None:
-            done[split.fold] = saved
+            done[key] = saved
     if done:
         log.log(logging.DEBUG if inside_progress() else logging.INFO, "resumed %d finished fold(s): %s", len(done),
                 sorted(done))
-    todo = [s for s in splits if s.fold not in done]
-    seeds = {s.fold: seed + i for i, s in enumerate(splits)}
-    t0 = time.perf_counter()
+    todo = [key for key in planned if key not in done]
 
-    def keep(fold: str, records: list[TrialRecord]) -> None:
-        if state_dir:
-            _save_search(_fold_state(state_dir, fold), fold, records, fold_signature)
+    def keep(key: str, records: list[TrialRecord]) -> None:
+        plan = planned[key]
+        if plan.path:
+            _save_search(plan.path, plan.name, records, plan.signature)
 
     if todo:
-        per_fold = 1 if tune.method == "published" else tune.trials
-        with progress(per_fold * len(todo), "tuning", "trials") as advance:
-            done.update(fold_search({s.fold: arrays.take(s.tuning) for s in todo},
-                                    {s.fold: seeds[s.fold] for s in todo}, advance, keep))
-    elapsed = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        per_search = 1 if tune.method == "published" else tune.trials
+        with progress(per_search * len(todo), "tuning", "trials") as advance:
+            done.update(fold_search({key: planned[key].arrays for key in todo},
+                                    {key: planned[key].seed for key in todo}, advance, keep))
+        elapsed = time.perf_counter() - t0
+        n = sum(r.n_configs for key in todo for r in done[key])
+        log.debug(f"{len(todo)} search(es) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
+    return {key: done[key] for key in planned}
+
+
+def tune_folds(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
+               state_dir: Path | None = None, reuse: bool = True) -> dict[str, list[TrialRecord]]:
+    """Search every fold on its own tuning set (:func:`fold_searches`); with ``state_dir``, finished folds are saved
+    (and with ``reuse``, reused when their config, seed, table and code are unchanged)."""
+    searches = run_searches(fold_searches(df, labels, tune, seed, state_dir), tune, fold_search, reuse=reuse)
+    log_choices(df, tune, searches)
+    return searches
+
+
+def log_choices(df: pd.DataFrame, tune: TuneConfig, searches: Mapping[str, list[TrialRecord]]) -> None:
+    """Each fold's kept trial, for the debug log."""
     fold = df["fold"].to_numpy()
-    for split in splits:
-        records = done[split.fold]
+    for split in fold_splits(df, tune.protocol):
+        records = searches[split.fold]
         kept = choose_trial(records, tune.choice, group_sizes(fold[split.tuning]))
         inner = "" if kept.inner is None else f", inner {kept.inner_mean:.4f}"
         log.debug(f"fold {split.fold}: {len(records)} trials, {sum(r.n_configs for r in records):,} configurations; "
             f"kept {describe_config(kept.config)} (tuning {tune.objective} {kept.score:.4f}{inner})")
-    if todo:
-        n = sum(r.n_configs for s in todo for r in done[s.fold])
-        log.debug(f"searched {len(todo)} fold(s) in {elapsed:.1f} s: {n:,} configurations, {n / elapsed:,.0f}/s")
-    return {s.fold: done[s.fold] for s in splits}
 
 
 def _fold_state(state_dir: Path, fold: str) -> Path:
@@ -242,23 +278,6 @@ def _fold_state(state_dir: Path, fold: str) -> Path:
 def path_state_dir(state_dir: Path, path: str) -> Path:
     """Where a further text path's fold searches are kept: beside the primary path's, in ``text-NAME``."""
     return state_dir / f"text-{file_component(path)}"
-
-
-def pooled_search(df: pd.DataFrame, labels: LabelSet, tune: TuneConfig, fold_search: FoldSearch, seed: int, *,
-                  state_dir: Path | None = None, reuse: bool = True) -> list[TrialRecord]:
-    """One search on all of ``df``'s own test rows (each scored out-of-sample: the source side of a transfer),
-    saved as ``state_dir/pooled.json`` and with ``reuse`` taken from there when config, seed, table and code
-    match."""
-    name = "pooled"
-    search_signature = _signature(tune, seed, labels, table_fingerprint(df))
-    path = state_dir / f"{name}.json" if state_dir else None
-    saved = _saved_search(path, search_signature) if path and reuse else None
-    if saved is not None:
-        return saved
-    records = fold_search({name: ScoreArrays.from_table(df.loc[own_test_rows(df)], labels)}, {name: seed})[name]
-    if path:
-        _save_search(path, name, records, search_signature)
-    return records
 
 
 def _saved_search(path: Path, search_signature: str) -> list[TrialRecord] | None:

@@ -20,7 +20,8 @@ from ser.measures.metrics import REPORTED_METRICS
 from ser.tuning.choice import choose
 from ser.evaluation.result_types import CrossTransfer, ScoredSystems, TransferCell
 from ser.evaluation.scoring import apply_per_fold
-from ser.tuning.per_fold import Advance, FoldSearch, with_choices, no_progress, pooled_search, tune_folds, tuned_results
+from ser.tuning.per_fold import (Advance, FoldSearch, fold_searches, log_choices, no_progress, pooled, run_searches,
+                                 tuned_results, with_choices)
 from ser._util.io import InputError
 
 log = logging.getLogger(__name__)
@@ -42,24 +43,30 @@ def cross_dataset(tables: dict[str, pd.DataFrame], labels: LabelSet, tune: TuneC
     against speech on the objective with ``ev``'s resamples and small-fold warning.
 
     ``in_corpus`` may supply already computed per-fold tuning results for the diagonal. Each corpus' searches
-    (per fold for the diagonal, pooled for transfer) are saved in, and with ``reuse`` taken from,
-    ``state_dirs[corpus]``. ``advance(1)`` is called as each tuning corpus' row is done.
+    (per fold for the diagonal, pooled for transfer) go to ``fold_search`` in one call, so an engine runs them side
+    by side, and are saved in, and with ``reuse`` taken from, ``state_dirs[corpus]``. ``advance(1)`` is called as
+    each tuning corpus' row is done.
     """
     in_corpus, state_dirs = in_corpus or {}, state_dirs or {}
     objective = tune.objective
+    # every search the matrix needs (each corpus pooled, the diagonal's folds not supplied) in one engine call
+    diagonal = {name: fold_searches(df, labels, tune, seed, state_dirs.get(name))
+                for name, df in tables.items() if name not in in_corpus}
+    planned = ({f"{name} (pooled)": pooled(df, labels, tune, seed, state_dirs.get(name)) for name, df in tables.items()}
+               | {f"{name} fold {fold}": plan for name, plans in diagonal.items() for fold, plan in plans.items()})
+    found = run_searches(planned, tune, fold_search, reuse=reuse)
     matrix: dict[str, dict[str, TransferCell]] = {}
     pairs: dict[str, ScoredSystems] = {}
     for src, src_df in tables.items():
-        chosen = choose(pooled_search(src_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(src),
-                                      reuse=reuse), tune.choice,
+        chosen = choose(found[f"{src} (pooled)"], tune.choice,
                         group_sizes(src_df.loc[own_test_rows(src_df), "fold"].to_numpy()))
         matrix[src] = {}
         for dst, dst_df in tables.items():
             if src == dst and src in in_corpus:
                 result = in_corpus[src]
             elif src == dst:
-                searches = tune_folds(dst_df, labels, tune, fold_search, seed, state_dir=state_dirs.get(dst),
-                                      reuse=reuse)
+                searches = {fold: found[f"{dst} fold {fold}"] for fold in diagonal[dst]}
+                log_choices(dst_df, tune, searches)
                 result = tuned_results(dst_df, labels, searches, tune, ev, seed)
             else:
                 folds = fold_ids(dst_df)
