@@ -34,6 +34,9 @@ def corpus(tmp_path_factory):
 
 
 def stages(tmp_path, **infer):
+    """A config with these ``infer`` settings; one chained actor unless a test asks for more (a second actor's start
+    costs seconds on 2 cores and is not what these tests are about; the pool's size has its own tests)."""
+    infer.setdefault("chain_actors", 1)
     cfg = tmp_path / "c.yaml"
     cfg.write_text(yaml.safe_dump({"infer": infer}))
     return load_config(cfg)
@@ -107,7 +110,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
     path, manifest = corpus
     out = tmp_path / "out"
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(yaml.safe_dump({"infer": {"shard_rows": 2, "speech": {"batch_size": 2},
+    cfg.write_text(yaml.safe_dump({"infer": {"shard_rows": 2, "chain_actors": 1, "speech": {"batch_size": 2},
                                              "sentiment": {"batch_size": 2}}}))
     cmd = [sys.executable, "-m", "ser.cli", "infer", "--config", str(cfg), "--manifest", str(path), "--out", str(out)]
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -193,7 +196,7 @@ def test_chained_stages_score_exactly_as_a_pool_per_stage(tmp_path, corpus, ray_
 
     path, _ = corpus
     manifest = pd.read_parquet(path)
-    chained = stages(tmp_path, shard_rows=8, speech={"batch_size": 8},
+    chained = stages(tmp_path, shard_rows=8, speech={"batch_size": 8}, chain_actors="auto",
                      text_paths=[{"name": "asr", "asr": {"backend": "whisper", "model": "ser:tiny-random"},
                                   "sentiment": {"backend": "vader"}}])
     assert chained.infer.chain_stages == "auto"
