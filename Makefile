@@ -33,7 +33,8 @@ $(TEST_TOOLS): $(STAMP)
 	touch $@
 
 # Two workers (pytest-xdist): the tests that start a Ray (marked `ray`) run one after another on one of them, as one
-# group sharing the session's Ray; the other worker takes the rest (on 2 cores: 14–15 min serially, 12 in parallel).
+# group sharing the session's Ray; the other worker takes the rest (on 2 cores: 6–12 min by the hour; the Ray group
+# is the longer half).
 test: $(STAMP) $(TEST_TOOLS)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
