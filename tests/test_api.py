@@ -127,27 +127,23 @@ def test_the_engine_named_in_the_config_is_the_one_that_runs(monkeypatch, table)
     """``tune.engine: ray`` and ``tasks`` reach their engines through the one hook (a library call once ran Optuna)."""
     import jobs.tune
 
+    from ser.tuning.per_fold import optuna_engine
+
     calls = []
 
-    def fake_ray_engine(tuning, seeds, space, objective, trials, concurrency, advance, **kwargs):
-        calls.append(sorted(tuning))
-        from ser.tuning.per_fold import optuna_engine
-        return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
+    def recording(name):
+        """An engine that records its name and folds, then searches in process."""
+        def engine(tuning, seeds, space, objective, trials, concurrency, advance, **kwargs):
+            calls.append((name, sorted(tuning)))
+            return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
+        return engine
 
-    def fake_task_engine(tuning, seeds, space, objective, trials, concurrency, advance, **kwargs):
-        calls.append(("tasks", sorted(tuning)))
-        from ser.tuning.per_fold import optuna_engine
-        return optuna_engine(tuning, seeds, space, objective, trials, concurrency, advance)
-
-    monkeypatch.setattr(jobs.tune, "ray_engine", fake_ray_engine)
-    monkeypatch.setattr(jobs.tune, "task_engine", fake_task_engine)
-    config = {**FAST, "tune": {**FAST["tune"], "engine": "ray"}}
-    ser.tune(table, config)
-    assert calls == [sorted(table["fold"].unique())]
-    calls.clear()
-    ser.tune(table, {**FAST, "tune": {**FAST["tune"], "engine": "tasks"}})
-    assert calls == [("tasks", sorted(table["fold"].unique()))]
-    calls.clear()
+    monkeypatch.setattr(jobs.tune, "ray_engine", recording("ray"))
+    monkeypatch.setattr(jobs.tune, "task_engine", recording("tasks"))
+    for name in ("ray", "tasks"):
+        ser.tune(table, {**FAST, "tune": {**FAST["tune"], "engine": name}})
+        assert calls == [(name, sorted(table["fold"].unique()))]
+        calls.clear()
     ser.tune(table, FAST)                                             # engine: optuna → no Ray
     assert calls == []
 

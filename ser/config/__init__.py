@@ -34,9 +34,10 @@ CHAIN_CHOICES = ("auto", "always", "never")
 AUTO_RAY_ROWS = 20_000
 """``tune.engine: auto`` searches the folds side by side from this many score-table rows: as Ray tasks on this machine
 (starting Ray), with Ray Tune on a cluster (``RAY_ADDRESS``). Below it starting Ray costs about what the folds side by
-side save (``python -m jobs.bench tune`` on 2 cores, 10 folds x 48 trials, December 6: 5,548 rows 24.9 s in process
-against 17.8 s as Ray tasks plus 6.5 s to start Ray; Ray Tune 0.66x the in-process engine there and 1.51x at 55,479
-rows, the tasks 1.40x and 1.75x; every engine gives the same trials)."""
+side save (``python -m jobs.bench tune`` on 2 cores, 10 folds x 48 trials: 5,548 rows 19.4 s in process against
+12.8 s as Ray tasks plus 3.6 s to start Ray, and 24.9 s against 17.8 + 6.5 s on a slower hour; at 55,479 rows the
+tasks 1.97x the in-process engine and Ray Tune 1.73x; on the demo's 960 rows the whole ``ser tune`` took 11.9 s in
+process against 14.5 s as tasks; every engine gives the same trials)."""
 AUTO_TASK_WORK = 30_000
 """``tune.engine: auto`` below ``AUTO_RAY_ROWS`` also searches the folds as Ray tasks when this process already runs
 Ray (``ser run`` after inference) and rows × trials reach this; below it one fold after another in process is as
