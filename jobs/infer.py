@@ -1,7 +1,7 @@
 """``ser infer``: a Ray Data pipeline from a manifest to a score table and an errors table.
 
-manifest → decode/resample (CPU tasks) → speech actors → [ASR actors] → sentiment actors → drop
-audio → shards. The driver writes each finished batch as a shard under a temporary name and
+manifest → decode/resample (CPU tasks) → speech actors → [ASR actors] → sentiment actors (the last drops the
+audio) → shards. The driver writes each finished batch as a shard under a temporary name and
 renames it, so a killed run loses at most the batches in flight, and a rerun skips every
 utterance already in a shard: nothing lost, nothing duplicated. The shards are then merged into
 ``scores.parquet`` (validated) and ``errors.parquet``.
@@ -29,7 +29,7 @@ from ser._util.progress import progress
 from ser.data.folds import scoring_rows
 from ser.inference.backends.hub import model_bytes
 from ser.inference.pipeline import (chain_pool_size, chains_stages, check_gpus, fitted_cpu_reservations,
-                                   group_scorings, speech_cpu_threads)
+                                   group_scorings, longest_first, speech_cpu_threads)
 from ser.data.schema import validate
 
 log = logging.getLogger(__name__)
@@ -67,17 +67,33 @@ def _chained(actor_stages: list[dict], actors: int, machine_cpus: float | None =
     """The actor stages as one pool of ``actors`` :class:`~ser.inference.backends.chain.StageChain` actors, with the
     first (speech) stage's batch size and the most GPUs any stage asks for. On a Ray of ser's own
     (``machine_cpus``) each chain actor reserves its share of the machine's CPUs, which is also how many threads
-    Ray lets the models in it use (it sets ``OMP_NUM_THREADS`` from the reservation); else the speech stage's CPUs."""
+    Ray lets the models in it use (it sets ``OMP_NUM_THREADS`` from the reservation); else the speech stage's CPUs.
+
+    An actor is handed its next batch only when it is free (Ray's default queues two): a chain decodes its own
+    input, so a queue prefetches nothing and only leaves one actor working through its queue while the other
+    is done (2–5 s at the end of a run on 2 cores, 0.3–0.5 s without)."""
     from ray.data import ActorPoolStrategy
 
     from ser.inference.backends.chain import StageChain
 
     first = actor_stages[0]
-    return {**first, "fn": StageChain, "compute": ActorPoolStrategy(size=actors),
+    return {**first, "fn": StageChain, "compute": ActorPoolStrategy(size=actors, max_tasks_in_flight_per_actor=1),
             "num_gpus": max(stage["num_gpus"] for stage in actor_stages),
             "num_cpus": machine_cpus / actors if machine_cpus else first["num_cpus"],
             "fn_constructor_kwargs": {"stages": [(stage["fn"], stage["fn_constructor_kwargs"])
                                                  for stage in actor_stages]}}
+
+
+def _dropping_audio(stage: dict) -> dict:
+    """The pipeline's last actor stage, run inside a :class:`~ser.inference.backends.chain.StageChain` (the chain it
+    already is, or one of this stage alone) that drops the decoded audio from its output. A ``drop_columns``
+    step of its own started a fresh Ray worker process for most batches (7 for 12 batches on 2 cores: Ray ends
+    idle workers beyond one per CPU within a second), each ~1.7 CPU-s taken from the actors on a small machine."""
+    from ser.inference.backends.chain import StageChain
+
+    kwargs = stage["fn_constructor_kwargs"] if stage["fn"] is StageChain else \
+        {"stages": [(stage["fn"], stage["fn_constructor_kwargs"])]}
+    return {**stage, "fn": StageChain, "fn_constructor_kwargs": {**kwargs, "drop": ("audio",)}}
 
 
 def _models_bytes(actor_stages: list[dict], folds: list[str]) -> int | None:
@@ -261,7 +277,7 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
         if "transcript" in todo:                            # the corpus' own transcripts: kept for WER
             todo = todo.assign(reference_transcript=todo["transcript"].fillna("").astype(str))
         batch_size = stages.speech.scheduling.batch_size
-        utterances = group_scorings(todo)
+        utterances = longest_first(group_scorings(todo))
         ds = dataset_of(utterances, batch_size)
         cpus = ray.cluster_resources().get("CPU", 1.0)
 
@@ -281,12 +297,12 @@ def run_infer(manifest: pd.DataFrame, stages: InferConfig, labels: LabelSet, out
                       f"{stages.chain_stages}, infer.chain_actors: {stages.chain_actors})")
             actor_stages = [_chained([speech(actors), *actor_stages[1:]], actors, cpus if local else None)]
         actor_stages = _fit_local_machine(actor_stages, cpus)
+        actor_stages[-1] = _dropping_audio(actor_stages[-1])
         # decoding reserves what the first actor stage (speech, or the chain) does, so Ray Data fuses the two (no
         # CPU left idle between them)
         ds = ds.map_batches(load_batch, batch_size=batch_size, num_cpus=actor_stages[0]["num_cpus"] or 1)
         for stage in actor_stages:
             ds = ds.map_batches(**stage)
-        ds = ds.drop_columns(["audio"], num_cpus=0, concurrency=1)   # needs no CPU the actors hold; one task at a time
         t0, audio_s = time.perf_counter(), 0.0
         with progress(len(todo), "scored", "rows") as advance:
             for batch in ds.iter_batches(batch_size=stages.shard_rows, batch_format="pandas"):

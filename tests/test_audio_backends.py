@@ -278,6 +278,23 @@ def test_scorings_round_trip_fold_ids_that_look_like_separators():
         sorted(zip(rows["utt_id"], rows["model_fold"], rows["split"]))
 
 
+def test_utterances_go_to_the_actors_longest_work_first(tmp_path):
+    """Work = length x fold models scoring it; length from duration_s when every row has one, else the file's
+    size (a missing file counts as empty); ties keep the manifest's order."""
+    from ser.inference.pipeline import longest_first
+
+    rows = pd.DataFrame({"utt_id": ["a", "b", "c", "d"], "duration_s": [2.0, 5.0, 3.0, 2.0],
+                         "scorings": ["f1=test", "f1=test", "f1=test;f2=train", "f2=test"],
+                         "path": ["", "", "", ""]})
+    assert longest_first(rows)["utt_id"].tolist() == ["c", "b", "a", "d"]        # c: 3 s x 2 models = 6
+    for name, size in (("a", 300), ("b", 100), ("c", 200)):
+        (tmp_path / name).write_bytes(b"x" * size)
+    unknown = rows.assign(duration_s=[2.0, None, 3.0, 2.0],
+                          path=[str(tmp_path / n) for n in ("a", "b", "c", "missing")])
+    assert longest_first(unknown)["utt_id"].tolist() == ["c", "a", "b", "d"]     # 400, 300, 100, 0 bytes
+    assert longest_first(unknown.drop(columns="duration_s"))["utt_id"].tolist() == ["c", "a", "b", "d"]
+
+
 @pytest.mark.parametrize("norm", ["group", "layer"])
 def test_batched_speech_scores_equal_one_utterance_at_a_time(tmp_path, norm):
     """A GPU scores sub-batches; the scores must not depend on which utterances share one. A layer-norm

@@ -134,6 +134,7 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, corpus):
         assert f.exists()
     allrows = pd.concat([pd.read_parquet(f) for f in (out / "shards").glob("part-*.parquet")])
     assert allrows["utt_id"].is_unique and set(allrows["utt_id"]) == set(manifest["utt_id"])
+    assert "audio" not in allrows                                       # the last actor stage dropped the waveforms
     scores = pd.read_parquet(out / "scores.parquet")
     assert len(scores) == len(manifest) - 2
 
@@ -235,8 +236,16 @@ def test_stages_chain_on_a_local_cpu_machine_and_run_in_order():
     stage = _chained(stages, actors=3)
     assert stage["num_gpus"] == 0.5 and stage["num_cpus"] == 1.0 and stage["compute"].max_size == 3
     assert _chained(stages, 2, machine_cpus=8)["num_cpus"] == 4     # the machine's CPUs shared by the chain's actors
+    assert stage["compute"].max_tasks_in_flight_per_actor == 1      # a batch goes to whichever actor is free
     chain = stage["fn"](**stage["fn_constructor_kwargs"])
     assert chain({"trace": np.array(["a", "b"], dtype=object)})["trace"].tolist() == ["ast", "bst"]
+    class Identity:
+        def __call__(self, batch):
+            return batch
+
+    passing = {"trace": np.array(["a"], dtype=object), "audio": np.zeros(1)}
+    assert set(StageChain([(Identity, {})])(passing)) == {"trace", "audio"}
+    assert set(StageChain([(Identity, {})], drop=("audio",))(passing)) == {"trace"}  # the waveforms stay in the actor
     with pytest.raises(ValueError, match="at least one stage"):
         StageChain([])
 
