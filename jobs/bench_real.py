@@ -139,6 +139,7 @@ def worker(method: str, root: str) -> None:
 def bench_infer_real(n: int = 96, folds: int = 4) -> None:
     """ser infer vs a plain batched loop vs the per-file pipeline loop at real model sizes, side by side."""
     from ser.inference.backends.audio_stage import load_batch
+    from ser.inference.pipeline import group_scorings, longest_first
     from ser.testing.tiny_models import build_sentiment, build_wav2vec2
 
     with tempfile.TemporaryDirectory(prefix="ser-bench-") as tmp:
@@ -172,9 +173,11 @@ def bench_infer_real(n: int = 96, folds: int = 4) -> None:
         print("  time split (batched loop): " + ", ".join(f"{k} {v:.1f} s ({100 * v / total:.0f}%)"
                                                         for k, v in split.items()))
         durations = manifest["duration_s"].to_numpy()
+        ser_order = longest_first(group_scorings(manifest.assign(model_fold=manifest["fold"], split="test")))
         print(f"  padding waste: none on the CPU (one utterance at a time); GPU sub-batches of 4 in batches of 8 pad "
-              f"{100 * padding_waste(np.sort(durations)[::-1], 8, 4):.1f}% of frames in ser's order (longest first), "
-              f"{100 * padding_waste(durations, 8, 4):.1f}% in the manifest's order sorted within each batch, "
+              f"{100 * padding_waste(ser_order['duration_s'].to_numpy(), 8, 4):.1f}% of frames in ser's order "
+              f"(longest first), {100 * padding_waste(durations, 8, 4):.1f}% in the manifest's order sorted within "
+              f"each batch, "
               f"{100 * padding_waste(durations, 8, 4, sort=False):.1f}% unsorted")
         t0 = time.perf_counter()
         load_batch({"path": manifest["path"].to_numpy()})

@@ -238,6 +238,7 @@ def test_stages_chain_on_a_local_cpu_machine_and_run_in_order():
     assert _chained(stages, 2, machine_cpus=8)["num_cpus"] == 4     # the machine's CPUs shared by the chain's actors
     chain = stage["fn"](**stage["fn_constructor_kwargs"])
     assert chain({"trace": np.array(["a", "b"], dtype=object)})["trace"].tolist() == ["ast", "bst"]
+
     class Identity:
         def __call__(self, batch):
             return batch
