@@ -42,6 +42,19 @@ def stages(tmp_path, **infer):
     return load_config(cfg)
 
 
+def test_the_dataset_hands_out_one_block_per_batch_in_order(ray_session):
+    """Blocks are what the actors get: ``rows_per_block`` rows each, the last one short, in the given (longest-first)
+    order, the index not carried along."""
+    from jobs.infer import dataset_of
+
+    rows = pd.DataFrame({"utt_id": [f"u{i}" for i in range(7)], "duration_s": np.arange(7.0)[::-1]},
+                        index=range(10, 17))
+    ds = dataset_of(rows, 3)
+    assert ds.num_blocks() == 3
+    assert [len(batch["utt_id"]) for batch in ds.iter_batches(batch_size=None)] == [3, 3, 1]
+    pd.testing.assert_frame_equal(ds.to_pandas(), rows.reset_index(drop=True))
+
+
 def test_pipeline_writes_scores_and_errors(tmp_path, corpus, ray_session):
     from jobs.infer import run_infer
 
