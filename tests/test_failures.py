@@ -189,7 +189,7 @@ def test_ctrl_c_is_exit_130_with_one_line_and_resume_keeps_the_finished_folds(tm
     assert 1 <= len(kept) < 10 and not list((tmp_path / "o" / "folds").glob(".*.tmp"))
     resumed = subprocess.run(cmd + ["--resume", "-v"], capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resumed {len(kept)} finished fold(s)" in resumed.stderr
+    assert f"resumed {len(kept)} finished search(es)" in resumed.stderr
     assert len(json.loads((tmp_path / "o" / "results.json").read_text())["folds"]) == 10
 
 

@@ -124,7 +124,7 @@ def test_cli_tune_writes_outputs_and_resumes(tmp_path, table, capsys):
         p.unlink()
     capsys.readouterr()
     assert main(args + ["--resume"]) == 0
-    assert "resumed 2 finished fold(s)" in capsys.readouterr().err
+    assert f"resumed 2 finished search(es): {sorted(f['fold'] for f in result['folds'])[:2]}" in capsys.readouterr().err
     assert {p.name: p.read_text() for p in sorted((out / "folds").glob("fold-*.json"))[:2]} == kept
     assert json.loads((out / "results.json").read_text()) == result
 
@@ -278,7 +278,7 @@ def test_a_killed_task_engine_search_resumes_from_its_finished_folds_with_the_un
     resumed = subprocess.run(cmd + ["--engine", "tasks", "--resume", "-v"], env=env, capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert f"resumed {len(kept)} finished fold(s)" in resumed.stderr
+    assert f"resumed {len(kept)} finished search(es)" in resumed.stderr
     uninterrupted = subprocess.run(cmd[:-1] + [str(tmp_path / "whole"), "--engine", "optuna"], env=env,
                                    capture_output=True, text=True, timeout=300)
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]

@@ -229,7 +229,7 @@ def run_searches(planned: Mapping[str, PlannedSearch], tune: TuneConfig, fold_se
         if saved is not None:
             done[key] = saved
     if done:
-        log.log(logging.DEBUG if inside_progress() else logging.INFO, "resumed %d finished fold(s): %s", len(done),
+        log.log(logging.DEBUG if inside_progress() else logging.INFO, "resumed %d finished search(es): %s", len(done),
                 sorted(done))
     todo = [key for key in planned if key not in done]
 
